@@ -1,0 +1,65 @@
+"""One physical array (and a stack of them): column currents by Ohm's and Kirchhoff's laws.
+
+With ideal wires every cell sees its row voltage and the column current is
+``I_j = sum_i V_i G_ij`` (amperes, volts, siemens). Arrays are batched: a leading block
+axis holds the arrays that share a set of rows, so ``V`` (batch, blocks, k) and ``G``
+(blocks, k, p) give ``I`` (batch, blocks, p) with one einsum.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def column_currents(voltages: np.ndarray, conductances: np.ndarray) -> np.ndarray:
+    """Ideal Kirchhoff column currents ``I_bj = sum_i V_bi G_ij`` per block.
+
+    Parameters
+    ----------
+    voltages : ndarray, shape (batch, blocks, k)
+        Row voltages (volts).
+    conductances : ndarray, shape (blocks, k, p)
+        Cell conductances (siemens).
+
+    Returns
+    -------
+    ndarray, shape (batch, blocks, p)
+        Column currents (amperes).
+    """
+    return np.einsum("brk,rkp->brp", voltages, conductances, optimize=True)
+
+
+def bias_dependent_currents(
+    voltages: np.ndarray,
+    state: np.ndarray,
+    variation: np.ndarray,
+    level_conductances: Callable[[np.ndarray], np.ndarray],
+    power: int = 1,
+) -> np.ndarray:
+    """Column currents of cells whose conductance depends on their own voltage.
+
+    With ideal wires cell (i, j) sees ``V_i``, so
+    ``I_j = sum_i V_i G_{q_ij}(V_i) D_ij = sum_q [V G_q(V)] @ [(q_ij == q) D_ij]``:
+    one matmul per level, exact. ``power=2`` returns ``sum_i V_i^2 G_ij(V_i)^2 D_ij^2``
+    (the variance kernel of read noise).
+
+    Parameters
+    ----------
+    voltages : ndarray, shape (batch, blocks, k)
+        Row voltages (volts).
+    state : ndarray of int, shape (blocks, k, p)
+        Level index of every cell.
+    variation : ndarray, shape (blocks, k, p)
+        Static multiplicative deviation ``D_ij`` of every cell.
+    level_conductances : callable
+        Maps voltages of any shape ``S`` to level conductances ``S + (N,)`` (siemens).
+    """
+    unique_v, inverse = np.unique(voltages, return_inverse=True)
+    level_g = level_conductances(unique_v)[inverse.reshape(voltages.shape)]
+    total = 0.0
+    for level in range(level_g.shape[-1]):
+        drive = (voltages * level_g[..., level]) ** power
+        total = total + column_currents(drive, (state == level) * variation**power)
+    return total

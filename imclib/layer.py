@@ -1,0 +1,276 @@
+"""A layer tiled onto small arrays: programming, simulated MVM and decode.
+
+A weight matrix (n_in, n_out) is cut into ``ceil(n_in / k)`` row blocks of ``k`` rows
+(zero-padded) and into physical columns grouped ``m`` to an array. Every array of a row
+block yields partial column currents; these are optionally digitized (ADC) and summed
+digitally, then decoded with the nominal map (:mod:`imclib.mapping`):
+``y_j = (a_j / s) I_j + b_j sum_i x_i``.
+
+Without an ADC the digitization is the identity and the decode is linear, so the partial
+sums are accumulated inside one matmul (exact). Read noise is Gaussian per cell and read,
+so a column's noise is Gaussian with variance ``sum_i V_i^2 (sigma G_ij)^2``: a matmul
+gives it exactly in distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate
+from .array import bias_dependent_currents, column_currents
+from .config import CrossbarConfig
+from .mapping import WeightMap, map_weights
+from .nonidealities import draw_stuck, draw_variation
+from .periphery import adc, dac
+
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Where each output column's cells sit among the physical columns.
+
+    Attributes
+    ----------
+    n_physical : int
+        Physical columns, ``tiles_per_row_block * cols``.
+    weight : ndarray of int, shape (n_out,) or (n_out, 2)
+        Physical column of each output (``G+``, ``G-`` for the differential mapping).
+    reference : ndarray of int, shape (column_tiles,)
+        Reference column of every array (empty unless ``input_sum="reference"``).
+    tile_of_output : ndarray of int, shape (n_out,)
+        Array (column tile) each output column lies in.
+    """
+
+    n_physical: int
+    weight: np.ndarray
+    reference: np.ndarray
+    tile_of_output: np.ndarray
+
+    @classmethod
+    def build(cls, n_out: int, config: CrossbarConfig) -> "ColumnLayout":
+        """Layout for ``n_out`` outputs on arrays of ``config.cols`` columns."""
+        m = config.cols
+        outputs = np.arange(n_out)
+        if config.mapping == "differential":
+            plus = 2 * outputs
+            weight = np.stack([plus, plus + 1], axis=-1)
+            n_tiles = -(-2 * n_out // m)
+            tile = plus // m
+            reference = np.empty(0, dtype=int)
+        elif config.input_sum == "reference":
+            tile = outputs // (m - 1)
+            weight = tile * m + outputs % (m - 1)
+            n_tiles = -(-n_out // (m - 1))
+            reference = np.arange(n_tiles) * m + m - 1
+        else:
+            weight = outputs
+            tile = outputs // m
+            n_tiles = -(-n_out // m)
+            reference = np.empty(0, dtype=int)
+        return cls(n_tiles * m, weight, reference, tile)
+
+
+@dataclass(frozen=True)
+class ProgrammedLayer:
+    """A weight matrix programmed onto tiled arrays: the actual device, ready to read.
+
+    Create with :func:`program_layer`. ``state`` / ``conductance`` are laid out as
+    (padded n_in, physical columns); row block r holds rows ``r k .. r k + k - 1``.
+    """
+
+    config: CrossbarConfig
+    n_in: int
+    n_out: int
+    weight_map: WeightMap
+    layout: ColumnLayout
+    state: np.ndarray | None
+    variation: np.ndarray
+    conductance: np.ndarray
+
+    @property
+    def row_blocks(self) -> int:
+        """Arrays stacked along the inputs, ``ceil(n_in / rows)``."""
+        return self.conductance.shape[0] // self.config.rows
+
+    @property
+    def n_arrays(self) -> int:
+        """Physical arrays (tiles) the layer occupies."""
+        return self.row_blocks * self.layout.n_physical // self.config.cols
+
+    def _actual_levels(self, v) -> np.ndarray:
+        return self.config.cell.conductances(v, self.config.actual_mtj)
+
+    def input_scale(self, x: np.ndarray) -> tuple[float, bool]:
+        """``(x_max, signed)``: the input range mapped to ``v_read`` and its polarity."""
+        x_max = float(np.max(np.abs(x))) if x.size else 0.0
+        return (x_max if x_max > 0 else 1.0), bool(np.any(x < 0))
+
+    def row_voltages(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, bool]:
+        """DAC-quantized inputs, padded row voltages ``V = s x`` (volts), ``s`` and polarity."""
+        x_max, signed = self.input_scale(x)
+        applied = dac(x, self.config.periphery.dac_bits, x_max, signed)
+        volts_per_unit = self.config.v_read / x_max
+        padded = np.zeros((x.shape[0], self.conductance.shape[0]))
+        padded[:, : self.n_in] = applied * volts_per_unit
+        return applied, padded, volts_per_unit, signed
+
+    def _block_currents(self, voltages: np.ndarray, blocks: int, rng, power: int = 1) -> np.ndarray:
+        """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block."""
+        v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
+        shape = (blocks, -1, self.layout.n_physical)
+        if self.config.nonideal.bias_dependence:
+            return bias_dependent_currents(
+                v_blocks, self.state.reshape(shape), self.variation.reshape(shape),
+                self._actual_levels, power,
+            )
+        return column_currents(v_blocks**power, (self.conductance**power).reshape(shape))
+
+    def partial_currents(self, voltages: np.ndarray, rng, blocks: int) -> np.ndarray:
+        """Column currents (amperes) per row block, with read and sense noise.
+
+        Parameters
+        ----------
+        voltages : ndarray, shape (batch, padded n_in)
+        blocks : int
+            ``row_blocks`` for per-array partial sums, or 1 to accumulate all row blocks
+            in one matmul (then the sense noise of ``row_blocks`` reads is added).
+
+        Returns
+        -------
+        ndarray, shape (batch, blocks, physical columns)
+        """
+        currents = self._block_currents(voltages, blocks, rng)
+        read_sigma = self.config.nonideal.read_sigma
+        reads_per_block = self.row_blocks // blocks
+        variance = reads_per_block * self.config.periphery.sense_noise**2
+        if read_sigma > 0:
+            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, rng, power=2)
+        if np.any(variance):
+            currents = currents + np.sqrt(variance) * rng.standard_normal(currents.shape)
+        return currents
+
+    def column_currents(self, x: np.ndarray, rng=None) -> tuple[np.ndarray, np.ndarray, float]:
+        """Physical column currents (amperes) summed over row blocks, after the ADC.
+
+        Returns ``(currents (batch, physical columns), applied inputs, s)``.
+        """
+        rng = _as_rng(rng)
+        applied, voltages, volts_per_unit, signed = self.row_voltages(x)
+        adc_bits = self.config.periphery.adc_bits
+        blocks = self.row_blocks if adc_bits is not None else 1
+        full_scale = self.config.periphery.adc_range or (
+            self.config.rows * self.config.v_read * self.weight_map.levels[-1]
+        )
+        row_bytes = 8 * blocks * self.layout.n_physical * (2 + self.weight_map.levels.size)
+        chunk = max(1, _CHUNK_BYTES // row_bytes)
+        totals = np.empty((x.shape[0], self.layout.n_physical))
+        for start in range(0, x.shape[0], chunk):
+            part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
+            totals[start : start + chunk] = adc(part, adc_bits, full_scale, signed).sum(axis=1)
+        return totals, applied, volts_per_unit
+
+    def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float) -> np.ndarray:
+        """Weight-unit outputs from physical column currents with the nominal map:
+        ``y = (a/s) I + b sum(x)``, ``b sum(x)`` from a reference column
+        (``sum(x) = I_ref / (s G_max)``), or ``y = (a/s)(I+ - I-)``."""
+        gain = self.weight_map.gain / volts_per_unit
+        if self.config.mapping == "differential":
+            plus, minus = self.layout.weight[:, 0], self.layout.weight[:, 1]
+            return gain * (currents[:, plus] - currents[:, minus])
+        y = gain * currents[:, self.layout.weight]
+        if self.config.input_sum == "reference":
+            g_ref = self.weight_map.levels[-1]
+            input_sum = currents[:, self.layout.reference] / (volts_per_unit * g_ref)
+            return y + self.weight_map.offset * input_sum[:, self.layout.tile_of_output]
+        return y + self.weight_map.offset * applied.sum(axis=1, keepdims=True)
+
+    def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """Simulated ``x @ W`` in weight units, shape (batch, n_out).
+
+        Parameters
+        ----------
+        x : array_like, shape (batch, n_in)
+            Finite inputs; their largest magnitude maps to ``v_read``.
+        rng : numpy.random.Generator or seed, optional
+            Source of per-read noise.
+        """
+        x = _validate.finite_array("x", x, 2)
+        if x.shape[1] != self.n_in:
+            raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
+        currents, applied, volts_per_unit = self.column_currents(x, rng)
+        return self.decode(currents, applied, volts_per_unit)
+
+
+def _tile_draw(draw, config: CrossbarConfig, shape: tuple[int, int], rng) -> np.ndarray:
+    """Draw per cell, or once for one array and repeat it in every tile (``reused``)."""
+    if config.scenario == "per_tile":
+        return draw(shape, rng)
+    one_array = draw((config.rows, config.cols), rng)
+    return np.tile(one_array, (shape[0] // config.rows, shape[1] // config.cols))
+
+
+def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> ProgrammedLayer:
+    """Program ``weights`` (n_in, n_out) onto tiled arrays.
+
+    Static deviations (programming variation, stuck cells) are drawn here, from ``rng``
+    (a ``numpy.random.Generator`` or a seed), in that order.
+    """
+    config = CrossbarConfig() if config is None else config
+    rng = _as_rng(rng)
+    targets, weight_map = map_weights(weights, config)
+    n_in, n_out = targets.shape[:2]
+    layout = ColumnLayout.build(n_out, config)
+    padded_rows = -(-n_in // config.rows) * config.rows
+    shape = (padded_rows, layout.n_physical)
+    lowest, highest = (0, weight_map.levels.size - 1) if config.quantize else weight_map.levels[[0, -1]]
+    cells = np.full(shape, lowest, dtype=targets.dtype)
+    cells[:n_in, layout.weight] = targets
+    cells[:, layout.reference] = highest
+    nonideal = config.nonideal
+    variation = _tile_draw(lambda s, g: draw_variation(s, nonideal.programming_sigma, g), config, shape, rng)
+    stuck = _tile_draw(lambda s, g: draw_stuck(s, nonideal.stuck_fraction, g), config, shape, rng)
+    cells = np.where(stuck < 0, lowest, np.where(stuck > 0, highest, cells))
+    if config.quantize:
+        actual_levels = config.cell.conductances(0.0, config.actual_mtj)
+        conductance, state = actual_levels[cells] * variation, cells
+    else:
+        conductance, state = cells * variation, None
+    return ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance)
+
+
+def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None) -> np.ndarray:
+    """One simulated matrix-vector multiply on tiled N-ary crossbars.
+
+    Parameters
+    ----------
+    weights : array_like, shape (n_in, n_out)
+    inputs : array_like, shape (batch, n_in)
+    config : CrossbarConfig, optional
+        Defaults to the source study's setting (4-state MTJ cells on 4 x 4 arrays);
+        ``CrossbarConfig.ideal()`` reproduces ``inputs @ weights`` to float precision.
+    rng : numpy.random.Generator or int, optional
+        Source of every random draw (static deviations first, then read noise).
+
+    Returns
+    -------
+    ndarray, shape (batch, n_out)
+        ``inputs @ weights`` as the hardware computes it, in weight units.
+    """
+    weights = _validate.finite_array("weights", weights, 2)
+    inputs = _validate.finite_array("inputs", inputs, 2)
+    if inputs.shape[1] != weights.shape[0]:
+        raise ValueError(
+            f"inputs must have shape (batch, {weights.shape[0]}) to match weights "
+            f"{weights.shape}, got {inputs.shape}"
+        )
+    rng = _as_rng(rng)
+    return program_layer(weights, config, rng).mvm(inputs, rng)

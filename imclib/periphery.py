@@ -1,0 +1,79 @@
+"""Periphery: input DAC, output ADC and the sense-amplifier noise floor.
+
+``dac_bits``: inputs are rounded to ``2^d`` uniform codes over their range
+(``[0, x_max]`` for non-negative inputs, else ``[-x_max, x_max]``).
+``adc_bits``: each tile's column current is rounded to ``2^b`` uniform codes over
+``[0, I_fs]`` (non-negative inputs) or ``[-I_fs, I_fs]``; currents beyond full scale
+saturate, and a warning reports the saturated fraction. ``adc_range`` (amperes) sets
+``I_fs``; ``None`` takes the largest current a tile can carry, ``rows * V_read * G_max``,
+so the ADC never saturates.
+``sense_noise``: Gaussian input-referred noise added to every column read (amperes rms).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate
+
+
+@dataclass(frozen=True)
+class Periphery:
+    """Converters and sense amplifier. ``None`` bits means the converter is ideal."""
+
+    dac_bits: int | None = None
+    adc_bits: int | None = None
+    adc_range: float | None = None
+    sense_noise: float = 0.0
+
+    def __post_init__(self):
+        _validate.optional_bits("dac_bits", self.dac_bits)
+        _validate.optional_bits("adc_bits", self.adc_bits)
+        if self.adc_range is not None:
+            _validate.positive("adc_range", self.adc_range)
+        _validate.non_negative("sense_noise", self.sense_noise)
+
+    @property
+    def any(self) -> bool:
+        """Whether any periphery effect is on."""
+        return self.dac_bits is not None or self.adc_bits is not None or self.sense_noise > 0
+
+
+def uniform_quantize(values: np.ndarray, bits: int, low: float, high: float) -> np.ndarray:
+    """Round ``values`` to the nearest of ``2^bits`` uniform codes on ``[low, high]``.
+
+    ``q = low + round((v - low) / step) * step`` with ``step = (high - low) / (2^bits - 1)``;
+    values outside the range saturate at its ends.
+    """
+    step = (high - low) / (2**bits - 1)
+    codes = np.clip(np.rint((values - low) / step), 0, 2**bits - 1)
+    return low + codes * step
+
+
+def dac(x: np.ndarray, bits: int | None, x_max: float, signed: bool) -> np.ndarray:
+    """Quantize inputs to the DAC's codes (identity when ``bits`` is None)."""
+    if bits is None:
+        return x
+    return uniform_quantize(x, bits, -x_max if signed else 0.0, x_max)
+
+
+def adc(current: np.ndarray, bits: int | None, full_scale: float, signed: bool) -> np.ndarray:
+    """Digitize column currents (amperes) to the ADC's codes (identity when ``bits`` is None).
+
+    Warns with the saturated fraction when any current exceeds full scale.
+    """
+    if bits is None:
+        return current
+    low = -full_scale if signed else 0.0
+    saturated = np.mean((current > full_scale) | (current < low))
+    if saturated > 0:
+        warnings.warn(
+            f"ADC saturated on {saturated:.2%} of reads: currents exceed adc_range = "
+            f"{full_scale:.3g} A; raise adc_range or leave it None",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return uniform_quantize(current, bits, low, full_scale)

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""The workbook's two commands; needs only Python 3.11+ on the machine.
+
+    python3 workbook.py reproduce   # run every study notebook, regenerate figures/ and results.json
+    python3 workbook.py test        # unit tests + every notebook through nbval
+
+On first use (and whenever pyproject.toml changes) this creates a virtual environment in
+``.venv`` and installs the package with its test extra (``pip install -e ".[test]"``).
+``python3 workbook.py setup`` does only that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+STAMP = VENV / ".imclib-installed"
+TEST_TIMEOUT_S = 40 * 60
+CELL_TIMEOUT_S = 600
+
+
+def setup() -> None:
+    """Create ``.venv`` and install the package when pyproject.toml changed since last time."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"imclib needs Python >= 3.11, this is {sys.version.split()[0]}")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"creating virtual environment in {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "--upgrade", "pip"], check=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "-e", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(args: list[str], timeout: float | None = None, env: dict | None = None) -> int:
+    """Run ``args`` with the environment's Python from the repository root."""
+    full_env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
+    try:
+        return subprocess.run([PYTHON, *args], cwd=ROOT, timeout=timeout, env=full_env).returncode
+    except subprocess.TimeoutExpired:
+        print(f"timed out after {timeout} s: {' '.join(args)}", file=sys.stderr)
+        return 124
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("setup", "test", "reproduce"):
+        print(__doc__)
+        return 2
+    setup()
+    if argv[0] == "test":
+        return run(["-m", "pytest", "-p", "no:cacheprovider"], timeout=TEST_TIMEOUT_S)
+    if argv[0] == "reproduce":
+        return run(["-m", "imclib.reproduce"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

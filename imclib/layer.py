@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate
-from .array import bias_dependent_currents, column_currents
+from .array import bias_dependent_currents, column_currents, level_conductances_at
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
@@ -123,14 +123,14 @@ class ProgrammedLayer:
         padded[:, : self.n_in] = applied * volts_per_unit
         return applied, padded, volts_per_unit, signed
 
-    def _block_currents(self, voltages: np.ndarray, blocks: int, rng, power: int = 1) -> np.ndarray:
+    def _block_currents(self, voltages: np.ndarray, blocks: int, level_g, power: int = 1) -> np.ndarray:
         """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block."""
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         shape = (blocks, -1, self.layout.n_physical)
-        if self.config.nonideal.bias_dependence:
+        if level_g is not None:
             return bias_dependent_currents(
-                v_blocks, self.state.reshape(shape), self.variation.reshape(shape),
-                self._actual_levels, power,
+                v_blocks, level_g.reshape(v_blocks.shape + (-1,)),
+                self.state.reshape(shape), self.variation.reshape(shape), power,
             )
         return column_currents(v_blocks**power, (self.conductance**power).reshape(shape))
 
@@ -148,12 +148,15 @@ class ProgrammedLayer:
         -------
         ndarray, shape (batch, blocks, physical columns)
         """
-        currents = self._block_currents(voltages, blocks, rng)
+        level_g = None
+        if self.config.nonideal.bias_dependence:
+            level_g = level_conductances_at(voltages, self._actual_levels)
+        currents = self._block_currents(voltages, blocks, level_g)
         read_sigma = self.config.nonideal.read_sigma
         reads_per_block = self.row_blocks // blocks
         variance = reads_per_block * self.config.periphery.sense_noise**2
         if read_sigma > 0:
-            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, rng, power=2)
+            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, level_g, power=2)
         if np.any(variance):
             currents = currents + np.sqrt(variance) * rng.standard_normal(currents.shape)
         return currents

@@ -59,10 +59,11 @@ def weight_range(weights: np.ndarray, scale: str, percentile: float) -> np.ndarr
     column (``scale="column"``) or the layer (``scale="layer"``). All-zero ranges become 1
     so that an all-zero column maps without dividing by zero."""
     magnitude = np.abs(weights)
+    statistic = np.max if percentile == 100 else lambda a, axis=None: np.percentile(a, percentile, axis=axis)
     if scale == "column":
-        w_max = np.percentile(magnitude, percentile, axis=0)
+        w_max = statistic(magnitude, axis=0)
     else:
-        w_max = np.full(weights.shape[1], np.percentile(magnitude, percentile))
+        w_max = np.full(weights.shape[1], statistic(magnitude))
     return np.where(w_max > 0, w_max, 1.0)
 
 

@@ -162,7 +162,7 @@ def test_bias_dependent_currents_match_direct_per_cell_sum():
     state = rng.integers(0, 4, size=(2, 3, 5))
     variation = np.exp(0.1 * rng.standard_normal((2, 3, 5)))
     voltages = rng.uniform(-0.2, 0.2, size=(6, 2, 3))
-    fast = bias_dependent_currents(voltages, state, variation, levels.conductances)
+    fast = bias_dependent_currents(voltages, levels.conductances(voltages), state, variation)
     cell_g = np.take_along_axis(
         levels.conductances(voltages)[..., None, :].repeat(5, axis=-2), state[None, ..., None], axis=-1
     )[..., 0]
@@ -252,3 +252,13 @@ def test_bad_input_names_the_parameter(call, name):
     weights, inputs = _problem()
     with pytest.raises(ValueError, match=name):
         call(weights, inputs)
+
+
+def test_interpolated_level_conductances_match_the_cell_model():
+    from imclib.array import level_conductances_at
+
+    levels = CellLevels(4, "binary")
+    voltages = np.random.default_rng(2).uniform(-0.2, 0.2, size=(300, 40))  # 12000 distinct values
+    interpolated = level_conductances_at(voltages, levels.conductances)
+    np.testing.assert_allclose(interpolated, levels.conductances(voltages), rtol=1e-9)
+    np.testing.assert_array_equal(level_conductances_at(np.zeros(3), levels.conductances), [levels.conductances()] * 3)

@@ -24,7 +24,8 @@ SCENARIOS = ("per_tile", "reused")
 class CrossbarConfig:
     """Hardware setup of a tiled crossbar layer. Defaults are the source study's setting:
     4-state MTJ cells (two junctions, binary-weighted stack) on 4 x 4 arrays, with the
-    literature-plausible nonidealities of :meth:`Nonidealities.typical`.
+    literature-plausible nonidealities of :meth:`Nonidealities.typical` and the sense noise
+    floor of :data:`imclib.defaults.SENSE_NOISE_A`.
 
     Parameters
     ----------
@@ -70,7 +71,7 @@ class CrossbarConfig:
     input_sum: str = "digital"
     scenario: str = "per_tile"
     nonideal: Nonidealities = field(default_factory=Nonidealities.typical)
-    periphery: Periphery = field(default_factory=Periphery)
+    periphery: Periphery = field(default_factory=lambda: Periphery(sense_noise=defaults.SENSE_NOISE_A))
 
     def __post_init__(self):
         _validate.integer_at_least("rows", self.rows, 1)

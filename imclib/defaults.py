@@ -10,7 +10,7 @@ Sources
 * Bias dependence of MgO junctions: TMR falls roughly as ``TMR0 / (1 + (V/V_h)^2)`` with
   V_h of a few hundred millivolts (Yuasa et al., Nature Materials 3, 868, 2004; Parkin et
   al., Nature Materials 3, 862, 2004). We take V_h = 0.5 V.
-* Read voltages at or below 0.2 V keep read disturb low (NVSim sample cell uses 0.25 V).
+* Read voltages of 0.1-0.2 V keep read disturb and TMR loss low (NVSim sample cell uses 0.25 V).
 * Cell-to-cell resistance variation of a few percent (sigma of log R) is typical of
   production STT-MRAM; read noise and sense-amplifier noise are taken an order smaller.
 """
@@ -21,8 +21,8 @@ TMR0 = 1.0
 """Zero-bias tunnel magnetoresistance (R_AP - R_P) / R_P, NVSim sample cell (100 %)."""
 V_HALF_V = 0.5
 """Bias at which the TMR has halved (volts), MgO junctions."""
-V_READ_V = 0.2
-"""Full-scale read voltage on a row (volts)."""
+V_READ_V = 0.1
+"""Full-scale read voltage on a row (volts); at 0.1 V a junction keeps 96 % of its TMR."""
 
 N_STATES = 4
 """States per cell in the source study (a two-junction binary-weighted MTJ stack)."""

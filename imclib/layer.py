@@ -23,7 +23,7 @@ from .array import bias_dependent_currents, column_currents, level_conductances_
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
-from .periphery import adc, dac
+from .periphery import adc, dac, warn_saturation
 
 _CHUNK_BYTES = 64 * 2**20
 
@@ -176,9 +176,13 @@ class ProgrammedLayer:
         row_bytes = 8 * blocks * self.layout.n_physical * (2 + self.weight_map.levels.size)
         chunk = max(1, _CHUNK_BYTES // row_bytes)
         totals = np.empty((x.shape[0], self.layout.n_physical))
+        saturated = 0
         for start in range(0, x.shape[0], chunk):
             part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
-            totals[start : start + chunk] = adc(part, adc_bits, full_scale, signed).sum(axis=1)
+            digitized, saturated_here = adc(part, adc_bits, full_scale, signed)
+            totals[start : start + chunk] = digitized.sum(axis=1)
+            saturated += saturated_here
+        warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)
         return totals, applied, volts_per_unit
 
     def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float) -> np.ndarray:

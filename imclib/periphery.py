@@ -4,7 +4,8 @@
 (``[0, x_max]`` for non-negative inputs, else ``[-x_max, x_max]``).
 ``adc_bits``: each tile's column current is rounded to ``2^b`` uniform codes over
 ``[0, I_fs]`` (non-negative inputs) or ``[-I_fs, I_fs]``; currents beyond full scale
-saturate, and a warning reports the saturated fraction. ``adc_range`` (amperes) sets
+saturate, and one warning per MVM reports the saturated fraction (a unipolar ADC maps
+negative currents, from noise only, to code 0). ``adc_range`` (amperes) sets
 ``I_fs``; ``None`` takes the largest current a tile can carry, ``rows * V_read * G_max``,
 so the ADC never saturates.
 ``sense_noise``: Gaussian input-referred noise added to every column read (amperes rms).
@@ -60,20 +61,25 @@ def dac(x: np.ndarray, bits: int | None, x_max: float, signed: bool) -> np.ndarr
     return uniform_quantize(x, bits, -x_max if signed else 0.0, x_max)
 
 
-def adc(current: np.ndarray, bits: int | None, full_scale: float, signed: bool) -> np.ndarray:
+def adc(current: np.ndarray, bits: int | None, full_scale: float, signed: bool) -> tuple[np.ndarray, int]:
     """Digitize column currents (amperes) to the ADC's codes (identity when ``bits`` is None).
 
-    Warns with the saturated fraction when any current exceeds full scale.
+    Returns the digitized currents and the number of reads whose magnitude exceeded full
+    scale (saturated). A unipolar ADC also maps negative currents, which only noise on a
+    near-zero current produces, to code 0.
     """
     if bits is None:
-        return current
-    low = -full_scale if signed else 0.0
-    saturated = np.mean((current > full_scale) | (current < low))
-    if saturated > 0:
+        return current, 0
+    saturated = int(np.count_nonzero(np.abs(current) > full_scale))
+    return uniform_quantize(current, bits, -full_scale if signed else 0.0, full_scale), saturated
+
+
+def warn_saturation(saturated: int, reads: int, full_scale: float) -> None:
+    """Warn once with the saturated fraction of ADC reads, if any saturated."""
+    if saturated:
         warnings.warn(
-            f"ADC saturated on {saturated:.2%} of reads: currents exceed adc_range = "
+            f"ADC saturated on {saturated / reads:.2%} of reads: currents exceed adc_range = "
             f"{full_scale:.3g} A; raise adc_range or leave it None",
             RuntimeWarning,
             stacklevel=3,
         )
-    return uniform_quantize(current, bits, low, full_scale)

@@ -1,0 +1,1 @@
+"""The studies' computations; each function returns a tidy pandas DataFrame."""

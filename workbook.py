@@ -2,7 +2,7 @@
 """The workbook's two commands; needs only Python 3.11+ on the machine.
 
     python3 workbook.py reproduce   # run every study notebook, regenerate figures/ and results.json
-    python3 workbook.py test        # unit tests + every notebook through nbval
+    python3 workbook.py test        # unit tests + every notebook through nbval + browser suite
 
 On first use (and whenever pyproject.toml changes) this creates a virtual environment in
 ``.venv`` and installs the package with its test extra (``pip install -e ".[test]"``).
@@ -15,6 +15,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -43,12 +44,24 @@ def setup() -> None:
 
 def run(args: list[str], timeout: float | None = None, env: dict | None = None) -> int:
     """Run ``args`` with the environment's Python from the repository root."""
-    full_env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     try:
         return subprocess.run([PYTHON, *args], cwd=ROOT, timeout=timeout, env=full_env).returncode
     except subprocess.TimeoutExpired:
         print(f"timed out after {timeout} s: {' '.join(args)}", file=sys.stderr)
         return 124
+
+
+def test() -> int:
+    """Unit tests and notebooks (nbval, lax mode), then the browser suite; figures go to a
+    temporary folder so that only ``reproduce`` rewrites figures/."""
+    with tempfile.TemporaryDirectory(prefix="imclib-figures-") as figures:
+        env = {"IMCLIB_FIGURES_DIR": figures}
+        common = ["-m", "pytest", "-p", "no:cacheprovider", "-q"]
+        unit = run([*common, "-m", "not browser", "--nbval-lax", f"--nbval-cell-timeout={CELL_TIMEOUT_S}",
+                    "tests", "notebooks"], timeout=TEST_TIMEOUT_S, env=env)
+        browser = run([*common, "-m", "browser", "tests/browser"], timeout=TEST_TIMEOUT_S, env=env)
+    return unit or browser
 
 
 def main(argv: list[str]) -> int:
@@ -57,7 +70,7 @@ def main(argv: list[str]) -> int:
         return 2
     setup()
     if argv[0] == "test":
-        return run(["-m", "pytest", "-p", "no:cacheprovider"], timeout=TEST_TIMEOUT_S)
+        return test()
     if argv[0] == "reproduce":
         return run(["-m", "imclib.reproduce"])
     return 0

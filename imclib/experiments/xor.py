@@ -56,21 +56,26 @@ def block_weights(model: MLP) -> np.ndarray:
 def xor_on_one_array(model: MLP, config: CrossbarConfig, seed: int) -> pd.DataFrame:
     """Run the four XOR rows through one programmed 4 x 4 array.
 
-    Returns one row per input: ``x1, x2, target``, hidden activations, hardware and float
-    logits, ``margin`` (hardware ``z_target - z_other``), ``predicted`` and ``correct``.
+    Returns one row per input: ``x1, x2, target``, the layer-1 column currents ``I0, I1``
+    (µA), hidden activations, the layer-2 column currents ``I2, I3`` (µA), hardware and
+    float logits, ``margin`` (hardware ``z_target - z_other``), ``predicted``, ``correct``.
     """
     if (config.rows, config.cols) != (4, 4):
         raise ValueError(f"XOR runs on one 4 x 4 array; config has {config.rows} x {config.cols}")
     rng = np.random.default_rng(seed)
     array = program_layer(block_weights(model), config, rng)
     zeros = np.zeros_like(XOR_INPUTS)
-    hidden = np.maximum(array.mvm(np.hstack([XOR_INPUTS, zeros]), rng)[:, :2] + model.biases[0], 0)
-    logits = array.mvm(np.hstack([zeros, hidden]), rng)[:, 2:] + model.biases[1]
+    currents_1, applied, volts_per_unit = array.column_currents(np.hstack([XOR_INPUTS, zeros]), rng)
+    hidden = np.maximum(array.decode(currents_1, applied, volts_per_unit)[:, :2] + model.biases[0], 0)
+    currents_2, applied, volts_per_unit = array.column_currents(np.hstack([zeros, hidden]), rng)
+    logits = array.decode(currents_2, applied, volts_per_unit)[:, 2:] + model.biases[1]
     predicted = logits.argmax(axis=1)
     float_logits = model.forward(XOR_INPUTS)
     return pd.DataFrame({
         "x1": XOR_INPUTS[:, 0], "x2": XOR_INPUTS[:, 1], "target": XOR_TARGETS,
+        "I0_uA": currents_1[:, 0] * 1e6, "I1_uA": currents_1[:, 1] * 1e6,
         "h1": hidden[:, 0], "h2": hidden[:, 1],
+        "I2_uA": currents_2[:, 2] * 1e6, "I3_uA": currents_2[:, 3] * 1e6,
         "z0": logits[:, 0], "z1": logits[:, 1],
         "z0_float": float_logits[:, 0], "z1_float": float_logits[:, 1],
         "margin": _margin(logits), "float_margin": _margin(float_logits),

@@ -1,0 +1,115 @@
+"""Study helpers: small, independent checks of the logic the notebooks rely on."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imclib import CrossbarConfig, program_layer
+from imclib.experiments import basics, errors, mnist, states, xor
+from imclib.mlp import MLP
+from imclib.reproduce import results_table
+from imclib.results import record_claim
+
+
+def test_cell_levels_table_has_hand_values():
+    table = basics.cell_levels(4, tmr0=1.0, v_read=0.1)
+    binary = table[table.construction == "binary"].resistance_ohm.to_numpy()
+    np.testing.assert_allclose(np.sort(binary), [18e3, 24e3, 30e3, 36e3])
+    assert set(table.construction) == {"series", "uniform", "binary"}
+    assert set(basics.cell_levels(3).construction) == {"series", "uniform"}  # 3 is no power of two
+
+
+def test_tiling_example_counts_tiles_and_is_exact():
+    tiles, max_error = basics.tiling_example(10, 6, 4, 4)
+    assert len(tiles) == 3 * 2
+    assert tiles.used_rows.tolist() == [4, 4, 4, 4, 2, 2]
+    assert max_error < 1e-12
+
+
+def test_xor_on_ideal_array_reproduces_software_logits():
+    rng = np.random.default_rng(0)
+    model = MLP([rng.normal(size=(2, 2)), rng.normal(size=(2, 2))], [rng.normal(size=2), rng.normal(size=2)])
+    table = xor.xor_on_one_array(model, CrossbarConfig.ideal(), seed=0)
+    np.testing.assert_allclose(table[["z0", "z1"]], table[["z0_float", "z1_float"]], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(table.margin, table.float_margin, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="4 x 4"):
+        xor.xor_on_one_array(model, CrossbarConfig.ideal(8, 8), 0)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"input_sum": "reference"}, {"mapping": "differential"}, {"rows": 8, "cols": 3}],
+)
+def test_tile_count_matches_programmed_layers(changes):
+    config = CrossbarConfig.quantization_only(**changes)
+    sizes = [64, 256, 10]
+    programmed = sum(program_layer(np.ones((a, b)), config).n_arrays for a, b in zip(sizes, sizes[1:]))
+    assert mnist.tile_count(64, config, hidden=(256,)) == programmed
+
+
+def test_gap_table_is_software_minus_hardware():
+    study = pd.DataFrame({
+        "pca": [16] * 4,
+        "network": ["software", "PTQ hardware", "PTQ calibrated", "QAT hardware"],
+        "seed": [-1, 0, 0, 0],
+        "accuracy": [0.9, 0.6, 0.8, 0.85],
+        "tiles": [10] * 4,
+    })
+    gaps = mnist.gap_table(study).iloc[0]
+    assert gaps.gap_PTQ == pytest.approx(0.3)
+    assert gaps.gap_PTQ_calibrated == pytest.approx(0.1)
+    assert gaps.gap_QAT == pytest.approx(0.05)
+
+
+def test_lognormal_sigma_gives_requested_rms():
+    sigma = errors.lognormal_sigma_for_rms(0.05)
+    draws = np.exp(sigma * np.random.default_rng(0).standard_normal(400_000)) - 1
+    assert np.sqrt(np.mean(draws**2)) == pytest.approx(0.05, rel=0.01)
+
+
+def test_log_slope_recovers_power_law():
+    n = np.array([4, 16, 64, 256])
+    table = pd.DataFrame({"rows": n, "error": 3.0 * n**0.5})
+    assert errors.log_slope(table, "rows", "error") == pytest.approx(0.5)
+
+
+def test_random_vs_systematic_on_a_small_layer():
+    rng = np.random.default_rng(1)
+    layer = [("small", rng.normal(size=(64, 8)), rng.uniform(0, 1, size=(50, 64)))]
+    table = errors.random_vs_systematic(layer, magnitudes=[0.02], seeds=range(3))
+    means = table.groupby("kind").error.mean()
+    assert means["random"] < means["systematic"]
+
+
+def test_states_optimum_and_sweep_components():
+    rng = np.random.default_rng(2)
+    weights, x = rng.normal(size=(32, 4)), rng.uniform(0, 1, size=(40, 32))
+    sweep = states.states_sweep(weights, x, states=(2, 4, 8), sense_noise=0.0, seeds=[0], progress=False)
+    resolution = sweep[sweep.component == "resolution"].error
+    assert np.all(resolution == 0)  # no noise, no resolution error
+    totals = sweep[sweep.component == "total"].set_index("states").error
+    quantization = sweep[sweep.component == "quantization"].set_index("states").error
+    np.testing.assert_allclose(totals, quantization)
+    synthetic = pd.DataFrame({"states": [2, 3, 4], "component": "total", "error": [0.5, 0.2, 0.3]})
+    assert states.optimum(synthetic) == 3
+
+
+def test_record_claim_and_readme_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    record_claim("C9", "a statement", {"value": 0.123456}, passed=False, paper={"value": 0.2})
+    record_claim("C8", "another", {"n": 3}, passed=True)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results) == ["C8", "C9"]
+    table = results_table(results)
+    assert "| C9 | a statement | value = 0.1235 | value = 0.2 | **not reproduced** |" in table
+    assert "| C8 | another | n = 3 | – | reproduced |" in table
+
+
+def test_cell_window_widget_value_by_hand():
+    from imclib.widgets import cell_window_uS
+
+    # three junctions 6k/12k in series: 1/18k - 1/36k = 27.78 uS
+    assert cell_window_uS(4, 1.0, 0.0) == pytest.approx((1 / 18e3 - 1 / 36e3) * 1e6)
+    assert cell_window_uS(4, 1.0, 0.2) < cell_window_uS(4, 1.0, 0.0)  # TMR falls with bias

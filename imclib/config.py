@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from . import _validate, defaults
 from .cells import CellLevels, MTJ
+from .circuit import WireParasitics
 from .nonidealities import Nonidealities
 from .periphery import Periphery
 
@@ -58,6 +59,10 @@ class CrossbarConfig:
         Device nonidealities (the actual device departs from the nominal one).
     periphery : Periphery
         DAC, ADC and sense noise.
+    wires : WireParasitics
+        Series resistances of every array's wiring (ohms per segment, driver, sense
+        amplifier), solved by nodal analysis (:mod:`imclib.circuit`). The default is ideal
+        wires, ``I_j = sum_i V_i G_ij``.
     """
 
     cell: CellLevels = field(default_factory=CellLevels)
@@ -72,6 +77,7 @@ class CrossbarConfig:
     scenario: str = "per_tile"
     nonideal: Nonidealities = field(default_factory=Nonidealities.typical)
     periphery: Periphery = field(default_factory=lambda: Periphery(sense_noise=defaults.SENSE_NOISE_A))
+    wires: WireParasitics = field(default_factory=WireParasitics)
 
     def __post_init__(self):
         _validate.integer_at_least("rows", self.rows, 1)
@@ -82,6 +88,8 @@ class CrossbarConfig:
         _validate.in_range("weight_percentile", self.weight_percentile, 50.0, 100.0)
         _validate.choice("input_sum", self.input_sum, INPUT_SUMS)
         _validate.choice("scenario", self.scenario, SCENARIOS)
+        if not isinstance(self.wires, WireParasitics):
+            raise ValueError(f"wires must be a WireParasitics (ohms), got {type(self.wires).__name__}")
         if self.input_sum == "reference":
             if self.mapping != "offset":
                 raise ValueError("input_sum='reference' applies to mapping='offset' only")

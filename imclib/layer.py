@@ -10,6 +10,17 @@ Without an ADC the digitization is the identity and the decode is linear, so the
 sums are accumulated inside one matmul (exact). Read noise is Gaussian per cell and read,
 so a column's noise is Gaussian with variance ``sum_i V_i^2 (sigma G_ij)^2``: a matmul
 gives it exactly in distribution.
+
+Wire resistance (``config.wires``) is solved by nodal analysis (:mod:`imclib.circuit`).
+With linear cells every array is a fixed linear map ``I = V @ T`` (its transfer matrix,
+siemens); the transfer matrices of all arrays are computed once when the layer is
+programmed, laid out like ``conductance`` (:attr:`ProgrammedLayer.transfer`), and every
+read uses them in place of the conductances: exact, and as fast as ideal wires. With
+bias-dependent cells each read solves the nonlinear network of every array
+(:func:`imclib.circuit.nonlinear_column_currents`, batched over arrays and inputs).
+Read noise with wires is approximated to first order in the wire resistance: its variance
+kernel keeps the cell conductances and the row voltages, ``sum_i V_i^2 (sigma G_ij)^2``
+(the wires change the mean currents exactly, the small noise term only to zeroth order).
 """
 
 from __future__ import annotations
@@ -19,13 +30,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate
-from .array import bias_dependent_currents, column_currents, level_conductances_at
+from .array import LevelTable, bias_dependent_currents, column_currents, level_conductances_at
+from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
 from .periphery import adc, dac, warn_saturation
 
 _CHUNK_BYTES = 64 * 2**20
+_SOLVE_WORK = 16  # float64 work arrays per cell of one nonlinear solve (peak measured: about 10)
+
+
+def _to_tiles(matrix: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(R rows, C cols) layout -> one ``rows x cols`` array per tile, shape (R, C, rows, cols)."""
+    blocks, columns = matrix.shape[0] // rows, matrix.shape[1] // cols
+    return matrix.reshape(blocks, rows, columns, cols).swapaxes(1, 2)
+
+
+def _from_tiles(tiles: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_to_tiles`."""
+    blocks, columns, rows, cols = tiles.shape
+    return tiles.swapaxes(1, 2).reshape(blocks * rows, columns * cols)
 
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -83,8 +108,10 @@ class ColumnLayout:
 class ProgrammedLayer:
     """A weight matrix programmed onto tiled arrays: the actual device, ready to read.
 
-    Create with :func:`program_layer`. ``state`` / ``conductance`` are laid out as
-    (padded n_in, physical columns); row block r holds rows ``r k .. r k + k - 1``.
+    Create with :func:`program_layer`. ``state`` / ``conductance`` / ``transfer`` are laid
+    out as (padded n_in, physical columns); row block r holds rows ``r k .. r k + k - 1``.
+    ``transfer`` holds every array's transfer matrix (siemens, ``I = V @ T`` per array) with
+    resistive wires and linear cells; otherwise it is ``conductance`` itself.
     """
 
     config: CrossbarConfig
@@ -95,6 +122,7 @@ class ProgrammedLayer:
     state: np.ndarray | None
     variation: np.ndarray
     conductance: np.ndarray
+    transfer: np.ndarray
 
     @property
     def row_blocks(self) -> int:
@@ -132,7 +160,42 @@ class ProgrammedLayer:
                 v_blocks, level_g.reshape(v_blocks.shape + (-1,)),
                 self.state.reshape(shape), self.variation.reshape(shape), power,
             )
-        return column_currents(v_blocks**power, (self.conductance**power).reshape(shape))
+        matrix = self.transfer if power == 1 else self.conductance
+        return column_currents(v_blocks**power, (matrix**power).reshape(shape))
+
+    @property
+    def solves_circuit(self) -> bool:
+        """Whether reads solve the nonlinear network (bias-dependent cells, resistive wires)."""
+        return self.config.nonideal.bias_dependence and not self.config.wires.is_ideal
+
+    def _solved_currents(self, voltages: np.ndarray, blocks: int) -> np.ndarray:
+        """Noise-free currents per block of bias-dependent cells behind resistive wires.
+
+        Every array is solved by nodal analysis with the cell law
+        ``G_ij(v) = G_{q_ij}(v) D_ij`` at its own cell voltage ``v`` (actual level curves,
+        programmed state ``q_ij``, static deviation ``D_ij``), batched over the arrays of
+        a group of row blocks and over the inputs; groups bound the memory.
+        """
+        rows, cols = self.config.rows, self.config.cols
+        batch, n_physical = voltages.shape[0], self.layout.n_physical
+        state = _to_tiles(self.state, rows, cols)
+        variation = _to_tiles(self.variation, rows, cols)
+        # node potentials lie between min(V, 0) and max(V, 0): so does every cell voltage
+        table = LevelTable.build(self._actual_levels, max(voltages.max(), 0.0) - min(voltages.min(), 0.0))
+        v_blocks = voltages.reshape(batch, self.row_blocks, 1, rows)
+        currents = np.zeros((batch, blocks, n_physical))
+        group = max(1, _CHUNK_BYTES // (8 * _SOLVE_WORK * rows * n_physical * batch))
+        for start in range(0, self.row_blocks, group):
+            part = slice(start, start + group)
+            law = lambda v, part=part: table.cell(v, state[part]) * variation[part]  # noqa: E731
+            v_tiles = np.broadcast_to(v_blocks[:, part], (batch, *state[part].shape[:2], rows))
+            solved = nonlinear_column_currents(law, v_tiles, self.config.wires, n_cols=cols)
+            solved = solved.reshape(batch, -1, n_physical)  # (batch, row blocks of the group, columns)
+            if blocks == 1:
+                currents[:, 0] += solved.sum(axis=1)
+            else:
+                currents[:, part] = solved
+        return currents
 
     def partial_currents(self, voltages: np.ndarray, rng, blocks: int) -> np.ndarray:
         """Column currents (amperes) per row block, with read and sense noise.
@@ -151,7 +214,10 @@ class ProgrammedLayer:
         level_g = None
         if self.config.nonideal.bias_dependence:
             level_g = level_conductances_at(voltages, self._actual_levels)
-        currents = self._block_currents(voltages, blocks, level_g)
+        if self.solves_circuit:
+            currents = self._solved_currents(voltages, blocks)
+        else:
+            currents = self._block_currents(voltages, blocks, level_g)
         read_sigma = self.config.nonideal.read_sigma
         reads_per_block = self.row_blocks // blocks
         variance = reads_per_block * self.config.periphery.sense_noise**2
@@ -174,6 +240,8 @@ class ProgrammedLayer:
             self.config.rows * self.config.v_read * self.weight_map.levels[-1]
         )
         row_bytes = 8 * blocks * self.layout.n_physical * (2 + self.weight_map.levels.size)
+        if self.solves_circuit:  # the solver works on every cell of at least one row block
+            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.layout.n_physical
         chunk = max(1, _CHUNK_BYTES // row_bytes)
         totals = np.empty((x.shape[0], self.layout.n_physical))
         saturated = 0
@@ -251,7 +319,11 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> Pr
         conductance, state = actual_levels[cells] * variation, cells
     else:
         conductance, state = cells * variation, None
-    return ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance)
+    transfer = conductance
+    if not config.wires.is_ideal and not nonideal.bias_dependence:
+        tiles = _to_tiles(conductance, config.rows, config.cols)
+        transfer = _from_tiles(transfer_matrix(tiles, config.wires))
+    return ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer)
 
 
 def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None) -> np.ndarray:

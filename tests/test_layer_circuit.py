@@ -1,0 +1,154 @@
+"""Tiled inference with wire resistance: layer reads against direct nodal solves of each array."""
+
+import numpy as np
+import pytest
+
+from imclib import MTJ, CellLevels, CrossbarConfig, Nonidealities, Periphery, program_layer
+from imclib.circuit import WireParasitics, linear_column_currents, nonlinear_column_currents
+from imclib.periphery import uniform_quantize
+
+WIRES = WireParasitics(r_row=20.0, r_col=30.0, r_driver=5.0, r_sense=10.0)  # ohms, strong IR drop on purpose
+BIAS = Nonidealities(bias_dependence=True)
+
+
+def _problem(n_in, n_out, batch=6, seed=0, signed=False):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, n_in)) if signed else rng.uniform(0, 1, size=(batch, n_in))
+    return rng.normal(size=(n_in, n_out)), x
+
+
+def _hand_decode(layer, currents, x):
+    """``y = (a / s) I + b sum(x)`` with ``s = v_read / max|x|`` (offset mapping, digital sum)."""
+    s = layer.config.v_read / np.abs(x).max()
+    return layer.weight_map.gain / s * currents[:, : layer.n_out] + layer.weight_map.offset * x.sum(1, keepdims=True)
+
+
+def _tile_law(layer, rows, cols):
+    """Conductance law of one array straight from the cell model (no interpolation table)."""
+    config = layer.config
+    state = layer.state[rows, cols]
+    variation = layer.variation[rows, cols]
+
+    def law(v):
+        levels = config.cell.conductances(v, config.actual_mtj)  # (..., k, m, N)
+        index = np.broadcast_to(state, v.shape)[..., None]
+        return np.take_along_axis(levels, index, axis=-1)[..., 0] * variation
+
+    return law
+
+
+def test_ideal_wires_keep_the_kirchhoff_path():
+    weights, x = _problem(10, 7)
+    for config in (CrossbarConfig.quantization_only(), CrossbarConfig.quantization_only().with_(nonideal=BIAS)):
+        layer = program_layer(weights, config.with_(wires=WireParasitics()))
+        assert layer.transfer is layer.conductance
+        _, voltages, _, _ = layer.row_voltages(x)
+        levels = config.cell.conductances(voltages, config.actual_mtj)  # (batch, rows, N)
+        cell_g = np.take_along_axis(levels[:, :, None, :], layer.state[None, :, :, None], axis=-1)[..., 0]
+        currents = np.einsum("bi,bij->bj", voltages, cell_g * layer.variation)
+        expected = _hand_decode(layer, currents, x)  # exact cell model vs the interpolated one: ~1e-9
+        np.testing.assert_allclose(layer.mvm(x), expected, rtol=1e-7, atol=1e-8 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_vanishing_wire_resistance_tends_to_the_ideal_path(bias):
+    weights, x = _problem(10, 7, signed=True)
+    config = CrossbarConfig.quantization_only().with_(nonideal=BIAS if bias else Nonidealities())
+    ideal = program_layer(weights, config).mvm(x)
+    tiny = program_layer(weights, config.with_(wires=WireParasitics(1e-6, 1e-6, 1e-6, 1e-6))).mvm(x)
+    assert not np.array_equal(tiny, ideal)  # the solver ran
+    np.testing.assert_allclose(tiny, ideal, rtol=1e-6, atol=1e-9 * np.abs(ideal).max())
+
+
+def test_single_array_layer_equals_the_circuit_solver_decoded_by_hand():
+    weights, x = _problem(4, 3)
+    layer = program_layer(weights, CrossbarConfig.quantization_only(wires=WIRES))
+    assert layer.conductance.shape == (4, 4)  # one 4 x 4 array, column 3 padding
+    voltages = x * (0.1 / np.abs(x).max())
+    currents = linear_column_currents(layer.conductance, voltages, WIRES)
+    np.testing.assert_allclose(layer.mvm(x), _hand_decode(layer, currents, x), rtol=1e-12)
+
+
+def test_ir_drop_lowers_every_column_current_as_the_resistance_grows():
+    weights, x = _problem(16, 8)
+    magnitudes = []
+    for r in (0.0, 1.0, 10.0, 100.0, 1000.0):
+        config = CrossbarConfig.quantization_only(wires=WireParasitics(r_row=r, r_col=r))
+        currents, _, _ = program_layer(weights, config).column_currents(x)
+        magnitudes.append(currents)
+    assert np.all(np.diff(np.stack(magnitudes), axis=0) < 0)
+    assert np.all(magnitudes[-1] < 0.8 * magnitudes[0])
+
+
+def test_bias_dependent_solve_without_bias_dependence_equals_the_linear_path():
+    weights, x = _problem(12, 9, signed=True)
+    flat = CellLevels(4, "binary", MTJ(v_half=float("inf")))
+    linear = CrossbarConfig.quantization_only(flat, wires=WIRES).with_(nonideal=Nonidealities(programming_sigma=0.05))
+    solved = linear.with_(nonideal=Nonidealities(programming_sigma=0.05, bias_dependence=True))
+    layer_linear, layer_solved = program_layer(weights, linear, 4), program_layer(weights, solved, 4)
+    assert layer_solved.solves_circuit and not layer_linear.solves_circuit
+    np.testing.assert_allclose(layer_solved.mvm(x), layer_linear.mvm(x), rtol=1e-9)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_two_array_layer_equals_per_array_direct_solves(bias):
+    weights, x = _problem(8, 4, batch=5, seed=3, signed=True)
+    nonideal = Nonidealities(programming_sigma=0.1, bias_dependence=bias)
+    layer = program_layer(weights, CrossbarConfig.quantization_only(wires=WIRES).with_(nonideal=nonideal), 1)
+    assert layer.n_arrays == 2
+    voltages = x * (0.1 / np.abs(x).max())
+    tiles = [(slice(0, 4), slice(0, 4)), (slice(4, 8), slice(0, 4))]
+    if bias:
+        per_array = [nonlinear_column_currents(_tile_law(layer, r, c), voltages[:, r], WIRES, n_cols=4,
+                                               method="picard", tol=1e-13) for r, c in tiles]
+    else:
+        per_array = [linear_column_currents(layer.conductance[r, c], voltages[:, r], WIRES) for r, c in tiles]
+    expected = _hand_decode(layer, per_array[0] + per_array[1], x)
+    np.testing.assert_allclose(layer.mvm(x), expected, rtol=1e-7, atol=1e-8 * np.abs(expected).max())
+
+    # with an ADC every array's partial sums are digitized before the digital sum
+    adc = program_layer(weights, layer.config.with_(periphery=Periphery(adc_bits=6)), 1)
+    full_scale = 4 * 0.1 * adc.weight_map.levels[-1]
+    digitized = sum(uniform_quantize(current, 6, -full_scale, full_scale) for current in per_array)
+    np.testing.assert_allclose(adc.column_currents(x)[0], digitized, rtol=1e-12)
+
+
+def test_transfer_matrices_are_laid_out_per_array():
+    weights, _ = _problem(8, 8)
+    layer = program_layer(weights, CrossbarConfig.quantization_only(wires=WIRES))
+    for rows in (slice(0, 4), slice(4, 8)):
+        for cols in (slice(0, 4), slice(4, 8)):
+            unit = np.eye(4)  # currents per volt on each row: the transfer matrix itself
+            np.testing.assert_allclose(layer.transfer[rows, cols],
+                                       linear_column_currents(layer.conductance[rows, cols], unit, WIRES), rtol=1e-12)
+
+
+def test_read_noise_with_wires_matches_per_read_resolves():
+    """The noise kernel ignores the wires (first order in r): at small r the spread of the
+    layer's reads matches redrawing every cell and re-solving the network for every read."""
+    rng = np.random.default_rng(5)
+    weights, x = rng.normal(size=(4, 4)), rng.uniform(0.2, 1, size=(1, 4))
+    wires, sigma, reads = WireParasitics(r_row=2.0, r_col=2.0), 0.05, 4000
+    config = CrossbarConfig.quantization_only(wires=wires).with_(nonideal=Nonidealities(read_sigma=sigma))
+    layer = program_layer(weights, config)
+    aggregated = layer.column_currents(np.repeat(x, reads, axis=0), rng)[0]
+    noisy_g = layer.conductance * (1 + sigma * rng.standard_normal((reads, 4, 4)))
+    voltages = x[0] * (0.1 / x.max())
+    direct = linear_column_currents(noisy_g, voltages[None, None, :], wires)[0]  # one input, `reads` arrays
+    np.testing.assert_allclose(aggregated.std(0), direct.std(0), rtol=0.08)
+    np.testing.assert_allclose(aggregated.mean(0), direct.mean(0), rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: CrossbarConfig(wires=(1.0, 1.0, 0.0, 0.0)), "wires"),
+        (lambda: CrossbarConfig(wires=None), "wires"),
+        (lambda: WireParasitics(r_row=-1.0), "r_row"),
+        (lambda: WireParasitics(r_col=float("nan")), "r_col"),
+        (lambda: WireParasitics(r_sense=float("inf")), "r_sense"),
+    ],
+)
+def test_bad_wires_name_the_field(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

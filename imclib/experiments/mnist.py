@@ -8,6 +8,7 @@ projection runs in software and only the MLP runs on the arrays.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..config import CrossbarConfig
 from ..data import load_mnist
-from ..mlp import MLP, TrainConfig, cached_train, train_mlp
+from ..mlp import MLP, TrainConfig, cached_train, default_cache_dir, train_mlp
 from ..network import device_quantizer, hardware_accuracy, hardware_logits
 
 FLOAT_TRAINING = TrainConfig()
@@ -33,10 +34,19 @@ MAX_COMPONENTS = 256
 def _principal_components() -> tuple[np.ndarray, np.ndarray]:
     """Train and test images projected on the first ``MAX_COMPONENTS`` principal axes of
     the training set (full SVD, deterministic); the first n columns are the n-component
-    PCA."""
+    PCA. Cached on disk next to the trained models."""
+    path = default_cache_dir() / f"mnist-pca{MAX_COMPONENTS}-v1.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return cached["train"], cached["test"]
     data = load_mnist()
     pca = PCA(n_components=MAX_COMPONENTS, svd_solver="full").fit(data.x_train)
-    return pca.transform(data.x_train).astype(np.float32), pca.transform(data.x_test).astype(np.float32)
+    train, test = pca.transform(data.x_train).astype(np.float32), pca.transform(data.x_test).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(partial, train=train, test=test)
+    os.replace(partial, path)
+    return train, test
 
 
 def features(n_components: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -771,17 +771,26 @@ def _chord_sparse(topo: _Topology, G0: np.ndarray):
     P = G0.shape[0]
     lus = [_splu(topo.assemble_sparse(G0[p])) for p in range(P)]
     Bs = [topo.rhs_matrix_sparse(G0[p]) for p in range(P)]
+    # Injection of a current j from row node to column node of every cell: -j at R, +j at C
+    # (a sparse (n, km) matrix: merged nodes receive the sum of their cells' currents).
+    cells = np.arange(km)
+    nodes, signs = [], []
+    if topo.row_var:
+        nodes.append(topo.R)
+        signs.append(-np.ones(km))
+    if topo.col_var:
+        nodes.append(topo.C)
+        signs.append(np.ones(km))
+    inject = sp.csr_matrix(
+        (np.concatenate(signs), (np.concatenate(nodes), np.tile(cells, len(nodes)))), shape=(n, km)
+    )
 
     def step(G, v, Vc):
         b = G.shape[0]
         out = np.empty((b, P, km))
         j = (G - G0) * v
         for p in range(P):
-            rhs = Bs[p] @ Vc[:, p, :].T  # (n, b)
-            if topo.row_var:
-                np.subtract.at(rhs, topo.R, j[:, p, :].T)
-            if topo.col_var:
-                np.add.at(rhs, topo.C, j[:, p, :].T)
+            rhs = Bs[p] @ Vc[:, p, :].T + inject @ j[:, p, :].T  # (n, b)
             x = lus[p].solve(rhs)
             out[:, p, :] = topo.cell_voltages(x, Vc[:, p, :].T).T
         return out

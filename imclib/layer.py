@@ -173,29 +173,27 @@ class ProgrammedLayer:
 
         Every array is solved by nodal analysis with the cell law
         ``G_ij(v) = G_{q_ij}(v) D_ij`` at its own cell voltage ``v`` (actual level curves,
-        programmed state ``q_ij``, static deviation ``D_ij``), batched over the arrays of
-        a group of row blocks and over the inputs; groups bound the memory.
+        programmed state ``q_ij``, static deviation ``D_ij``), batched over a group of
+        arrays and over the inputs; the group size bounds the memory.
         """
         rows, cols = self.config.rows, self.config.cols
-        batch, n_physical = voltages.shape[0], self.layout.n_physical
-        state = _to_tiles(self.state, rows, cols)
-        variation = _to_tiles(self.variation, rows, cols)
+        batch, column_tiles = voltages.shape[0], self.layout.n_physical // cols
+        state = _to_tiles(self.state, rows, cols).reshape(-1, rows, cols)
+        variation = _to_tiles(self.variation, rows, cols).reshape(-1, rows, cols)
+        tile = np.arange(state.shape[0])
         # node potentials lie between min(V, 0) and max(V, 0): so does every cell voltage
         table = LevelTable.build(self._actual_levels, max(voltages.max(), 0.0) - min(voltages.min(), 0.0))
-        v_blocks = voltages.reshape(batch, self.row_blocks, 1, rows)
-        currents = np.zeros((batch, blocks, n_physical))
-        group = max(1, _CHUNK_BYTES // (8 * _SOLVE_WORK * rows * n_physical * batch))
-        for start in range(0, self.row_blocks, group):
+        v_blocks = voltages.reshape(batch, self.row_blocks, rows)
+        target = tile if blocks > 1 else tile % column_tiles  # where each array's currents add up
+        currents = np.zeros((batch, blocks * column_tiles, cols))
+        group = max(1, _CHUNK_BYTES // (8 * _SOLVE_WORK * rows * cols * batch))
+        for start in range(0, tile.size, group):
             part = slice(start, start + group)
             law = lambda v, part=part: table.cell(v, state[part]) * variation[part]  # noqa: E731
-            v_tiles = np.broadcast_to(v_blocks[:, part], (batch, *state[part].shape[:2], rows))
-            solved = nonlinear_column_currents(law, v_tiles, self.config.wires, n_cols=cols)
-            solved = solved.reshape(batch, -1, n_physical)  # (batch, row blocks of the group, columns)
-            if blocks == 1:
-                currents[:, 0] += solved.sum(axis=1)
-            else:
-                currents[:, part] = solved
-        return currents
+            solved = nonlinear_column_currents(law, v_blocks[:, tile[part] // column_tiles], self.config.wires,
+                                               n_cols=cols)
+            np.add.at(currents, (slice(None), target[part]), solved)
+        return currents.reshape(batch, blocks, self.layout.n_physical)
 
     def partial_currents(self, voltages: np.ndarray, rng, blocks: int) -> np.ndarray:
         """Column currents (amperes) per row block, with read and sense noise.
@@ -240,8 +238,8 @@ class ProgrammedLayer:
             self.config.rows * self.config.v_read * self.weight_map.levels[-1]
         )
         row_bytes = 8 * blocks * self.layout.n_physical * (2 + self.weight_map.levels.size)
-        if self.solves_circuit:  # the solver works on every cell of at least one row block
-            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.layout.n_physical
+        if self.solves_circuit:  # the solver works on every cell of at least one array
+            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
         chunk = max(1, _CHUNK_BYTES // row_bytes)
         totals = np.empty((x.shape[0], self.layout.n_physical))
         saturated = 0

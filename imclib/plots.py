@@ -183,3 +183,42 @@ def states_sweep(sweep: pd.DataFrame, accuracy_table: pd.DataFrame | None = None
         twin.legend(loc="lower right", fontsize=8)
     ax.set_title("Quantization vs resolution: an optimum number of states")
     return fig
+
+
+# ---- 06: circuit effects ------------------------------------------------------------
+
+def circuit_effects(errors: pd.DataFrame, accuracy_table: pd.DataFrame, column: str = "error") -> plt.Figure:
+    """MVM error against wire resistance per array size (one panel per device) and MNIST
+    accuracy against wire resistance per array size (last panel); symlog resistance axis."""
+    device_names = list(dict.fromkeys(errors.device))
+    fig, axes = plt.subplots(1, len(device_names) + 1, figsize=(4.2 * (len(device_names) + 1), 4))
+    palette = dict(zip(sorted(errors["size"].unique()), sns.color_palette("viridis", errors["size"].nunique())))
+    for ax, name in zip(axes, device_names):
+        sns.lineplot(data=errors[errors.device == name], x="r_wire", y=column, hue="size", palette=palette,
+                     marker="o", ax=ax, legend=ax is axes[0])
+        ax.set(yscale="log", xlabel="wire resistance per segment (Ω)", ylabel="normalized MVM error", title=name)
+    sns.lineplot(data=accuracy_table, x="r_wire", y="accuracy", hue="size", palette=palette, marker="o",
+                 ax=axes[-1], legend=False)
+    axes[-1].set(xlabel="wire resistance per segment (Ω)", ylabel="MNIST accuracy",
+                 title=f"accuracy: {accuracy_table.device.iloc[0]}")
+    resistances = sorted(errors.r_wire.unique())
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=0.5)
+        ax.set_xticks(resistances, [f"{r:g}" for r in resistances], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_xlim(-0.1, 1.15 * resistances[-1])
+    axes[0].legend(title="array n x n", fontsize=8)
+    fig.suptitle("IR drop: small arrays win once the wires are resistive", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def cell_voltage_map(cells: pd.DataFrame) -> plt.Figure:
+    """The voltage each cell of one array sees (mV), all rows driven at V_read."""
+    grid = cells.pivot(index="row", columns="column", values="cell_voltage_mV")
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    sns.heatmap(grid, cmap="magma", cbar_kws={"label": "cell voltage (mV)"}, ax=ax,
+                xticklabels=max(1, len(grid.columns) // 8), yticklabels=max(1, len(grid) // 8))
+    ax.set(xlabel="column j (sense amplifier at the bottom)", ylabel="row i (driver at the left)",
+           title=f"{len(grid)}x{len(grid.columns)} array: worst drop {cells.drop_percent.max():.1f} % of V_read")
+    return fig

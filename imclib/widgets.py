@@ -175,3 +175,41 @@ def states_widget() -> w.interactive:
 def optimal_states_value(sense_noise_nA: float, tmr0: float, v_read: float) -> float:
     """:func:`optimal_states` without the sweep table (what the widget reports)."""
     return optimal_states(sense_noise_nA, tmr0, v_read)[0]
+
+
+# ---- 06: circuit effects ------------------------------------------------------------
+
+WIRE_SAMPLES = 16
+
+
+@lru_cache(maxsize=1)
+def _layer1(n_samples: int):
+    model = mnist.float_model()[0]
+    (_, weights, x), = errors.realistic_inputs(model, mnist.features(None)[2], n_samples)[:1]
+    return weights, x
+
+
+def wire_mvm_error(r_wire: float, size: int, n_samples: int = WIRE_SAMPLES) -> float:
+    """Total MVM error of layer 1 (the study's ``n_samples`` MNIST inputs) on the
+    quantization-only device with ``size x size`` arrays and ``r_wire`` ohms per wire segment."""
+    from .experiments import circuit
+    from .layer import simulate_mvm
+    from .metrics import nrmse
+
+    weights, x = _layer1(n_samples)
+    config = circuit.wired(CrossbarConfig.quantization_only(), size, r_wire)
+    return nrmse(simulate_mvm(weights, x, config), x @ weights)
+
+
+def wire_widget() -> w.interactive:
+    """Wire resistance and array size -> MVM error, and the voltage every cell of one array sees."""
+    from .experiments import circuit
+
+    def show(r_wire=1.0, size=16):
+        value = wire_mvm_error(r_wire, size)
+        plt.show(plots.cell_voltage_map(circuit.cell_voltage_map(_layer1(WIRE_SAMPLES)[0], size, r_wire)))
+        print(f"{size}x{size} arrays, {r_wire:.1f} Ω per segment: MVM error {value:.3f} "
+              f"(quantization only: {wire_mvm_error(0.0, size):.3f})")
+        _report("wire_mvm_error", {"r_wire": r_wire, "size": size}, value)
+    return w.interactive(show, r_wire=w.FloatSlider(1.0, min=0.0, max=10.0, step=0.5, description="r wire (Ω)"),
+                         size=w.Dropdown(options=list(circuit.SIZES), value=16, description="array"))

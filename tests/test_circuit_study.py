@@ -1,0 +1,57 @@
+"""Study 06 helpers (wire resistance against array size): hand-made tables and small layers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imclib import CrossbarConfig, Nonidealities
+from imclib.experiments import circuit
+
+
+def _table(errors: dict[int, list[float]], resistances=(0.0, 1.0, 2.0, 5.0)) -> pd.DataFrame:
+    return pd.DataFrame([{"size": size, "r_wire": r, "error": e}
+                         for size, row in errors.items() for r, e in zip(resistances, row)])
+
+
+def test_crossover_is_where_small_arrays_win_from_then_on():
+    table = _table({4: [1.0, 1.1, 1.2, 1.3], 64: [0.9, 1.2, 1.1, 2.0]})
+    assert circuit.crossover(table) == 5.0  # wins at 1 ohm, loses at 2, wins from 5 on
+    assert circuit.crossover(_table({4: [1.0, 1.1, 1.2, 1.3], 64: [1.0, 2.0, 3.0, 4.0]})) == 1.0  # a tie is no win
+    assert circuit.crossover(_table({4: [1.0, 1.1, 1.2, 1.3], 64: [0.5, 0.6, 0.7, 0.8]})) is None
+
+
+def test_best_size_and_size_exponent():
+    table = _table({4: [1.0, 2.0, 3.0, 4.0], 8: [1.0, 1.0, 4.0, 5.0], 16: [0.5, 3.0, 6.0, 7.0]})
+    assert circuit.best_size(table).tolist() == [16, 8, 4, 4]
+    assert circuit.best_size(_table({4: [1.0] * 4, 8: [1.0 - 1e-12] * 4})).tolist() == [4] * 4  # rounding tie
+    power_law = pd.DataFrame({"size": [4, 8, 16, 32], "r_wire": 1.0, "wire_error": 0.01 * np.array([4, 8, 16, 32]) ** 2.0})
+    assert circuit.size_exponent(power_law, 1.0) == pytest.approx(2.0)
+
+
+def test_mvm_sweep_separates_the_wire_error():
+    rng = np.random.default_rng(0)
+    weights, x = rng.normal(size=(16, 8)), rng.uniform(0, 1, size=(5, 16))
+    config = CrossbarConfig.quantization_only()
+    table = circuit.mvm_sweep(weights, x, "q", config, sizes=(4, 8), resistances=(0.0, 1.0, 10.0), progress=False)
+    ideal = table[table.r_wire == 0]
+    assert (ideal.wire_error == 0).all() and (ideal.beyond_quantization == 0).all()
+    np.testing.assert_allclose(ideal.error, ideal.error.iloc[0], rtol=1e-12)  # tiling does not change quantization
+    for _, per_size in table.groupby("size"):
+        assert np.all(np.diff(per_size.sort_values("r_wire").wire_error) > 0)
+    at_10 = table[table.r_wire == 10].set_index("size").wire_error
+    assert at_10[8] > 2 * at_10[4]
+    bias = circuit.mvm_sweep(weights, x, "b", config.with_(nonideal=Nonidealities(bias_dependence=True)),
+                             sizes=(4,), resistances=(0.0, 1.0), progress=False)
+    assert bias.bias_dependence.all() and (bias[bias.r_wire == 0].beyond_quantization > 0).all()
+
+
+def test_cell_voltage_map_drops_from_the_driven_corner():
+    weights = np.random.default_rng(1).normal(size=(8, 8))
+    ideal = circuit.cell_voltage_map(weights, 8, 0.0)
+    np.testing.assert_allclose(ideal.cell_voltage_mV, 100.0)
+    cells = circuit.cell_voltage_map(weights, 8, 5.0).set_index(["row", "column"])
+    assert (cells.cell_voltage_mV < 100.0).all()
+    # the cell next to the driver and the sense amplifier (bottom left) sees the most
+    assert cells.cell_voltage_mV.idxmax() == (7, 0) and cells.cell_voltage_mV.idxmin()[1] == 7
+    with pytest.raises(ValueError, match="size"):
+        circuit.cell_voltage_map(weights, 16, 1.0)

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
-import numpy as np
+import pandas as pd
 
 from . import defaults, plots
 from .cells import MTJ, CellLevels
@@ -150,8 +150,9 @@ def errors_widget() -> w.interactive:
 LIVE_STATES = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)
 
 
-def optimal_states(sense_noise_nA: float, tmr0: float, v_read: float, n_samples: int = 300) -> float:
-    """States per cell with the least total MVM error (layer 1, MNIST inputs, one seed)."""
+def optimal_states(sense_noise_nA: float, tmr0: float, v_read: float, n_samples: int = 300) -> tuple[float, pd.DataFrame]:
+    """States per cell with the least total MVM error (layer 1, MNIST inputs, one seed),
+    and the sweep it comes from."""
     model = mnist.float_model()[0]
     (_, weights, x), = errors.realistic_inputs(model, mnist.features(None)[2], n_samples)[:1]
     sweep = states.states_sweep(weights, x, LIVE_STATES, sense_noise=sense_noise_nA * 1e-9, tmr0=tmr0,

@@ -21,7 +21,6 @@ from ..config import CrossbarConfig
 from ..layer import program_layer, simulate_mvm
 from ..metrics import nrmse
 from ..mlp import MLP
-from ..nonidealities import Nonidealities
 from ..periphery import Periphery
 
 

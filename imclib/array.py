@@ -3,12 +3,12 @@
 With ideal wires every cell sees its row voltage and the column current is
 ``I_j = sum_i V_i G_ij`` (amperes, volts, siemens). Arrays are batched: a leading block
 axis holds the arrays that share a set of rows, so ``V`` (batch, blocks, k) and ``G``
-(blocks, k, p) give ``I`` (batch, blocks, p) with one einsum.
+(blocks, k, p) give ``I`` (batch, blocks, p) with one batched matmul.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -27,9 +27,12 @@ def column_currents(voltages: np.ndarray, conductances: np.ndarray) -> np.ndarra
     Returns
     -------
     ndarray, shape (batch, blocks, p)
-        Column currents (amperes).
+        Column currents (amperes); with several blocks a view of a (blocks, batch, p)
+        array (one BLAS call per block, each block's currents contiguous).
     """
-    return np.einsum("brk,rkp->brp", voltages, conductances, optimize=True)
+    if conductances.shape[0] == 1:
+        return (voltages[:, 0, :] @ conductances[0])[:, None, :]
+    return np.matmul(voltages.transpose(1, 0, 2), conductances).transpose(1, 0, 2)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class LevelTable:
 
     table: np.ndarray
     per_volt: float
+    start: np.ndarray = field(init=False, repr=False)
+    slope: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # per level, contiguous: G_q(v_n) and G_q(v_{n+1}) - G_q(v_n), shape (N, nodes - 1)
+        object.__setattr__(self, "start", np.ascontiguousarray(self.table[:-1].T))
+        object.__setattr__(self, "slope", np.ascontiguousarray(np.diff(self.table, axis=0).T))
 
     @classmethod
     def build(cls, level_conductances: Callable[[np.ndarray], np.ndarray], v_max: float, nodes: int = 4097) -> "LevelTable":
@@ -71,6 +81,13 @@ class LevelTable:
         index, fraction = self.locate(voltages)
         fraction = fraction[..., None]
         return self.table[index] * (1.0 - fraction) + self.table[index + 1] * fraction
+
+    def level(self, index: np.ndarray, fraction: np.ndarray, q: int) -> np.ndarray:
+        """Conductance of level ``q`` at located voltages (:meth:`locate`),
+        ``G_q(v_n) + f (G_q(v_{n+1}) - G_q(v_n))``: no ``(..., N)`` temporary."""
+        conductance = self.start[q][index]
+        conductance += fraction * self.slope[q][index]
+        return conductance
 
     def cell(self, voltages: np.ndarray, state: np.ndarray) -> np.ndarray:
         """Conductance of level ``state`` (int, broadcast against ``voltages``) at each voltage."""
@@ -93,7 +110,7 @@ def level_conductances_at(
 
 def bias_dependent_currents(
     voltages: np.ndarray,
-    level_g: np.ndarray,
+    level_g: np.ndarray | LevelTable,
     state: np.ndarray,
     variation: np.ndarray,
     power: int = 1,
@@ -102,23 +119,32 @@ def bias_dependent_currents(
 
     With ideal wires cell (i, j) sees ``V_i``, so
     ``I_j = sum_i V_i G_{q_ij}(V_i) D_ij = sum_q [V G_q(V)] @ [(q_ij == q) D_ij]``:
-    one matmul per level. ``power=2`` returns ``sum_i V_i^2 G_ij(V_i)^2 D_ij^2``
-    (the variance kernel of read noise).
+    one matmul per level, on the level's drive vector ``V G_q(V)``. ``power=2`` returns
+    ``sum_i V_i^2 G_ij(V_i)^2 D_ij^2`` (the variance kernel of read noise).
 
     Parameters
     ----------
     voltages : ndarray, shape (batch, blocks, k)
         Row voltages (volts).
-    level_g : ndarray, shape (batch, blocks, k, N)
+    level_g : ndarray, shape (batch, blocks, k, N), or LevelTable
         Level conductances at each row voltage (siemens), e.g. from
-        :func:`level_conductances_at`.
+        :func:`level_conductances_at`; or a :class:`LevelTable` covering ``|V|``, looked
+        up level by level (no ``(batch, blocks, k, N)`` array).
     state : ndarray of int, shape (blocks, k, p)
         Level index of every cell.
     variation : ndarray, shape (blocks, k, p)
         Static multiplicative deviation ``D_ij`` of every cell.
     """
-    total = 0.0
-    for level in range(level_g.shape[-1]):
-        drive = (voltages * level_g[..., level]) ** power
-        total = total + column_currents(drive, (state == level) * variation**power)
+    if isinstance(level_g, LevelTable):
+        index, fraction = level_g.locate(voltages)
+        levels, level_at = level_g.table.shape[1], lambda q: level_g.level(index, fraction, q)
+    else:
+        levels, level_at = level_g.shape[-1], lambda q: level_g[..., q]
+    total = None
+    for level in range(levels):
+        drive = voltages * level_at(level)
+        if power == 2:
+            drive *= drive
+        currents = column_currents(drive, (state == level) * (variation if power == 1 else variation**2))
+        total = currents if total is None else np.add(total, currents, out=total)
     return total

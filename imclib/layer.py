@@ -25,19 +25,24 @@ kernel keeps the cell conductances and the row voltages, ``sum_i V_i^2 (sigma G_
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _validate
-from .array import LevelTable, bias_dependent_currents, column_currents, level_conductances_at
+from .array import LevelTable, bias_dependent_currents, column_currents
 from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
-from .periphery import adc, dac, warn_saturation
+from .periphery import dac, warn_saturation
 
-_CHUNK_BYTES = 64 * 2**20
+# Work per chunk of inputs: of 1, 4, 16 and 64 MiB, 16 MiB was fastest (ADC: 25 %, bias-dependent
+# cells: 8 % faster than 64 MiB; benchmarks/bench_inference.py). Nonlinear solves take larger
+# chunks, so that every array's factorization serves many inputs.
+_CHUNK_BYTES = 16 * 2**20
+_SOLVE_BYTES = 64 * 2**20
 _SOLVE_WORK = 16  # float64 work arrays per cell of one nonlinear solve (peak measured: about 10)
 
 
@@ -51,6 +56,42 @@ def _from_tiles(tiles: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_to_tiles`."""
     blocks, columns, rows, cols = tiles.shape
     return tiles.swapaxes(1, 2).reshape(blocks * rows, columns * cols)
+
+
+def digitized_sum(currents: np.ndarray, bits: int, full_scale: float, signed: bool) -> tuple[np.ndarray, int]:
+    """Every partial sum through the ADC, then summed over blocks: the fused, in-place form
+    of ``adc(currents, bits, full_scale, signed)[0].sum(axis=1)`` (:func:`imclib.periphery.adc`).
+
+    With ``low = -I_fs`` (bipolar) or 0, ``step = (I_fs - low) / (2^b - 1)`` and codes
+    ``c = clip(rint((I - low) / step), 0, 2^b - 1)``, the digital sum is
+    ``sum_r (low + c_r step) = R low + step sum_r c_r``: the codes are summed (exact
+    integers in float64) and scaled once. A read saturates when ``|I| > I_fs``, i.e. when its
+    unclipped code exceeds ``2^b - 1`` or lies below 0 (bipolar) or ``-(2^b - 1)`` (unipolar).
+
+    Parameters
+    ----------
+    currents : ndarray, shape (batch, blocks, p)
+        Partial column currents (amperes); overwritten with the codes.
+
+    Returns
+    -------
+    sums : ndarray, shape (batch, p)
+        Digitized currents summed over blocks (amperes).
+    saturated : int
+        Number of saturated reads.
+    """
+    top = 2**bits - 1
+    low = -full_scale if signed else 0.0
+    step = (full_scale - low) / top
+    codes = np.subtract(currents, low, out=currents)
+    codes /= step
+    floor = 0.0 if signed else -top
+    saturated = 0
+    if codes.max(initial=0.0) > top or codes.min(initial=0.0) < floor:
+        saturated = int(np.count_nonzero(codes > top) + np.count_nonzero(codes < floor))
+    np.rint(codes, out=codes)
+    np.clip(codes, 0, top, out=codes)
+    return currents.shape[1] * low + step * codes.sum(axis=1), saturated
 
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -111,7 +152,10 @@ class ProgrammedLayer:
     Create with :func:`program_layer`. ``state`` / ``conductance`` / ``transfer`` are laid
     out as (padded n_in, physical columns); row block r holds rows ``r k .. r k + k - 1``.
     ``transfer`` holds every array's transfer matrix (siemens, ``I = V @ T`` per array) with
-    resistive wires and linear cells; otherwise it is ``conductance`` itself.
+    resistive wires and linear cells; otherwise it is ``conductance`` itself. ``levels``
+    tabulates the actual level curves ``G_q(|v|)`` of bias-dependent cells (None otherwise)
+    over every voltage a cell can see: ``[0, v_read]``, or ``[0, 2 v_read]`` behind resistive
+    wires (node potentials lie between the most negative and most positive row voltage).
     """
 
     config: CrossbarConfig
@@ -123,6 +167,7 @@ class ProgrammedLayer:
     variation: np.ndarray
     conductance: np.ndarray
     transfer: np.ndarray
+    levels: LevelTable | None
 
     @property
     def row_blocks(self) -> int:
@@ -134,34 +179,36 @@ class ProgrammedLayer:
         """Physical arrays (tiles) the layer occupies."""
         return self.row_blocks * self.layout.n_physical // self.config.cols
 
-    def _actual_levels(self, v) -> np.ndarray:
-        return self.config.cell.conductances(v, self.config.actual_mtj)
-
     def input_scale(self, x: np.ndarray) -> tuple[float, bool]:
         """``(x_max, signed)``: the input range mapped to ``v_read`` and its polarity."""
-        x_max = float(np.max(np.abs(x))) if x.size else 0.0
-        return (x_max if x_max > 0 else 1.0), bool(np.any(x < 0))
+        if not x.size:
+            return 1.0, False
+        low, high = float(x.min()), float(x.max())
+        x_max = max(high, -low)
+        return (x_max if x_max > 0 else 1.0), low < 0
 
     def row_voltages(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, bool]:
         """DAC-quantized inputs, padded row voltages ``V = s x`` (volts), ``s`` and polarity."""
         x_max, signed = self.input_scale(x)
         applied = dac(x, self.config.periphery.dac_bits, x_max, signed)
         volts_per_unit = self.config.v_read / x_max
+        if self.conductance.shape[0] == self.n_in:
+            return applied, applied * volts_per_unit, volts_per_unit, signed
         padded = np.zeros((x.shape[0], self.conductance.shape[0]))
         padded[:, : self.n_in] = applied * volts_per_unit
         return applied, padded, volts_per_unit, signed
 
-    def _block_currents(self, voltages: np.ndarray, blocks: int, level_g, power: int = 1) -> np.ndarray:
-        """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block."""
+    def _block_currents(self, voltages: np.ndarray, blocks: int, power: int = 1) -> np.ndarray:
+        """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block,
+        shape (batch, blocks, physical columns)."""
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         shape = (blocks, -1, self.layout.n_physical)
-        if level_g is not None:
-            return bias_dependent_currents(
-                v_blocks, level_g.reshape(v_blocks.shape + (-1,)),
-                self.state.reshape(shape), self.variation.reshape(shape), power,
-            )
-        matrix = self.transfer if power == 1 else self.conductance
-        return column_currents(v_blocks**power, (matrix**power).reshape(shape))
+        if self.levels is not None:
+            return bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
+                                           self.variation.reshape(shape), power)
+        if power == 1:
+            return column_currents(v_blocks, self.transfer.reshape(shape))
+        return column_currents(np.square(v_blocks), np.square(self.conductance).reshape(shape))
 
     @property
     def solves_circuit(self) -> bool:
@@ -181,15 +228,13 @@ class ProgrammedLayer:
         state = _to_tiles(self.state, rows, cols).reshape(-1, rows, cols)
         variation = _to_tiles(self.variation, rows, cols).reshape(-1, rows, cols)
         tile = np.arange(state.shape[0])
-        # node potentials lie between min(V, 0) and max(V, 0): so does every cell voltage
-        table = LevelTable.build(self._actual_levels, max(voltages.max(), 0.0) - min(voltages.min(), 0.0))
         v_blocks = voltages.reshape(batch, self.row_blocks, rows)
         target = tile if blocks > 1 else tile % column_tiles  # where each array's currents add up
         currents = np.zeros((batch, blocks * column_tiles, cols))
-        group = max(1, _CHUNK_BYTES // (8 * _SOLVE_WORK * rows * cols * batch))
+        group = max(1, _SOLVE_BYTES // (8 * _SOLVE_WORK * rows * cols * batch))
         for start in range(0, tile.size, group):
             part = slice(start, start + group)
-            law = lambda v, part=part: table.cell(v, state[part]) * variation[part]  # noqa: E731
+            law = lambda v, part=part: self.levels.cell(v, state[part]) * variation[part]  # noqa: E731
             solved = nonlinear_column_currents(law, v_blocks[:, tile[part] // column_tiles], self.config.wires,
                                                n_cols=cols)
             np.add.at(currents, (slice(None), target[part]), solved)
@@ -209,18 +254,15 @@ class ProgrammedLayer:
         -------
         ndarray, shape (batch, blocks, physical columns)
         """
-        level_g = None
-        if self.config.nonideal.bias_dependence:
-            level_g = level_conductances_at(voltages, self._actual_levels)
         if self.solves_circuit:
             currents = self._solved_currents(voltages, blocks)
         else:
-            currents = self._block_currents(voltages, blocks, level_g)
+            currents = self._block_currents(voltages, blocks)
         read_sigma = self.config.nonideal.read_sigma
         reads_per_block = self.row_blocks // blocks
         variance = reads_per_block * self.config.periphery.sense_noise**2
         if read_sigma > 0:
-            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, level_g, power=2)
+            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, power=2)
         if np.any(variance):
             currents = currents + np.sqrt(variance) * rng.standard_normal(currents.shape)
         return currents
@@ -237,17 +279,22 @@ class ProgrammedLayer:
         full_scale = self.config.periphery.adc_range or (
             self.config.rows * self.config.v_read * self.weight_map.levels[-1]
         )
-        row_bytes = 8 * blocks * self.layout.n_physical * (2 + self.weight_map.levels.size)
+        # live float64 arrays per input: about four of the partial currents, four of the inputs
+        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
+        budget = _CHUNK_BYTES
         if self.solves_circuit:  # the solver works on every cell of at least one array
             row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
-        chunk = max(1, _CHUNK_BYTES // row_bytes)
+            budget = _SOLVE_BYTES
+        chunk = max(1, budget // row_bytes)
         totals = np.empty((x.shape[0], self.layout.n_physical))
         saturated = 0
         for start in range(0, x.shape[0], chunk):
             part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
-            digitized, saturated_here = adc(part, adc_bits, full_scale, signed)
-            totals[start : start + chunk] = digitized.sum(axis=1)
-            saturated += saturated_here
+            if adc_bits is None:
+                totals[start : start + chunk] = part[:, 0]
+            else:
+                totals[start : start + chunk], saturated_here = digitized_sum(part, adc_bits, full_scale, signed)
+                saturated += saturated_here
         warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)
         return totals, applied, volts_per_unit
 
@@ -317,11 +364,15 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> Pr
         conductance, state = actual_levels[cells] * variation, cells
     else:
         conductance, state = cells * variation, None
-    transfer = conductance
-    if not config.wires.is_ideal and not nonideal.bias_dependence:
+    transfer, levels = conductance, None
+    if nonideal.bias_dependence:
+        span = 1 if config.wires.is_ideal else 2  # cell voltages up to v_read, or 2 v_read behind wires
+        actual = functools.partial(config.cell.conductances, mtj=config.actual_mtj)
+        levels = LevelTable.build(actual, span * config.v_read, span * 4096 + 1)
+    elif not config.wires.is_ideal:
         tiles = _to_tiles(conductance, config.rows, config.cols)
         transfer = _from_tiles(transfer_matrix(tiles, config.wires))
-    return ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer)
+    return ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer, levels)
 
 
 def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""The fast read paths against slow, direct computations on small cases.
+
+Each shortcut of the inference hot path (batched matmuls per block, per-level drive vectors
+from a level table, the fused ADC-and-sum, unpadded row voltages, chunking) is compared with
+a straightforward per-cell / per-array computation written independently here.
+"""
+
+import numpy as np
+import pytest
+
+import imclib.layer
+from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, program_layer
+from imclib.array import LevelTable, bias_dependent_currents, column_currents
+from imclib.layer import digitized_sum
+from imclib.periphery import adc
+
+
+def _direct_currents(voltages, conductances):
+    """``I[b, r, p] = sum_k V[b, r, k] G[r, k, p]`` with explicit loops."""
+    batch, blocks, k = voltages.shape
+    out = np.zeros((batch, blocks, conductances.shape[-1]))
+    for b in range(batch):
+        for r in range(blocks):
+            for i in range(k):
+                out[b, r] += voltages[b, r, i] * conductances[r, i]
+    return out
+
+
+def _cell_conductance(config, voltages, state, variation):
+    """Each cell's conductance at its row voltage from the cell model itself (no table)."""
+    levels = config.cell.conductances(voltages, config.actual_mtj)  # (..., k, N)
+    picked = np.take_along_axis(levels[..., None, :], np.broadcast_to(state, voltages.shape[:-1] + state.shape[-2:])[..., None], -1)
+    return picked[..., 0] * variation
+
+
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_batched_matmul_equals_per_cell_sums(blocks):
+    rng = np.random.default_rng(0)
+    voltages, conductances = rng.normal(size=(5, blocks, 4)), rng.uniform(size=(blocks, 4, 6))
+    np.testing.assert_allclose(column_currents(voltages, conductances), _direct_currents(voltages, conductances),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_level_table_lookups_agree_with_each_other_and_the_cell_model():
+    cell = CellLevels(8, "binary")
+    table = LevelTable.build(cell.conductances, 0.2)
+    v = np.random.default_rng(1).uniform(-0.2, 0.2, size=(50, 7))
+    exact = cell.conductances(v)
+    index, fraction = table.locate(v)
+    per_level = np.stack([table.level(index, fraction, q) for q in range(8)], axis=-1)
+    np.testing.assert_allclose(per_level, exact, rtol=1e-9)
+    np.testing.assert_allclose(per_level, table.levels(v), rtol=1e-14)
+    state = np.random.default_rng(2).integers(0, 8, size=v.shape)
+    np.testing.assert_allclose(table.cell(v, state), np.take_along_axis(exact, state[..., None], -1)[..., 0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("power", [1, 2])
+@pytest.mark.parametrize("blocks", [1, 2])
+def test_per_level_drives_equal_the_direct_per_cell_sum(power, blocks):
+    rng = np.random.default_rng(3)
+    config = CrossbarConfig.quantization_only().with_(nonideal=Nonidealities(bias_dependence=True))
+    state = rng.integers(0, 4, size=(blocks, 4, 5))
+    variation = np.exp(0.1 * rng.standard_normal((blocks, 4, 5)))
+    voltages = rng.uniform(-0.1, 0.1, size=(6, blocks, 4))
+    table = LevelTable.build(lambda v: config.cell.conductances(v, config.actual_mtj), 0.1)
+    fast = bias_dependent_currents(voltages, table, state, variation, power)
+    cell_g = _cell_conductance(config, voltages, state, variation)  # (batch, blocks, k, p)
+    direct = np.sum((voltages[..., None] * cell_g) ** power, axis=-2)
+    np.testing.assert_allclose(fast, direct, rtol=1e-9, atol=1e-9 * np.abs(direct).max())  # signed sums cancel
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_fused_adc_sum_equals_adc_then_sum(signed):
+    rng = np.random.default_rng(4)
+    currents = rng.uniform(-1.3e-5 if signed else -1e-7, 1.3e-5, size=(7, 9, 5))  # some beyond full scale
+    digitized, saturated = adc(currents.copy(), 6, 1e-5, signed)
+    sums, fused_saturated = digitized_sum(currents.copy(), 6, 1e-5, signed)
+    np.testing.assert_allclose(sums, digitized.sum(axis=1), rtol=1e-13, atol=1e-20)
+    assert fused_saturated == saturated > 0
+
+
+def _direct_layer(layer, x, bits=None, bias=False):
+    """Decoded outputs of a programmed layer computed array by array, cell by cell."""
+    config = layer.config
+    k, m = config.rows, config.cols
+    s = config.v_read / np.abs(x).max()
+    voltages = np.zeros((x.shape[0], layer.conductance.shape[0]))
+    voltages[:, : layer.n_in] = x * s
+    full_scale = k * config.v_read * layer.weight_map.levels[-1]
+    total = np.zeros((x.shape[0], layer.conductance.shape[1]))
+    for r in range(layer.row_blocks):
+        rows = slice(r * k, (r + 1) * k)
+        v = voltages[:, rows]
+        if bias:
+            g = _cell_conductance(config, v, layer.state[rows], layer.variation[rows])  # (batch, k, p)
+            partial = np.einsum("bi,bip->bp", v, g)
+        else:
+            partial = v @ layer.conductance[rows]
+        if bits is not None:
+            partial = adc(partial, bits, full_scale, bool((x < 0).any()))[0]
+        total += partial
+    y = layer.weight_map.gain / s * total[:, : layer.n_out]
+    return y + layer.weight_map.offset * x.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("bits", [None, 5])
+@pytest.mark.parametrize("n_in", [12, 13])  # unpadded and padded rows
+def test_layer_reads_equal_array_by_array_computation(bias, bits, n_in):
+    rng = np.random.default_rng(5)
+    weights, x = rng.normal(size=(n_in, 7)), rng.normal(size=(9, n_in))
+    config = CrossbarConfig.quantization_only().with_(
+        nonideal=Nonidealities(programming_sigma=0.05, bias_dependence=bias), periphery=Periphery(adc_bits=bits))
+    layer = program_layer(weights, config, 6)
+    expected = _direct_layer(layer, x, bits, bias)
+    np.testing.assert_allclose(layer.mvm(x), expected, rtol=1e-7, atol=1e-8 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("config", [
+    CrossbarConfig.quantization_only().with_(periphery=Periphery(adc_bits=8)),
+    CrossbarConfig().with_(nonideal=Nonidealities(bias_dependence=True)),
+    CrossbarConfig.quantization_only(),
+])
+def test_chunking_does_not_change_the_result(monkeypatch, config):
+    rng = np.random.default_rng(7)
+    weights, x = rng.normal(size=(20, 9)), rng.uniform(size=(40, 20))
+    whole = program_layer(weights, config, 0).mvm(x, 1)
+    monkeypatch.setattr(imclib.layer, "_CHUNK_BYTES", 1)  # one input per chunk, same noise draws in order
+    np.testing.assert_allclose(program_layer(weights, config, 0).mvm(x, 1), whole, rtol=1e-12, atol=1e-14)
+
+
+def test_all_zero_inputs_read_zero_currents():
+    layer = program_layer(np.ones((8, 3)), CrossbarConfig.quantization_only().with_(nonideal=Nonidealities(bias_dependence=True)))
+    currents, applied, s = layer.column_currents(np.zeros((2, 8)))
+    assert s == layer.config.v_read and np.all(currents == 0) and np.all(applied == 0)

@@ -97,17 +97,6 @@ class LevelTable:
         return flat[at] * (1.0 - fraction) + flat[at + self.table.shape[1]] * fraction
 
 
-def level_conductances_at(
-    voltages: np.ndarray, level_conductances: Callable[[np.ndarray], np.ndarray], nodes: int = 4097
-) -> np.ndarray:
-    """Level conductances at every voltage, shape ``voltages.shape + (N,)`` (siemens), from a
-    :class:`LevelTable` over ``[0, max |V|]``."""
-    top = float(np.abs(voltages).max(initial=0.0))
-    if top == 0:
-        return np.broadcast_to(level_conductances(0.0), voltages.shape + (level_conductances(0.0).size,))
-    return LevelTable.build(level_conductances, top, nodes).levels(voltages)
-
-
 def bias_dependent_currents(
     voltages: np.ndarray,
     level_g: np.ndarray | LevelTable,
@@ -128,7 +117,7 @@ def bias_dependent_currents(
         Row voltages (volts).
     level_g : ndarray, shape (batch, blocks, k, N), or LevelTable
         Level conductances at each row voltage (siemens), e.g. from
-        :func:`level_conductances_at`; or a :class:`LevelTable` covering ``|V|``, looked
+        ``cell.conductances(V)`` (exact); or a :class:`LevelTable` covering ``|V|``, looked
         up level by level (no ``(batch, blocks, k, N)`` array).
     state : ndarray of int, shape (blocks, k, p)
         Level index of every cell.

@@ -6,8 +6,9 @@
 ``[0, I_fs]`` (non-negative inputs) or ``[-I_fs, I_fs]``; currents beyond full scale
 saturate, and one warning per MVM reports the saturated fraction (a unipolar ADC maps
 negative currents, from noise only, to code 0). ``adc_range`` (amperes) sets
-``I_fs``; ``None`` takes the largest current a tile can carry, ``rows * V_read * G_max``,
-so the ADC never saturates.
+``I_fs``; ``None`` takes the largest current a tile of nominal cells can carry,
+``rows * V_read * G_max``; programming variation or noise can still push a read past it,
+and such saturation is reported like any other.
 ``sense_noise``: Gaussian input-referred noise added to every column read (amperes rms).
 """
 

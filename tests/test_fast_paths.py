@@ -82,7 +82,7 @@ def test_fused_adc_sum_equals_adc_then_sum(signed):
 def _direct_layer(layer, x, bits=None, bias=False):
     """Decoded outputs of a programmed layer computed array by array, cell by cell."""
     config = layer.config
-    k, m = config.rows, config.cols
+    k = config.rows
     s = config.v_read / np.abs(x).max()
     voltages = np.zeros((x.shape[0], layer.conductance.shape[0]))
     voltages[:, : layer.n_in] = x * s

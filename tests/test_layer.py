@@ -255,10 +255,11 @@ def test_bad_input_names_the_parameter(call, name):
 
 
 def test_interpolated_level_conductances_match_the_cell_model():
-    from imclib.array import level_conductances_at
+    from imclib.array import LevelTable
 
     levels = CellLevels(4, "binary")
     voltages = np.random.default_rng(2).uniform(-0.2, 0.2, size=(300, 40))  # 12000 distinct values
-    interpolated = level_conductances_at(voltages, levels.conductances)
-    np.testing.assert_allclose(interpolated, levels.conductances(voltages), rtol=1e-9)
-    np.testing.assert_array_equal(level_conductances_at(np.zeros(3), levels.conductances), [levels.conductances()] * 3)
+    table = LevelTable.build(levels.conductances, float(np.abs(voltages).max()))
+    np.testing.assert_allclose(table.levels(voltages), levels.conductances(voltages), rtol=1e-9)
+    at_zero = LevelTable.build(levels.conductances, 0.0)
+    np.testing.assert_array_equal(at_zero.levels(np.zeros(3)), [levels.conductances()] * 3)

@@ -36,7 +36,7 @@ from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
-from .periphery import dac, warn_saturation
+from .periphery import dac, digitized_sum, warn_saturation
 
 # Work per chunk of inputs: of 1, 4, 16 and 64 MiB, 16 MiB was fastest (ADC: 25 %, bias-dependent
 # cells: 8 % faster than 64 MiB; benchmarks/bench_inference.py). Nonlinear solves take larger
@@ -56,42 +56,6 @@ def _from_tiles(tiles: np.ndarray) -> np.ndarray:
     """Inverse of :func:`_to_tiles`."""
     blocks, columns, rows, cols = tiles.shape
     return tiles.swapaxes(1, 2).reshape(blocks * rows, columns * cols)
-
-
-def digitized_sum(currents: np.ndarray, bits: int, full_scale: float, signed: bool) -> tuple[np.ndarray, int]:
-    """Every partial sum through the ADC, then summed over blocks: the fused, in-place form
-    of ``adc(currents, bits, full_scale, signed)[0].sum(axis=1)`` (:func:`imclib.periphery.adc`).
-
-    With ``low = -I_fs`` (bipolar) or 0, ``step = (I_fs - low) / (2^b - 1)`` and codes
-    ``c = clip(rint((I - low) / step), 0, 2^b - 1)``, the digital sum is
-    ``sum_r (low + c_r step) = R low + step sum_r c_r``: the codes are summed (exact
-    integers in float64) and scaled once. A read saturates when ``|I| > I_fs``, i.e. when its
-    unclipped code exceeds ``2^b - 1`` or lies below 0 (bipolar) or ``-(2^b - 1)`` (unipolar).
-
-    Parameters
-    ----------
-    currents : ndarray, shape (batch, blocks, p)
-        Partial column currents (amperes); overwritten with the codes.
-
-    Returns
-    -------
-    sums : ndarray, shape (batch, p)
-        Digitized currents summed over blocks (amperes).
-    saturated : int
-        Number of saturated reads.
-    """
-    top = 2**bits - 1
-    low = -full_scale if signed else 0.0
-    step = (full_scale - low) / top
-    codes = np.subtract(currents, low, out=currents)
-    codes /= step
-    floor = 0.0 if signed else -top
-    saturated = 0
-    if codes.max(initial=0.0) > top or codes.min(initial=0.0) < floor:
-        saturated = int(np.count_nonzero(codes > top) + np.count_nonzero(codes < floor))
-    np.rint(codes, out=codes)
-    np.clip(codes, 0, top, out=codes)
-    return currents.shape[1] * low + step * codes.sum(axis=1), saturated
 
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:

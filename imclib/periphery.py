@@ -75,6 +75,42 @@ def adc(current: np.ndarray, bits: int | None, full_scale: float, signed: bool) 
     return uniform_quantize(current, bits, -full_scale if signed else 0.0, full_scale), saturated
 
 
+def digitized_sum(currents: np.ndarray, bits: int, full_scale: float, signed: bool) -> tuple[np.ndarray, int]:
+    """Every partial sum through the ADC, then summed over blocks: the fused, in-place form
+    of ``adc(currents, bits, full_scale, signed)[0].sum(axis=1)`` (:func:`adc`).
+
+    With ``low = -I_fs`` (bipolar) or 0, ``step = (I_fs - low) / (2^b - 1)`` and codes
+    ``c = clip(rint((I - low) / step), 0, 2^b - 1)``, the digital sum is
+    ``sum_r (low + c_r step) = R low + step sum_r c_r``: the codes are summed (exact
+    integers in float64) and scaled once. A read saturates when ``|I| > I_fs``, i.e. when its
+    unclipped code exceeds ``2^b - 1`` or lies below 0 (bipolar) or ``-(2^b - 1)`` (unipolar).
+
+    Parameters
+    ----------
+    currents : ndarray, shape (batch, blocks, p)
+        Partial column currents (amperes); overwritten with the codes.
+
+    Returns
+    -------
+    sums : ndarray, shape (batch, p)
+        Digitized currents summed over blocks (amperes).
+    saturated : int
+        Number of saturated reads.
+    """
+    top = 2**bits - 1
+    low = -full_scale if signed else 0.0
+    step = (full_scale - low) / top
+    codes = np.subtract(currents, low, out=currents)
+    codes /= step
+    floor = 0.0 if signed else -top
+    saturated = 0
+    if codes.max(initial=0.0) > top or codes.min(initial=0.0) < floor:
+        saturated = int(np.count_nonzero(codes > top) + np.count_nonzero(codes < floor))
+    np.rint(codes, out=codes)
+    np.clip(codes, 0, top, out=codes)
+    return currents.shape[1] * low + step * codes.sum(axis=1), saturated
+
+
 def warn_saturation(saturated: int, reads: int, full_scale: float) -> None:
     """Warn once with the saturated fraction of ADC reads, if any saturated."""
     if saturated:

@@ -11,8 +11,7 @@ import pytest
 import imclib.layer
 from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, program_layer
 from imclib.array import LevelTable, bias_dependent_currents, column_currents
-from imclib.layer import digitized_sum
-from imclib.periphery import adc
+from imclib.periphery import adc, digitized_sum
 
 
 def _direct_currents(voltages, conductances):

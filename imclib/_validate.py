@@ -60,3 +60,10 @@ def finite_array(name: str, value, ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
     return array
+
+
+def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """``rng`` itself if it is a ``numpy.random.Generator``, else one seeded with it."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)

@@ -111,6 +111,7 @@ _CHUNK_BYTES = 64 * 2**20
 _CACHE_BYTES = 2 * 2**20
 
 _SOLVERS = ("auto", "dense", "sparse")
+_NL_METHODS = ("auto", "picard", "chord")
 
 _BLAS = ThreadpoolController()
 
@@ -129,8 +130,6 @@ def _serial_blas(function):
             return function(*args, **kwargs)
 
     return serial
-
-_NL_METHODS = ("auto", "picard", "chord")
 
 
 @dataclass(frozen=True)
@@ -201,11 +200,6 @@ def _check_voltages(V, k: int, tile_shape: tuple[int, ...]) -> np.ndarray:
     if not np.all(np.isfinite(V)):
         raise ValueError("V must contain only finite voltages (no NaN or inf)")
     return V
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- ideal
@@ -378,7 +372,7 @@ class _Topology:
 
 
 def _use_dense(n: int, solver: str) -> bool:
-    _check_choice("solver", solver, _SOLVERS)
+    _validate.choice("solver", solver, _SOLVERS)
     if solver == "auto":
         return n <= DENSE_MAX_UNKNOWNS
     return solver == "dense"
@@ -600,8 +594,8 @@ def nonlinear_column_currents(
     _validate.integer_at_least("max_iter", max_iter, 1)
     if not isinstance(damping, (int, float, np.integer, np.floating)) or not 0 < damping <= 1:
         raise ValueError(f"damping must be in (0, 1], got {damping!r}")
-    _check_choice("method", method, _NL_METHODS)
-    _check_choice("solver", solver, _SOLVERS)
+    _validate.choice("method", method, _NL_METHODS)
+    _validate.choice("solver", solver, _SOLVERS)
     V = np.asarray(V, dtype=np.float64)
     if V.ndim < 2:
         raise ValueError(f"V must have shape (batch, ..., k), got shape {V.shape}")

@@ -58,12 +58,6 @@ def _from_tiles(tiles: np.ndarray) -> np.ndarray:
     return tiles.swapaxes(1, 2).reshape(blocks * rows, columns * cols)
 
 
-def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
-
-
 @dataclass(frozen=True)
 class ColumnLayout:
     """Where each output column's cells sit among the physical columns.
@@ -236,7 +230,7 @@ class ProgrammedLayer:
 
         Returns ``(currents (batch, physical columns), applied inputs, s)``.
         """
-        rng = _as_rng(rng)
+        rng = _validate.generator(rng)
         applied, voltages, volts_per_unit, signed = self.row_voltages(x)
         adc_bits = self.config.periphery.adc_bits
         blocks = self.row_blocks if adc_bits is not None else 1
@@ -309,7 +303,7 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> Pr
     (a ``numpy.random.Generator`` or a seed), in that order.
     """
     config = CrossbarConfig() if config is None else config
-    rng = _as_rng(rng)
+    rng = _validate.generator(rng)
     targets, weight_map = map_weights(weights, config)
     n_in, n_out = targets.shape[:2]
     layout = ColumnLayout.build(n_out, config)
@@ -364,5 +358,5 @@ def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None
             f"inputs must have shape (batch, {weights.shape[0]}) to match weights "
             f"{weights.shape}, got {inputs.shape}"
         )
-    rng = _as_rng(rng)
+    rng = _validate.generator(rng)
     return program_layer(weights, config, rng).mvm(inputs, rng)

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from . import _validate
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, program_layer
 from .mapping import quantize_weights
@@ -20,13 +21,13 @@ from .mlp import MLP
 
 def program_network(model: MLP, config: CrossbarConfig, rng) -> list[ProgrammedLayer]:
     """Program every layer of ``model`` with ``config``; draws from ``rng`` layer by layer."""
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = _validate.generator(rng)
     return [program_layer(weights, config, rng) for weights in model.weights]
 
 
 def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     """A ``matmul(i, x, W)`` hook for :meth:`MLP.forward` that reads programmed layer ``i``."""
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = _validate.generator(rng)
 
     def matmul(index: int, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
         if weights.shape != (layers[index].n_in, layers[index].n_out):

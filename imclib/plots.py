@@ -20,26 +20,38 @@ PAPER_COLOR = "0.3"
 
 
 def save(fig: plt.Figure, name: str) -> Path:
-    """Save ``fig`` as ``<figures>/<name>.png`` at print resolution; return the path."""
-    path = figures_dir() / f"{name}.png"
-    fig.savefig(path, dpi=200, bbox_inches="tight")
-    return path
+    """Save ``fig`` as ``<figures>/<name>.png`` (200 dpi, for the notebook and README) and
+    ``<figures>/<name>.svg`` (vector, for papers); return the PNG path."""
+    folder = figures_dir()
+    fig.savefig(folder / f"{name}.png", dpi=200, bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
+        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+    return folder / f"{name}.png"
 
 
 def cell_levels(levels: pd.DataFrame) -> plt.Figure:
-    """Level ladders: conductance of every level per construction, at 0 V and at V_read."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    long = levels.melt(id_vars=["construction", "level"], value_vars=["conductance_uS", "conductance_at_vread_uS"],
-                       var_name="bias", value_name="G")
-    long["bias"] = long.bias.map({"conductance_uS": "0 V", "conductance_at_vread_uS": "at V_read"})
-    sns.stripplot(data=long, x="construction", y="G", hue="bias", dodge=True, marker="_", size=30, linewidth=2.5,
-                  jitter=False, ax=ax)
-    ax.set(ylabel="level conductance G (µS)", xlabel="cell construction", title="Levels of one N-ary MTJ cell")
+    """Level ladders of one cell, one panel per construction (each with its own conductance
+    axis, so that a narrow window stays readable), at 0 V and at V_read."""
+    kinds = list(dict.fromkeys(levels.construction))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(2.6 * len(kinds) + 1, 3.8), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        part = levels[levels.construction == kind]
+        for offset, (column, label, color) in enumerate((("conductance_uS", "0 V", "C0"),
+                                                         ("conductance_at_vread_uS", "at V_read", "C1"))):
+            ax.hlines(part[column], offset - 0.35, offset + 0.35, color=color, lw=2.5, label=label)
+        ax.set(xticks=[0, 1], xticklabels=["0 V", "V_read"], xlim=(-0.6, 1.6),
+               title=f"{kind} ({int(part.junctions.iloc[0])} MTJ)")
+        ax.grid(axis="x", visible=False)
+    axes[0, 0].set_ylabel("level conductance G (µS)")
+    fig.suptitle(f"Levels of one {levels.level.max() + 1}-state MTJ cell", y=1.02)
+    fig.tight_layout()
     return fig
 
 
 def array_read(cells: pd.DataFrame, columns: pd.DataFrame) -> plt.Figure:
-    """One array: cell conductances (heatmap), row voltages and column currents; decoded vs exact."""
+    """One array: cell conductances (heatmap), row voltages and column currents; decoded vs
+    exact, with a note on any column whose decoded sign differs from the exact one (the
+    weights were quantized to the cell's few levels)."""
     fig, (ax_map, ax_out) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.3, 1]})
     grid = cells.pivot(index="row", columns="column", values="conductance_uS")
     sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", cbar_kws={"label": "G (µS)"}, ax=ax_map)
@@ -50,46 +62,67 @@ def array_read(cells: pd.DataFrame, columns: pd.DataFrame) -> plt.Figure:
     x = np.arange(len(columns))
     ax_out.bar(x - 0.2, columns.exact, 0.4, label="exact x·W")
     ax_out.bar(x + 0.2, columns.decoded, 0.4, label="decoded (a/s) I + b Σx")
+    ax_out.axhline(0, color="k", lw=0.8)
+    span = float(np.ptp(np.r_[columns.exact, columns.decoded, 0.0])) or 1.0
+    for column in x[np.sign(columns.decoded) != np.sign(columns.exact)]:
+        ax_out.annotate("sign flipped by\nweight quantization", xy=(column + 0.2, columns.decoded.iloc[column]),
+                        xytext=(column + 0.2, columns.decoded.iloc[column] - 0.3 * span), ha="center", va="top",
+                        fontsize=7, arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax_out.set(xlabel="output column", ylabel="y (weight units)", title="MVM retrieval", xticks=x)
-    ax_out.legend(fontsize=8)
+    ax_out.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 
 
 def tiling(tiles: pd.DataFrame, n_in: int, n_out: int, rows: int, cols: int) -> plt.Figure:
-    """A weight matrix cut into arrays (padding hatched)."""
+    """A weight matrix cut into arrays: each array's used cells coloured, its zero padding
+    hatched, its (row block, column tile) index at the centre of the used cells."""
     fig, ax = plt.subplots(figsize=(5, 5 * max(n_in, 1) / max(n_out, 1) * 0.6 + 1))
     for tile in tiles.itertuples():
-        ax.add_patch(plt.Rectangle((tile.first_column, tile.first_row), cols, rows, fill=False, hatch="//", lw=0.5))
+        ax.add_patch(plt.Rectangle((tile.first_column, tile.first_row), cols, rows, facecolor="white",
+                                   edgecolor="0.45", hatch="///", lw=0.8, zorder=1))
         ax.add_patch(plt.Rectangle((tile.first_column, tile.first_row), tile.used_columns, tile.used_rows,
-                                   color=plt.cm.tab20(tile.Index % 20), alpha=0.7))
-        ax.text(tile.first_column + cols / 2, tile.first_row + rows / 2, f"({tile.row_block},{tile.column_tile})",
-                ha="center", va="center", fontsize=8)
+                                   facecolor=plt.cm.tab20(tile.Index % 20), edgecolor="none", zorder=2))
+        ax.add_patch(plt.Rectangle((tile.first_column, tile.first_row), cols, rows, fill=False, edgecolor="k",
+                                   lw=1.2, zorder=3))
+        ax.text(tile.first_column + tile.used_columns / 2, tile.first_row + tile.used_rows / 2,
+                f"({tile.row_block},{tile.column_tile})", ha="center", va="center", fontsize=8, zorder=4)
+    ax.add_patch(plt.Rectangle((0, 0), 0, 0, facecolor="white", edgecolor="0.45", hatch="///", label="zero padding"))
     ax.set(xlim=(0, tiles.first_column.max() + cols), ylim=(tiles.first_row.max() + rows, 0),
            xlabel="output column j", ylabel="input row i", aspect="equal",
            title=f"{n_in}x{n_out} layer on {len(tiles)} arrays of {rows}x{cols}")
+    ax.grid(False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     return fig
 
 
 def xor_margins(table: pd.DataFrame) -> plt.Figure:
-    """Decision margin of each XOR row in software and on the array."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    """Decision margin ``z_target - z_other`` (logits) of each XOR row in software and on the array."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
     labels = [f"({int(a)},{int(b)})→{t}" for a, b, t in zip(table.x1, table.x2, table.target)]
     x = np.arange(len(table))
     ax.bar(x - 0.2, table.float_margin, 0.4, label="software")
     ax.bar(x + 0.2, table.margin, 0.4, label="4x4 MTJ array")
     ax.axhline(0, color="k", lw=1)
-    ax.set(xticks=x, xticklabels=labels, ylabel="margin z_target - z_other", title="XOR decision margins (> 0 is correct)")
-    ax.legend()
+    ax.set(xticks=x, xticklabels=labels, xlabel="input (x1, x2) → target",
+           ylabel="margin z_target − z_other (logit units)", title="XOR decision margins (> 0 is correct)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return fig
 
 
 def xor_noise(sweep: pd.DataFrame) -> plt.Figure:
-    """Rows correct against programming variation."""
+    """Fraction of simulated arrays with all four XOR rows correct against programming
+    variation; the band is the 95 % Wilson confidence interval of that fraction."""
+    from .experiments.xor import all_correct_fraction
+
+    summary = all_correct_fraction(sweep)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.lineplot(data=sweep, x="programming_sigma", y="rows_correct", errorbar=("pi", 90), marker="o", ax=ax)
-    ax.set(xlabel="programming variation σ of ln G", ylabel="XOR rows correct (of 4)", ylim=(0, 4.2),
-           title="XOR on one array vs cell-to-cell variation")
+    ax.fill_between(summary.programming_sigma, summary.ci95_low, summary.ci95_high, alpha=0.25,
+                    label="95 % confidence interval (Wilson)")
+    ax.plot(summary.programming_sigma, summary.fraction, "o-", label="fraction of arrays with 4/4 rows")
+    ax.set(xlabel="programming variation σ of ln G", ylabel="arrays with 4/4 rows correct", ylim=(0, 1.05),
+           title=f"XOR on one array vs cell-to-cell variation ({summary.arrays.iloc[0]} arrays per σ)")
+    ax.legend(loc="lower left", fontsize=8)
     return fig
 
 
@@ -188,27 +221,49 @@ def states_sweep(sweep: pd.DataFrame, accuracy_table: pd.DataFrame | None = None
 # ---- 06: circuit effects ------------------------------------------------------------
 
 def circuit_effects(errors: pd.DataFrame, accuracy_table: pd.DataFrame, column: str = "error") -> plt.Figure:
-    """MVM error against wire resistance per array size (one panel per device) and MNIST
-    accuracy against wire resistance per array size (last panel); symlog resistance axis."""
+    """Wire resistance against array size, 2 x 2: (a) MVM error of the last device model
+    (the default device) per array size; (b) MNIST accuracy per array size; (c) the three
+    device models side by side for the smallest and the largest array; (d) the ratio of the
+    largest to the smallest array's error (above 1: the small array wins). One shared legend
+    per row; symlog resistance axis."""
     device_names = list(dict.fromkeys(errors.device))
-    fig, axes = plt.subplots(1, len(device_names) + 1, figsize=(4.2 * (len(device_names) + 1), 4))
-    palette = dict(zip(sorted(errors["size"].unique()), sns.color_palette("viridis", errors["size"].nunique())))
-    for ax, name in zip(axes, device_names):
-        sns.lineplot(data=errors[errors.device == name], x="r_wire", y=column, hue="size", palette=palette,
-                     marker="o", ax=ax, legend=ax is axes[0])
-        ax.set(yscale="log", xlabel="wire resistance per segment (Ω)", ylabel="normalized MVM error", title=name)
-    sns.lineplot(data=accuracy_table, x="r_wire", y="accuracy", hue="size", palette=palette, marker="o",
-                 ax=axes[-1], legend=False)
-    axes[-1].set(xlabel="wire resistance per segment (Ω)", ylabel="MNIST accuracy",
-                 title=f"accuracy: {accuracy_table.device.iloc[0]}")
+    sizes = sorted(errors["size"].unique())
+    palette = dict(zip(sizes, sns.color_palette("colorblind", len(sizes))))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.6))
+    (ax_err, ax_acc), (ax_dev, ax_ratio) = axes
+    main = errors[errors.device == device_names[-1]]
+    sns.lineplot(data=main, x="r_wire", y=column, hue="size", palette=palette, marker="o", ax=ax_err, legend=False)
+    ax_err.set(yscale="log", ylabel="normalized MVM error", title=f"(a) MVM error: {device_names[-1]}")
+    sns.lineplot(data=accuracy_table, x="r_wire", y="accuracy", hue="size", palette=palette, marker="o", ax=ax_acc,
+                 legend=False)
+    ax_acc.set(ylabel="MNIST test accuracy", ylim=(0, 1.02), title=f"(b) accuracy: {accuracy_table.device.iloc[0]}")
+    ends = errors[errors["size"].isin([sizes[0], sizes[-1]])]
+    sns.lineplot(data=ends, x="r_wire", y=column, hue="size", palette=palette, style="device", markers=True,
+                 ax=ax_dev, legend=False)
+    ax_dev.set(yscale="log", ylabel="normalized MVM error",
+               title=f"(c) device models, {sizes[0]}x{sizes[0]} vs {sizes[-1]}x{sizes[-1]}")
+    means = errors.groupby(["device", "size", "r_wire"])[column].mean().unstack("size")
+    ratio = (means[sizes[-1]] / means[sizes[0]]).rename("ratio").reset_index()
+    sns.lineplot(data=ratio, x="r_wire", y="ratio", style="device", markers=True, color="k", ax=ax_ratio, legend=False)
+    ax_ratio.axhline(1, color="0.5", lw=1, ls="--")
+    ax_ratio.set(yscale="log", ylabel=f"error {sizes[-1]}x{sizes[-1]} / error {sizes[0]}x{sizes[0]}",
+                 title="(d) > 1: the small array wins")
     resistances = sorted(errors.r_wire.unique())
-    for ax in axes:
+    for ax in axes.flat:
         ax.set_xscale("symlog", linthresh=0.5)
         ax.set_xticks(resistances, [f"{r:g}" for r in resistances], minor=False)
         ax.set_xticks([], minor=True)
         ax.set_xlim(-0.1, 1.15 * resistances[-1])
-    axes[0].legend(title="array n x n", fontsize=8)
-    fig.suptitle("IR drop: small arrays win once the wires are resistive", y=1.02)
+        ax.set_xlabel("wire resistance per segment (Ω)")
+    size_handles = [plt.Line2D([], [], color=palette[s], marker="o", label=f"{s}x{s}") for s in sizes]
+    fig.legend(handles=size_handles, title="array n x n", loc="upper left", bbox_to_anchor=(1.0, 0.93), frameon=False)
+    style_markers = ["o", "X", "s", "P", "D"]
+    style_dashes = ["-", "--", ":", "-."]
+    device_handles = [plt.Line2D([], [], color="k", marker=style_markers[i % 5], ls=style_dashes[i % 4], label=name)
+                      for i, name in enumerate(device_names)]
+    fig.legend(handles=device_handles, title="device model (c, d)", loc="upper left", bbox_to_anchor=(1.0, 0.45),
+               frameon=False)
+    fig.suptitle("IR drop: small arrays win once the wires are resistive", y=1.0)
     fig.tight_layout()
     return fig
 

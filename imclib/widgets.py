@@ -9,6 +9,7 @@ so that a test can recompute the value the widget shows for the control's new po
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from functools import lru_cache
 
@@ -21,6 +22,28 @@ from .cells import MTJ, CellLevels
 from .config import CrossbarConfig
 from .experiments import basics, errors, mnist, states, xor
 from .network import hardware_accuracy
+
+
+def _live(show, **controls) -> w.interactive:
+    """``ipywidgets.interactive(show, **controls)`` for expensive updates: sliders recompute
+    only when released (``continuous_update=False``), and a label says "computing ..."
+    while ``show`` runs."""
+    busy = w.Label("")
+
+    @functools.wraps(show)
+    def run(*args, **kwargs):
+        busy.value = "computing ..."
+        try:
+            show(*args, **kwargs)
+        finally:
+            busy.value = ""
+
+    for control in controls.values():
+        if hasattr(control, "continuous_update"):
+            control.continuous_update = False
+    panel = w.interactive(run, **controls)
+    panel.children = (*panel.children[:-1], busy, panel.children[-1])
+    return panel
 
 
 def _report(function: str, kwargs: dict, value: float) -> None:
@@ -42,7 +65,7 @@ def cell_levels_widget() -> w.interactive:
         value = cell_window_uS(n_states, tmr0, v_read)
         print(f"series stack of {n_states - 1} MTJs: window G_max - G_min = {value:.2f} µS at {v_read:.2f} V")
         _report("cell_window_uS", {"n_states": n_states, "tmr0": tmr0, "v_read": v_read}, value)
-    return w.interactive(show, n_states=w.IntSlider(4, 2, 16, description="states N"),
+    return _live(show, n_states=w.IntSlider(4, 2, 16, description="states N"),
                          tmr0=w.FloatSlider(1.0, min=0.5, max=3.0, step=0.1, description="TMR0"),
                          v_read=w.FloatSlider(defaults.V_READ_V, min=0.05, max=0.5, step=0.05, description="V_read (V)"))
 
@@ -66,7 +89,7 @@ def xor_widget() -> w.interactive:
         value = xor_rows_correct(programming_sigma)
         print(f"σ = {programming_sigma:.3f}: {value:.2f} of 4 rows correct on average over 20 arrays")
         _report("xor_rows_correct", {"programming_sigma": programming_sigma}, value)
-    return w.interactive(show, programming_sigma=w.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.3, step=0.01,
+    return _live(show, programming_sigma=w.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.3, step=0.01,
                                                                description="σ prog.", readout_format=".2f"))
 
 
@@ -119,7 +142,7 @@ def pca_widget() -> w.interactive:
         value = pca_gap(n_components, network)
         print(f"{n_components or 'no'} PCA components, {network}: gap {value * 100:.2f} points on 2000 test images")
         _report("pca_gap", {"n_components": n_components, "network": network}, value)
-    return w.interactive(show, n_components=w.Dropdown(options=[16, 32, 64, 128, 256, 0], value=64, description="PCA"),
+    return _live(show, n_components=w.Dropdown(options=[16, 32, 64, 128, 256, 0], value=64, description="PCA"),
                          network=w.Dropdown(options=["PTQ", "QAT"], value="QAT", description="network"))
 
 
@@ -141,7 +164,7 @@ def errors_widget() -> w.interactive:
         value = systematic_to_random_ratio(magnitude)
         print(f"per-cell error {magnitude:.1%}: systematic error is {value:.1f}x the random one")
         _report("systematic_to_random_ratio", {"magnitude": magnitude}, value)
-    return w.interactive(show, magnitude=w.FloatSlider(0.02, min=0.005, max=0.2, step=0.005, description="δ",
+    return _live(show, magnitude=w.FloatSlider(0.02, min=0.005, max=0.2, step=0.005, description="δ",
                                                        readout_format=".3f"))
 
 
@@ -212,5 +235,5 @@ def wire_widget() -> w.interactive:
         print(f"{size}x{size} arrays, {r_wire:.1f} Ω per segment: MVM error {value:.3f} "
               f"(quantization only: {wire_mvm_error(0.0, size):.3f})")
         _report("wire_mvm_error", {"r_wire": r_wire, "size": size}, value)
-    return w.interactive(show, r_wire=w.FloatSlider(1.0, min=0.0, max=10.0, step=0.5, description="r wire (Ω)"),
+    return _live(show, r_wire=w.FloatSlider(1.0, min=0.0, max=10.0, step=0.5, description="r wire (Ω)"),
                          size=w.Dropdown(options=list(circuit.SIZES), value=16, description="array"))

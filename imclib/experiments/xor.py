@@ -93,3 +93,16 @@ def xor_noise_sweep(model: MLP, config: CrossbarConfig, sigmas, seeds) -> pd.Dat
             records.append({"programming_sigma": sigma, "seed": seed,
                             "rows_correct": int(table.correct.sum()), "min_margin": table.margin.min()})
     return pd.DataFrame(records)
+
+
+def all_correct_fraction(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Fraction of arrays (device seeds) with all four rows correct, per programming sigma,
+    with its 95 % Wilson score interval ``(p + z^2/2n ± z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``,
+    ``z = 1.96``. Columns: ``programming_sigma``, ``arrays``, ``fraction``, ``ci95_low``, ``ci95_high``."""
+    z = 1.96
+    grouped = sweep.assign(all_correct=sweep.rows_correct == 4).groupby("programming_sigma").all_correct
+    n, p = grouped.size().astype(float), grouped.mean()
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return pd.DataFrame({"arrays": n.astype(int), "fraction": p, "ci95_low": centre - half,
+                         "ci95_high": centre + half}).reset_index()

@@ -1,0 +1,53 @@
+"""Figure helpers: vector twins, confidence intervals drawn in figures, live widgets."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from imclib import plots, widgets
+from imclib.experiments.xor import all_correct_fraction
+
+
+def test_save_writes_png_and_svg_twin(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = plots.save(fig, "probe")
+    plt.close(fig)
+    assert path == tmp_path / "probe.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (tmp_path / "probe.svg").read_text()
+    assert "<svg" in svg and str(tmp_path) not in svg
+
+
+def test_all_correct_fraction_wilson_interval_hand_computed():
+    # 8 of 10 arrays with 4/4 rows at sigma 0.1: Wilson 95 % interval (0.4902, 0.9433) by hand
+    rows = [4] * 8 + [3, 2]
+    sweep = pd.DataFrame({"programming_sigma": 0.1, "seed": range(10), "rows_correct": rows})
+    summary = all_correct_fraction(sweep).iloc[0]
+    assert summary.arrays == 10 and summary.fraction == pytest.approx(0.8)
+    assert summary.ci95_low == pytest.approx(0.49016, abs=1e-4)
+    assert summary.ci95_high == pytest.approx(0.94331, abs=1e-4)
+
+
+def test_all_correct_fraction_counts_only_full_rows():
+    sweep = pd.DataFrame({"programming_sigma": [0.0, 0.0, 0.2, 0.2], "seed": [0, 1, 0, 1],
+                          "rows_correct": [4, 4, 4, 3]})
+    summary = all_correct_fraction(sweep).set_index("programming_sigma")
+    np.testing.assert_allclose(summary.fraction, [1.0, 0.5])
+    assert (summary.ci95_low <= summary.fraction).all() and (summary.fraction <= summary.ci95_high).all()
+
+
+def test_live_widget_updates_on_release_and_shows_busy_label():
+    calls = []
+    panel = widgets._live(lambda value=1.0: calls.append(value), value=widgets.w.FloatSlider(1.0, min=0, max=2))
+    slider, busy = panel.children[0], panel.children[-2]
+    assert slider.continuous_update is False
+    assert isinstance(busy, widgets.w.Label) and busy.value == ""
+    slider.value = 1.5
+    assert calls[-1] == 1.5 and busy.value == ""

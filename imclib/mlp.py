@@ -51,6 +51,11 @@ QuantizeFn = Callable[[int, np.ndarray], np.ndarray]
 CACHE_FORMAT_VERSION = 1
 """Bump when training or the stored format changes so stale caches miss."""
 
+MAX_EPOCHS = 1000
+MAX_WIDTH = 65536
+"""Bounds of :class:`TrainConfig` (with learning_rate in (0, 1], weight_decay in
+[0, 1/learning_rate] so that the decay factor ``1 - eta lambda`` stays >= 0, qat_noise in [0, 1])."""
+
 _ADAM_BETA1 = 0.9
 _ADAM_BETA2 = 0.999
 _ADAM_EPS = 1e-8
@@ -65,14 +70,15 @@ class TrainConfig:
     hidden : tuple of int
         Widths of the hidden layers; ``()`` gives softmax regression.
     epochs : int
-        Number of passes over the training set, >= 1.
+        Number of passes over the training set, in [1, 1000].
     batch_size : int
         Minibatch size, >= 1. The last minibatch of an epoch may be smaller.
     learning_rate : float
-        Peak Adam step size :math:`\\eta_0 > 0`.
+        Peak Adam step size :math:`\\eta_0`, in (0, 1].
     weight_decay : float
-        Decoupled (AdamW) weight decay :math:`\\lambda >= 0`, applied to the
-        weight matrices only, not to the biases.
+        Decoupled (AdamW) weight decay :math:`\\lambda`, in
+        :math:`[0, 1/\\eta_0]`, applied to the weight matrices only, not to the
+        biases.
     seed : int
         Seed of the single ``np.random.default_rng`` used for initialisation,
         shuffling and QAT noise, >= 0.
@@ -80,7 +86,7 @@ class TrainConfig:
         Quantization-aware training: the forward pass uses quantized weights
         (see :func:`train_mlp`).
     qat_noise : float
-        Relative standard deviation :math:`\\sigma >= 0` of the multiplicative
+        Relative standard deviation :math:`\\sigma \\in [0, 1]` of the multiplicative
         Gaussian noise on the quantized weights during QAT forward passes;
         requires ``qat=True`` when non-zero.
     lr_decay : float
@@ -120,26 +126,29 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._validate_hidden()
         _validate.integer_at_least("epochs", self.epochs, 1)
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be an integer in [1, {MAX_EPOCHS}], got {self.epochs!r}")
         _validate.integer_at_least("batch_size", self.batch_size, 1)
-        _validate.positive("learning_rate", self.learning_rate)
-        _validate.non_negative("weight_decay", self.weight_decay)
+        _validate.in_range("learning_rate", self.learning_rate, 0.0, 1.0)
+        if self.learning_rate == 0:
+            raise ValueError("learning_rate must be a real number in (0, 1], got 0")
+        _validate.in_range("weight_decay", self.weight_decay, 0.0, 1.0 / self.learning_rate)
         _validate.integer_at_least("seed", self.seed, 0)
-        if not isinstance(self.qat, (bool, np.bool_)):
-            raise ValueError(f"qat must be a bool, got {self.qat!r}")
-        _validate.non_negative("qat_noise", self.qat_noise)
+        _validate.boolean("qat", self.qat)
+        _validate.in_range("qat_noise", self.qat_noise, 0.0, 1.0)
         if self.qat_noise and not self.qat:
             raise ValueError(f"qat_noise must be 0 unless qat=True, got {self.qat_noise!r}")
         _validate.in_range("lr_decay", self.lr_decay, 0.0, 1.0)
 
     def _validate_hidden(self) -> None:
         """Require a sequence of ints >= 1 and store it as a tuple."""
-        message = f"hidden must be a tuple of integers >= 1, got {self.hidden!r}"
+        message = f"hidden must be a tuple of integers in [1, {MAX_WIDTH}], got {self.hidden!r}"
         try:
             widths = tuple(self.hidden)
         except TypeError:
             raise ValueError(message) from None
         for width in widths:
-            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= MAX_WIDTH:
                 raise ValueError(message)
         object.__setattr__(self, "hidden", tuple(int(width) for width in widths))
 

@@ -33,7 +33,7 @@ def real(name: str, value) -> float:
 def positive(name: str, value: float, *, allow_inf: bool = False) -> None:
     """Require ``0 < value`` (finite unless ``allow_inf``)."""
     upper = "inf]" if allow_inf else "inf)"
-    message = f"{name} must be a real number in (0, {upper}, got {_describe(value)}"
+    message = f"{name} must be in (0, {upper}, got {_describe(value)}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(message)
     number = float(value)
@@ -43,7 +43,7 @@ def positive(name: str, value: float, *, allow_inf: bool = False) -> None:
 
 def non_negative(name: str, value: float) -> None:
     """Require ``0 <= value < inf``."""
-    message = f"{name} must be a real number in [0, inf), got {_describe(value)}"
+    message = f"{name} must be in [0, inf), got {_describe(value)}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(message)
     number = float(value)
@@ -54,7 +54,7 @@ def non_negative(name: str, value: float) -> None:
 def in_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
     """Require ``low <= value <= high`` (``unit`` is named in the message)."""
     unit = f" {unit}" if unit else ""
-    message = f"{name} must be a real number in [{low:g}, {high:g}]{unit}, got {_describe(value)}"
+    message = f"{name} must be in [{low:g}, {high:g}]{unit}, got {_describe(value)}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(message)
     number = float(value)
@@ -66,8 +66,7 @@ def zero_or_in_range(name: str, value: float, low: float, high: float, unit: str
     """Require ``value == 0`` or ``low <= value <= high`` (e.g. a wire resistance: 0 is an
     ideal wire, a tiny non-zero one would make ``1/r`` overflow or the solve ill-conditioned)."""
     unit = f" {unit}" if unit else ""
-    message = (f"{name} must be 0 or a real number in [{low:g}, {high:g}]{unit}, "
-               f"got {_describe(value)}")
+    message = f"{name} must be 0 or in [{low:g}, {high:g}]{unit}, got {_describe(value)}"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(message)
     number = float(value)

@@ -112,7 +112,7 @@ _CACHE_BYTES = 2 * 2**20
 
 _SOLVERS = ("auto", "dense", "sparse")
 _NL_METHODS = ("auto", "picard", "chord")
-WIRE_RANGE_OHM = (1e-6, 1e9)
+WIRE_RANGE_OHM = (1e-9, 1e9)
 """Accepted non-zero wire resistances (ohms): a smaller one makes the nodal system singular in float64."""
 
 _BLAS = ThreadpoolController()

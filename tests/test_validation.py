@@ -102,7 +102,7 @@ def test_numpy_scalars_and_bools_are_accepted():
 
 
 EXTREMES = [
-    ("smallest non-zero wires", CrossbarConfig.quantization_only(wires=WireParasitics(1e-6, 1e-6, 1e-6, 1e-6))),
+    ("smallest non-zero wires", CrossbarConfig.quantization_only(wires=WireParasitics(1e-9, 1e-9, 1e-9, 1e-9))),
     ("largest wires", CrossbarConfig.quantization_only(wires=WireParasitics(1e9, 1e9, 0.0, 0.0))),
     ("smallest R_P", CrossbarConfig.quantization_only(CellLevels(4, "binary", MTJ(r_p=1e-3)))),
     ("largest R_P", CrossbarConfig.quantization_only(CellLevels(4, "binary", MTJ(r_p=1e12)))),

@@ -125,7 +125,8 @@ class CrossbarConfig:
 
     @classmethod
     def quantization_only(cls, cell: CellLevels | None = None, **kwargs) -> "CrossbarConfig":
-        """Quantization onto ``cell``'s levels and nothing else."""
+        """Quantization onto ``cell``'s levels and nothing else (``nonideal`` and
+        ``periphery`` in ``kwargs`` replace the ideal ones)."""
         kwargs = {"nonideal": Nonidealities(), "periphery": Periphery(), **kwargs}
         return cls(cell=cell or CellLevels(), **kwargs)
 

@@ -63,6 +63,7 @@ SERVER_START_TIMEOUT_S = 90  # on a quiet machine; scaled by the calibration
 # suite's own sample); every other study notebook is reduced to its widget cells.
 END_TO_END = ("00_crossbar_basics.ipynb", "sample.ipynb")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # CPU seconds of calibrate()'s workload on a quiet reference machine (2-core VM, 2026).
 REFERENCE_CPU_S = 0.4
 
@@ -110,16 +111,31 @@ def runs_in_full(notebook: Path) -> bool:
     return bool(os.environ.get("IMCLIB_BROWSER_NOTEBOOKS")) or notebook.name in END_TO_END
 
 
+def _is_progress_bar(state: dict, model_id: str) -> bool:
+    """Whether a saved widget model is a progress bar (tqdm's HBox of HTML + Progress)."""
+    model = state.get(model_id, {})
+    children = [ref[len("IPY_MODEL_"):] for ref in model.get("state", {}).get("children", []) or []
+                if isinstance(ref, str) and ref.startswith("IPY_MODEL_")]
+    names = [model.get("model_name", ""), *(state.get(c, {}).get("model_name", "") for c in children)]
+    return any(name.endswith("ProgressModel") for name in names)
+
+
 def widget_notebook(notebook: Path):
     """``notebook`` reduced to what its widgets need: the first code cell (imports and
     setup; a widget cell may depend on nothing else) and every code cell whose stored
-    outputs hold a widget view. Outputs are kept; the suite clears them before running."""
+    outputs hold an interactive widget view (progress bars do not count). Outputs are
+    kept; the suite clears them before running."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     code = [c for c in nb.cells if c.cell_type == "code"]
-    widget_cells = [c for c in code[1:] if any(WIDGET_VIEW in (o.get("data") or {}) for o in c.get("outputs", []))]
-    nb.cells = code[:1] + widget_cells
+
+    def interactive(cell) -> bool:
+        views = [(o.get("data") or {}).get(WIDGET_VIEW, {}).get("model_id") for o in cell.get("outputs", [])]
+        return any(v and not _is_progress_bar(state, v) for v in views)
+
+    nb.cells = code[:1] + [c for c in code[1:] if interactive(c)]
     return nb
 
 

@@ -30,6 +30,10 @@ import numpy as np
 from . import _validate, defaults
 
 LEVEL_KINDS = ("uniform", "series", "binary")
+R_P_RANGE_OHM = (1e-3, 1e12)
+"""Accepted R_P (ohms): beyond it ``1/R_P`` or the level window leaves float precision."""
+TMR0_RANGE = (1e-6, 1e3)
+"""Accepted TMR0: below it the level window ``G_P - G_AP`` vanishes in float64."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ class MTJ:
     v_half: float = defaults.V_HALF_V
 
     def __post_init__(self):
-        _validate.positive("r_p", self.r_p)
-        _validate.positive("tmr0", self.tmr0)
+        _validate.in_range("r_p", self.r_p, R_P_RANGE_OHM[0], R_P_RANGE_OHM[1], "ohm")
+        _validate.in_range("tmr0", self.tmr0, TMR0_RANGE[0], TMR0_RANGE[1])
         _validate.positive("v_half", self.v_half, allow_inf=True)
 
     @property
@@ -87,6 +91,7 @@ class CellLevels:
     def __post_init__(self):
         _validate.integer_at_least("n_states", self.n_states, 2)
         _validate.choice("kind", self.kind, LEVEL_KINDS)
+        _validate.instance("mtj", self.mtj, MTJ)
         if self.kind == "binary" and self.n_states & (self.n_states - 1):
             raise ValueError(
                 f"n_states must be a power of two (2, 4, 8, ...) for kind='binary', "
@@ -153,6 +158,8 @@ class CellLevels:
         resistance = np.broadcast_to(r_parallel * (1.0 + flags * mtj.tmr0), v.shape + flags.shape)
         if math.isinf(mtj.v_half) or not np.any(v):
             return 1.0 / resistance.sum(axis=-1)
+        _validate.memory(f"CellLevels({self.n_states}, {self.kind!r}).conductances at {v.size} voltages",
+                         6 * 8 * v.size * flags.size)  # ~6 float64 temporaries of shape S + (N, J)
         for _ in range(200):
             v_junction = v_cell * resistance / resistance.sum(axis=-1, keepdims=True)
             updated = r_parallel * (1.0 + flags * mtj.tmr(v_junction))

@@ -1,9 +1,9 @@
 """Interactive controls for the study notebooks.
 
 Every widget re-runs a cheap part of a study through a pure function of this module and,
-each time, prints one line ``WIDGET_CHECK {"function": ..., "kwargs": ..., "value": ...}``
-so that a test can recompute the value the widget shows for the control's new position
-(see tests/browser). The figure it draws is shown inline.
+each time, when ``IMCLIB_WIDGET_CHECK=1`` (set by the browser suite only), prints one line
+``WIDGET_CHECK {"function": ..., "kwargs": ..., "value": ...}`` so that a test can recompute
+the value the widget shows for the control's new position (see tests/browser). The figure it draws is shown inline.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 from functools import lru_cache
 
 import ipywidgets as w
@@ -47,7 +48,10 @@ def _live(show, **controls) -> w.interactive:
 
 
 def _report(function: str, kwargs: dict, value: float) -> None:
-    print(f"WIDGET_CHECK {json.dumps({'function': f'imclib.widgets.{function}', 'kwargs': kwargs, 'value': float(value)})}")
+    """Print the browser suite's ``WIDGET_CHECK`` line, only when ``IMCLIB_WIDGET_CHECK=1``
+    (the suite sets it for its kernels; a reader never sees the line)."""
+    if os.environ.get("IMCLIB_WIDGET_CHECK") == "1":
+        print(f"WIDGET_CHECK {json.dumps({'function': f'imclib.widgets.{function}', 'kwargs': kwargs, 'value': float(value)})}")
 
 
 # ---- 00: one cell -------------------------------------------------------------------

@@ -58,10 +58,10 @@ import pandas as pd
 
 from . import _validate, defaults
 from .layer import ProgrammedLayer
+from .periphery import dac
 from .network import hardware_matmul
 
 COMPONENTS = ("array read", "row drive", "ADC", "common-mode current", "digital", "cells", "row drivers")
-_CHUNK = 2048  # inputs per chunk of the read-energy sum (bounds the temporaries)
 
 
 @dataclass(frozen=True)
@@ -143,11 +143,11 @@ class LayerHardware:
         As in :class:`~imclib.config.CrossbarConfig`.
     n_junctions : int
         Junctions per cell.
-    voltages : callable
-        ``x (batch, n_in) -> V (batch, padded n_in)``, the row voltages (volts).
-    row_conductance : callable
-        ``V (batch, padded n_in) -> sum_j G_ij(V_i)`` (siemens, same shape): the conductance
-        each driven row sees over every physical column.
+    drive : callable
+        ``drive(x, absolute) -> (batch, 3)`` for inputs ``x`` (batch, n_in): per input
+        ``sum_i V_i^2 sum_j G_ij(V_i)`` (watts), ``sum_i V_i^2`` (V^2) and, when
+        ``absolute``, ``sum_i |V_i|`` (volts; else 0), over the driven rows (padding rows
+        carry no voltage).
     common_mode_conductance : float or None
         ``G_cm`` (siemens per row) of a common-mode current subtracted before the ADC by a
         current source; None where no such source is used.
@@ -165,8 +165,7 @@ class LayerHardware:
     mapping: str
     input_sum: str
     n_junctions: int
-    voltages: Callable[[np.ndarray], np.ndarray]
-    row_conductance: Callable[[np.ndarray], np.ndarray]
+    drive: Callable[[np.ndarray, bool], np.ndarray]
     common_mode_conductance: float | None = None
 
     @property
@@ -175,44 +174,97 @@ class LayerHardware:
         return self.row_blocks * self.n_physical // self.cols
 
 
-def _linear_rows(row_sums: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda voltages: np.broadcast_to(row_sums, voltages.shape)
+FIT_TOLERANCE = 1e-6
+"""Largest relative error allowed when the level curves are fitted by a polynomial in V^2."""
 
 
-def _bias_dependent_rows(layer: ProgrammedLayer) -> Callable[[np.ndarray], np.ndarray]:
-    """``sum_j G_{q_ij}(V_i) D_ij = sum_q G_q(V_i) C_iq`` with ``C_iq = sum_j [q_ij = q] D_ij``."""
-    n_levels = layer.levels.table.shape[1]
-    counts = np.stack([np.where(layer.state == q, layer.variation, 0.0).sum(axis=1) for q in range(n_levels)], axis=1)
+def _level_polynomial(layer: ProgrammedLayer, max_terms: int = 6) -> np.ndarray | None:
+    """Coefficients ``a_qk`` (siemens) of ``G_q(V) = sum_k a_qk (V / v_read)^(2k)`` fitted by
+    least squares on the layer's level table over ``|V| <= v_read``, with the fewest terms
+    whose largest relative error is below :data:`FIT_TOLERANCE`; None if no fit reaches it."""
+    table = layer.levels.table
+    nodes = int(round(layer.config.v_read * layer.levels.per_volt)) + 1
+    u = np.square(np.arange(nodes) / max(nodes - 1, 1))
+    levels = table[:nodes]
+    for terms in range(1, max_terms + 1):
+        basis = np.vander(u, terms, increasing=True)
+        coefficients = np.linalg.lstsq(basis, levels, rcond=None)[0]
+        if np.max(np.abs(basis @ coefficients - levels) / levels) < FIT_TOLERANCE:
+            return coefficients.T
+    return None
 
-    def rows(voltages: np.ndarray) -> np.ndarray:
-        index, fraction = layer.levels.locate(voltages)
-        total = np.zeros(voltages.shape)
-        for q in range(n_levels):
-            total += layer.levels.level(index, fraction, q) * counts[:, q]
-        return total
 
-    return rows
+def _drive(layer: ProgrammedLayer) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """The row-drive sums of :attr:`LayerHardware.drive` for a programmed layer.
+
+    Row voltages as the layer applies them: ``V = s dac(x)``, ``s = v_read / x_max``
+    (:meth:`ProgrammedLayer.input_scale`). Linear cells: ``sum_i V_i^2 R_i`` with
+    ``R_i = sum_j G_ij`` (programmed conductances, static deviations included).
+    Bias-dependent cells: ``sum_j G_{q_ij}(V_i) D_ij = sum_q G_q(V_i) C_iq`` with
+    ``C_iq = sum_j [q_ij = q] D_ij``; the actual level curves of the layer's level table
+    are fitted by a short polynomial in ``V^2`` (:func:`_level_polynomial`, relative error
+    below :data:`FIT_TOLERANCE`), so that ``sum_i V_i^2 G(V_i) = sum_k sum_i V_i^(2k+2) c_ik``
+    with ``c_ik = sum_q C_iq a_qk``; without such a fit the table is looked up at every
+    non-zero input (exact, slower).
+    """
+    config, n_in = layer.config, layer.n_in
+    polynomial = None
+    if layer.levels is None:
+        row_sums = layer.conductance[:n_in].sum(axis=1)
+    else:
+        levels = layer.levels.table.shape[1]
+        state, variation = layer.state[:n_in], layer.variation[:n_in]
+        counts = np.stack([np.where(state == q, variation, 0.0).sum(axis=1) for q in range(levels)], axis=1)
+        coefficients = _level_polynomial(layer)
+        if coefficients is not None:
+            polynomial = np.ascontiguousarray((counts @ coefficients).T)  # (terms, n_in), siemens
+
+    def drive(x: np.ndarray, absolute: bool = False) -> np.ndarray:
+        x_max, signed = layer.input_scale(x)
+        applied = dac(x, config.periphery.dac_bits, x_max, signed)
+        volts_per_unit = config.v_read / x_max
+        sums = np.zeros((x.shape[0], 3))
+        sums[:, 1] = np.einsum("bi,bi->b", applied, applied)
+        if layer.levels is None:
+            sums[:, 0] = np.einsum("bi,bi,i->b", applied, applied, row_sums)
+        elif polynomial is not None:
+            ratio = np.square(applied / x_max)  # (V / v_read)^2
+            power = np.square(applied)
+            sums[:, 0] = power @ polynomial[0]
+            for coefficient in polynomial[1:]:
+                power *= ratio
+                sums[:, 0] += power @ coefficient
+        else:
+            flat = np.flatnonzero(applied)
+            batch, row = np.divmod(flat, n_in)
+            values = applied.ravel()[flat]
+            index, fraction = layer.levels.locate(values * volts_per_unit)
+            conductance = np.zeros(values.shape)
+            for q in range(counts.shape[1]):
+                conductance += layer.levels.level(index, fraction, q) * counts[row, q]
+            sums[:, 0] = np.bincount(batch, weights=np.square(values) * conductance, minlength=x.shape[0])
+        sums[:, :2] *= volts_per_unit**2
+        if absolute:
+            sums[:, 2] = volts_per_unit * np.abs(applied).sum(axis=1)
+        return sums
+
+    return drive
 
 
 def layer_hardware(layer: ProgrammedLayer) -> LayerHardware:
     """The adapter: everything the cost model reads from a programmed layer and its config.
 
-    Linear cells: ``sum_j G_ij`` from the programmed conductances (static deviations
-    included). Bias-dependent cells: the actual level curves of the layer's level table.
+    Reads the config (array size, converters, scenario, mapping, cell) and the programmed
+    layer (shape, layout, conductances or level table, input scaling); see :func:`_drive`.
     """
     if not isinstance(layer, ProgrammedLayer):
         raise ValueError(f"layers must hold ProgrammedLayer objects, got {type(layer).__name__}")
     config = layer.config
-    if layer.levels is not None:
-        row_conductance = _bias_dependent_rows(layer)
-    else:
-        row_conductance = _linear_rows(layer.conductance.sum(axis=1))
     return LayerHardware(
         n_in=layer.n_in, n_out=layer.n_out, rows=config.rows, cols=config.cols, row_blocks=layer.row_blocks,
         n_physical=layer.layout.n_physical, v_read=config.v_read, adc_bits=config.periphery.adc_bits,
         scenario=config.scenario, mapping=config.mapping, input_sum=config.input_sum,
-        n_junctions=config.cell.n_junctions, voltages=lambda x: layer.row_voltages(x)[1],
-        row_conductance=row_conductance, common_mode_conductance=None,
+        n_junctions=config.cell.n_junctions, drive=_drive(layer), common_mode_conductance=None,
     )
 
 
@@ -244,18 +296,36 @@ def operation_counts(hardware: LayerHardware, technology: Technology | None = No
     }
 
 
-def drive_sums(hardware: LayerHardware, x: np.ndarray) -> np.ndarray:
-    """Per input: ``sum_i V_i^2 sum_j G_ij(V_i)`` (watts), ``sum_i V_i^2`` (V^2) and
-    ``sum_i |V_i|`` (volts), shape (batch, 3); one pass over the row voltages."""
-    sums = np.empty((x.shape[0], 3))
-    for start in range(0, x.shape[0], _CHUNK):
-        part = slice(start, start + _CHUNK)
-        voltages = hardware.voltages(x[part])
-        squared = np.square(voltages)
-        sums[part, 0] = np.einsum("bi,bi->b", squared, hardware.row_conductance(voltages))
-        sums[part, 1] = squared.sum(axis=1)
-        sums[part, 2] = np.abs(voltages).sum(axis=1)
-    return sums
+COLUMNS = ["layer", "component", "energy_J", "latency_s", "area_m2", "adc_bits", "adc_assumed"]
+
+
+def _layer_rows(hardware: LayerHardware, x, technology: Technology) -> list[tuple]:
+    """``(component, energy J, latency s, area m^2, adc_bits, adc_assumed)`` per component."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != hardware.n_in or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (batch >= 1, {hardware.n_in}), got {x.shape}")
+    t = technology
+    counts = operation_counts(hardware, t)
+    sums = hardware.drive(x, hardware.common_mode_conductance is not None)
+    if not np.all(np.isfinite(sums)):  # a NaN or inf input propagates into its sums
+        raise ValueError("x must contain only finite values (no NaN or inf)")
+    power, square_sum, plain_sum = (float(v) for v in sums.mean(axis=0))
+    f2 = t.feature_size**2
+    built, reads = counts["arrays_built"], counts["sequential_reads"]
+    rows = [
+        ("array read", t.t_read * power, reads * t.t_read, 0.0),
+        ("row drive", t.line_capacitance * hardware.n_physical * square_sum, 0.0, 0.0),
+        ("ADC", counts["conversions"] * t.adc_fom * 2.0 ** counts["adc_bits"], reads * t.adc_time,
+         counts["adcs"] * t.adc_area),
+        ("digital", counts["adds"] * t.e_add + counts["mults"] * t.e_mult, 0.0,
+         hardware.n_physical * t.adder_area + hardware.n_out * t.multiplier_area),
+        ("cells", 0.0, 0.0, built * hardware.rows * hardware.cols * hardware.n_junctions * t.cell_area_f2 * f2),
+        ("row drivers", 0.0, 0.0, built * hardware.rows * t.driver_area_f2 * f2),
+    ]
+    if hardware.common_mode_conductance is not None:
+        energy = hardware.v_read * t.t_read * hardware.n_physical * hardware.common_mode_conductance * plain_sum
+        rows.insert(3, ("common-mode current", energy, 0.0, 0.0))
+    return [(*row, counts["adc_bits"], counts["adc_assumed"]) for row in rows]
 
 
 def layer_cost(hardware: LayerHardware, x, technology: Technology | None = None) -> pd.DataFrame:
@@ -272,34 +342,10 @@ def layer_cost(hardware: LayerHardware, x, technology: Technology | None = None)
     Returns
     -------
     DataFrame
-        Columns ``component``, ``energy_J``, ``latency_s``, ``area_m2``.
+        Columns ``component``, ``energy_J``, ``latency_s``, ``area_m2``, ``adc_bits``,
+        ``adc_assumed`` (see :func:`cost_table`).
     """
-    technology = technology or Technology()
-    x = _validate.finite_array("x", x, 2)
-    if x.shape[1] != hardware.n_in or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (batch >= 1, {hardware.n_in}), got {x.shape}")
-    t = technology
-    counts = operation_counts(hardware, t)
-    power, square_sum, plain_sum = drive_sums(hardware, x).mean(axis=0)
-    f2 = t.feature_size**2
-    built, reads = counts["arrays_built"], counts["sequential_reads"]
-    rows = [
-        ("array read", t.t_read * power, reads * t.t_read, 0.0),
-        ("row drive", t.line_capacitance * hardware.n_physical * square_sum, 0.0, 0.0),
-        ("ADC", counts["conversions"] * t.adc_fom * 2.0 ** counts["adc_bits"], reads * t.adc_time,
-         counts["adcs"] * t.adc_area),
-        ("digital", counts["adds"] * t.e_add + counts["mults"] * t.e_mult, 0.0,
-         hardware.n_physical * t.adder_area + hardware.n_out * t.multiplier_area),
-        ("cells", 0.0, 0.0, built * hardware.rows * hardware.cols * hardware.n_junctions * t.cell_area_f2 * f2),
-        ("row drivers", 0.0, 0.0, built * hardware.rows * t.driver_area_f2 * f2),
-    ]
-    if hardware.common_mode_conductance is not None:
-        energy = hardware.v_read * t.t_read * hardware.n_physical * hardware.common_mode_conductance * plain_sum
-        rows.insert(3, ("common-mode current", float(energy), 0.0, 0.0))
-    table = pd.DataFrame(rows, columns=["component", "energy_J", "latency_s", "area_m2"])
-    table["adc_bits"] = counts["adc_bits"]
-    table["adc_assumed"] = counts["adc_assumed"]
-    return table
+    return pd.DataFrame(_layer_rows(hardware, x, technology or Technology()), columns=COLUMNS[1:])
 
 
 def cost_table(layers: Sequence[ProgrammedLayer], x, technology: Technology | None = None) -> pd.DataFrame:
@@ -324,6 +370,7 @@ def cost_table(layers: Sequence[ProgrammedLayer], x, technology: Technology | No
         (layers run in sequence, every layer's hardware is built); the row with component
         ``"total"`` sums everything.
     """
+    technology = technology or Technology()
     if isinstance(layers, ProgrammedLayer):
         layers = [layers]
     if not len(layers):
@@ -331,16 +378,15 @@ def cost_table(layers: Sequence[ProgrammedLayer], x, technology: Technology | No
     inputs = list(x) if isinstance(x, (list, tuple)) else [x]
     if len(inputs) != len(layers):
         raise ValueError(f"x must give one input array per layer ({len(layers)} layers), e.g. from network_inputs")
-    frames = [layer_cost(layer_hardware(layer), inp, technology).assign(layer=f"layer {i + 1}")
-              for i, (layer, inp) in enumerate(zip(layers, inputs))]
-    table = pd.concat(frames, ignore_index=True)
-    totals = table.groupby("component", sort=False)[["energy_J", "latency_s", "area_m2"]].sum().reset_index()
-    totals["adc_bits"] = table.adc_bits.max()
-    totals["adc_assumed"] = table.adc_assumed.any()
-    grand = totals[["energy_J", "latency_s", "area_m2"]].sum().to_frame().T.assign(
-        component="total", adc_bits=totals.adc_bits.iloc[0], adc_assumed=totals.adc_assumed.iloc[0])
-    table = pd.concat([table, totals.assign(layer="total"), grand.assign(layer="total")], ignore_index=True)
-    return table[["layer", "component", "energy_J", "latency_s", "area_m2", "adc_bits", "adc_assumed"]]
+    rows = [(f"layer {i + 1}", *row) for i, (layer, inp) in enumerate(zip(layers, inputs))
+            for row in _layer_rows(layer_hardware(layer), inp, technology)]
+    bits, assumed = max(row[5] for row in rows), any(row[6] for row in rows)
+    totals: dict[str, np.ndarray] = {}
+    for row in rows:
+        totals[row[1]] = totals.get(row[1], 0.0) + np.array(row[2:5])
+    rows += [("total", component, *values, bits, assumed) for component, values in totals.items()]
+    rows.append(("total", "total", *sum(totals.values()), bits, assumed))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def efficiency(table: pd.DataFrame, layers: Sequence[ProgrammedLayer]) -> dict:

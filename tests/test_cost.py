@@ -5,6 +5,7 @@ import pytest
 
 from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, program_layer
 from imclib.cost import LayerHardware, Technology, cost_table, efficiency, layer_cost, layer_hardware, network_inputs, operation_counts
+from imclib import cost
 from imclib.mlp import MLP
 
 T_READ = 20e-9
@@ -16,8 +17,9 @@ def _hardware(conductance, v_read=0.1, **overrides):
     fields = dict(
         n_in=conductance.shape[0], n_out=conductance.shape[1], rows=conductance.shape[0], cols=conductance.shape[1],
         row_blocks=1, n_physical=conductance.shape[1], v_read=v_read, adc_bits=8, scenario="per_tile",
-        mapping="offset", input_sum="digital", n_junctions=2, voltages=lambda x: v_read * x,
-        row_conductance=lambda v: np.broadcast_to(conductance.sum(axis=1), v.shape),
+        mapping="offset", input_sum="digital", n_junctions=2,
+        drive=lambda x, absolute: np.stack([np.square(v_read * x) @ conductance.sum(axis=1),
+                                            np.square(v_read * x).sum(axis=1), np.abs(v_read * x).sum(axis=1)], axis=1),
     )
     return LayerHardware(**{**fields, **overrides})
 
@@ -64,7 +66,7 @@ def test_bias_dependent_read_energy_uses_the_level_curves():
     cell, mtj = layer.config.cell, layer.config.actual_mtj
     expected = T_READ * sum(v**2 * (cell.conductances(v, mtj)[3] + cell.conductances(v, mtj)[0]) for v in (0.1, 0.05))
     table = layer_cost(layer_hardware(layer), x, Technology(t_read=T_READ))
-    assert _row(table, "array read").energy_J == pytest.approx(expected, rel=1e-8)
+    assert _row(table, "array read").energy_J == pytest.approx(expected, rel=1e-6)  # FIT_TOLERANCE
     # the antiparallel junctions conduct more under bias: more energy than the zero-bias levels
     assert expected > T_READ * (0.1**2 + 0.05**2) / 12e3
 
@@ -156,3 +158,25 @@ def test_bad_input_names_the_parameter():
         cost_table([], np.ones((2, 4)))
     with pytest.raises(ValueError, match="ProgrammedLayer"):
         cost_table([np.ones((4, 4))], np.ones((2, 4)))
+
+
+def test_bias_dependent_sum_equals_the_dense_cell_sum(monkeypatch):
+    # default device (bias-dependent TMR, variation), inputs with zeros, 3 row blocks with padding
+    rng = np.random.default_rng(3)
+    layer = program_layer(rng.normal(size=(10, 6)), CrossbarConfig(), rng)
+    x = np.where(rng.uniform(size=(5, 10)) < 0.4, 0.0, rng.uniform(size=(5, 10)))
+    voltages = layer.row_voltages(x)[1]  # (5, 12), padded rows at 0 V
+    cells = layer.levels.cell(voltages[:, :, None], layer.state[None]) * layer.variation[None]
+    dense = T_READ * np.mean(np.einsum("bi,bij->b", np.square(voltages), cells))
+    table = layer_cost(layer_hardware(layer), x, Technology(t_read=T_READ))
+    assert _row(table, "array read").energy_J == pytest.approx(dense, rel=1e-6)  # polynomial fit of the levels
+    # without the fit (exact table lookup at every non-zero input)
+    monkeypatch.setattr(cost, "_level_polynomial", lambda layer: None)
+    exact = layer_cost(layer_hardware(layer), x, Technology(t_read=T_READ))
+    assert _row(exact, "array read").energy_J == pytest.approx(dense, rel=1e-12)
+
+
+def test_non_finite_inputs_are_rejected():
+    layer = program_layer(np.ones((4, 4)), CrossbarConfig.quantization_only(), 0)
+    with pytest.raises(ValueError, match="x must contain only finite values"):
+        cost_table([layer], np.array([[1.0, np.nan, 0.0, 0.0]]))

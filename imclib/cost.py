@@ -144,9 +144,9 @@ class LayerHardware:
     n_junctions : int
         Junctions per cell.
     drive : callable
-        ``drive(x, absolute) -> (batch, 3)`` for inputs ``x`` (batch, n_in): per input
-        ``sum_i V_i^2 sum_j G_ij(V_i)`` (watts), ``sum_i V_i^2`` (V^2) and, when
-        ``absolute``, ``sum_i |V_i|`` (volts; else 0), over the driven rows (padding rows
+        ``drive(x, absolute) -> (3,)`` for inputs ``x`` (batch, n_in): the mean over the
+        batch of ``sum_i V_i^2 sum_j G_ij(V_i)`` (watts), of ``sum_i V_i^2`` (V^2) and, when
+        ``absolute``, of ``sum_i |V_i|`` (volts; else 0), over the driven rows (padding rows
         carry no voltage).
     common_mode_conductance : float or None
         ``G_cm`` (siemens per row) of a common-mode current subtracted before the ADC by a
@@ -174,6 +174,7 @@ class LayerHardware:
         return self.row_blocks * self.n_physical // self.cols
 
 
+_CHUNK_ROWS = 1024  # inputs per chunk of the polynomial sums (small temporaries)
 FIT_TOLERANCE = 1e-6
 """Largest relative error allowed when the level curves are fitted by a polynomial in V^2."""
 
@@ -223,30 +224,33 @@ def _drive(layer: ProgrammedLayer) -> Callable[[np.ndarray, bool], np.ndarray]:
         x_max, signed = layer.input_scale(x)
         applied = dac(x, config.periphery.dac_bits, x_max, signed)
         volts_per_unit = config.v_read / x_max
-        sums = np.zeros((x.shape[0], 3))
-        sums[:, 1] = np.einsum("bi,bi->b", applied, applied)
+        sums = np.zeros(3)
+        squares = np.einsum("bi,bi->i", applied, applied)  # sum over the batch of x_i^2
+        sums[1] = squares.sum()
         if layer.levels is None:
-            sums[:, 0] = np.einsum("bi,bi,i->b", applied, applied, row_sums)
+            sums[0] = squares @ row_sums
         elif polynomial is not None:
-            ratio = np.square(applied / x_max)  # (V / v_read)^2
-            power = np.square(applied)
-            sums[:, 0] = power @ polynomial[0]
-            for coefficient in polynomial[1:]:
-                power *= ratio
-                sums[:, 0] += power @ coefficient
+            sums[0] = squares @ polynomial[0]
+            for start in range(0, x.shape[0] if len(polynomial) > 1 else 0, _CHUNK_ROWS):
+                part = applied[start : start + _CHUNK_ROWS]
+                ratio = np.square(part * (1.0 / x_max))  # (V / v_read)^2
+                power = np.square(part)
+                for coefficient in polynomial[1:]:
+                    power *= ratio
+                    sums[0] += power.sum(axis=0) @ coefficient
         else:
             flat = np.flatnonzero(applied)
-            batch, row = np.divmod(flat, n_in)
+            row = flat % n_in
             values = applied.ravel()[flat]
             index, fraction = layer.levels.locate(values * volts_per_unit)
             conductance = np.zeros(values.shape)
             for q in range(counts.shape[1]):
                 conductance += layer.levels.level(index, fraction, q) * counts[row, q]
-            sums[:, 0] = np.bincount(batch, weights=np.square(values) * conductance, minlength=x.shape[0])
-        sums[:, :2] *= volts_per_unit**2
+            sums[0] = np.square(values) @ conductance
+        sums[:2] *= volts_per_unit**2
         if absolute:
-            sums[:, 2] = volts_per_unit * np.abs(applied).sum(axis=1)
-        return sums
+            sums[2] = volts_per_unit * np.abs(applied).sum()
+        return sums / x.shape[0]
 
     return drive
 
@@ -309,7 +313,7 @@ def _layer_rows(hardware: LayerHardware, x, technology: Technology) -> list[tupl
     sums = hardware.drive(x, hardware.common_mode_conductance is not None)
     if not np.all(np.isfinite(sums)):  # a NaN or inf input propagates into its sums
         raise ValueError("x must contain only finite values (no NaN or inf)")
-    power, square_sum, plain_sum = (float(v) for v in sums.mean(axis=0))
+    power, square_sum, plain_sum = (float(v) for v in sums)
     f2 = t.feature_size**2
     built, reads = counts["arrays_built"], counts["sequential_reads"]
     rows = [

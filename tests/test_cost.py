@@ -18,8 +18,8 @@ def _hardware(conductance, v_read=0.1, **overrides):
         n_in=conductance.shape[0], n_out=conductance.shape[1], rows=conductance.shape[0], cols=conductance.shape[1],
         row_blocks=1, n_physical=conductance.shape[1], v_read=v_read, adc_bits=8, scenario="per_tile",
         mapping="offset", input_sum="digital", n_junctions=2,
-        drive=lambda x, absolute: np.stack([np.square(v_read * x) @ conductance.sum(axis=1),
-                                            np.square(v_read * x).sum(axis=1), np.abs(v_read * x).sum(axis=1)], axis=1),
+        drive=lambda x, absolute: np.mean([np.square(v_read * x) @ conductance.sum(axis=1),
+                                           np.square(v_read * x).sum(axis=1), np.abs(v_read * x).sum(axis=1)], axis=1),
     )
     return LayerHardware(**{**fields, **overrides})
 

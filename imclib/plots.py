@@ -274,9 +274,13 @@ def pareto(summary: pd.DataFrame, paper: dict, current: dict | None = None, xlim
         fig, ax = plt.subplots(figsize=(8, 5))
     else:
         fig = ax.figure
-    data = summary.assign(states=summary.n_states.astype(str), array=summary["size"].map(lambda s: f"{s}x{s}"))
-    sns.scatterplot(data=data, x="energy_J", y="accuracy", hue="adc_bits", style="array", size="states",
-                    sizes=(25, 110), palette="viridis", ax=ax, legend="brief")
+    data = summary.assign(states=summary.n_states.astype(str), array=summary["size"].map(lambda s: f"{s}x{s}"),
+                          ADC=summary.adc_bits.map(lambda b: f"{b} bits"))
+    sns.scatterplot(data=data, x="energy_J", y="accuracy", hue="ADC", style="array", size="states",
+                    hue_order=[f"{b} bits" for b in sorted(summary.adc_bits.unique())],
+                    size_order=[str(n) for n in sorted(summary.n_states.unique(), reverse=True)],
+                    style_order=[f"{n}x{n}" for n in sorted(summary["size"].unique())],
+                    sizes=(25, 110), palette="viridis", ax=ax, legend="full")
     front = summary[summary.on_front].sort_values("energy_J")
     ax.step(front.energy_J, front.accuracy, where="post", color="k", lw=1, label="Pareto front")
     mark = summary[(summary.n_states == paper["n_states"]) & (summary["size"] == paper["size"])

@@ -58,10 +58,8 @@ import pandas as pd
 
 from . import _validate, defaults
 from .layer import ProgrammedLayer
-from .periphery import dac
 from .network import hardware_matmul
-
-COMPONENTS = ("array read", "row drive", "ADC", "common-mode current", "digital", "cells", "row drivers")
+from .periphery import dac
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Cost model: hand-computed array reads, conversion counts per scenario, totals, bad input."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, program_layer
@@ -180,3 +181,23 @@ def test_non_finite_inputs_are_rejected():
     layer = program_layer(np.ones((4, 4)), CrossbarConfig.quantization_only(), 0)
     with pytest.raises(ValueError, match="x must contain only finite values"):
         cost_table([layer], np.array([[1.0, np.nan, 0.0, 0.0]]))
+
+
+def test_pareto_front_and_knob_steps_on_a_hand_made_study():
+    from imclib.experiments import cost as study
+
+    # four configurations, two seeds each; (energy nJ, accuracy): A (1, 0.5), B (2, 0.9), C (3, 0.8), D (4, 0.95)
+    points = {(4, 4, 8): (2e-9, 0.9), (8, 4, 8): (4e-9, 0.95), (4, 16, 8): (1e-9, 0.5), (4, 4, 10): (3e-9, 0.8)}
+    rows = [{"n_states": n, "size": s, "adc_bits": b, "seed": seed, "accuracy": acc + (0.01 if seed else -0.01),
+             "energy_J": energy, "latency_s": 1.0, "area_m2": 1.0, "TOPS_per_W": 1.0}
+            for (n, s, b), (energy, acc) in points.items() for seed in (0, 1)]
+    summary = study.summarize(pd.DataFrame(rows))
+    front = {tuple(r) for r in summary[summary.on_front][["n_states", "size", "adc_bits"]].to_numpy()}
+    assert front == {(4, 16, 8), (4, 4, 8), (8, 4, 8)}  # (4, 4, 10) costs more than (4, 4, 8) for less accuracy
+    assert tuple(study.nearest_on_front(summary, 0.93)[["n_states", "size", "adc_bits"]]) == (8, 4, 8)
+    steps = study.knob_steps(summary, {"n_states": 4, "size": 4, "adc_bits": 8}).set_index("knob")
+    # from (4, 4, 8): 8 states gain 5 points for 2 nJ; 16x16 arrays lose 40 points; 10 bits lose 10 points
+    assert steps.loc["n_states", "delta_accuracy"] == pytest.approx(5.0)
+    assert steps.loc["n_states", "energy_per_point_J"] == pytest.approx(2e-9 / 5.0)
+    assert steps.loc["size", "delta_accuracy"] == pytest.approx(-40.0) and np.isnan(steps.loc["size", "energy_per_point_J"])
+    assert steps.loc["adc_bits", "delta_energy_J"] == pytest.approx(1e-9)

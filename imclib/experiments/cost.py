@@ -151,22 +151,23 @@ def point(summary: pd.DataFrame, n_states: int, size: int, adc_bits: int) -> pd.
 
 
 def knob_steps(summary: pd.DataFrame, start: dict = PAPER_POINT) -> pd.DataFrame:
-    """One grid step of each knob (states, array size, ADC bits) up and down from ``start``.
+    """One step of each knob (states, array size, ADC bits) up and down from ``start``, along
+    the values the study holds.
 
     Columns: ``knob``, ``to`` (new value), ``delta_accuracy`` (points), ``delta_energy_J``,
     ``energy_per_point_J`` (``delta_energy / delta_accuracy``, for moves that gain accuracy).
     """
     origin = point(summary, **start)
-    grids = {"n_states": STATES, "size": SIZES, "adc_bits": ADC_BITS}
     rows = []
-    for knob, grid in grids.items():
+    for knob in ("n_states", "size", "adc_bits"):
+        grid = sorted(summary[knob].unique())
         position = grid.index(start[knob])
         for step in (-1, 1):
             if 0 <= position + step < len(grid):
                 moved = point(summary, **{**start, knob: grid[position + step]})
                 gain = 100 * (moved.accuracy - origin.accuracy)
                 cost = moved.energy_J - origin.energy_J
-                rows.append({"knob": knob, "to": grid[position + step], "delta_accuracy": gain,
+                rows.append({"knob": knob, "to": int(grid[position + step]), "delta_accuracy": gain,
                              "delta_energy_J": cost, "energy_per_point_J": cost / gain if gain > 0 else np.nan})
     return pd.DataFrame(rows)
 

@@ -233,7 +233,8 @@ AREA_COMPONENTS = ("cells", "row drivers", "ADC", "digital")
 def save_with_svg(fig: plt.Figure, name: str) -> Path:
     """:func:`save` the PNG and write ``<figures>/<name>.svg`` next to it; return the PNG path."""
     path = save(fig, name)
-    fig.savefig(path.with_suffix(".svg"), bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": name}):  # stable element ids: the SVG changes only when the figure does
+        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
     return path
 
 

@@ -277,3 +277,92 @@ def cell_voltage_map(cells: pd.DataFrame) -> plt.Figure:
     ax.set(xlabel="column j (sense amplifier at the bottom)", ylabel="row i (driver at the left)",
            title=f"{len(grid)}x{len(grid.columns)} array: worst drop {cells.drop_percent.max():.1f} % of V_read")
     return fig
+
+
+# ---- 07: cost ------------------------------------------------------------------------
+
+ENERGY_COMPONENTS = ("array read", "row drive", "ADC", "common-mode current", "digital")
+AREA_COMPONENTS = ("cells", "row drivers", "ADC", "digital")
+
+
+def save_with_svg(fig: plt.Figure, name: str) -> Path:
+    """:func:`save` the PNG and write ``<figures>/<name>.svg`` next to it; return the PNG path."""
+    path = save(fig, name)
+    with plt.rc_context({"svg.hashsalt": name}):  # stable element ids: the SVG changes only when the figure does
+        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
+    return path
+
+
+def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
+    """Energy per inference and area by component, and latency, for each array size and
+    scenario (dot plots on log axes), from study 07's cost tables (``layer == "total"``)."""
+    totals = components[(components.layer == "total")].copy()
+    totals["configuration"] = [f"{s}x{s}, {scenario}" for s, scenario in zip(totals["size"], totals.scenario)]
+    order = list(dict.fromkeys(totals.configuration))
+    fig, (ax_e, ax_a, ax_t) = plt.subplots(1, 3, figsize=(14, 0.5 * len(order) + 2.5), sharey=True,
+                                           gridspec_kw={"width_ratios": [1.4, 1.2, 0.8]})
+    energy = totals[totals.component.isin(ENERGY_COMPONENTS) & (totals.energy_J > 0)]
+    sns.stripplot(data=energy, x="energy_J", y="configuration", hue="component", order=order, jitter=False,
+                  size=9, marker="o", ax=ax_e, hue_order=[c for c in ENERGY_COMPONENTS if c in set(energy.component)])
+    total_energy = totals[totals.component == "total"].set_index("configuration").energy_J.reindex(order)
+    ax_e.scatter(total_energy, range(len(order)), marker="|", s=400, color="k", label="total", zorder=3)
+    ax_e.set(xscale="log", xlabel="energy per inference (J)", ylabel="", title="Energy by component")
+    ax_e.legend(fontsize=8, loc="lower left")
+    area = totals[totals.component.isin(AREA_COMPONENTS) & (totals.area_m2 > 0)].assign(area_mm2=lambda t: t.area_m2 * 1e6)
+    sns.stripplot(data=area, x="area_mm2", y="configuration", hue="component", order=order, jitter=False, size=9,
+                  marker="s", ax=ax_a, hue_order=[c for c in AREA_COMPONENTS if c in set(area.component)],
+                  palette="dark")
+    ax_a.set(xscale="log", xlabel="area (mm²)", ylabel="", title="Area by component")
+    ax_a.legend(fontsize=8, loc="lower left")
+    latency = totals[totals.component == "total"].set_index("configuration").latency_s.reindex(order)
+    ax_t.scatter(latency, range(len(order)), color="k")
+    ax_t.set(xscale="log", xlabel="latency per inference (s)", title="Latency")
+    fig.suptitle("What one MNIST inference costs (784-256-10, 4-state MTJ cells, 8-bit ADC)", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def pareto(summary: pd.DataFrame, paper: dict, current: dict | None = None, xlim=None, ylim=None,
+           ax: plt.Axes | None = None) -> plt.Figure:
+    """Accuracy against energy per inference for every configuration (mean over seeds), the
+    Pareto front, the paper's configuration (star) and optionally the ``current`` one (ring)."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 5))
+    else:
+        fig = ax.figure
+    data = summary.assign(states=summary.n_states.astype(str), array=summary["size"].map(lambda s: f"{s}x{s}"),
+                          ADC=summary.adc_bits.map(lambda b: f"{b} bits"))
+    sns.scatterplot(data=data, x="energy_J", y="accuracy", hue="ADC", style="array", size="states",
+                    hue_order=[f"{b} bits" for b in sorted(summary.adc_bits.unique())],
+                    size_order=[str(n) for n in sorted(summary.n_states.unique(), reverse=True)],
+                    style_order=[f"{n}x{n}" for n in sorted(summary["size"].unique())],
+                    sizes=(25, 110), palette="viridis", ax=ax, legend="full")
+    front = summary[summary.on_front].sort_values("energy_J")
+    ax.step(front.energy_J, front.accuracy, where="post", color="k", lw=1, label="Pareto front")
+    mark = summary[(summary.n_states == paper["n_states"]) & (summary["size"] == paper["size"])
+                   & (summary.adc_bits == paper["adc_bits"])].iloc[0]
+    ax.scatter(mark.energy_J, mark.accuracy, marker="*", s=350, facecolor="none", edgecolor="crimson", lw=1.5,
+               label="paper's configuration", zorder=4)
+    if current is not None:
+        ax.scatter(current["energy_J"], current["accuracy"], marker="o", s=300, facecolor="none", edgecolor="red",
+                   lw=2, label="selected", zorder=5)
+    ax.set(xscale="log", xlabel="energy per MNIST inference (J)", ylabel="MNIST accuracy (test subset)",
+           title="Accuracy against energy: states, array size, ADC bits")
+    if xlim is not None:
+        ax.set_xlim(xlim)
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def cost_view(table: pd.DataFrame, summary: pd.DataFrame, paper: dict, current: dict, energy_range) -> plt.Figure:
+    """Widget view: one configuration's energy by component (fixed axis) beside the Pareto plot."""
+    fig, (ax_e, ax_p) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    totals = table[(table.layer == "total") & table.component.isin(ENERGY_COMPONENTS + ("total",))]
+    totals = totals[totals.energy_J > 0]
+    ax_e.scatter(totals.energy_J, totals.component, color="C0", s=60)
+    ax_e.set(xscale="log", xlim=energy_range, xlabel="energy per inference (J)", title="Energy by component")
+    pareto(summary, paper, current, xlim=energy_range, ylim=(0, 1), ax=ax_p)
+    fig.tight_layout()
+    return fig

@@ -241,3 +241,47 @@ def wire_widget() -> w.interactive:
         _report("wire_mvm_error", {"r_wire": r_wire, "size": size}, value)
     return _live(show, r_wire=w.FloatSlider(1.0, min=0.0, max=10.0, step=0.5, description="r wire (Ω)"),
                          size=w.Dropdown(options=list(circuit.SIZES), value=16, description="array"))
+
+
+# ---- 07: cost -----------------------------------------------------------------------
+
+COST_ENERGY_RANGE_J = (1e-13, 1e-5)
+"""Fixed energy axis of the cost widget (joules per inference)."""
+
+
+def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: float, percentile: float = 100.0) -> float:
+    """Energy per MNIST inference (nJ) of one configuration (:func:`imclib.experiments.cost.live_cost`)."""
+    from .experiments import cost
+
+    table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentile)
+    return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0] * 1e9)
+
+
+def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.VBox:
+    """States, array size, ADC bits and read time -> energy by component and the point on the
+    accuracy-energy plot (accuracy from the study ``summary``; the read time changes the
+    energy and latency only, the model's noise does not depend on it)."""
+    from .experiments import cost
+
+    busy = w.Label("")
+
+    def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
+        busy.value = "computing…"
+        table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentiles[n_states])
+        energy = float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
+        accuracy = float(cost.point(summary, n_states, size, adc_bits).accuracy)
+        plt.show(plots.cost_view(table, summary, cost.PAPER_POINT, {"energy_J": energy, "accuracy": accuracy},
+                                 COST_ENERGY_RANGE_J))
+        print(f"{n_states} states, {size}x{size} arrays, {adc_bits}-bit ADC, {t_read_ns:.0f} ns reads: "
+              f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (study mean)")
+        _report("energy_per_inference_nJ", {"n_states": n_states, "size": size, "adc_bits": adc_bits,
+                                            "t_read_ns": t_read_ns, "percentile": percentiles[n_states]}, energy * 1e9)
+        busy.value = ""
+
+    ui = w.interactive(show, n_states=w.Dropdown(options=list(cost.STATES), value=4, description="states"),
+                       size=w.Dropdown(options=list(cost.SIZES), value=4, description="array"),
+                       adc_bits=w.IntSlider(8, min=min(cost.ADC_BITS), max=max(cost.ADC_BITS), step=2,
+                                            description="ADC bits", continuous_update=False),
+                       t_read_ns=w.FloatSlider(defaults.T_READ_S * 1e9, min=5, max=100, step=5,
+                                               description="t_read (ns)", continuous_update=False))
+    return w.VBox([busy, ui])

@@ -20,6 +20,7 @@ takes the training as a parameter (:func:`accuracy_sweep`).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -31,24 +32,49 @@ from .. import _validate, defaults
 from ..cells import MTJ, CellLevels, junction_conductance_samples, stack_physics
 from ..config import CrossbarConfig
 from ..layer import ProgrammedLayer, program_layer
+from ..mapping import quantize_weights
 from ..mlp import MLP
 from ..sensing import SenseCircuit, worst_overlap
 
 STATES = tuple(range(2, 17))
 KINDS = ("writable", "series", "uniform")
 NEAR_OPTIMAL = 0.05
+SCHEMES = {
+    "offset-digital": {"mapping": "offset", "input_sum": "digital"},
+    "offset-reference": {"mapping": "offset", "input_sum": "reference"},
+    "differential": {"mapping": "differential"},
+}
+"""Decode schemes: offset map with a digital sum(x), offset map with a reference column, differential pairs."""
+
+
+@lru_cache(maxsize=2)
+def layer1_inputs(n_samples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, x)`` of the study: layer 1 of the float MNIST network and ``n_samples`` test
+    images (:func:`imclib.experiments.errors.realistic_inputs`, seed 0). Cached."""
+    from . import errors, mnist
+
+    (_, weights, x), = errors.realistic_inputs(mnist.float_model()[0], mnist.features(None)[2], n_samples)[:1]
+    return weights, x
+
+
+def _norm(a: np.ndarray) -> float:
+    """Frobenius norm ``sqrt(sum a^2)`` (one pass, no BLAS threads)."""
+    return float(np.sqrt(np.einsum("ij,ij->", a, a)))
 
 
 def study_config(n_states: int, kind: str = "writable", tmr0: float = defaults.TMR0,
-                 v_read: float = defaults.V_READ_V) -> CrossbarConfig:
+                 v_read: float = defaults.V_READ_V, scheme: str = "offset-digital") -> CrossbarConfig:
     """The hardware of one point of the sweep: N-state cells of ``kind`` with zero-bias TMR
     ``tmr0``, rows driven up to ``v_read`` (volts), weights mapped and quantized onto the
-    nominal levels, no other nonideality (noise and variation are added by :func:`read`).
+    nominal levels with the decode ``scheme`` (a key of :data:`SCHEMES`), no other
+    nonideality (noise and variation are added by :func:`read`).
 
     This is the one place a different deployment plugs in (calibrated weight map, fixed
     converter ranges): every function of this module builds its hardware here.
     """
-    return CrossbarConfig.quantization_only(CellLevels(n_states, kind, MTJ(tmr0=tmr0)), v_read=v_read)
+    _validate.choice("scheme", scheme, tuple(SCHEMES))
+    return CrossbarConfig.quantization_only(CellLevels(n_states, kind, MTJ(tmr0=tmr0)), v_read=v_read,
+                                            **SCHEMES[scheme])
 
 
 def program(weights, config: CrossbarConfig, junction_sigma: float = 0.0, rng=None) -> tuple[ProgrammedLayer, np.ndarray]:
@@ -99,7 +125,7 @@ def read(layer: ProgrammedLayer, conductance: np.ndarray, x, rng, sense: SenseCi
 def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = "writable",
                  sense: SenseCircuit | None = None, sense_noise: float | None = None,
                  junction_sigma: float = 0.0, tmr0: float = defaults.TMR0, v_read: float = defaults.V_READ_V,
-                 seeds=range(5), progress: bool = True) -> pd.DataFrame:
+                 seeds=range(5), scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
     """MVM error against states per cell on inputs ``x`` (batch, n_in).
 
     Parameters
@@ -113,6 +139,8 @@ def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = 
         Per-junction variation (sigma of ``ln R_P``), drawn per device seed.
     seeds : iterable of int
         Device seeds: each draws the variation, then the read noise.
+    scheme : str
+        Decode scheme, a key of :data:`SCHEMES`.
 
     Returns
     -------
@@ -121,14 +149,14 @@ def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = 
     """
     x = np.asarray(x, dtype=np.float64)
     reference = x @ weights
-    norm = np.linalg.norm(reference)
+    norm = _norm(reference)
     records = []
     for n in tqdm(states, desc="states", disable=not progress):
-        config = study_config(n, kind, tmr0, v_read)
+        config = study_config(n, kind, tmr0, v_read, scheme)
         layer, nominal = program(weights, config)
         applied, s, currents, variance = _currents(layer, nominal, x, sense, sense_noise)
         quantized = layer.decode(currents, applied, s)
-        q_error = float(np.linalg.norm(quantized - reference) / norm)
+        q_error = _norm(quantized - reference) / norm
         for seed in seeds:
             rng = np.random.default_rng(seed)
             if junction_sigma:
@@ -140,8 +168,8 @@ def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = 
             y = layer.decode(noisy, applied, s)
             records += [
                 {"states": n, "component": "quantization", "seed": seed, "error": q_error},
-                {"states": n, "component": "resolution", "seed": seed, "error": float(np.linalg.norm(y - quantized) / norm)},
-                {"states": n, "component": "total", "seed": seed, "error": float(np.linalg.norm(y - reference) / norm)},
+                {"states": n, "component": "resolution", "seed": seed, "error": _norm(y - quantized) / norm},
+                {"states": n, "component": "total", "seed": seed, "error": _norm(y - reference) / norm},
             ]
     return pd.DataFrame(records)
 
@@ -196,7 +224,7 @@ def interior_optimum(sweep: pd.DataFrame, column: str = "error", component: str 
 
 def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_read=(0.05, 0.1, 0.2),
                   t_int=(1e-9, 10e-9, 100e-9), states=STATES, seeds=range(5), junction_sigma: float = 0.0,
-                  progress: bool = True) -> pd.DataFrame:
+                  scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
     """Where the optimum moves when one of TMR0, v_read (volts) or t_int (seconds) changes
     from its default, the others held at theirs.
 
@@ -208,7 +236,7 @@ def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_re
     rows = []
     for parameter, value, change in tqdm(variants, desc="variants", disable=not progress):
         result = interior_optimum(states_sweep(weights, x, states, kind, seeds=seeds, junction_sigma=junction_sigma,
-                                               progress=False, **change))
+                                               scheme=scheme, progress=False, **change))
         rows.append({"parameter": parameter, "value": value, "label": result["label"],
                      "optimum": np.nan if result["optimum"] is None else result["optimum"],
                      "best_N": result["best_N"], "total_error": result["value"], "ci95": result["ci95"]})
@@ -260,7 +288,7 @@ def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, sense: Sen
 
 def accuracy_sweep(x_test, y_test, train: Callable[[CrossbarConfig], MLP] = qat_training, states=STATES,
                    kind: str = "writable", seeds=range(5), sense: SenseCircuit | None = None,
-                   junction_sigma: float = 0.0, progress: bool = True) -> pd.DataFrame:
+                   junction_sigma: float = 0.0, scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
     """MNIST test accuracy against states per cell, the network trained per N by
     ``train(config)`` (both layers on hardware).
 
@@ -268,7 +296,32 @@ def accuracy_sweep(x_test, y_test, train: Callable[[CrossbarConfig], MLP] = qat_
     """
     frames = []
     for n in tqdm(states, desc="states", disable=not progress):
-        config = study_config(n, kind)
+        config = study_config(n, kind, scheme=scheme)
         frames.append(network_accuracy(train(config), x_test, y_test, config, seeds, sense, junction_sigma)
                       .assign(states=n))
     return pd.concat(frames, ignore_index=True)[["states", "seed", "accuracy"]]
+
+
+def mapping_artifact(weights, x, states=STATES, kind: str = "writable") -> pd.DataFrame:
+    """Why some N quantize badly under the offset mapping: where a zero weight lands.
+
+    The offset map sends ``[-w_max, w_max]`` onto ``[G_min, G_max]``, so ``w = 0`` sits at
+    the mid-window conductance; when no level lies there (levels uneven in G, e.g. N = 3)
+    every small weight rounds to one level off zero, a bias ``w_0`` shared by most cells,
+    which the decode multiplies by ``sum_i x_i``. The differential map sends ``w = 0`` to
+    ``G+ = G- = G_min`` exactly. Columns: ``states``, ``zero_maps_to`` (``w_0 / w_max``,
+    mean over columns), ``quantization_offset``, ``quantization_differential``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    reference = x @ weights
+    norm = _norm(reference)
+    probe = np.vstack([np.zeros(weights.shape[1]), np.abs(weights).max(axis=0)])
+    rows = []
+    for n in states:
+        config = study_config(n, kind)
+        zero = quantize_weights(probe, config)
+        errors = {mapping: _norm(program_layer(weights, config.with_(mapping=mapping)).mvm(x) - reference) / norm
+                  for mapping in ("offset", "differential")}
+        rows.append({"states": n, "zero_maps_to": float(np.mean(zero[0] / zero[1])),
+                     "quantization_offset": errors["offset"], "quantization_differential": errors["differential"]})
+    return pd.DataFrame(rows)

@@ -27,6 +27,8 @@ I_c,j-1 (1 - 3 s)`` (pulse 0: only the lower bound; ``s`` the relative spread of
 the polarity of junction j's target state: it sets junction j (and every smaller junction,
 rewritten by the later pulses) and cannot disturb the larger ones, written before. The
 window exists when ``I_c,j-1 / I_c,j = 2 > (1 + 3 s) / (1 - 3 s)``, i.e. ``s < 1/9``.
+A pulse only threatens junctions switching in its own direction, so a P->AP / AP->P
+asymmetry of I_c shared by all junctions of the stack leaves the windows unchanged.
 
 Bias dependence: a junction with voltage ``v`` across it has
 ``TMR(v) = TMR0 / (1 + (v / V_h)^2)``, so ``R_AP(v) = R_P (1 + TMR(v))``; ``R_P`` is taken
@@ -89,8 +91,9 @@ class CellLevels:
     ----------
     n_states : int
         Number of levels N, >= 2 (a power of two for ``kind="binary"``).
-    kind : {"uniform", "series", "binary"}
-        How the levels are built (see the module docstring).
+    kind : {"uniform", "series", "binary", "writable"}
+        How the levels are built (see the module docstring); ``writable`` is the
+        binary-weighted stack for any N, ``series`` a contrast that cannot be written.
     mtj : MTJ
         The junction the stack is made of (nominal parameters).
     """
@@ -144,10 +147,6 @@ class CellLevels:
             flags = (self.codes()[:, None] >> np.arange(j)[None, :]) & 1
         return scale, flags.astype(np.float64)
 
-    def _stack(self) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`junction_layout` of a stack (not the uniform cell)."""
-        return self.junction_layout()
-
     def conductances(self, v=0.0, mtj: MTJ | None = None) -> np.ndarray:
         """Level conductances (siemens) at cell voltage ``v`` (volts).
 
@@ -176,7 +175,7 @@ class CellLevels:
             g_ap = 1.0 / (mtj.r_p * (1.0 + mtj.tmr(v)))
             step = np.arange(self.n_states) / (self.n_states - 1)
             return g_ap[..., None] + step * (g_p - g_ap)[..., None]
-        scale, flags = self._stack()
+        scale, flags = self.junction_layout()
         r_parallel = mtj.r_p * scale
         v_cell = v[..., None, None]
         resistance = np.broadcast_to(r_parallel * (1.0 + flags * mtj.tmr0), v.shape + flags.shape)

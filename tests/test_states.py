@@ -97,3 +97,13 @@ def test_cell_table_covers_every_n():
     assert list(writable.index) == list(range(2, 17)) and writable.writable.all()
     assert writable.credible[2] and not writable.credible[16]
     assert not table[(table.kind == "series") & (table.n_states > 2)].writable.any()
+
+
+def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
+    weights, x = _small(2)
+    table = states.optimum_shift(weights, x, states=(2, 3, 4), seeds=range(3), progress=False)
+    defaults_rows = table[((table.parameter == "TMR0") & (table.value == 1.0)) | ((table.parameter == "v_read (V)") & (table.value == 0.1))
+                          | ((table.parameter == "t_int (ns)") & (table.value == 10.0))]
+    assert len(defaults_rows) == 3 and defaults_rows.total_error.nunique() == 1
+    t_int = table[table.parameter == "t_int (ns)"].set_index("value").total_error
+    assert t_int[1.0] > t_int[10.0] > t_int[100.0]

@@ -231,12 +231,17 @@ def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_re
     Columns: ``parameter``, ``value``, ``label``, ``optimum`` (NaN if none), ``best_N``,
     ``total_error`` (mean at best_N), ``ci95``.
     """
-    variants = [("TMR0", v, dict(tmr0=v)) for v in tmr0] + [("v_read (V)", v, dict(v_read=v)) for v in v_read]
-    variants += [("t_int (ns)", v * 1e9, dict(sense=SenseCircuit(t_int=v))) for v in t_int]
-    rows = []
-    for parameter, value, change in tqdm(variants, desc="variants", disable=not progress):
-        result = interior_optimum(states_sweep(weights, x, states, kind, seeds=seeds, junction_sigma=junction_sigma,
-                                               scheme=scheme, progress=False, **change))
+    default = {"tmr0": defaults.TMR0, "v_read": defaults.V_READ_V, "sense": SenseCircuit()}
+    variants = [("TMR0", v, {**default, "tmr0": v}) for v in tmr0]
+    variants += [("v_read (V)", v, {**default, "v_read": v}) for v in v_read]
+    variants += [("t_int (ns)", v * 1e9, {**default, "sense": SenseCircuit(t_int=v)}) for v in t_int]
+    rows, computed = [], {}
+    for parameter, value, setting in tqdm(variants, desc="variants", disable=not progress):
+        key = (setting["tmr0"], setting["v_read"], setting["sense"])
+        if key not in computed:  # the default point recurs in every parameter's grid
+            computed[key] = interior_optimum(states_sweep(weights, x, states, kind, seeds=seeds, progress=False,
+                                                          junction_sigma=junction_sigma, scheme=scheme, **setting))
+        result = computed[key]
         rows.append({"parameter": parameter, "value": value, "label": result["label"],
                      "optimum": np.nan if result["optimum"] is None else result["optimum"],
                      "best_N": result["best_N"], "total_error": result["value"], "ci95": result["ci95"]})

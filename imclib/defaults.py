@@ -38,6 +38,43 @@ READ_SIGMA = 0.005
 SENSE_NOISE_A = 10e-9
 """Sense-amplifier input-referred current noise per column read (amperes rms)."""
 
+# ---- Sensing circuit and writable multi-junction stacks (studies of C6) -------------
+TEMPERATURE_K = 300.0
+"""Operating temperature of the array and the sense amplifier (kelvin), room temperature."""
+SENSE_T_INT_S = 10e-9
+"""Integration time of one column read (seconds); noise bandwidth ``df = 1 / (2 t_int)``
+= 50 MHz. Assumed: MRAM sense amplifiers resolve one read in a few to a few tens of ns."""
+SENSE_R_OHM = 10e3
+"""Sense (transimpedance feedback) resistance (ohms): maps the ~10 µA full-scale column
+current of a 4-row array to ~0.1 V. Assumed; its thermal noise is ``4 k T df / R_s``."""
+RA_OHM_M2 = 10e-12
+"""Resistance-area product of the MgO barrier (ohm m^2) = 10 Ohm um^2. Assumed, in the
+5-20 Ohm um^2 range of STT-MRAM barriers; with R_P = 6 kOhm the largest junction of a
+stack is 46 nm across."""
+JC_A_PER_M2 = 3.9e10
+"""Intrinsic critical switching current density (A/m^2) = 3.9 MA/cm^2, CoFeB-MgO
+perpendicular MTJ of Ikeda et al., Nature Materials 9, 721 (2010); ``I_c = J_c A``."""
+JC_SPREAD = 0.05
+"""Relative spread (sigma) of a junction's switching current, device to device and pulse
+to pulse (dimensionless). Assumed; a write window must clear +-3 sigma of it."""
+V_BREAKDOWN_V = 1.5
+"""Largest voltage a junction may see while writing (volts). Assumed: MgO barriers of
+RA ~ 10 Ohm um^2 break down at roughly 1-2 V; we take 1.5 V. Binary-weighted stacks put
+1.06 V (2 junctions), 1.91 V (3) and 3.65 V (4) on their smallest junction at the
+defaults, so any limit between 1.1 and 1.9 V gives the same verdicts."""
+THERMAL_STABILITY = 60.0
+"""Thermal stability factor Delta = E_b / (k T) of every junction (10-year retention)."""
+ATTEMPT_TIME_S = 1e-9
+"""Attempt time tau_0 of thermally activated switching (seconds), Neel-Brown."""
+READ_DISTURB_BUDGET = 1e-9
+"""Largest acceptable probability that one read flips a junction (dimensionless). Assumed."""
+MIN_JUNCTION_DIAMETER_M = 20e-9
+"""Smallest junction diameter we count as manufacturable (meters). Assumed: production
+STT-MRAM uses junctions of several tens of nm; sub-20 nm junctions are research devices."""
+JUNCTION_SIGMA = 0.03
+"""Per-junction variation of R_P: sigma of ln(R_P) of each junction, drawn per cell
+(dimensionless), the same 3 % as :data:`PROGRAMMING_SIGMA` but applied junction by junction."""
+
 # ---- cost model (imclib.cost): energy, latency and area to first order -----------------
 # Sources
 # * ADC: Harpe et al., "A 26 uW 8 bit 10 MS/s asynchronous SAR ADC for low energy radios",

@@ -21,7 +21,9 @@ def figures_dir() -> Path:
     return folder
 
 
-def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None) -> dict:
+def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None, *,
+                 verdict: str | None = None, by_scheme: dict | None = None, criterion: str | None = None,
+                 statistics: dict | None = None) -> dict:
     """Write one claim's measured values and verdict into ``results.json`` and return the entry.
 
     Parameters
@@ -36,10 +38,21 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
         Whether the measurement supports the claim.
     paper : dict, optional
         The source paper's values where it gives any.
+    verdict : {"reproduced", "partly", "not reproduced"}, optional
+        Overall verdict (``partly``: the criterion holds under some decode schemes only).
+    by_scheme : dict, optional
+        Decode scheme name -> whether the criterion holds under it.
+    criterion : str, optional
+        The criterion, stated before the measurement, in one line.
+    statistics : dict, optional
+        Seed statistics, stored as top-level keys of the entry: ``n_seeds`` and ``ci95``
+        and/or ``p_value``.
     """
     path = figures_dir() / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     entry = {"statement": statement, "measured": measured, "paper": paper or {}, "passed": bool(passed)}
+    extra = {"verdict": verdict, "by_scheme": by_scheme, "criterion": criterion, **(statistics or {})}
+    entry.update({key: value for key, value in extra.items() if value is not None})
     results[claim] = entry
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")

@@ -234,7 +234,7 @@ def error_decomposition(summary: pd.DataFrame) -> plt.Figure:
 def random_vs_systematic(ratios: pd.DataFrame, sweep: pd.DataFrame | None = None) -> plt.Figure:
     """C5's ratio ``e_systematic / e_random`` at equal per-cell rms error, per decode scheme:
     (a) against the per-cell magnitude, per layer (band: 95 % confidence interval of the
-    mean ratio over device seeds); (b) against the common-mode fraction ``||b Σx|| / ||y||``
+    mean ratio over device seeds); (b) against the common-mode fraction ``||b Σx|| / ||x W||``
     with the weights fixed and the inputs shifted (bars: 95 % CI). Above the dotted line at
     1 a systematic error costs more. ``ratios`` is
     :func:`imclib.experiments.errors.c5_ratios`, ``sweep``
@@ -260,10 +260,10 @@ def random_vs_systematic(ratios: pd.DataFrame, sweep: pd.DataFrame | None = None
             ax_cm.errorbar(part.common_mode_fraction, part.ratio,
                            yerr=[part.ratio - part.ci95_low, part.ci95_high - part.ratio], fmt="-o",
                            color=colors[scheme], ms=4, capsize=2)
-        ax_cm.set(xlabel="common-mode fraction ||b Σx|| / ||x W||", title="(b) against the common-mode term")
+        ax_cm.set(xlabel="common-mode fraction ||b Σx|| / ||x W||", title=f"(b) inputs shifted, δ = {sweep.magnitude.iloc[0]:.1%}")
     for a in axes[0]:
         a.axhline(1, color="k", ls=":", lw=1)
-    handles = [plt.Line2D([], [], color=colors[s], lw=6, alpha=0.6, label=s) for s in schemes]
+    handles = [plt.Line2D([], [], color=colors[s], lw=3, label=s) for s in schemes]
     handles += [plt.Line2D([], [], color="0.3", ls=styles[layer][:-1], marker=styles[layer][-1], label=layer)
                 for layer in layers]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, fontsize=8)

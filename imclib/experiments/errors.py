@@ -334,8 +334,8 @@ def common_mode_sweep(weights, x, shifts=(-0.1, 0.0, 0.1, 0.25, 0.5, 1.0), delta
     are shifted, ``x + c`` for each ``c`` in ``shifts`` (input units), which changes
     ``sum(x)`` and so the common-mode term ``b sum(x)`` relative to the signal.
 
-    Columns: ``scheme``, ``shift``, ``common_mode_fraction`` (:func:`common_mode_fraction`),
-    ``n_seeds``, ``ratio`` (mean of ``e_sys / e_random(seed)`` at per-cell rms ``delta``),
+    Columns: ``scheme``, ``shift``, ``magnitude`` (``delta``), ``common_mode_fraction``
+    (:func:`common_mode_fraction`), ``n_seeds``, ``ratio`` (mean of ``e_sys / e_random(seed)`` at per-cell rms ``delta``),
     ``ci95_low``, ``ci95_high``.
     """
     device = CrossbarConfig() if device is None else device
@@ -349,7 +349,7 @@ def common_mode_sweep(weights, x, shifts=(-0.1, 0.0, 0.1, 0.25, 0.5, 1.0), delta
         ratios["common_mode_fraction"] = [common_mode_fraction(weights, x + shift, configs[s]) for s in ratios.scheme]
         frames.append(ratios)
     out = pd.concat(frames, ignore_index=True)
-    return out[["scheme", "shift", "common_mode_fraction", "n_seeds", "ratio", "ci95_low", "ci95_high"]]
+    return out[["scheme", "shift", "magnitude", "common_mode_fraction", "n_seeds", "ratio", "ci95_low", "ci95_high"]]
 
 
 def level_errors(device: CrossbarConfig | None = None, changes=None) -> pd.DataFrame:

@@ -21,8 +21,8 @@ def figures_dir() -> Path:
     return folder
 
 
-def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None, *,
-                 verdict: str | None = None, by_scheme: dict | None = None, criterion: str | None = None,
+def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None,
+                 verdict: str | None = None, criterion: str | None = None, *, by_scheme: dict | None = None,
                  statistics: dict | None = None) -> dict:
     """Write one claim's measured values and verdict into ``results.json`` and return the entry.
 
@@ -40,14 +40,16 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
         The source paper's values where it gives any.
     verdict : {"reproduced", "partly", "not reproduced"}, optional
         Overall verdict (``partly``: the criterion holds under some decode schemes only).
-    by_scheme : dict, optional
-        Decode scheme name -> whether the criterion holds under it.
     criterion : str, optional
         The criterion, stated before the measurement, in one line.
+    by_scheme : dict, optional
+        Decode scheme name -> whether the criterion holds under it.
     statistics : dict, optional
         Seed statistics, stored as top-level keys of the entry: ``n_seeds`` and ``ci95``
         and/or ``p_value``.
     """
+    if verdict is not None and verdict not in ("reproduced", "partly", "not reproduced"):
+        raise ValueError(f"verdict must be 'reproduced', 'partly' or 'not reproduced', got {verdict!r}")
     path = figures_dir() / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     entry = {"statement": statement, "measured": measured, "paper": paper or {}, "passed": bool(passed)}

@@ -100,6 +100,7 @@ def test_reference_column_cancels_a_gain_error_exactly(small_layer):
     y = simulate_mvm(weights, x, errors.with_source(base, {"rp_error": eps}))
     np.testing.assert_allclose(y, y_q / (1 + eps), rtol=1e-10, atol=1e-12)
     # with a digital sum only (a/s) I = y_q - b sum(x) is scaled: the common-mode term is not cancelled
+    # (exact for linear cells without an ADC, whatever the map's a and b)
     digital = errors.quantization_only(imclib.CrossbarConfig())
     y_q = simulate_mvm(weights, x, digital)
     y = simulate_mvm(weights, x, errors.with_source(digital, {"rp_error": eps}))
@@ -113,7 +114,10 @@ def test_common_mode_fraction_by_hand(small_layer):
     b = program_layer(weights, errors.quantization_only(offset_config)).weight_map.offset
     expected = np.linalg.norm(np.outer(x.sum(axis=1), b)) / np.linalg.norm(x @ weights)
     assert errors.common_mode_fraction(weights, x, offset_config) == pytest.approx(expected)
-    assert errors.common_mode_fraction(weights, x, offset_config.with_(mapping="differential")) == 0.0
+    differential = offset_config.with_(mapping="differential")
+    b = program_layer(weights, errors.quantization_only(differential)).weight_map.offset
+    expected = np.linalg.norm(np.outer(x.sum(axis=1), b)) / np.linalg.norm(x @ weights)
+    assert errors.common_mode_fraction(weights, x, differential) == pytest.approx(expected, abs=1e-12)
 
 
 def test_level_errors_gain_vs_tmr():

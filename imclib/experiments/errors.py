@@ -321,9 +321,10 @@ def c5_ratios(versus: pd.DataFrame) -> pd.DataFrame:
 
 
 def common_mode_fraction(weights, x, config: CrossbarConfig) -> float:
-    """``||b sum(x)|| / ||x W||``: the size of the offset mapping's common-mode term
-    ``b_j sum_i x_i`` (weight units) relative to the signal, over the batch and the outputs
-    (0 for the differential mapping, whose ``b`` is 0)."""
+    """``||b sum(x)|| / ||x W||``: the size of the map's common-mode term ``b_j sum_i x_i``
+    (weight units) relative to the signal, over the batch and the outputs. The cells carry
+    ``y - b sum(x)``; with a digital ``sum(x)`` a coherent gain error of the cells scales
+    that whole part. 0 when the map has no offset ``b`` (a symmetric differential map)."""
     offset = program_layer(weights, quantization_only(config)).weight_map.offset
     return float(np.linalg.norm(np.outer(x.sum(axis=1), offset)) / np.linalg.norm(x @ weights))
 

@@ -166,36 +166,128 @@ def pca_gap(gaps: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def error_decomposition(errors: pd.DataFrame) -> plt.Figure:
-    """MVM error per source (mean and spread over device seeds), one panel per layer."""
-    order = errors.drop_duplicates("source").source.tolist()
-    grid = sns.catplot(data=errors, y="source", x="error", hue="group", col="layer", kind="bar", order=order,
-                       errorbar="sd", dodge=False, height=4.5, aspect=1.0, sharex=False)
-    grid.set_axis_labels("normalized MVM error ||Δy|| / ||y_ref||", "")
-    grid.figure.suptitle("Where the MVM error comes from", y=1.02)
-    for ax in grid.axes.flat:
+ERROR_FLOOR = 1e-4
+"""Smallest error drawn on the log axes of :func:`error_decomposition`; smaller values are
+drawn at the floor with a left-pointing marker."""
+
+
+def error_decomposition(summary: pd.DataFrame) -> plt.Figure:
+    """Dot plot of the MVM error per source, one panel per decode scheme, on one shared log
+    axis: the mean over device seeds per layer with its 95 % confidence interval (horizontal
+    bar, Student t; deterministic sources have none), default-device sources above the
+    miscalibrations, quantization as a dashed line per layer. ``summary`` is
+    :func:`imclib.experiments.errors.summarize_errors`."""
+    schemes = list(dict.fromkeys(summary.scheme))
+    layers = list(dict.fromkeys(summary.layer))
+    colors = dict(zip(layers, sns.color_palette("colorblind", len(layers))))
+    rows, labels, y = {}, [], 0
+    for group, title in (("default device", "default device"), ("miscalibration", "miscalibrations")):
+        labels.append((y, f"— {title} —"))
+        y += 1
+        for source in dict.fromkeys(summary[summary.group == group].source):
+            rows[source] = y
+            labels.append((y, source))
+            y += 1
+    fig, axes = plt.subplots(1, len(schemes), figsize=(3.3 * len(schemes) + 2.2, 0.36 * y + 1.6), sharex=True,
+                             sharey=True, squeeze=False)
+    offsets = np.linspace(-0.18, 0.18, len(layers)) if len(layers) > 1 else [0.0]
+    for ax, scheme in zip(axes[0], schemes):
+        part = summary[summary.scheme == scheme]
+        for layer, dy in zip(layers, offsets):
+            rows_here = part[part.layer == layer]
+            q = rows_here[rows_here.group == "quantization"]["mean"]
+            if len(q):
+                ax.axvline(float(q.iloc[0]), color=colors[layer], ls="--", lw=1.2)
+            others = rows_here[rows_here.group != "quantization"]
+            ypos = others.source.map(rows).to_numpy() + dy
+            mean = others["mean"].to_numpy()
+            shown = np.maximum(mean, ERROR_FLOOR)
+            err = np.vstack([mean - others.ci95_low.to_numpy(), others.ci95_high.to_numpy() - mean])
+            below = mean < ERROR_FLOOR
+            ax.errorbar(shown[~below], ypos[~below], xerr=err[:, ~below], fmt="o", color=colors[layer], ms=5,
+                        capsize=2, lw=1)
+            ax.plot(shown[below], ypos[below], "<", color=colors[layer], ms=6)
+        ax.set_title(scheme)
         ax.set_xscale("log")
-    return grid.figure
+        ax.set_xlim(ERROR_FLOOR / 1.5, None)
+        ax.grid(axis="y", visible=False)
+        for position, text in labels:
+            if text.startswith("—"):
+                ax.axhline(position, color="0.6", lw=0.6)
+    axes[0, 0].set_yticks([p for p, _ in labels], [t for _, t in labels])
+    for tick, (_, text) in zip(axes[0, 0].get_yticklabels(), labels):
+        if text.startswith("—"):
+            tick.set_fontweight("bold")
+    axes[0, 0].set_ylim(y - 0.5, -0.5)
+    fig.supxlabel("normalized MVM error ||Δy|| / ||y_ref||  (log scale)")
+    handles = [plt.Line2D([], [], color=colors[layer], marker="o", ls="none", label=f"{layer}: source alone")
+               for layer in layers]
+    handles += [plt.Line2D([], [], color=colors[layer], ls="--", label=f"{layer}: weight quantization")
+                for layer in layers]
+    handles.append(plt.Line2D([], [], color="0.3", marker="<", ls="none", label=f"below {ERROR_FLOOR:g}"))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False, fontsize=8)
+    fig.suptitle("Where the MVM error comes from: each source alone vs weight quantization", y=1.0)
+    fig.tight_layout()
+    return fig
 
 
-def random_vs_systematic(table: pd.DataFrame) -> plt.Figure:
-    """Error increment against per-cell error magnitude: coherent vs random vs reused array."""
-    grid = sns.relplot(data=table, x="magnitude", y="error", hue="kind", style="kind", col="layer", kind="line",
-                       markers=True, errorbar="sd", height=3.8, facet_kws={"sharey": False})
-    grid.set(xscale="log", yscale="log")
-    grid.set_axis_labels("per-cell conductance error (rms, relative)", "MVM error increment")
-    grid.figure.suptitle("Equal per-cell magnitude: systematic vs random", y=1.03)
-    return grid.figure
+def random_vs_systematic(ratios: pd.DataFrame, sweep: pd.DataFrame | None = None) -> plt.Figure:
+    """C5's ratio ``e_systematic / e_random`` at equal per-cell rms error, per decode scheme:
+    (a) against the per-cell magnitude, per layer (band: 95 % confidence interval of the
+    mean ratio over device seeds); (b) against the common-mode fraction ``||b Σx|| / ||x W||``
+    with the weights fixed and the inputs shifted (bars: 95 % CI). Above the dotted line at
+    1 a systematic error costs more. ``ratios`` is
+    :func:`imclib.experiments.errors.c5_ratios`, ``sweep``
+    :func:`imclib.experiments.errors.common_mode_sweep`."""
+    schemes = list(dict.fromkeys(ratios.scheme))
+    colors = dict(zip(schemes, sns.color_palette("colorblind", len(schemes))))
+    layers = list(dict.fromkeys(ratios.layer))
+    styles = dict(zip(layers, ["-o", "--s", ":^"]))
+    panels = 2 if sweep is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.4, 4.2), sharey=True, squeeze=False)
+    ax = axes[0, 0]
+    for scheme in schemes:
+        for layer in layers:
+            part = ratios[(ratios.scheme == scheme) & (ratios.layer == layer)].sort_values("magnitude")
+            ax.fill_between(part.magnitude, part.ci95_low, part.ci95_high, color=colors[scheme], alpha=0.25, lw=0)
+            ax.plot(part.magnitude, part.ratio, styles[layer], color=colors[scheme], ms=4)
+    ax.set(xscale="log", yscale="log", xlabel="per-cell conductance error δ (rms, relative)",
+           ylabel="e_systematic / e_random", title="(a) against the per-cell magnitude")
+    if sweep is not None:
+        ax_cm = axes[0, 1]
+        for scheme in schemes:
+            part = sweep[sweep.scheme == scheme].sort_values("common_mode_fraction")
+            ax_cm.errorbar(part.common_mode_fraction, part.ratio,
+                           yerr=[part.ratio - part.ci95_low, part.ci95_high - part.ratio], fmt="-o",
+                           color=colors[scheme], ms=4, capsize=2)
+        ax_cm.set(xlabel="common-mode fraction ||b Σx|| / ||x W||", title=f"(b) inputs shifted, δ = {sweep.magnitude.iloc[0]:.1%}")
+    for a in axes[0]:
+        a.axhline(1, color="k", ls=":", lw=1)
+    handles = [plt.Line2D([], [], color=colors[s], lw=3, label=s) for s in schemes]
+    handles += [plt.Line2D([], [], color="0.3", ls=styles[layer][:-1], marker=styles[layer][-1], label=layer)
+                for layer in layers]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, fontsize=8)
+    fig.suptitle("Equal per-cell rms error: a coherent error vs a random one", y=1.0)
+    fig.tight_layout()
+    return fig
 
 
 def averaging(table: pd.DataFrame, slopes: dict) -> plt.Figure:
-    """Column-current error against rows summed per column (log-log), with fitted slopes."""
+    """Sanity check: column-current error against the rows summed on one column (log-log)
+    with the fitted slopes; the band is the 95 % confidence interval of the random error's
+    mean over device seeds (the systematic error is deterministic)."""
+    from .experiments.errors import mean_ci
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=table, x="rows", y="current_error_A", hue="kind", marker="o", errorbar="sd", ax=ax)
+    for kind, color in zip(("systematic", "random"), sns.color_palette("colorblind", 2)):
+        part = table[table.kind == kind]
+        stats = pd.DataFrame([mean_ci(g.current_error_A) for _, g in part.groupby("rows")],
+                             index=sorted(part.rows.unique()), columns=["mean", "low", "high"])
+        ax.fill_between(stats.index, stats.low, stats.high, color=color, alpha=0.3, lw=0)
+        ax.plot(stats.index, stats["mean"], "o-", color=color, label=f"{kind} (slope {slopes[kind]:.2f})")
     ax.set(xscale="log", yscale="log", xlabel="rows summed on one column n", ylabel="column current error (A rms)",
-           title="Averaging: systematic ∝ n, random ∝ √n")
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles, [f"{k} (slope {slopes[k]:.2f})" for k in labels])
+           title="Sanity check (an identity): coherent ∝ n, random ∝ √n")
+    ax.legend(frameon=False)
     return fig
 
 

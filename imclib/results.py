@@ -28,7 +28,9 @@ def figures_dir() -> Path:
     return folder
 
 
-def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None) -> dict:
+def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None,
+                 verdict: str | None = None, criterion: str | None = None, *, by_scheme: dict | None = None,
+                 statistics: dict | None = None) -> dict:
     """Write one claim's measured values and verdict into ``results.json`` and return the entry.
 
     Parameters
@@ -43,6 +45,15 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
         Whether the measurement supports the claim.
     paper : dict, optional
         The source paper's values where it gives any.
+    verdict : {"reproduced", "partly", "not reproduced"}, optional
+        Overall verdict (``partly``: the criterion holds under some decode schemes only).
+    criterion : str, optional
+        The criterion, stated before the measurement, in one line.
+    by_scheme : dict, optional
+        Decode scheme name -> whether the criterion holds under it.
+    statistics : dict, optional
+        Seed statistics, stored as top-level keys of the entry: ``n_seeds`` and ``ci95``
+        and/or ``p_value``.
 
     Notes
     -----
@@ -56,7 +67,11 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
         If the existing ``results.json`` is not a JSON object (the message names the file;
         it is left untouched).
     """
+    if verdict is not None and verdict not in ("reproduced", "partly", "not reproduced"):
+        raise ValueError(f"verdict must be 'reproduced', 'partly' or 'not reproduced', got {verdict!r}")
     entry = {"statement": statement, "measured": measured, "paper": paper or {}, "passed": bool(passed)}
+    extra = {"verdict": verdict, "by_scheme": by_scheme, "criterion": criterion, **(statistics or {})}
+    entry.update({key: value for key, value in extra.items() if value is not None})
     json.dumps(entry)  # a value JSON cannot hold raises TypeError here, before the file is touched
     path = figures_dir() / "results.json"
     with open(path.with_name(f".{path.name}.lock"), "a") as lock:

@@ -63,24 +63,10 @@ def test_gap_table_is_software_minus_hardware():
     assert gaps.gap_QAT == pytest.approx(0.05)
 
 
-def test_lognormal_sigma_gives_requested_rms():
-    sigma = errors.lognormal_sigma_for_rms(0.05)
-    draws = np.exp(sigma * np.random.default_rng(0).standard_normal(400_000)) - 1
-    assert np.sqrt(np.mean(draws**2)) == pytest.approx(0.05, rel=0.01)
-
-
 def test_log_slope_recovers_power_law():
     n = np.array([4, 16, 64, 256])
     table = pd.DataFrame({"rows": n, "error": 3.0 * n**0.5})
     assert errors.log_slope(table, "rows", "error") == pytest.approx(0.5)
-
-
-def test_random_vs_systematic_on_a_small_layer():
-    rng = np.random.default_rng(1)
-    layer = [("small", rng.normal(size=(64, 8)), rng.uniform(0, 1, size=(50, 64)))]
-    table = errors.random_vs_systematic(layer, magnitudes=[0.02], seeds=range(3))
-    means = table.groupby("kind").error.mean()
-    assert means["random"] < means["systematic"]
 
 
 def test_states_optimum_and_sweep_components():

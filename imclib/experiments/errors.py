@@ -1,18 +1,31 @@
-"""Study 04: where the MVM error comes from (claims C4, C5).
+"""Study 04: where the MVM error comes from (claims C4, C5), under every decode scheme.
 
 Inputs are realistic: MNIST test images into layer 1 and the float network's hidden
 activations into layer 2. ``y_ref = x @ W`` in float64. Quantization's error is
 ``||y_q - y_ref|| / ||y_ref||``; every other source is switched on alone on top of the
 quantized array and charged with its increment ``||y_{q+s} - y_q|| / ||y_ref||``, so the
 numbers add up to first order. Monte-Carlo spread comes from device seeds.
+
+Every study takes the device (a :class:`~imclib.config.CrossbarConfig`) and runs it under
+the three decode schemes of :data:`SCHEMES`: the offset mapping with a digital ``sum(x)``,
+the offset mapping with a reference column, and differential pairs. The device's other
+settings (cell, weight map, converter ranges) are kept, so the study follows the package
+defaults.
+
+Statistics: 95 % confidence intervals of a mean over device seeds are Student-t intervals,
+``mean +- t_{0.975, n-1} sd / sqrt(n)``; one-sided p-values are those of the one-sample
+t-test. A quantity that is the same for every seed (a deterministic source) has no
+sampling spread: its interval is the point itself and its comparison is exact.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.optimize import brentq
 from tqdm.auto import tqdm
 
@@ -21,7 +34,27 @@ from ..config import CrossbarConfig
 from ..layer import program_layer, simulate_mvm
 from ..metrics import nrmse
 from ..mlp import MLP
+from ..nonidealities import Nonidealities
 from ..periphery import Periphery
+
+SCHEMES = {
+    "offset, digital Σx": {"mapping": "offset", "input_sum": "digital"},
+    "offset, reference column": {"mapping": "offset", "input_sum": "reference"},
+    "differential pairs": {"mapping": "differential", "input_sum": "digital"},
+}
+"""The three decode schemes: ``name -> CrossbarConfig fields``."""
+
+C4_ALPHA = 0.01
+"""Significance level of every one-sided comparison of the C4 criterion."""
+MIN_SEEDS = 10
+"""Fewest device seeds a criterion is evaluated on."""
+
+
+def verdict(by_scheme: dict) -> str:
+    """``reproduced`` if the criterion holds under every decode scheme, ``partly`` if under
+    some, ``not reproduced`` if under none."""
+    held = [bool(v) for v in by_scheme.values()]
+    return "reproduced" if all(held) else "partly" if any(held) else "not reproduced"
 
 
 def realistic_inputs(model: MLP, x: np.ndarray, n_samples: int = 1000, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -32,21 +65,20 @@ def realistic_inputs(model: MLP, x: np.ndarray, n_samples: int = 1000, seed: int
     return [(f"layer {i + 1} ({w.shape[0]}x{w.shape[1]})", w, a) for i, (w, a) in enumerate(zip(model.weights, activations))]
 
 
-def default_sources() -> dict[str, tuple[str, dict]]:
-    """Sources at their default magnitudes: ``name -> (group, changes)`` where changes are
-    Nonidealities or Periphery fields."""
-    return {
-        "R_P +5 %": ("systematic", {"rp_error": 0.05}),
-        "TMR -10 %": ("systematic", {"tmr_error": -0.10}),
-        "bias-dependent TMR": ("systematic", {"bias_dependence": True}),
-        "levels decoded as uniform": ("systematic", {"decode_as_uniform": True}),
-        f"programming variation {defaults.PROGRAMMING_SIGMA:.0%}": ("random", {"programming_sigma": defaults.PROGRAMMING_SIGMA}),
-        f"read noise {defaults.READ_SIGMA:.1%}": ("random", {"read_sigma": defaults.READ_SIGMA}),
-        "stuck cells 0.1 %": ("random", {"stuck_fraction": 0.001}),
-        "DAC 8 bit": ("periphery", {"dac_bits": 8}),
-        "ADC 8 bit": ("periphery", {"adc_bits": 8}),
-        f"sense noise {defaults.SENSE_NOISE_A * 1e9:.0f} nA": ("periphery", {"sense_noise": defaults.SENSE_NOISE_A}),
-    }
+# ---- configurations -----------------------------------------------------------------
+
+def decode_schemes(device: CrossbarConfig | None = None) -> dict[str, CrossbarConfig]:
+    """``device`` (default ``CrossbarConfig()``) under each decode scheme of :data:`SCHEMES`."""
+    device = CrossbarConfig() if device is None else device
+    return {name: device.with_(**fields) for name, fields in SCHEMES.items()}
+
+
+def quantization_only(device: CrossbarConfig) -> CrossbarConfig:
+    """``device`` with every nonideality off, ideal converters and no sense noise: weight
+    quantization (with the device's cell, mapping and weight map) and nothing else."""
+    nonideal = dataclasses.replace(device.nonideal, **{f.name: f.default for f in dataclasses.fields(Nonidealities)})
+    periphery = dataclasses.replace(device.periphery, dac_bits=None, adc_bits=None, sense_noise=0.0)
+    return device.with_(nonideal=nonideal, periphery=periphery)
 
 
 def with_source(base: CrossbarConfig, changes: dict) -> CrossbarConfig:
@@ -58,69 +90,297 @@ def with_source(base: CrossbarConfig, changes: dict) -> CrossbarConfig:
                       periphery=dataclasses.replace(base.periphery, **periphery))
 
 
-def error_decomposition(layers, base: CrossbarConfig | None = None, sources: dict | None = None, seeds=range(5)) -> pd.DataFrame:
-    """MVM error per layer, source and device seed.
+def is_random(config: CrossbarConfig) -> bool:
+    """Whether ``config`` draws anything at random (its MVM depends on the device seed)."""
+    n, p = config.nonideal, config.periphery
+    return bool(n.programming_sigma or n.read_sigma or n.stuck_fraction or p.sense_noise)
 
-    Columns: ``layer``, ``group`` (quantization, systematic, random, periphery, all),
-    ``source``, ``seed``, ``error`` (normalized, see the module docstring).
+
+def default_sources(device: CrossbarConfig | None = None) -> dict[str, tuple[str, str, dict]]:
+    """The fixed source list of C4: ``name -> (group, kind, changes)``.
+
+    ``group`` is ``"default device"`` (every source of the default device, at the
+    device's magnitude where it has the source on, else at the literature default of
+    :mod:`imclib.defaults`; stuck cells and the converters are included even where the
+    device has them off) or ``"miscalibration"`` (the device differs from what the decode
+    assumes: R_P +5 %, TMR0 -10 %, the stack's levels decoded as uniform). ``kind`` is
+    ``systematic``, ``random`` or ``periphery``; ``changes`` are Nonidealities or Periphery
+    fields (:func:`with_source`).
     """
-    base = base or CrossbarConfig.quantization_only()
-    sources = sources or default_sources()
-    every_change = {k: v for _, changes in sources.values() for k, v in changes.items()}
+    device = CrossbarConfig() if device is None else device
+    n, p = device.nonideal, device.periphery
+    sigma = n.programming_sigma or defaults.PROGRAMMING_SIGMA
+    read = n.read_sigma or defaults.READ_SIGMA
+    stuck = n.stuck_fraction or 0.001
+    noise = p.sense_noise or defaults.SENSE_NOISE_A
+    dac_bits, adc_bits = p.dac_bits or 8, p.adc_bits or 8
+    return {
+        "bias-dependent TMR": ("default device", "systematic", {"bias_dependence": True}),
+        f"programming variation σ = {sigma:.0%}": ("default device", "random", {"programming_sigma": sigma}),
+        f"read noise {read:.1%}": ("default device", "random", {"read_sigma": read}),
+        f"stuck cells {stuck:.1%}": ("default device", "random", {"stuck_fraction": stuck}),
+        f"sense noise {noise * 1e9:.0f} nA": ("default device", "periphery", {"sense_noise": noise}),
+        f"DAC {dac_bits} bit": ("default device", "periphery", {"dac_bits": dac_bits}),
+        f"ADC {adc_bits} bit": ("default device", "periphery", {"adc_bits": adc_bits}),
+        "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05}),
+        "TMR0 -10 %": ("miscalibration", "systematic", {"tmr_error": -0.10}),
+        "levels decoded as uniform": ("miscalibration", "systematic", {"decode_as_uniform": True}),
+    }
+
+
+def _mvm(weights, x, config, seed):
+    """:func:`simulate_mvm` and whether an ADC saturation warning was raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        y = simulate_mvm(weights, x, config, seed)
+    return y, any("ADC saturated" in str(w.message) for w in caught)
+
+
+# ---- C4: error decomposition --------------------------------------------------------
+
+def error_decomposition(layers, device: CrossbarConfig | None = None, sources: dict | None = None,
+                        seeds=range(MIN_SEEDS), schemes=None, progress: bool = True) -> pd.DataFrame:
+    """MVM error per decode scheme, layer, source and device seed.
+
+    Parameters
+    ----------
+    layers : list of (name, W, X)
+        From :func:`realistic_inputs`.
+    device : CrossbarConfig, optional
+        The device (default ``CrossbarConfig()``); each scheme runs
+        ``quantization_only(device)`` with one source of :func:`default_sources` on.
+    sources : dict, optional
+        ``name -> (group, kind, changes)``; default :func:`default_sources` of ``device``.
+    seeds : iterable of int
+        Device seeds. A source without randomness is simulated once and its error
+        repeated for every seed (``random`` is False on its rows).
+    schemes : iterable of str, optional
+        Names of :data:`SCHEMES` (default all).
+
+    Returns
+    -------
+    DataFrame
+        ``scheme``, ``layer``, ``group`` (quantization, default device, miscalibration),
+        ``kind``, ``source``, ``seed``, ``error`` (normalized, module docstring),
+        ``random`` (whether the source draws at random), ``adc_saturated`` (whether any
+        ADC read saturated).
+    """
+    device = CrossbarConfig() if device is None else device
+    sources = default_sources(device) if sources is None else sources
+    seeds = list(seeds)
+    configs = decode_schemes(device)
     records = []
-    for name, weights, x in layers:
+    tasks = [(scheme, layer) for scheme in (schemes or configs) for layer in layers]
+    for scheme, (name, weights, x) in tqdm(tasks, desc="schemes x layers", disable=not progress, leave=False):
+        base = quantization_only(configs[scheme])
         reference = x @ weights
+        norm = np.linalg.norm(reference)
         quantized = simulate_mvm(weights, x, base)
-        records.append({"layer": name, "group": "quantization", "source": "weight quantization",
-                        "seed": 0, "error": nrmse(quantized, reference)})
-        for seed in tqdm(seeds, desc=name):
-            for source, (group, changes) in sources.items():
-                y = simulate_mvm(weights, x, with_source(base, changes), seed)
-                records.append({"layer": name, "group": group, "source": source, "seed": seed,
-                                "error": float(np.linalg.norm(y - quantized) / np.linalg.norm(reference))})
-            y_all = simulate_mvm(weights, x, with_source(base, every_change), seed)
-            records.append({"layer": name, "group": "all", "source": "all together", "seed": seed,
-                            "error": nrmse(y_all, reference)})
+        row = {"scheme": scheme, "layer": name}
+        q_error = nrmse(quantized, reference)
+        records += [{**row, "group": "quantization", "kind": "quantization", "source": "weight quantization",
+                     "seed": seed, "error": q_error, "random": False, "adc_saturated": False} for seed in seeds]
+        for source, (group, kind, changes) in sources.items():
+            config = with_source(base, changes)
+            random = is_random(config)
+            for seed in seeds if random else seeds[:1]:
+                y, saturated = _mvm(weights, x, config, seed)
+                error = float(np.linalg.norm(y - quantized) / norm)
+                for s in [seed] if random else seeds:
+                    records.append({**row, "group": group, "kind": kind, "source": source, "seed": s,
+                                    "error": error, "random": random, "adc_saturated": saturated})
     return pd.DataFrame(records)
 
+
+def mean_ci(values) -> tuple[float, float, float]:
+    """Mean and Student-t 95 % confidence interval ``(mean, low, high)`` of ``values``;
+    the interval is the point itself when every value is the same."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if values.size < 2 or np.ptp(values) <= 1e-12 * max(abs(mean), 1e-300):
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+    return mean, mean - half, mean + half
+
+
+def one_sided_p(values) -> float:
+    """p-value of the one-sided one-sample t-test of ``mean(values) > 0``; exact (0 or 1)
+    when every value is the same."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2 or np.ptp(values) <= 1e-12 * max(abs(values.mean()), 1e-300):
+        return 0.0 if values.mean() > 0 else 1.0
+    return float(stats.ttest_1samp(values, 0.0, alternative="greater").pvalue)
+
+
+def summarize_errors(decomposition: pd.DataFrame) -> pd.DataFrame:
+    """Mean error and its 95 % CI over seeds per scheme, layer and source:
+    ``scheme``, ``layer``, ``group``, ``kind``, ``source``, ``n_seeds``, ``mean``,
+    ``ci95_low``, ``ci95_high``."""
+    rows = []
+    for (scheme, layer, group, kind, source), part in decomposition.groupby(
+            ["scheme", "layer", "group", "kind", "source"], sort=False):
+        mean, low, high = mean_ci(part.error)
+        rows.append({"scheme": scheme, "layer": layer, "group": group, "kind": kind, "source": source,
+                     "n_seeds": part.seed.nunique(), "mean": mean, "ci95_low": low, "ci95_high": high})
+    return pd.DataFrame(rows)
+
+
+def c4_comparisons(decomposition: pd.DataFrame, alpha: float = C4_ALPHA) -> pd.DataFrame:
+    """C4's paired comparisons: per scheme, layer and source, ``d = e_quantization - e_source``
+    over device seeds.
+
+    Columns: ``scheme``, ``layer``, ``group``, ``source``, ``n_seeds``, ``quantization``,
+    ``error`` (mean), ``difference`` (mean ``d``), ``ci95_low``, ``ci95_high`` (of ``d``),
+    ``p_value`` (one-sided, ``d > 0``), ``every_seed`` (``d > 0`` on every seed) and
+    ``holds`` (``every_seed`` and ``p_value < alpha``).
+    """
+    quantization = decomposition[decomposition.group == "quantization"].set_index(["scheme", "layer", "seed"]).error
+    others = decomposition[decomposition.group != "quantization"]
+    rows = []
+    for (scheme, layer, group, source), part in others.groupby(["scheme", "layer", "group", "source"], sort=False):
+        q = quantization.loc[[(scheme, layer, s) for s in part.seed]].to_numpy()
+        d = q - part.error.to_numpy()
+        mean, low, high = mean_ci(d)
+        p = one_sided_p(d)
+        rows.append({"scheme": scheme, "layer": layer, "group": group, "source": source, "n_seeds": len(d),
+                     "quantization": float(q.mean()), "error": float(part.error.mean()), "difference": mean,
+                     "ci95_low": low, "ci95_high": high, "p_value": p, "every_seed": bool(np.all(d > 0)),
+                     "holds": bool(np.all(d > 0) and p < alpha)})
+    return pd.DataFrame(rows)
+
+
+# ---- C5: random vs systematic at equal per-cell magnitude ---------------------------
 
 def lognormal_sigma_for_rms(relative_rms: float) -> float:
-    """``sigma`` with ``sqrt(E[(exp(sigma z) - 1)^2]) = relative_rms``, z ~ N(0, 1):
-    ``exp(2 sigma^2) - 2 exp(sigma^2 / 2) + 1 = relative_rms^2``."""
-    return brentq(lambda s: np.exp(2 * s * s) - 2 * np.exp(s * s / 2) + 1 - relative_rms**2, 1e-9, 2.0)
+    """``sigma`` of the mean-normalised variation ``exp(sigma z - sigma^2 / 2)``, z ~ N(0, 1),
+    whose rms deviation from 1 is ``relative_rms``: ``exp(sigma^2) - 1 = relative_rms^2``."""
+    return brentq(lambda s: np.expm1(s * s) - relative_rms**2, 1e-9, 2.0)
 
 
-def random_vs_systematic(layers, magnitudes=(0.005, 0.01, 0.02, 0.05, 0.1), base: CrossbarConfig | None = None, seeds=range(5)) -> pd.DataFrame:
+def equal_magnitude_configs(base: CrossbarConfig, delta: float) -> dict[str, CrossbarConfig]:
+    """Per-cell conductance errors of rms ``delta`` (relative): ``systematic`` (every cell
+    ``G (1 - delta)``, i.e. R_P up by ``1/(1 - delta) - 1``), ``random`` (static lognormal
+    variation of rms ``delta``, new for every array) and ``random (reused array)`` (one
+    array's draw repeated in every tile)."""
+    random = with_source(base, {"programming_sigma": lognormal_sigma_for_rms(delta)})
+    return {"systematic": with_source(base, {"rp_error": 1 / (1 - delta) - 1}),
+            "random": random, "random (reused array)": random.with_(scenario="reused")}
+
+
+def random_vs_systematic(layers, magnitudes=(0.005, 0.01, 0.02, 0.05, 0.1), device: CrossbarConfig | None = None,
+                         seeds=range(MIN_SEEDS), schemes=None, reused: bool = True, progress: bool = True) -> pd.DataFrame:
     """Error increment of a per-cell conductance error of equal rms magnitude ``delta``,
-    applied coherently (every cell ``G (1 - delta)``: ``R_P`` up by ``1/(1-delta) - 1``) or
-    at random (static lognormal variation of rms ``delta``), the latter per tile or on one
-    array reused for every tile.
+    applied coherently or at random (:func:`equal_magnitude_configs`), on top of
+    ``quantization_only(device)`` under each decode scheme.
 
-    Columns: ``layer``, ``magnitude``, ``kind`` (systematic, random, random (reused
-    array)), ``seed``, ``error``.
+    Columns: ``scheme``, ``layer``, ``magnitude``, ``kind`` (systematic, random, random
+    (reused array), only with ``reused``), ``seed``, ``error`` (``||y - y_q|| / ||y_ref||``).
+    The systematic error is deterministic: simulated once and repeated for every seed.
     """
-    base = base or CrossbarConfig.quantization_only()
+    device = CrossbarConfig() if device is None else device
+    seeds = list(seeds)
+    configs = decode_schemes(device)
     records = []
-    for name, weights, x in layers:
-        reference = x @ weights
+    tasks = [(scheme, layer) for scheme in (schemes or configs) for layer in layers]
+    for scheme, (name, weights, x) in tqdm(tasks, desc="schemes x layers", disable=not progress, leave=False):
+        base = quantization_only(configs[scheme])
+        norm = np.linalg.norm(x @ weights)
         quantized = simulate_mvm(weights, x, base)
         for delta in magnitudes:
-            kinds = {
-                "systematic": [with_source(base, {"rp_error": 1 / (1 - delta) - 1})],
-                "random": [with_source(base, {"programming_sigma": lognormal_sigma_for_rms(delta)})],
-            }
-            kinds["random (reused array)"] = [kinds["random"][0].with_(scenario="reused")]
-            for kind, (config,) in kinds.items():
-                for seed in seeds if kind != "systematic" else [0]:
-                    y = simulate_mvm(weights, x, config, seed)
-                    records.append({"layer": name, "magnitude": delta, "kind": kind, "seed": seed,
-                                    "error": float(np.linalg.norm(y - quantized) / np.linalg.norm(reference))})
+            for kind, config in equal_magnitude_configs(base, delta).items():
+                if kind == "random (reused array)" and not reused:
+                    continue
+                for seed in seeds if kind != "systematic" else seeds[:1]:
+                    error = float(np.linalg.norm(_mvm(weights, x, config, seed)[0] - quantized) / norm)
+                    records += [{"scheme": scheme, "layer": name, "magnitude": delta, "kind": kind, "seed": s,
+                                 "error": error} for s in ([seed] if kind != "systematic" else seeds)]
     return pd.DataFrame(records)
 
+
+def c5_ratios(versus: pd.DataFrame) -> pd.DataFrame:
+    """C5's quantity: ``systematic / random`` error ratio per scheme, layer and magnitude,
+    from the per-seed ratios ``e_sys / e_random(seed)``.
+
+    Columns: ``scheme``, ``layer``, ``magnitude``, ``n_seeds``, ``ratio`` (mean),
+    ``ci95_low``, ``ci95_high``, ``reused_ratio`` (systematic / reused-array random, mean;
+    NaN without that kind) and ``holds`` (``ci95_low > 1``).
+    """
+    wide = versus.pivot_table(index=["scheme", "layer", "magnitude", "seed"], columns="kind", values="error")
+    order = {name: i for i, name in enumerate(dict.fromkeys(versus.scheme))}
+    wide = wide.sort_index(level="scheme", key=lambda names: names.map(order), sort_remaining=False)
+    rows = []
+    for (scheme, layer, magnitude), part in wide.groupby(level=["scheme", "layer", "magnitude"], sort=False):
+        ratio = part["systematic"] / part["random"]
+        mean, low, high = mean_ci(ratio)
+        rows.append({"scheme": scheme, "layer": layer, "magnitude": magnitude, "n_seeds": len(ratio), "ratio": mean,
+                     "ci95_low": low, "ci95_high": high,
+                     "reused_ratio": float((part["systematic"] / part["random (reused array)"]).mean())
+                     if "random (reused array)" in part else float("nan"),
+                     "holds": bool(low > 1)})
+    return pd.DataFrame(rows)
+
+
+def common_mode_fraction(weights, x, config: CrossbarConfig) -> float:
+    """``||b sum(x)|| / ||x W||``: the size of the map's common-mode term ``b_j sum_i x_i``
+    (weight units) relative to the signal, over the batch and the outputs. The cells carry
+    ``y - b sum(x)``; with a digital ``sum(x)`` a coherent gain error of the cells scales
+    that whole part. 0 when the map has no offset ``b`` (a symmetric differential map)."""
+    offset = program_layer(weights, quantization_only(config)).weight_map.offset
+    return float(np.linalg.norm(np.outer(x.sum(axis=1), offset)) / np.linalg.norm(x @ weights))
+
+
+def common_mode_sweep(weights, x, shifts=(-0.1, 0.0, 0.1, 0.25, 0.5, 1.0), delta: float = 0.02,
+                      device: CrossbarConfig | None = None, seeds=range(MIN_SEEDS), schemes=None) -> pd.DataFrame:
+    """C5's ratio against the common-mode fraction, with the weights held fixed: the inputs
+    are shifted, ``x + c`` for each ``c`` in ``shifts`` (input units), which changes
+    ``sum(x)`` and so the common-mode term ``b sum(x)`` relative to the signal.
+
+    Columns: ``scheme``, ``shift``, ``magnitude`` (``delta``), ``common_mode_fraction``
+    (:func:`common_mode_fraction`), ``n_seeds``, ``ratio`` (mean of ``e_sys / e_random(seed)`` at per-cell rms ``delta``),
+    ``ci95_low``, ``ci95_high``.
+    """
+    device = CrossbarConfig() if device is None else device
+    configs = decode_schemes(device)
+    frames = []
+    for shift in shifts:
+        layer = [(f"shift {shift:+g}", weights, x + shift)]
+        table = random_vs_systematic(layer, [delta], device, seeds, schemes, reused=False, progress=False)
+        ratios = c5_ratios(table)
+        ratios["shift"] = shift
+        ratios["common_mode_fraction"] = [common_mode_fraction(weights, x + shift, configs[s]) for s in ratios.scheme]
+        frames.append(ratios)
+    out = pd.concat(frames, ignore_index=True)
+    return out[["scheme", "shift", "magnitude", "common_mode_fraction", "n_seeds", "ratio", "ci95_low", "ci95_high"]]
+
+
+def level_errors(device: CrossbarConfig | None = None, changes=None) -> pd.DataFrame:
+    """Each level's actual conductance over the one the decode assumes, for the level
+    miscalibrations (default: R_P +5 %, TMR0 -10 %), at 0 V.
+
+    A gain error (every level scaled by one factor, ``G_q' = G_q / (1 + rp_error)``) is
+    cancelled by a reference column of cells at ``G_max``, which is scaled by the same
+    factor; an error that changes the levels by different factors is not.
+    Columns: ``source``, ``level``, ``nominal_uS``, ``actual_uS``, ``ratio``.
+    """
+    device = CrossbarConfig() if device is None else device
+    changes = changes or {"R_P +5 %": {"rp_error": 0.05}, "TMR0 -10 %": {"tmr_error": -0.10}}
+    base = quantization_only(device)
+    nominal = base.cell.conductances()
+    frames = []
+    for name, change in changes.items():
+        config = with_source(base, change)
+        actual = config.cell.conductances(0.0, config.actual_mtj)
+        frames.append(pd.DataFrame({"source": name, "level": np.arange(nominal.size), "nominal_uS": nominal * 1e6,
+                                    "actual_uS": actual * 1e6, "ratio": actual / nominal}))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---- sanity check: averaging along one column ---------------------------------------
 
 def averaging_with_rows(rows=(4, 16, 64, 256, 1024), delta: float = 0.02, n_inputs: int = 200, seeds=range(20), seed: int = 0) -> pd.DataFrame:
     """Column-current error of one column of ``n`` cells against ``n``: coherent error
-    adds as ``n``, independent errors as ``sqrt(n)``.
+    adds as ``n``, independent errors as ``sqrt(n)`` (an identity of sums, a sanity check
+    of the simulator, not evidence for C5).
 
     Each cell holds a random level, inputs are uniform in [0, 1]; the error is the rms
     over inputs of the column current's departure from nominal (amperes).

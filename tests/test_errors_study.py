@@ -1,0 +1,174 @@
+"""Study 04 (claims C4, C5): statistics, criteria and the physics behind them, on small
+hand-checkable cases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import imclib
+from imclib.experiments import errors
+from imclib.layer import program_layer, simulate_mvm
+
+
+@pytest.fixture(scope="module")
+def small_layer():
+    rng = np.random.default_rng(3)
+    return [("small", rng.normal(size=(32, 6)), rng.uniform(0, 1, size=(40, 32)))]
+
+
+def test_lognormal_sigma_is_mean_normalised_rms():
+    sigma = errors.lognormal_sigma_for_rms(0.05)
+    assert np.expm1(sigma**2) == pytest.approx(0.05**2, rel=1e-9)
+    z = np.random.default_rng(0).standard_normal(400_000)
+    factors = np.exp(sigma * z - sigma**2 / 2)
+    assert factors.mean() == pytest.approx(1.0, abs=1e-3)
+    assert np.sqrt(np.mean((factors - 1) ** 2)) == pytest.approx(0.05, rel=0.01)
+
+
+def test_mean_ci_and_one_sided_p_by_hand():
+    # [1, 2, 3, 4]: mean 2.5, sd 1.29099, t_{0.975, 3} = 3.18245 -> half width 2.05426
+    mean, low, high = errors.mean_ci([1, 2, 3, 4])
+    assert mean == 2.5 and low == pytest.approx(2.5 - 2.05426, abs=1e-4) and high == pytest.approx(2.5 + 2.05426, abs=1e-4)
+    assert errors.mean_ci([0.3] * 5) == (0.3, 0.3, 0.3)  # deterministic: the point itself
+    # [1, 2, 3]: t = 2 / (1 / sqrt 3) = 3.4641, df 2: p = (1 - t / sqrt(t^2 + 2)) / 2 = 0.03709
+    assert errors.one_sided_p([1, 2, 3]) == pytest.approx(0.03709, abs=1e-4)
+    assert errors.one_sided_p([0.2] * 4) == 0.0 and errors.one_sided_p([-0.2] * 4) == 1.0
+
+
+def test_verdict_from_schemes():
+    assert errors.verdict({"a": True, "b": True}) == "reproduced"
+    assert errors.verdict({"a": True, "b": False}) == "partly"
+    assert errors.verdict({"a": False, "b": False}) == "not reproduced"
+
+
+def _decomposition(source_errors: dict) -> pd.DataFrame:
+    seeds = range(len(next(iter(source_errors.values()))))
+    rows = [{"scheme": "s", "layer": "l", "group": "quantization", "kind": "quantization",
+             "source": "weight quantization", "seed": s, "error": 1.0} for s in seeds]
+    rows += [{"scheme": "s", "layer": "l", "group": "default device", "kind": "random", "source": name, "seed": s,
+              "error": e} for name, values in source_errors.items() for s, e in zip(seeds, values)]
+    return pd.DataFrame(rows)
+
+
+def test_c4_comparisons_criterion():
+    rng = np.random.default_rng(0)
+    table = errors.c4_comparisons(_decomposition({
+        "small, deterministic": [0.5] * 10,
+        "larger, deterministic": [1.2] * 10,
+        "close, random": list(0.9 + 0.01 * rng.standard_normal(10)),
+        "one seed above": [0.5] * 9 + [1.01],
+    })).set_index("source")
+    assert table.holds.to_dict() == {"small, deterministic": True, "larger, deterministic": False,
+                                     "close, random": True, "one seed above": False}
+    assert table.loc["small, deterministic", "difference"] == pytest.approx(0.5)
+    assert table.loc["larger, deterministic", "p_value"] == 1.0
+    assert table.loc["close, random", "ci95_low"] < 0.1 < table.loc["close, random", "ci95_high"]
+
+
+def test_c5_ratios_criterion():
+    rows = []
+    for scheme, random_errors in (("coherent wins", [1.0, 0.9, 1.1]), ("random wins", [3.0, 2.9, 3.1])):
+        for seed, e in enumerate(random_errors):
+            rows += [{"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "systematic", "seed": seed, "error": 2.0},
+                     {"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "random", "seed": seed, "error": e}]
+    ratios = errors.c5_ratios(pd.DataFrame(rows)).set_index("scheme")
+    assert ratios.ratio["coherent wins"] == pytest.approx(np.mean([2.0, 2 / 0.9, 2 / 1.1]))
+    assert ratios.holds.to_dict() == {"coherent wins": True, "random wins": False}
+    assert np.isnan(ratios.reused_ratio["coherent wins"])
+
+
+def test_quantization_only_and_schemes_keep_the_device():
+    device = imclib.CrossbarConfig()
+    base = errors.quantization_only(device)
+    assert not base.nonideal.any and not base.periphery.any and not errors.is_random(base)
+    assert base.cell == device.cell and base.rows == device.rows
+    schemes = errors.decode_schemes(device)
+    assert [(c.mapping, c.input_sum) for c in schemes.values()] == [
+        ("offset", "digital"), ("offset", "reference"), ("differential", "digital")]
+    sources = errors.default_sources(device)
+    assert {group for group, _, _ in sources.values()} == {"default device", "miscalibration"}
+    assert sources[f"programming variation σ = {device.nonideal.programming_sigma:.0%}"][2] == {
+        "programming_sigma": device.nonideal.programming_sigma}
+
+
+def test_reference_column_cancels_a_gain_error_exactly(small_layer):
+    # R_P (1 + eps) scales every level, the reference cells' included, by 1 / (1 + eps):
+    # decoded y' = y_q / (1 + eps), so ||y' - y_q|| = eps / (1 + eps) ||y_q||.
+    (_, weights, x), eps = small_layer[0], 0.05
+    base = errors.quantization_only(imclib.CrossbarConfig(input_sum="reference"))
+    y_q = simulate_mvm(weights, x, base)
+    y = simulate_mvm(weights, x, errors.with_source(base, {"rp_error": eps}))
+    np.testing.assert_allclose(y, y_q / (1 + eps), rtol=1e-10, atol=1e-12)
+    # with a digital sum only (a/s) I = y_q - b sum(x) is scaled: the common-mode term is not cancelled
+    # (exact for linear cells without an ADC, whatever the map's a and b)
+    digital = errors.quantization_only(imclib.CrossbarConfig())
+    y_q = simulate_mvm(weights, x, digital)
+    y = simulate_mvm(weights, x, errors.with_source(digital, {"rp_error": eps}))
+    common = np.outer(x.sum(axis=1), program_layer(weights, digital).weight_map.offset)
+    np.testing.assert_allclose(y - y_q, -(eps / (1 + eps)) * (y_q - common), rtol=1e-9, atol=1e-12)
+
+
+def test_common_mode_fraction_by_hand(small_layer):
+    _, weights, x = small_layer[0]
+    offset_config = imclib.CrossbarConfig()
+    b = program_layer(weights, errors.quantization_only(offset_config)).weight_map.offset
+    expected = np.linalg.norm(np.outer(x.sum(axis=1), b)) / np.linalg.norm(x @ weights)
+    assert errors.common_mode_fraction(weights, x, offset_config) == pytest.approx(expected)
+    differential = offset_config.with_(mapping="differential")
+    b = program_layer(weights, errors.quantization_only(differential)).weight_map.offset
+    expected = np.linalg.norm(np.outer(x.sum(axis=1), b)) / np.linalg.norm(x @ weights)
+    assert errors.common_mode_fraction(weights, x, differential) == pytest.approx(expected, abs=1e-12)
+
+
+def test_level_errors_gain_vs_tmr():
+    levels = errors.level_errors()
+    rp = levels[levels.source == "R_P +5 %"].ratio
+    np.testing.assert_allclose(rp, 1 / 1.05)  # one gain for every level
+    tmr = levels[levels.source == "TMR0 -10 %"].sort_values("level").ratio.to_numpy()
+    assert tmr[-1] == pytest.approx(1.0)  # G_max (all junctions parallel) does not move
+    assert np.all(np.diff(tmr) < 0)  # the lower levels move, each by a different factor
+
+
+def test_error_decomposition_table(small_layer):
+    sources = {"variation": ("default device", "random", {"programming_sigma": 0.03}),
+               "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05})}
+    table = errors.error_decomposition(small_layer, sources=sources, seeds=range(3), progress=False)
+    assert set(table.scheme) == set(errors.SCHEMES) and len(table) == 3 * 3 * 3
+    name, weights, x = small_layer[0]
+    quantization = table[(table.group == "quantization") & (table.scheme == "offset, digital Σx")].error
+    base = errors.quantization_only(imclib.CrossbarConfig())
+    assert quantization.iloc[0] == pytest.approx(imclib.nrmse(simulate_mvm(weights, x, base), x @ weights))
+    rp = table[table.source == "R_P +5 %"].groupby("scheme").error
+    assert (rp.nunique() == 1).all()  # deterministic: one simulation, repeated for every seed
+    variation = table[(table.source == "variation") & (table.scheme == "differential pairs")].error
+    assert variation.nunique() == 3  # random: one draw per seed
+
+
+def test_random_vs_systematic_follows_the_common_mode(small_layer):
+    versus = errors.random_vs_systematic(small_layer, magnitudes=[0.02], seeds=range(4), progress=False)
+    assert (versus[versus.kind == "systematic"].groupby("scheme").error.nunique() == 1).all()
+    ratios = errors.c5_ratios(versus).set_index("scheme").ratio
+    # a digital sum leaves the common-mode term in the coherent error; a reference column cancels it
+    assert ratios["offset, digital Σx"] > 1 > ratios["offset, reference column"]
+
+
+def test_common_mode_sweep_columns(small_layer):
+    _, weights, x = small_layer[0]
+    sweep = errors.common_mode_sweep(weights, x, shifts=(0.0, 0.5), seeds=range(3), schemes=["offset, digital Σx"])
+    assert list(sweep["shift"]) == [0.0, 0.5] and (sweep.n_seeds == 3).all()
+    assert sweep.common_mode_fraction.is_monotonic_increasing
+
+
+def test_record_claim_keeps_verdict_fields(tmp_path, monkeypatch):
+    import json
+
+    from imclib.results import record_claim
+
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    record_claim("C9", "a claim", {"x": 1}, passed=False, verdict="partly", by_scheme={"a": True, "b": False},
+                 criterion="x > 0", statistics={"n_seeds": 10, "p_value": 0.001})
+    entry = json.loads((tmp_path / "results.json").read_text())["C9"]
+    assert entry["verdict"] == "partly" and entry["by_scheme"] == {"a": True, "b": False}
+    assert entry["criterion"] == "x > 0" and entry["n_seeds"] == 10 and entry["p_value"] == 0.001
+    record_claim("C8", "old style", {"x": 1}, passed=True)
+    assert "verdict" not in json.loads((tmp_path / "results.json").read_text())["C8"]

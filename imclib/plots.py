@@ -285,14 +285,6 @@ ENERGY_COMPONENTS = ("array read", "row drive", "ADC", "common-mode current", "d
 AREA_COMPONENTS = ("cells", "row drivers", "ADC", "digital")
 
 
-def save_with_svg(fig: plt.Figure, name: str) -> Path:
-    """:func:`save` the PNG and write ``<figures>/<name>.svg`` next to it; return the PNG path."""
-    path = save(fig, name)
-    with plt.rc_context({"svg.hashsalt": name}):  # stable element ids: the SVG changes only when the figure does
-        fig.savefig(path.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
-    return path
-
-
 def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
     """Energy per inference and area by component, and latency, for each array size and
     scenario (dot plots on log axes), from study 07's cost tables (``layer == "total"``)."""

@@ -283,16 +283,13 @@ def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: 
     return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0] * 1e9)
 
 
-def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.VBox:
+def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.interactive:
     """States, array size, ADC bits and read time -> energy by component and the point on the
     accuracy-energy plot (accuracy from the study ``summary``; the read time changes the
     energy and latency only, the model's noise does not depend on it)."""
     from .experiments import cost
 
-    busy = w.Label("")
-
     def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
-        busy.value = "computing…"
         table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentiles[n_states])
         energy = float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
         accuracy = float(cost.point(summary, n_states, size, adc_bits).accuracy)
@@ -302,12 +299,8 @@ def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.VBox:
               f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (study mean)")
         _report("energy_per_inference_nJ", {"n_states": n_states, "size": size, "adc_bits": adc_bits,
                                             "t_read_ns": t_read_ns, "percentile": percentiles[n_states]}, energy * 1e9)
-        busy.value = ""
 
-    ui = w.interactive(show, n_states=w.Dropdown(options=list(cost.STATES), value=4, description="states"),
-                       size=w.Dropdown(options=list(cost.SIZES), value=4, description="array"),
-                       adc_bits=w.IntSlider(8, min=min(cost.ADC_BITS), max=max(cost.ADC_BITS), step=2,
-                                            description="ADC bits", continuous_update=False),
-                       t_read_ns=w.FloatSlider(defaults.T_READ_S * 1e9, min=5, max=100, step=5,
-                                               description="t_read (ns)", continuous_update=False))
-    return w.VBox([busy, ui])
+    return _live(show, n_states=w.Dropdown(options=list(cost.STATES), value=4, description="states"),
+                 size=w.Dropdown(options=list(cost.SIZES), value=4, description="array"),
+                 adc_bits=w.IntSlider(8, min=min(cost.ADC_BITS), max=max(cost.ADC_BITS), step=2, description="ADC bits"),
+                 t_read_ns=w.FloatSlider(defaults.T_READ_S * 1e9, min=5, max=100, step=5, description="t_read (ns)"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,14 +38,50 @@ README = ROOT / "README.md"
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+"""What JupyterLab writes for the default kernel: stored as is, opening a notebook does not dirty it."""
+WIDGET_NOTE = "Run this cell to get the interactive controls (ipywidgets)."
+_PROGRESS = re.compile(r"\d+%\|")
+
+
+def _clean_output(output: dict) -> dict | None:
+    """An output as users should see it stored: progress bars dropped (their saved text is
+    the 0 % they started at), a widget's text fallback replaced by a note, machine paths
+    made relative (the repository) or home-relative (``~``)."""
+    data = output.get("data", {})
+    if "application/vnd.jupyter.widget-view+json" in data:
+        if _PROGRESS.search(data.get("text/plain", "")):
+            return None
+        data["text/plain"] = WIDGET_NOTE
+    for key, value in [*data.items(), ("text", output.get("text"))]:
+        if isinstance(value, str):
+            cleaned = value.replace(f"{ROOT}/", "").replace(str(ROOT), ".").replace(str(Path.home()), "~")
+            if key == "text":
+                output["text"] = cleaned
+            else:
+                data[key] = cleaned
+    return output
+
+
+def clean_for_storage(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Normalise an executed notebook for the repository (see :func:`_clean_output`), and
+    give it the kernelspec JupyterLab writes, so that opening it does not mark it modified."""
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [kept for kept in map(_clean_output, cell.outputs) if kept is not None]
+    return notebook
+
+
 def execute(path: Path, cell_timeout: int, destination: Path | None = None) -> float:
-    """Execute one notebook (working directory: its own folder) and write it to
-    ``destination`` (default: in place); return the seconds it took."""
+    """Execute one notebook (working directory: its own folder) and write it, cleaned for
+    storage (:func:`clean_for_storage`), to ``destination`` (default: in place); return the
+    seconds it took."""
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
-    nbformat.write(notebook, destination or path)
+    nbformat.write(clean_for_storage(notebook), destination or path)
     return time.perf_counter() - start
 
 
@@ -54,14 +91,23 @@ def _format(value) -> str:
     return str(value)
 
 
+def _verdict(entry: dict) -> str:
+    """The entry's verdict (``reproduced``, ``partly``, ``not reproduced``), else its pass flag."""
+    verdict = entry.get("verdict") or ("reproduced" if entry["passed"] else "not reproduced")
+    return verdict if verdict == "reproduced" else f"**{verdict}**"
+
+
 def results_table(results: dict) -> str:
-    """Markdown table of ``results.json``: claim, statement, measured, paper, verdict."""
-    lines = ["| claim | statement | measured | paper | verdict |", "|---|---|---|---|---|"]
+    """Markdown table of ``results.json``: claim, statement, criterion, measured, paper,
+    verdict per decode scheme and overall verdict."""
+    lines = ["| claim | statement | criterion | measured | paper | by decode scheme | verdict |",
+             "|---|---|---|---|---|---|---|"]
     for claim, entry in results.items():
         measured = "; ".join(f"{k} = {_format(v)}" for k, v in entry["measured"].items())
         paper = "; ".join(f"{k} = {_format(v)}" for k, v in entry["paper"].items()) or "–"
-        verdict = "reproduced" if entry["passed"] else "**not reproduced**"
-        lines.append(f"| {claim} | {entry['statement']} | {measured} | {paper} | {verdict} |")
+        schemes = "; ".join(f"{k}: {'holds' if v else '**fails**'}" for k, v in (entry.get("by_scheme") or {}).items())
+        lines.append(f"| {claim} | {entry['statement']} | {entry.get('criterion', '–')} | {measured} | {paper} | "
+                     f"{schemes or '–'} | {_verdict(entry)} |")
     return "\n".join(lines)
 
 
@@ -127,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         shipped = cache.ship_models(log)
         print(f"rewrote {len(shipped)} shipped models in {cache.shipped_store_dir()}")
     print(f"models used: {log} (ship them with python -m imclib.cache --ship-models {log})")
-    return 0 if all(entry["passed"] for entry in results.values()) else 1
+    return 0  # every notebook ran; an honest "not reproduced" verdict is a result, not a failure
 
 
 if __name__ == "__main__":

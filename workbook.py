@@ -8,7 +8,9 @@
 
 On first use (and whenever pyproject.toml changes) this creates a virtual environment in
 ``.venv`` and installs the package with its test extra (``pip install -e ".[test]"``).
-``python3 workbook.py setup`` does only that.
+``python3 workbook.py setup`` does only that. ``--no-venv`` (before the command) runs with
+the current interpreter instead, e.g. in the conda environment of environment.yml:
+``python workbook.py --no-venv test``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def run(args: list[str], timeout: float | None = None, env: dict | None = None) 
     """Run ``args`` with the environment's Python from the repository root."""
     full_env = {**os.environ, **(env or {})}
     try:
-        return subprocess.run([PYTHON, *args], cwd=ROOT, timeout=timeout, env=full_env).returncode
+        return subprocess.run([INTERPRETER, *args], cwd=ROOT, timeout=timeout, env=full_env).returncode
     except subprocess.TimeoutExpired:
         print(f"timed out after {timeout} s: {' '.join(args)}", file=sys.stderr)
         return 124
@@ -66,11 +68,19 @@ def test() -> int:
     return unit or browser
 
 
+INTERPRETER = PYTHON
+"""The Python that runs tests and notebooks: the venv's, or with ``--no-venv`` this one."""
+
+
 def main(argv: list[str]) -> int:
+    global INTERPRETER
+    if argv[:1] == ["--no-venv"]:
+        INTERPRETER, argv = Path(sys.executable), argv[1:]
     if not argv or argv[0] not in ("setup", "test", "reproduce") or (argv[0] != "reproduce" and len(argv) != 1):
         print(__doc__)
         return 2
-    setup()
+    if INTERPRETER == PYTHON:
+        setup()
     if argv[0] == "test":
         return test()
     if argv[0] == "reproduce":

@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -51,3 +53,23 @@ def test_live_widget_updates_on_release_and_shows_busy_label():
     assert isinstance(busy, widgets.w.Label) and busy.value == ""
     slider.value = 1.5
     assert calls[-1] == 1.5 and busy.value == ""
+
+
+FIGURES = sorted((Path(__file__).resolve().parents[1] / "figures").glob("*.png"))
+MAX_SIDE_PX = 3000  # 15 inches at the 200 dpi of plots.save: larger is a poster, not a paper figure
+MAX_ASPECT = 3.0  # wider than 3:1 is an unreadable strip once scaled to a column
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """(width, height) in pixels from the PNG header (IHDR chunk)."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+@pytest.mark.parametrize("path", FIGURES, ids=[p.stem for p in FIGURES])
+def test_committed_figure_has_vector_twin_and_readable_size(path):
+    assert path.with_suffix(".svg").exists(), f"{path.name} has no SVG twin (re-run python3 workbook.py reproduce)"
+    width, height = _png_size(path)
+    assert max(width, height) <= MAX_SIDE_PX, f"{path.name} is {width}x{height} px"
+    assert max(width / height, height / width) <= MAX_ASPECT, f"{path.name} is {width}x{height} px"

@@ -1,41 +1,83 @@
 """Argument checks shared by the configs and the simulation entry points.
 
-Every check raises ``ValueError`` naming the parameter and the allowed range.
+Every check raises ``ValueError`` naming the parameter and the allowed range (or type).
+Numbers must be real numbers: ``bool``, complex numbers, strings and ``None`` are refused,
+so ``sense_noise=True`` or ``quantize="False"`` never slip through as ``1`` or ``True``.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import os
 
 import numpy as np
+
+MEMORY_LIMIT_BYTES = 4 * 2**30
+"""Largest working memory (bytes) one call may ask for before it is refused;
+``$IMCLIB_MEMORY_LIMIT_GB`` overrides it."""
+
+
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def real(name: str, value) -> float:
+    """Require a real number (int or float, numpy scalars included; not bool, complex,
+    str or None) and return it as a ``float``. NaN and inf pass; the range checks refuse them."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {_describe(value)}")
+    return float(value)
 
 
 def positive(name: str, value: float, *, allow_inf: bool = False) -> None:
     """Require ``0 < value`` (finite unless ``allow_inf``)."""
-    bad = not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value)
-    if bad or value <= 0 or (math.isinf(value) and not allow_inf):
-        upper = "inf]" if allow_inf else "inf)"
-        raise ValueError(f"{name} must be in (0, {upper}, got {value!r}")
+    upper = "inf]" if allow_inf else "inf)"
+    message = f"{name} must be in (0, {upper}, got {_describe(value)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(message)
+    number = float(value)
+    if math.isnan(number) or number <= 0 or (math.isinf(number) and not allow_inf):
+        raise ValueError(message)
 
 
 def non_negative(name: str, value: float) -> None:
     """Require ``0 <= value < inf``."""
-    bad = not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value)
-    if bad or value < 0 or math.isinf(value):
-        raise ValueError(f"{name} must be in [0, inf), got {value!r}")
+    message = f"{name} must be in [0, inf), got {_describe(value)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(message)
+    number = float(value)
+    if not 0 <= number < math.inf:
+        raise ValueError(message)
 
 
-def in_range(name: str, value: float, low: float, high: float) -> None:
-    """Require ``low <= value <= high``."""
-    bad = not isinstance(value, (int, float, np.integer, np.floating)) or math.isnan(value)
-    if bad or not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+def in_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
+    """Require ``low <= value <= high`` (``unit`` is named in the message)."""
+    unit = f" {unit}" if unit else ""
+    message = f"{name} must be in [{low:g}, {high:g}]{unit}, got {_describe(value)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(message)
+    number = float(value)
+    if not low <= number <= high:
+        raise ValueError(message)
+
+
+def zero_or_in_range(name: str, value: float, low: float, high: float, unit: str = "") -> None:
+    """Require ``value == 0`` or ``low <= value <= high`` (e.g. a wire resistance: 0 is an
+    ideal wire, a tiny non-zero one would make ``1/r`` overflow or the solve ill-conditioned)."""
+    unit = f" {unit}" if unit else ""
+    message = f"{name} must be 0 or in [{low:g}, {high:g}]{unit}, got {_describe(value)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(message)
+    number = float(value)
+    if number != 0 and not low <= number <= high:
+        raise ValueError(message)
 
 
 def integer_at_least(name: str, value: int, low: int) -> None:
     """Require an integer ``value >= low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {_describe(value)}")
 
 
 def optional_bits(name: str, value: int | None) -> None:
@@ -46,24 +88,87 @@ def optional_bits(name: str, value: int | None) -> None:
             raise ValueError(f"{name} must be None or an integer in [1, 32], got {value!r}")
 
 
+def boolean(name: str, value) -> None:
+    """Require a real ``bool`` (``True``/``False`` or a numpy bool), not a truthy string or number."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {_describe(value)}")
+
+
+def instance(name: str, value, cls: type) -> None:
+    """Require ``isinstance(value, cls)``."""
+    if not isinstance(value, cls):
+        raise ValueError(f"{name} must be a {cls.__name__}, got {_describe(value)}")
+
+
 def choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """Require ``value`` to be one of ``allowed``."""
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def finite_array(name: str, value, ndim: int) -> np.ndarray:
-    """Return ``value`` as a float64 array of ``ndim`` dimensions with only finite entries."""
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got shape {array.shape}")
+    """Return ``value`` as a float64 array of ``ndim`` dimensions with only finite entries.
+
+    Refused, with a message naming ``name``: masked arrays (the mask would be dropped),
+    complex values (the imaginary part would be dropped), strings, objects and ragged
+    nesting, a wrong number of dimensions, an empty array (a zero length along any axis),
+    NaN and inf.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise ValueError(f"{name} must be a plain array, got a masked array (fill or drop the masked "
+                         "entries first)")
+    try:
+        raw = np.asarray(value)
+    except ValueError as error:  # ragged nesting
+        raise ValueError(f"{name} must be a rectangular array of real numbers: {error}") from None
+    if raw.dtype.kind == "c":
+        raise ValueError(f"{name} must hold real numbers, got complex dtype {raw.dtype}")
+    if raw.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype} "
+                         "(strings, objects or ragged nesting)")
+    if raw.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {raw.shape}")
+    if raw.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {raw.shape}")
+    array = raw.astype(np.float64, copy=False)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
     return array
 
 
+def finite_scale(name: str, numerator: float, denominator: float, explain: str) -> float:
+    """Return ``numerator / denominator``, refusing a result that is not finite and non-zero
+    (e.g. ``v_read / x_max`` for inputs so small that the scale overflows)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ratio = float(np.float64(numerator) / np.float64(denominator))
+    if not math.isfinite(ratio) or ratio == 0:
+        raise ValueError(f"{name} = {numerator!r} / {denominator!r} is not a finite non-zero number: {explain}")
+    return ratio
+
+
+def memory_limit_bytes() -> int:
+    """:data:`MEMORY_LIMIT_BYTES`, or ``$IMCLIB_MEMORY_LIMIT_GB`` gigabytes when set."""
+    override = os.environ.get("IMCLIB_MEMORY_LIMIT_GB")
+    return int(float(override) * 2**30) if override else MEMORY_LIMIT_BYTES
+
+
+def memory(what: str, n_bytes: float) -> None:
+    """Refuse a call that needs more than :func:`memory_limit_bytes` of working memory,
+    naming the estimate."""
+    limit = memory_limit_bytes()
+    if n_bytes > limit:
+        raise ValueError(f"{what} needs about {n_bytes / 2**30:.3g} GiB of memory, above the limit of "
+                         f"{limit / 2**30:.3g} GiB (set IMCLIB_MEMORY_LIMIT_GB to raise it)")
+
+
 def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """``rng`` itself if it is a ``numpy.random.Generator``, else one seeded with it."""
+    """``rng`` itself if it is a ``numpy.random.Generator``, else one seeded with it
+    (``None``, a non-negative integer or a ``numpy.random.SeedSequence``)."""
     if isinstance(rng, np.random.Generator):
         return rng
+    valid_seed = (rng is None or isinstance(rng, np.random.SeedSequence)
+                  or (isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)) and rng >= 0))
+    if not valid_seed:
+        raise ValueError(f"rng must be a numpy.random.Generator, a non-negative integer seed or None, "
+                         f"got {_describe(rng)}")
     return np.random.default_rng(rng)

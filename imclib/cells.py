@@ -13,6 +13,22 @@ A cell offers N conductance levels ``G_0 < ... < G_{N-1}`` (siemens). Three leve
     ``b = log2 N`` junctions whose resistances scale 1:2:4:...; with code ``c`` (bit j set
     when junction j is antiparallel) ``R = (2^b - 1) R_P + c TMR R_P``. Also equally spaced
     in R; a 4-state cell is two junctions in series.
+``writable``
+    The binary-weighted stack that realises any N: ``b = ceil(log2 N)`` junctions of areas
+    ``A_0 / 2^j`` (so ``R_P,j = 2^j R_P``, ``I_c,j = J_c A_0 / 2^j``), of whose ``2^b``
+    codes the N codes ``c_i = round(i (2^b - 1) / (N - 1))`` are used (the extremes and
+    codes evenly spread in R between them). Equal to ``binary`` when N is a power of two.
+    Every code is writable (:func:`stack_physics`); the identical-junction ``series``
+    stack is not, and is kept only as a labelled contrast.
+
+Writing a ``writable`` stack (largest junction first): the junctions share one current.
+Pulse j (j = 0, 1, ..., b - 1) carries ``I_j`` with ``I_c,j (1 + 3 s) < I_j <
+I_c,j-1 (1 - 3 s)`` (pulse 0: only the lower bound; ``s`` the relative spread of I_c) and
+the polarity of junction j's target state: it sets junction j (and every smaller junction,
+rewritten by the later pulses) and cannot disturb the larger ones, written before. The
+window exists when ``I_c,j-1 / I_c,j = 2 > (1 + 3 s) / (1 - 3 s)``, i.e. ``s < 1/9``.
+A pulse only threatens junctions switching in its own direction, so a P->AP / AP->P
+asymmetry of I_c shared by all junctions of the stack leaves the windows unchanged.
 
 Bias dependence: a junction with voltage ``v`` across it has
 ``TMR(v) = TMR0 / (1 + (v / V_h)^2)``, so ``R_AP(v) = R_P (1 + TMR(v))``; ``R_P`` is taken
@@ -26,10 +42,15 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import brentq
 
 from . import _validate, defaults
 
-LEVEL_KINDS = ("uniform", "series", "binary")
+LEVEL_KINDS = ("uniform", "series", "binary", "writable")
+R_P_RANGE_OHM = (1e-3, 1e12)
+"""Accepted R_P (ohms): beyond it ``1/R_P`` or the level window leaves float precision."""
+TMR0_RANGE = (1e-6, 1e3)
+"""Accepted TMR0: below it the level window ``G_P - G_AP`` vanishes in float64."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +73,8 @@ class MTJ:
     v_half: float = defaults.V_HALF_V
 
     def __post_init__(self):
-        _validate.positive("r_p", self.r_p)
-        _validate.positive("tmr0", self.tmr0)
+        _validate.in_range("r_p", self.r_p, R_P_RANGE_OHM[0], R_P_RANGE_OHM[1], "ohm")
+        _validate.in_range("tmr0", self.tmr0, TMR0_RANGE[0], TMR0_RANGE[1])
         _validate.positive("v_half", self.v_half, allow_inf=True)
 
     @property
@@ -74,8 +95,9 @@ class CellLevels:
     ----------
     n_states : int
         Number of levels N, >= 2 (a power of two for ``kind="binary"``).
-    kind : {"uniform", "series", "binary"}
-        How the levels are built (see the module docstring).
+    kind : {"uniform", "series", "binary", "writable"}
+        How the levels are built (see the module docstring); ``writable`` is the
+        binary-weighted stack for any N, ``series`` a contrast that cannot be written.
     mtj : MTJ
         The junction the stack is made of (nominal parameters).
     """
@@ -87,6 +109,7 @@ class CellLevels:
     def __post_init__(self):
         _validate.integer_at_least("n_states", self.n_states, 2)
         _validate.choice("kind", self.kind, LEVEL_KINDS)
+        _validate.instance("mtj", self.mtj, MTJ)
         if self.kind == "binary" and self.n_states & (self.n_states - 1):
             raise ValueError(
                 f"n_states must be a power of two (2, 4, 8, ...) for kind='binary', "
@@ -98,25 +121,35 @@ class CellLevels:
         """Junctions in the stack (1 for the idealized uniform cell)."""
         if self.kind == "series":
             return self.n_states - 1
-        if self.kind == "binary":
-            return int(math.log2(self.n_states))
+        if self.kind in ("binary", "writable"):
+            return math.ceil(math.log2(self.n_states))
         return 1
 
-    def _stack(self) -> tuple[np.ndarray, np.ndarray]:
-        """Junction resistance scales ``(J,)`` and antiparallel flags ``(N, J)``.
+    def codes(self) -> np.ndarray:
+        """Stack code of every level (bit j set when junction j is antiparallel), shape
+        (N,), level 0 (all antiparallel: lowest G) first. ``binary``: ``2^b - 1 - q``;
+        ``writable``: ``c_{N-1-q}`` with ``c_i = round(i (2^b - 1) / (N - 1))``."""
+        top = 2**self.n_junctions - 1
+        if self.kind == "writable":
+            return np.rint(np.arange(self.n_states) * top / (self.n_states - 1)).astype(np.int64)[::-1]
+        return np.arange(self.n_states)[::-1]
 
-        Row q of the flags is level q; levels ascend in conductance, so level 0 has every
-        junction antiparallel.
+    def junction_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Junction resistance scales ``(J,)`` (``R_P,j / R_P``) and antiparallel flags
+        ``(N, J)``; row q of the flags is level q (levels ascend in conductance, so level 0
+        has every junction antiparallel). The ``uniform`` cell is described as one junction
+        whose two extreme states bound the window; its interior levels are not stack states.
         """
         n, j = self.n_states, self.n_junctions
+        if self.kind == "uniform":
+            return np.ones(1), np.linspace(1.0, 0.0, n)[:, None]
         if self.kind == "series":
             scale = np.ones(j)
             n_antiparallel = np.arange(n)[::-1]
             flags = np.arange(j)[None, :] < n_antiparallel[:, None]
         else:
             scale = 2.0 ** np.arange(j)
-            code = np.arange(n)[::-1]
-            flags = (code[:, None] >> np.arange(j)[None, :]) & 1
+            flags = (self.codes()[:, None] >> np.arange(j)[None, :]) & 1
         return scale, flags.astype(np.float64)
 
     def conductances(self, v=0.0, mtj: MTJ | None = None) -> np.ndarray:
@@ -147,12 +180,14 @@ class CellLevels:
             g_ap = 1.0 / (mtj.r_p * (1.0 + mtj.tmr(v)))
             step = np.arange(self.n_states) / (self.n_states - 1)
             return g_ap[..., None] + step * (g_p - g_ap)[..., None]
-        scale, flags = self._stack()
+        scale, flags = self.junction_layout()
         r_parallel = mtj.r_p * scale
         v_cell = v[..., None, None]
         resistance = np.broadcast_to(r_parallel * (1.0 + flags * mtj.tmr0), v.shape + flags.shape)
         if math.isinf(mtj.v_half) or not np.any(v):
             return 1.0 / resistance.sum(axis=-1)
+        _validate.memory(f"CellLevels({self.n_states}, {self.kind!r}).conductances at {v.size} voltages",
+                         6 * 8 * v.size * flags.size)  # ~6 float64 temporaries of shape S + (N, J)
         for _ in range(200):
             v_junction = v_cell * resistance / resistance.sum(axis=-1, keepdims=True)
             updated = r_parallel * (1.0 + flags * mtj.tmr(v_junction))
@@ -168,3 +203,161 @@ class CellLevels:
     def resistances(self, v=0.0, mtj: MTJ | None = None) -> np.ndarray:
         """Level resistances ``1 / G_q`` (ohms) at cell voltage ``v``, descending."""
         return 1.0 / self.conductances(v, mtj)
+
+
+def junction_conductance_samples(cell: CellLevels, state, sigma: float, rng, mtj: MTJ | None = None) -> np.ndarray:
+    """Zero-bias conductance (siemens) of every cell, with per-junction variation drawn per cell.
+
+    Each junction j of each cell gets its own ``R_P,j exp(sigma z_j)``, ``z_j ~ N(0, 1)``
+    (area / barrier variation scales R_P and R_AP alike), so a cell in level q has
+    ``G = 1 / sum_j R_P 2^j (1 + TMR0 f_qj) exp(sigma z_j)`` (``f_qj`` = 1 when junction j
+    is antiparallel; scales ``2^j`` for binary and writable stacks, 1 for series stacks).
+    The ``uniform`` cell counts as one junction: ``G = G_q exp(-sigma z)``. To first order
+    the relative spread of a level is ``sigma sqrt(sum_j (R_qj / R_q)^2)``: variation
+    averages over the junctions of a stack.
+
+    Parameters
+    ----------
+    cell : CellLevels
+    state : array_like of int
+        Level index of every cell, any shape ``S``.
+    sigma : float
+        Sigma of ``ln R_P`` of each junction (dimensionless), >= 0.
+    rng : numpy.random.Generator or int
+    mtj : MTJ, optional
+        Junction parameters (defaults to the nominal ``cell.mtj``).
+
+    Returns
+    -------
+    ndarray, shape ``S``
+    """
+    _validate.non_negative("sigma", sigma)
+    rng = _validate.generator(rng)
+    mtj = cell.mtj if mtj is None else mtj
+    state = np.asarray(state)
+    if cell.kind == "uniform":
+        return cell.conductances(0.0, mtj)[state] * np.exp(sigma * rng.standard_normal(state.shape))
+    scale, flags = cell.junction_layout()
+    factors = np.exp(sigma * rng.standard_normal(state.shape + scale.shape))
+    resistance = mtj.r_p * scale * (1.0 + mtj.tmr0 * flags[state]) * factors
+    return 1.0 / resistance.sum(axis=-1)
+
+
+def _junction_voltage(current: float, r_p: float, mtj: MTJ) -> float:
+    """Voltage (volts) across an antiparallel junction of parallel resistance ``r_p`` carrying
+    ``current`` (amperes): the root of ``V = I r_p (1 + TMR(V))``."""
+    low, high = current * r_p, current * r_p * (1.0 + mtj.tmr0)
+    if math.isinf(mtj.v_half) or high == low:
+        return high
+    return brentq(lambda v: v - current * r_p * (1.0 + float(mtj.tmr(v))), low, high, xtol=1e-12)
+
+
+def stack_physics(cell: CellLevels, v_read: float = defaults.V_READ_V, ra: float = defaults.RA_OHM_M2,
+                  jc: float = defaults.JC_A_PER_M2, jc_spread: float = defaults.JC_SPREAD,
+                  v_breakdown: float = defaults.V_BREAKDOWN_V, delta: float = defaults.THERMAL_STABILITY,
+                  tau0: float = defaults.ATTEMPT_TIME_S, t_read: float = defaults.SENSE_T_INT_S,
+                  disturb_budget: float = defaults.READ_DISTURB_BUDGET,
+                  min_diameter: float = defaults.MIN_JUNCTION_DIAMETER_M) -> dict:
+    """Whether a cell's N states can be written and read: geometry, write window, write
+    voltage, read disturb.
+
+    Geometry: the largest junction has ``R_P = cell.mtj.r_p``, so its area is
+    ``A_0 = RA / R_P`` (m^2); junction j has ``A_j = A_0 / scale_j``, diameter
+    ``sqrt(4 A_j / pi)`` and critical current ``I_c,j = J_c A_j`` (amperes).
+
+    Write (largest junction first, see the module docstring): pulse j carries
+    ``I_j`` in ``(I_c,j (1 + 3 s), I_c,j-1 (1 - 3 s))``; a window exists when every
+    ratio of consecutive critical currents exceeds ``(1 + 3 s) / (1 - 3 s)``. Identical
+    junctions (``series``, N >= 3) share one threshold: no window. The first pulse,
+    ``I_0 = I_c,0 (1 + 3 s)``, flows through every junction; the smallest, if
+    antiparallel, then sees ``V = I_0 R_P,j (1 + TMR(V))``, which must stay below
+    ``v_breakdown``.
+
+    Read disturb: the largest read current ``I_r = v_read / R_min`` (all parallel) against
+    the smallest critical current gives, by thermally activated switching (Neel-Brown with
+    a linear current dependence), ``P = 1 - exp(-(t_read / tau0) exp(-Delta (1 - I_r / I_c)))``
+    per read; it must stay below ``disturb_budget``.
+
+    Parameters
+    ----------
+    cell : CellLevels
+    v_read : float
+        Read voltage across the cell (volts), > 0.
+    ra : float
+        Resistance-area product (ohm m^2), > 0.
+    jc : float
+        Critical current density (A/m^2), > 0.
+    jc_spread : float
+        Relative sigma of I_c (dimensionless), >= 0.
+    v_breakdown : float
+        Largest junction voltage allowed while writing (volts), > 0.
+    delta, tau0, t_read : float
+        Thermal stability (dimensionless), attempt time and read duration (seconds).
+    disturb_budget : float
+        Largest acceptable flip probability per read.
+    min_diameter : float
+        Smallest manufacturable junction diameter (meters).
+
+    Returns
+    -------
+    dict
+        ``construction``, ``n_junctions``, ``area_ratios`` (A_j / A_0), ``diameters_nm``,
+        ``ic_uA``, ``r_min_kohm``, ``r_max_kohm``, ``writable`` (a write window exists),
+        ``write_sequence``, ``write_voltage_max_V``, ``read_current_uA``,
+        ``read_disturb_ratio`` (I_r / min I_c), ``read_disturb_probability``,
+        ``credible`` and ``reason`` (what fails, or "ok").
+    """
+    for name, value in (("v_read", v_read), ("ra", ra), ("jc", jc), ("v_breakdown", v_breakdown),
+                        ("tau0", tau0), ("t_read", t_read), ("min_diameter", min_diameter)):
+        _validate.positive(name, value)
+    _validate.non_negative("jc_spread", jc_spread)
+    mtj = cell.mtj
+    levels = cell.resistances()
+    base = {"n_states": cell.n_states, "kind": cell.kind, "r_min_kohm": float(levels.min() / 1e3),
+            "r_max_kohm": float(levels.max() / 1e3), "read_current_uA": float(v_read / levels.min() * 1e6)}
+    if cell.kind == "uniform":
+        return {**base, "construction": "idealized: N levels evenly spaced in G inside one junction's window",
+                "n_junctions": 1, "area_ratios": (1.0,), "diameters_nm": (), "ic_uA": (), "writable": cell.n_states == 2,
+                "write_sequence": "none: one MTJ has two states" if cell.n_states > 2 else "one pulse",
+                "write_voltage_max_V": math.nan, "read_disturb_ratio": math.nan, "read_disturb_probability": math.nan,
+                "credible": False, "reason": "not a physical cell (a single MTJ has two states)"}
+    scale, _ = cell.junction_layout()
+    area = ra / mtj.r_p / scale
+    diameter = np.sqrt(4.0 * area / math.pi)
+    ic = jc * area
+    needed = (1.0 + 3.0 * jc_spread) / max(1.0 - 3.0 * jc_spread, 1e-12)
+    ratios = ic[:-1] / ic[1:]
+    writable = bool(np.all(ratios > needed))
+    pulse0 = ic[0] * (1.0 + 3.0 * jc_spread)
+    write_voltage = max(_junction_voltage(pulse0, mtj.r_p * s, mtj) for s in scale)
+    disturb_ratio = float(base["read_current_uA"] * 1e-6 / ic.min())
+    exponent = -delta * max(1.0 - disturb_ratio, 0.0)
+    p_disturb = float(-np.expm1(-(t_read / tau0) * np.exp(exponent)))
+    failures = []
+    if not writable:
+        failures.append("identical junctions share one switching threshold: states not selectively writable"
+                        if cell.kind == "series" else f"I_c ratio {ratios.min():.2f} below {needed:.2f}")
+    if diameter.min() < min_diameter:
+        failures.append(f"smallest junction {diameter.min() * 1e9:.0f} nm < {min_diameter * 1e9:.0f} nm")
+    if write_voltage > v_breakdown:
+        failures.append(f"write puts {write_voltage:.2f} V on a junction (> {v_breakdown:.1f} V breakdown)")
+    if p_disturb > disturb_budget:
+        failures.append(f"read disturb {p_disturb:.1e} per read (> {disturb_budget:.0e})")
+    if cell.kind == "series":
+        construction = f"{scale.size} identical junctions in series (contrast)"
+        sequence = "one pulse (N = 2)" if scale.size == 1 else "none: one threshold for all junctions"
+    else:
+        construction = (f"{scale.size} junctions, areas 1:" + ":".join(f"1/{int(s)}" for s in scale[1:])
+                        if scale.size > 1 else "1 junction")
+        if cell.n_states < 2**scale.size:
+            construction += f", {cell.n_states} of {2 ** scale.size} codes"
+        windows = [f"J0 above {ic[0] * (1 + 3 * jc_spread) * 1e6:.0f} uA"]
+        windows += [f"J{j} at {ic[j] * (1 + 3 * jc_spread) * 1e6:.0f}-{ic[j - 1] * (1 - 3 * jc_spread) * 1e6:.0f} uA"
+                    for j in range(1, scale.size)]
+        sequence = " then ".join(windows)
+    return {**base, "construction": construction, "n_junctions": int(scale.size),
+            "area_ratios": tuple(float(a) for a in area / area[0]),
+            "diameters_nm": tuple(float(d) for d in diameter * 1e9), "ic_uA": tuple(float(i) for i in ic * 1e6),
+            "writable": writable, "write_sequence": sequence, "write_voltage_max_V": float(write_voltage),
+            "read_disturb_ratio": disturb_ratio, "read_disturb_probability": p_disturb,
+            "credible": not failures, "reason": "; ".join(failures) or "ok"}

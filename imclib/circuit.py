@@ -112,6 +112,8 @@ _CACHE_BYTES = 2 * 2**20
 
 _SOLVERS = ("auto", "dense", "sparse")
 _NL_METHODS = ("auto", "picard", "chord")
+WIRE_RANGE_OHM = (1e-9, 1e9)
+"""Accepted non-zero wire resistances (ohms): a smaller one makes the nodal system singular in float64."""
 
 _BLAS = ThreadpoolController()
 
@@ -158,7 +160,7 @@ class WireParasitics:
 
     def __post_init__(self):
         for name in ("r_row", "r_col", "r_driver", "r_sense"):
-            _validate.non_negative(name, getattr(self, name))
+            _validate.zero_or_in_range(name, getattr(self, name), *WIRE_RANGE_OHM, "ohm")
 
     @property
     def is_ideal(self) -> bool:
@@ -664,7 +666,8 @@ def nonlinear_column_currents(
                     f"nonlinear crossbar solve ({method}) diverged at iteration {it} of "
                     f"max_iter={max_iter} (non-finite cell voltages or conductances; last "
                     f"relative change of the column currents {worst:.3g}, tol={tol:.3g}). "
-                    f"Lower damping (now {damping}) or use method='picard'."
+                    f"Lower damping (now {damping})"
+                    + (" or use method='picard'." if method != "picard" else ".")
                 ) from None
             G = G.reshape(b, P, k * m)
             v_new = step(G, v, Vc)  # (b, P, km)
@@ -687,8 +690,8 @@ def nonlinear_column_currents(
             raise RuntimeError(
                 f"nonlinear crossbar solve ({method}) did not converge in max_iter={max_iter} "
                 f"iterations: relative change of the column currents {worst:.3g} "
-                f"> tol={tol:.3g}. Increase max_iter, lower damping (now {damping}) or use "
-                "method='picard' if the cell nonlinearity is strong."
+                f"> tol={tol:.3g}. Increase max_iter or lower damping (now {damping})"
+                + (" or use method='picard' if the cell nonlinearity is strong." if method != "picard" else ".")
             )
         I[s : s + chunk] = I_new
         if return_cell_voltages:

@@ -19,6 +19,8 @@ MAPPINGS = ("offset", "differential")
 SCALES = ("column", "layer")
 INPUT_SUMS = ("digital", "reference")
 SCENARIOS = ("per_tile", "reused")
+V_READ_RANGE_V = (1e-6, 10.0)
+"""Accepted full-scale read voltage (volts)."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,19 @@ class CrossbarConfig:
     wires: WireParasitics = field(default_factory=WireParasitics)
 
     def __post_init__(self):
+        _validate.instance("cell", self.cell, CellLevels)
+        _validate.boolean("quantize", self.quantize)
         _validate.integer_at_least("rows", self.rows, 1)
         _validate.integer_at_least("cols", self.cols, 1)
-        _validate.positive("v_read", self.v_read)
+        _validate.in_range("v_read", self.v_read, V_READ_RANGE_V[0], V_READ_RANGE_V[1], "V")
         _validate.choice("mapping", self.mapping, MAPPINGS)
         _validate.choice("scale", self.scale, SCALES)
         _validate.in_range("weight_percentile", self.weight_percentile, 50.0, 100.0)
         _validate.choice("input_sum", self.input_sum, INPUT_SUMS)
         _validate.choice("scenario", self.scenario, SCENARIOS)
-        if not isinstance(self.wires, WireParasitics):
-            raise ValueError(f"wires must be a WireParasitics (ohms), got {type(self.wires).__name__}")
+        _validate.instance("nonideal", self.nonideal, Nonidealities)
+        _validate.instance("periphery", self.periphery, Periphery)
+        _validate.instance("wires", self.wires, WireParasitics)
         if self.input_sum == "reference":
             if self.mapping != "offset":
                 raise ValueError("input_sum='reference' applies to mapping='offset' only")
@@ -120,8 +125,10 @@ class CrossbarConfig:
 
     @classmethod
     def quantization_only(cls, cell: CellLevels | None = None, **kwargs) -> "CrossbarConfig":
-        """Quantization onto ``cell``'s levels and nothing else."""
-        return cls(cell=cell or CellLevels(), nonideal=Nonidealities(), periphery=Periphery(), **kwargs)
+        """Quantization onto ``cell``'s levels and nothing else (``nonideal`` and
+        ``periphery`` in ``kwargs`` replace the ideal ones)."""
+        kwargs = {"nonideal": Nonidealities(), "periphery": Periphery(), **kwargs}
+        return cls(cell=cell or CellLevels(), **kwargs)
 
     def with_(self, **changes) -> "CrossbarConfig":
         """A copy with ``changes`` applied (``dataclasses.replace``, validated)."""

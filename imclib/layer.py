@@ -149,7 +149,8 @@ class ProgrammedLayer:
         """DAC-quantized inputs, padded row voltages ``V = s x`` (volts), ``s`` and polarity."""
         x_max, signed = self.input_scale(x)
         applied = dac(x, self.config.periphery.dac_bits, x_max, signed)
-        volts_per_unit = self.config.v_read / x_max
+        volts_per_unit = _validate.finite_scale("v_read / x_max", self.config.v_read, x_max,
+                                                "the inputs' largest magnitude is too small to map to volts")
         if self.conductance.shape[0] == self.n_in:
             return applied, applied * volts_per_unit, volts_per_unit, signed
         padded = np.zeros((x.shape[0], self.conductance.shape[0]))
@@ -303,6 +304,7 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> Pr
     (a ``numpy.random.Generator`` or a seed), in that order.
     """
     config = CrossbarConfig() if config is None else config
+    _validate.instance("config", config, CrossbarConfig)
     rng = _validate.generator(rng)
     targets, weight_map = map_weights(weights, config)
     n_in, n_out = targets.shape[:2]

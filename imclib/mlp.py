@@ -13,17 +13,15 @@ added digitally afterwards.
 Training (:func:`train_mlp`) is minibatch AdamW on the softmax cross-entropy
 with a cosine learning-rate schedule, optionally with quantization-aware
 training (QAT) through a straight-through estimator so the network tolerates
-the device's few weight levels. :func:`cached_train` memoises trained models
-on disk.
+the device's few weight levels. :func:`cached_train` (from :mod:`imclib.cache`)
+memoises trained models on disk and in the repository's shipped store.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -33,6 +31,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validate
+from .cache import atomic_write as _atomic_write
+from .cache import cached_train, default_cache_dir
 
 __all__ = [
     "MLP",
@@ -48,8 +48,10 @@ MatmulFn = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 QuantizeFn = Callable[[int, np.ndarray], np.ndarray]
 """``quantize(layer_index, W) -> W snapped onto the device's weight levels``."""
 
-CACHE_FORMAT_VERSION = 1
-"""Bump when training or the stored format changes so stale caches miss."""
+MAX_EPOCHS = 1000
+MAX_WIDTH = 65536
+"""Bounds of :class:`TrainConfig` (with learning_rate in (0, 1], weight_decay in
+[0, 1/learning_rate] so that the decay factor ``1 - eta lambda`` stays >= 0, qat_noise in [0, 1])."""
 
 _ADAM_BETA1 = 0.9
 _ADAM_BETA2 = 0.999
@@ -65,14 +67,15 @@ class TrainConfig:
     hidden : tuple of int
         Widths of the hidden layers; ``()`` gives softmax regression.
     epochs : int
-        Number of passes over the training set, >= 1.
+        Number of passes over the training set, in [1, 1000].
     batch_size : int
         Minibatch size, >= 1. The last minibatch of an epoch may be smaller.
     learning_rate : float
-        Peak Adam step size :math:`\\eta_0 > 0`.
+        Peak Adam step size :math:`\\eta_0`, in (0, 1].
     weight_decay : float
-        Decoupled (AdamW) weight decay :math:`\\lambda >= 0`, applied to the
-        weight matrices only, not to the biases.
+        Decoupled (AdamW) weight decay :math:`\\lambda`, in
+        :math:`[0, 1/\\eta_0]`, applied to the weight matrices only, not to the
+        biases.
     seed : int
         Seed of the single ``np.random.default_rng`` used for initialisation,
         shuffling and QAT noise, >= 0.
@@ -80,7 +83,7 @@ class TrainConfig:
         Quantization-aware training: the forward pass uses quantized weights
         (see :func:`train_mlp`).
     qat_noise : float
-        Relative standard deviation :math:`\\sigma >= 0` of the multiplicative
+        Relative standard deviation :math:`\\sigma \\in [0, 1]` of the multiplicative
         Gaussian noise on the quantized weights during QAT forward passes;
         requires ``qat=True`` when non-zero.
     lr_decay : float
@@ -120,26 +123,29 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self._validate_hidden()
         _validate.integer_at_least("epochs", self.epochs, 1)
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs must be an integer in [1, {MAX_EPOCHS}], got {self.epochs!r}")
         _validate.integer_at_least("batch_size", self.batch_size, 1)
-        _validate.positive("learning_rate", self.learning_rate)
-        _validate.non_negative("weight_decay", self.weight_decay)
+        _validate.in_range("learning_rate", self.learning_rate, 0.0, 1.0)
+        if self.learning_rate == 0:
+            raise ValueError("learning_rate must be a real number in (0, 1], got 0")
+        _validate.in_range("weight_decay", self.weight_decay, 0.0, 1.0 / self.learning_rate)
         _validate.integer_at_least("seed", self.seed, 0)
-        if not isinstance(self.qat, (bool, np.bool_)):
-            raise ValueError(f"qat must be a bool, got {self.qat!r}")
-        _validate.non_negative("qat_noise", self.qat_noise)
+        _validate.boolean("qat", self.qat)
+        _validate.in_range("qat_noise", self.qat_noise, 0.0, 1.0)
         if self.qat_noise and not self.qat:
             raise ValueError(f"qat_noise must be 0 unless qat=True, got {self.qat_noise!r}")
         _validate.in_range("lr_decay", self.lr_decay, 0.0, 1.0)
 
     def _validate_hidden(self) -> None:
         """Require a sequence of ints >= 1 and store it as a tuple."""
-        message = f"hidden must be a tuple of integers >= 1, got {self.hidden!r}"
+        message = f"hidden must be a tuple of integers in [1, {MAX_WIDTH}], got {self.hidden!r}"
         try:
             widths = tuple(self.hidden)
         except TypeError:
             raise ValueError(message) from None
         for width in widths:
-            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+            if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= MAX_WIDTH:
                 raise ValueError(message)
         object.__setattr__(self, "hidden", tuple(int(width) for width in widths))
 
@@ -371,12 +377,22 @@ class MLP:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MLP:
-        """Read a model written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            n_layers = sum(1 for name in data.files if name.startswith("weight_"))
-            weights = [data[f"weight_{i}"] for i in range(n_layers)]
-            biases = [data[f"bias_{i}"] for i in range(n_layers)]
-        return cls(weights, biases)
+        """Read a model written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            Naming ``path``, if the file is truncated, not an npz, lacks a layer, or holds
+            parameters that do not chain or are not finite.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                n_layers = sum(1 for name in data.files if name.startswith("weight_"))
+                weights = [data[f"weight_{i}"] for i in range(n_layers)]
+                biases = [data[f"bias_{i}"] for i in range(n_layers)]
+            return cls(weights, biases)
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a valid MLP file: {type(error).__name__}: {error}") from error
 
 
 def _he_init(layer_sizes: tuple[int, ...], rng: np.random.Generator) -> MLP:
@@ -636,89 +652,3 @@ def _deployed_accuracy(
     if quantize is None:
         return model.accuracy(x, y)
     return MLP(_quantized_weights(model.weights, quantize), model.biases).accuracy(x, y)
-
-
-def default_cache_dir() -> Path:
-    """Model cache directory.
-
-    ``$IMCLIB_CACHE`` if set, else ``$XDG_CACHE_HOME/imclib/models``, else
-    ``~/.cache/imclib/models``.
-    """
-    if os.environ.get("IMCLIB_CACHE"):
-        return Path(os.environ["IMCLIB_CACHE"]).expanduser()
-    xdg_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg_cache) / "imclib" / "models"
-
-
-def _cache_digest(key: dict) -> str:
-    """sha256 hex digest of the versioned, canonically serialised ``key``."""
-    payload = {"cache_format_version": CACHE_FORMAT_VERSION, "key": key}
-    text = json.dumps(payload, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _atomic_write(path: Path, write: Callable[[object], None]) -> None:
-    """Call ``write(binary_file)`` on a temp file next to ``path``, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as temp_file:
-        temp_path = Path(temp_file.name)
-        try:
-            write(temp_file)
-        except BaseException:
-            temp_file.close()
-            temp_path.unlink(missing_ok=True)
-            raise
-    os.replace(temp_path, path)
-
-
-def cached_train(
-    key: dict,
-    train_fn: Callable[[], tuple[MLP, pd.DataFrame]],
-    cache_dir: str | os.PathLike | None = None,
-) -> tuple[MLP, pd.DataFrame]:
-    """Return ``train_fn()``'s result, memoised on disk under ``key``.
-
-    The entry name is the sha256 of
-    ``json.dumps({"cache_format_version": CACHE_FORMAT_VERSION, "key": key},
-    sort_keys=True, default=repr)``. ``key`` must therefore be JSON-able or
-    made of objects with a stable, complete ``repr`` (e.g. frozen dataclasses
-    such as :class:`TrainConfig`); numpy arrays are not suitable (their repr
-    is truncated), pass a hash of their contents instead. Put everything that
-    determines the result (data identity, config, quantizer settings) in
-    ``key``.
-
-    On a miss, ``train_fn()`` is called and the model (``<digest>.npz``),
-    history (``<digest>.csv``) and key (``<digest>.json``, for humans) are
-    each written atomically (temp file, then ``os.replace``), the model
-    last so that its presence marks a complete entry. On a hit they are
-    loaded without calling ``train_fn``.
-
-    Parameters
-    ----------
-    key : dict
-        Description of the training run.
-    train_fn : callable
-        ``() -> (MLP, DataFrame)``, e.g. ``lambda: train_mlp(x, y, config)``.
-    cache_dir : path, optional
-        Directory of the cache; defaults to :func:`default_cache_dir`.
-
-    Returns
-    -------
-    model : MLP
-    history : pandas.DataFrame
-    """
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    digest = _cache_digest(key)
-    model_path = directory / f"{digest}.npz"
-    history_path = directory / f"{digest}.csv"
-    if model_path.exists() and history_path.exists():
-        return MLP.load(model_path), pd.read_csv(history_path)
-
-    model, history = train_fn()
-    key_text = json.dumps(key, sort_keys=True, default=repr, indent=2)
-    _atomic_write(directory / f"{digest}.json", lambda f: f.write(key_text.encode()))
-    _atomic_write(history_path, lambda f: f.write(history.to_csv(index=False).encode()))
-    model.save(model_path)
-    return model, history

@@ -25,6 +25,9 @@ import numpy as np
 
 from . import _validate, defaults
 
+SIGMA_MAX = 3.0
+"""Largest accepted programming or read sigma: ``exp(3 z)`` stays finite for any draw."""
+
 
 @dataclass(frozen=True)
 class Nonidealities:
@@ -41,8 +44,10 @@ class Nonidealities:
     def __post_init__(self):
         _validate.in_range("rp_error", self.rp_error, -0.5, 1.0)
         _validate.in_range("tmr_error", self.tmr_error, -0.9, 1.0)
-        _validate.non_negative("programming_sigma", self.programming_sigma)
-        _validate.non_negative("read_sigma", self.read_sigma)
+        _validate.boolean("bias_dependence", self.bias_dependence)
+        _validate.boolean("decode_as_uniform", self.decode_as_uniform)
+        _validate.in_range("programming_sigma", self.programming_sigma, 0.0, SIGMA_MAX)
+        _validate.in_range("read_sigma", self.read_sigma, 0.0, SIGMA_MAX)
         _validate.in_range("stuck_fraction", self.stuck_fraction, 0.0, 1.0)
 
     @classmethod

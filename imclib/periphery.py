@@ -21,6 +21,9 @@ import numpy as np
 
 from . import _validate
 
+CURRENT_RANGE_A = (1e-18, 1.0)
+"""Accepted ADC full scale and non-zero sense noise (amperes)."""
+
 
 @dataclass(frozen=True)
 class Periphery:
@@ -35,8 +38,8 @@ class Periphery:
         _validate.optional_bits("dac_bits", self.dac_bits)
         _validate.optional_bits("adc_bits", self.adc_bits)
         if self.adc_range is not None:
-            _validate.positive("adc_range", self.adc_range)
-        _validate.non_negative("sense_noise", self.sense_noise)
+            _validate.in_range("adc_range", self.adc_range, CURRENT_RANGE_A[0], CURRENT_RANGE_A[1], "A")
+        _validate.zero_or_in_range("sense_noise", self.sense_noise, CURRENT_RANGE_A[0], CURRENT_RANGE_A[1], "A")
 
     @property
     def any(self) -> bool:

@@ -291,22 +291,112 @@ def averaging(table: pd.DataFrame, slopes: dict) -> plt.Figure:
     return fig
 
 
-def states_sweep(sweep: pd.DataFrame, accuracy_table: pd.DataFrame | None = None, best: int | None = None) -> plt.Figure:
-    """MVM error components against states per cell, MNIST accuracy on a second axis."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    sns.lineplot(data=sweep, x="states", y="error", hue="component", marker="o", errorbar="sd", ax=ax)
-    ax.set(yscale="log", xlabel="states per cell N (series stack of N−1 MTJs)", ylabel="normalized MVM error")
-    if best is not None:
-        ax.axvline(best, color="k", ls=":", lw=1)
-        ax.text(best, ax.get_ylim()[1], f" optimum N = {best}", va="top", fontsize=9)
+ERROR_LIMITS = (3e-3, 10.0)
+"""Fixed y range of the states-sweep error panels (normalized MVM error)."""
+
+
+def _mark_optimum(ax, label: str, best_n: int, y: float) -> None:
+    """A vertical line at an interior optimum, or the words "no interior optimum"."""
+    if label.startswith("N ="):
+        ax.axvline(best_n, color="k", ls=":", lw=1)
+        ax.annotate(f"optimum {label}", (best_n, y), xytext=(4, 0), textcoords="offset points", fontsize=8, va="center")
+    else:
+        ax.text(0.98, 0.97, label, transform=ax.transAxes, ha="right", va="top", fontsize=8)
+
+
+def states_sweep(sweep: pd.DataFrame, result: dict | None = None, title: str = "", ax: plt.Axes | None = None,
+                 legend: bool = True) -> plt.Figure:
+    """MVM error components (mean, 95 % CI band over device seeds) against states per cell,
+    on fixed axes; ``result`` (:func:`imclib.experiments.states.interior_optimum`) marks the
+    optimum or says there is none."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
+    sns.lineplot(data=sweep, x="states", y="error", hue="component", hue_order=["quantization", "resolution", "total"],
+                 marker="o", errorbar=("ci", 95), ax=ax, legend=legend)
+    ax.set(yscale="log", ylim=ERROR_LIMITS, xlim=(1.5, 16.5), xticks=range(2, 17, 2), xlabel="states per cell N",
+           ylabel="normalized MVM error (layer 1)", title=title)
+    if legend:
+        ax.legend(loc="lower left", fontsize=8)
+    if result is not None:
+        _mark_optimum(ax, result["label"], result["best_N"], result["value"])
+    return fig
+
+
+def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | None = None,
+                 accuracy_result: dict | None = None, credible_max: int | None = None) -> plt.Figure:
+    """Small multiples: error components per cell type / scheme (``sweeps``: title ->
+    sweep, ``results``: title -> :func:`interior_optimum` dict), then MNIST accuracy per N
+    (mean, 95 % CI band over device seeds). Cells beyond ``credible_max`` states are shaded
+    (not physically credible)."""
+    panels = len(sweeps) + (accuracy_table is not None)
+    columns = min(panels, 3)
+    rows = -(-panels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.7 * rows), squeeze=False)
+    axes = axes.ravel()
+    for i, (title, sweep) in enumerate(sweeps.items()):
+        states_sweep(sweep, results[title], title, axes[i], legend=i == 0)
+        if credible_max is not None and title.startswith("writable"):
+            axes[i].axvspan(credible_max + 0.5, 16.5, color="0.88", zorder=0)
+            axes[i].text(credible_max + 0.7, ERROR_LIMITS[0] * 1.3, "not credible to build", fontsize=7, color="0.35")
     if accuracy_table is not None:
-        twin = ax.twinx()
-        means = accuracy_table.groupby("states").accuracy.mean()
-        twin.plot(means.index, means.values * 100, "k--", lw=1, label="MNIST accuracy (PTQ)")
-        twin.set(ylabel="MNIST accuracy (%)")
-        twin.grid(False)
-        twin.legend(loc="lower right", fontsize=8)
-    ax.set_title("Quantization vs resolution: an optimum number of states")
+        ax = axes[len(sweeps)]
+        table = accuracy_table.assign(accuracy_pct=accuracy_table.accuracy * 100)
+        sns.lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax)
+        ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2), ylim=(0, 100), xlabel="states per cell N",
+               ylabel="MNIST test accuracy (%)", title="writable stack: accuracy (QAT per N)")
+        if accuracy_result is not None:
+            _mark_optimum(ax, accuracy_result["label"], accuracy_result["best_N"], accuracy_result["value"] * 100)
+        if credible_max is not None:
+            ax.axvspan(credible_max + 0.5, 16.5, color="0.88", zorder=0)
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    fig.suptitle("Quantization vs resolution with circuit-derived sense noise (bands: 95 % CI over device seeds; "
+                 "grey: writable stacks that are not credible to build)", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def optimum_shift(table: pd.DataFrame) -> plt.Figure:
+    """Best N against TMR0, v_read and t_int (one panel each): filled markers are interior
+    optima, open markers the grid edge where there is none."""
+    parameters = list(dict.fromkeys(table.parameter))
+    fig, axes = plt.subplots(1, len(parameters), figsize=(3.6 * len(parameters), 3.3), sharey=True, squeeze=False)
+    for ax, parameter in zip(axes[0], parameters):
+        part = table[table.parameter == parameter]
+        for scheme, rows in part.groupby("scheme", sort=False) if "scheme" in part else [("", part)]:
+            line, = ax.plot(rows.value, rows.best_N, "-", lw=1, label=scheme or None)
+            interior = rows.optimum.notna()
+            ax.plot(rows.value[interior], rows.best_N[interior], "o", color=line.get_color())
+            ax.plot(rows.value[~interior], rows.best_N[~interior], "o", mfc="none", color=line.get_color())
+        ax.set(xscale="log", xlabel=parameter, ylim=(1, 17), yticks=range(2, 17, 2))
+        ax.set_xticks(sorted(part.value.unique()), [f"{v:g}" for v in sorted(part.value.unique())])
+        ax.minorticks_off()
+    axes[0, 0].set_ylabel("best N (open: no interior optimum)")
+    if "scheme" in table:
+        axes[0, -1].legend(fontsize=8)
+    fig.suptitle("Where the optimum number of states lies", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def cell_physics(cells: pd.DataFrame, budget: float = 1e-3, v_breakdown: float | None = None) -> plt.Figure:
+    """Per cell type: worst adjacent-level overlap probability (read margin, dotted: the
+    ``budget``) and largest junction voltage while writing (dotted: ``v_breakdown``), against N."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    sns.lineplot(data=cells, x="n_states", y="worst_overlap", hue="kind", marker="o", ax=axes[0])
+    axes[0].axhline(budget, color="k", ls=":", lw=1)
+    axes[0].set(yscale="log", ylim=(1e-30, 1), xlabel="states per cell N", ylabel="worst adjacent-level overlap",
+                title="read margin of one cell at V_read")
+    stacks = cells[cells.kind != "uniform"]
+    sns.lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="kind", marker="o", ax=axes[1], legend=False)
+    if v_breakdown is not None:
+        axes[1].axhline(v_breakdown, color="k", ls=":", lw=1)
+        axes[1].text(16.3, v_breakdown, "breakdown limit", ha="right", va="bottom", fontsize=8)
+    axes[0].text(16.3, budget, f"budget {budget:g}", ha="right", va="bottom", fontsize=8)
+    axes[1].set(xlabel="states per cell N", ylabel="largest junction voltage while writing (V)", ylim=(0, 4),
+                title="write: first pulse through the whole stack")
+    for ax in axes:
+        ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2))
+    fig.tight_layout()
     return fig
 
 
@@ -368,4 +458,85 @@ def cell_voltage_map(cells: pd.DataFrame) -> plt.Figure:
                 xticklabels=max(1, len(grid.columns) // 8), yticklabels=max(1, len(grid) // 8))
     ax.set(xlabel="column j (sense amplifier at the bottom)", ylabel="row i (driver at the left)",
            title=f"{len(grid)}x{len(grid.columns)} array: worst drop {cells.drop_percent.max():.1f} % of V_read")
+    return fig
+
+
+# ---- 07: cost ------------------------------------------------------------------------
+
+ENERGY_COMPONENTS = ("array read", "row drive", "ADC", "common-mode current", "digital")
+AREA_COMPONENTS = ("cells", "row drivers", "ADC", "digital")
+
+
+def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
+    """Energy per inference and area by component, and latency, for each array size and
+    scenario (dot plots on log axes), from study 07's cost tables (``layer == "total"``)."""
+    totals = components[(components.layer == "total")].copy()
+    totals["configuration"] = [f"{s}x{s}, {scenario}" for s, scenario in zip(totals["size"], totals.scenario)]
+    order = list(dict.fromkeys(totals.configuration))
+    fig, (ax_e, ax_a, ax_t) = plt.subplots(1, 3, figsize=(14, 0.5 * len(order) + 2.5), sharey=True,
+                                           gridspec_kw={"width_ratios": [1.4, 1.2, 0.8]})
+    energy = totals[totals.component.isin(ENERGY_COMPONENTS) & (totals.energy_J > 0)]
+    sns.stripplot(data=energy, x="energy_J", y="configuration", hue="component", order=order, jitter=False,
+                  size=9, marker="o", ax=ax_e, hue_order=[c for c in ENERGY_COMPONENTS if c in set(energy.component)])
+    total_energy = totals[totals.component == "total"].set_index("configuration").energy_J.reindex(order)
+    ax_e.scatter(total_energy, range(len(order)), marker="|", s=400, color="k", label="total", zorder=3)
+    ax_e.set(xscale="log", xlabel="energy per inference (J)", ylabel="", title="Energy by component")
+    ax_e.legend(fontsize=8, loc="lower left")
+    area = totals[totals.component.isin(AREA_COMPONENTS) & (totals.area_m2 > 0)].assign(area_mm2=lambda t: t.area_m2 * 1e6)
+    sns.stripplot(data=area, x="area_mm2", y="configuration", hue="component", order=order, jitter=False, size=9,
+                  marker="s", ax=ax_a, hue_order=[c for c in AREA_COMPONENTS if c in set(area.component)],
+                  palette="dark")
+    ax_a.set(xscale="log", xlabel="area (mm²)", ylabel="", title="Area by component")
+    ax_a.legend(fontsize=8, loc="lower left")
+    latency = totals[totals.component == "total"].set_index("configuration").latency_s.reindex(order)
+    ax_t.scatter(latency, range(len(order)), color="k")
+    ax_t.set(xscale="log", xlabel="latency per inference (s)", title="Latency")
+    fig.suptitle("What one MNIST inference costs (784-256-10, 4-state MTJ cells, 8-bit ADC)", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def pareto(summary: pd.DataFrame, paper: dict, current: dict | None = None, xlim=None, ylim=None,
+           ax: plt.Axes | None = None) -> plt.Figure:
+    """Accuracy against energy per inference for every configuration (mean over seeds), the
+    Pareto front, the paper's configuration (star) and optionally the ``current`` one (ring)."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 5))
+    else:
+        fig = ax.figure
+    data = summary.assign(states=summary.n_states.astype(str), array=summary["size"].map(lambda s: f"{s}x{s}"),
+                          ADC=summary.adc_bits.map(lambda b: f"{b} bits"))
+    sns.scatterplot(data=data, x="energy_J", y="accuracy", hue="ADC", style="array", size="states",
+                    hue_order=[f"{b} bits" for b in sorted(summary.adc_bits.unique())],
+                    size_order=[str(n) for n in sorted(summary.n_states.unique(), reverse=True)],
+                    style_order=[f"{n}x{n}" for n in sorted(summary["size"].unique())],
+                    sizes=(25, 110), palette="viridis", ax=ax, legend="full")
+    front = summary[summary.on_front].sort_values("energy_J")
+    ax.step(front.energy_J, front.accuracy, where="post", color="k", lw=1, label="Pareto front")
+    mark = summary[(summary.n_states == paper["n_states"]) & (summary["size"] == paper["size"])
+                   & (summary.adc_bits == paper["adc_bits"])].iloc[0]
+    ax.scatter(mark.energy_J, mark.accuracy, marker="*", s=350, facecolor="none", edgecolor="crimson", lw=1.5,
+               label="paper's configuration", zorder=4)
+    if current is not None:
+        ax.scatter(current["energy_J"], current["accuracy"], marker="o", s=300, facecolor="none", edgecolor="red",
+                   lw=2, label="selected", zorder=5)
+    ax.set(xscale="log", xlabel="energy per MNIST inference (J)", ylabel="MNIST accuracy (test subset)",
+           title="Accuracy against energy: states, array size, ADC bits")
+    if xlim is not None:
+        ax.set_xlim(xlim)
+    if ylim is not None:
+        ax.set_ylim(ylim)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def cost_view(table: pd.DataFrame, summary: pd.DataFrame, paper: dict, current: dict, energy_range) -> plt.Figure:
+    """Widget view: one configuration's energy by component (fixed axis) beside the Pareto plot."""
+    fig, (ax_e, ax_p) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    totals = table[(table.layer == "total") & table.component.isin(ENERGY_COMPONENTS + ("total",))]
+    totals = totals[totals.energy_J > 0]
+    ax_e.scatter(totals.energy_J, totals.component, color="C0", s=60)
+    ax_e.set(xscale="log", xlim=energy_range, xlabel="energy per inference (J)", title="Energy by component")
+    pareto(summary, paper, current, xlim=energy_range, ylim=(0, 1), ax=ax_p)
+    fig.tight_layout()
     return fig

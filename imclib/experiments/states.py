@@ -1,72 +1,332 @@
-"""Study 05: an optimum number of states per cell (claim C6).
+"""Study 05: is there an optimum number of states per cell (claim C6)?
 
-Cells are series stacks of ``N - 1`` identical junctions, so the conductance window
-``G_max - G_min = (1/R_P - 1/R_AP) / (N - 1)`` shrinks with N while the sense amplifier's
-noise floor stays fixed in amperes. Quantization error falls roughly as ``1/(N - 1)``;
-the resolution error (sense noise in weight units) grows as ``(N - 1)``; their sum has an
-interior minimum. With the ``uniform`` cell (fixed window) the noise term does not grow
-with N and no optimum appears; :func:`states_sweep` computes that contrast too.
+Cells (:mod:`imclib.cells`): ``writable`` binary-weighted stacks of ``ceil(log2 N)``
+junctions (every state reachable by a write sequence; the paper's 4-state cell is N = 4),
+the identical-junction ``series`` stack (labelled contrast: not selectively writable) and
+the ``uniform`` cell (fixed window, idealized contrast).
+
+Noise comes from the sensing circuit (:class:`imclib.sensing.SenseCircuit`): every
+column read has the current variance ``df (sum_i (S/G)(V_i) G_ij + 4 k T / R_s)`` at the
+integration time ``t_int`` (``df = 1 / (2 t_int)``), redrawn at every read; optionally the
+junctions of every cell vary (:func:`imclib.cells.junction_conductance_samples`), drawn
+once per device seed. Errors are normalized MVM errors against ``y_ref = x W`` (float64):
+quantization ``||y_q - y_ref|| / ||y_ref||`` (nominal, noise free), resolution
+``||y - y_q|| / ||y_ref||`` (what noise and variation add), total ``||y - y_ref|| / ||y_ref||``.
+
+The hardware a study runs on is built by :func:`study_config` (one function: the seam
+where a calibrated weight map and fixed converter ranges plug in); the accuracy sweep
+takes the training as a parameter (:func:`accuracy_sweep`).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Callable
+
 import numpy as np
 import pandas as pd
+from scipy import stats
 from tqdm.auto import tqdm
 
-from .. import defaults
-from ..cells import MTJ, CellLevels
+from .. import _validate, defaults
+from ..cells import MTJ, CellLevels, junction_conductance_samples, stack_physics
 from ..config import CrossbarConfig
-from ..layer import simulate_mvm
-from ..metrics import nrmse
-from ..network import hardware_accuracy
-from ..periphery import Periphery
+from ..layer import ProgrammedLayer, program_layer
+from ..mapping import quantize_weights
+from ..mlp import MLP
+from ..sensing import SenseCircuit, worst_overlap
 
-STATES = tuple(range(2, 33))
+STATES = tuple(range(2, 17))
+KINDS = ("writable", "series", "uniform")
+NEAR_OPTIMAL = 0.05
+SCHEMES = {
+    "offset-digital": {"mapping": "offset", "input_sum": "digital"},
+    "offset-reference": {"mapping": "offset", "input_sum": "reference"},
+    "differential": {"mapping": "differential"},
+}
+"""Decode schemes: offset map with a digital sum(x), offset map with a reference column, differential pairs."""
 
 
-def sweep_config(n_states: int, kind: str = "series", sense_noise: float = defaults.SENSE_NOISE_A,
-                 tmr0: float = defaults.TMR0, v_read: float = defaults.V_READ_V) -> CrossbarConfig:
-    """Quantization onto an N-state cell read with sense noise ``sense_noise`` (amperes)."""
-    cell = CellLevels(n_states, kind, MTJ(tmr0=tmr0))
-    return CrossbarConfig.quantization_only(cell, v_read=v_read).with_(periphery=Periphery(sense_noise=sense_noise))
+@lru_cache(maxsize=2)
+def layer1_inputs(n_samples: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, x)`` of the study: layer 1 of the float MNIST network and ``n_samples`` test
+    images (:func:`imclib.experiments.errors.realistic_inputs`, seed 0). Cached."""
+    from . import errors, mnist
+
+    (_, weights, x), = errors.realistic_inputs(mnist.float_model()[0], mnist.features(None)[2], n_samples)[:1]
+    return weights, x
 
 
-def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = "series",
-                 sense_noise: float = defaults.SENSE_NOISE_A, tmr0: float = defaults.TMR0,
-                 v_read: float = defaults.V_READ_V, seeds=range(3), progress: bool = True) -> pd.DataFrame:
+def _norm(a: np.ndarray) -> float:
+    """Frobenius norm ``sqrt(sum a^2)`` (one pass, no BLAS threads)."""
+    return float(np.sqrt(np.einsum("ij,ij->", a, a)))
+
+
+def study_config(n_states: int, kind: str = "writable", tmr0: float = defaults.TMR0,
+                 v_read: float = defaults.V_READ_V, scheme: str = "offset-digital") -> CrossbarConfig:
+    """The hardware of one point of the sweep: N-state cells of ``kind`` with zero-bias TMR
+    ``tmr0``, rows driven up to ``v_read`` (volts), weights mapped and quantized onto the
+    nominal levels with the decode ``scheme`` (a key of :data:`SCHEMES`), no other
+    nonideality (noise and variation are added by :func:`read`).
+
+    This is the one place a different deployment plugs in (calibrated weight map, fixed
+    converter ranges): every function of this module builds its hardware here.
+    """
+    _validate.choice("scheme", scheme, tuple(SCHEMES))
+    return CrossbarConfig.quantization_only(CellLevels(n_states, kind, MTJ(tmr0=tmr0)), v_read=v_read,
+                                            **SCHEMES[scheme])
+
+
+def program(weights, config: CrossbarConfig, junction_sigma: float = 0.0, rng=None) -> tuple[ProgrammedLayer, np.ndarray]:
+    """Program ``weights`` and draw the actual conductance of every cell (siemens).
+
+    Returns the nominal programmed layer (map, level indices, decode) and the conductances
+    laid out like ``layer.conductance``: nominal, or with per-junction variation of
+    ``ln R_P`` of sigma ``junction_sigma`` drawn per cell from ``rng``.
+    """
+    if config.nonideal.any or config.periphery.any or not config.wires.is_ideal or not config.quantize:
+        raise ValueError("config must quantize onto ideal-wire arrays with no other nonideality or periphery "
+                         "effect: this study adds its own noise and variation")
+    layer = program_layer(weights, config)
+    if junction_sigma == 0:
+        return layer, layer.conductance
+    rng = _validate.generator(rng)
+    return layer, junction_conductance_samples(config.cell, layer.state, junction_sigma, rng, config.actual_mtj)
+
+
+def _currents(layer: ProgrammedLayer, conductance: np.ndarray, x: np.ndarray, sense: SenseCircuit | None,
+              sense_noise: float | None) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """``(applied inputs, s, mean column currents (A), their noise variance (A^2))``, summed
+    over the row blocks (partial sums accumulated digitally, variances add)."""
+    applied, voltages, volts_per_unit, _ = layer.row_voltages(x)
+    currents = voltages @ conductance
+    if sense_noise is not None:
+        variance = np.full_like(currents, layer.row_blocks * sense_noise**2)
+    else:
+        variance = (sense or SenseCircuit()).column_variance(voltages, conductance, reads=layer.row_blocks)
+    return applied, volts_per_unit, currents, variance
+
+
+def read(layer: ProgrammedLayer, conductance: np.ndarray, x, rng, sense: SenseCircuit | None = None,
+         sense_noise: float | None = None) -> np.ndarray:
+    """One noisy read ``x @ W`` (weight units) of a layer with actual ``conductance``.
+
+    Column currents ``I = V G`` get Gaussian noise of the sensing circuit's variance
+    (:meth:`SenseCircuit.column_variance`), or, with ``sense_noise`` (amperes rms), the old
+    fixed floor per array read; then the nominal decode ``y = (a/s) I + b sum(x)``.
+    """
+    rng = _validate.generator(rng)
+    applied, volts_per_unit, currents, variance = _currents(layer, conductance, np.asarray(x, dtype=np.float64),
+                                                            sense, sense_noise)
+    noisy = currents + np.sqrt(variance) * rng.standard_normal(currents.shape)
+    return layer.decode(noisy, applied, volts_per_unit)
+
+
+def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = "writable",
+                 sense: SenseCircuit | None = None, sense_noise: float | None = None,
+                 junction_sigma: float = 0.0, tmr0: float = defaults.TMR0, v_read: float = defaults.V_READ_V,
+                 seeds=range(5), scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
     """MVM error against states per cell on inputs ``x`` (batch, n_in).
 
-    Columns: ``states``, ``component`` (quantization, resolution, total), ``seed``,
-    ``error``. Quantization: ``||y_q - y_ref|| / ||y_ref||`` (noise free); resolution:
-    ``||y - y_q|| / ||y_ref||``; total: ``||y - y_ref|| / ||y_ref||``.
+    Parameters
+    ----------
+    sense : SenseCircuit, optional
+        The sensing circuit (default :class:`SenseCircuit`); ignored with ``sense_noise``.
+    sense_noise : float, optional
+        A fixed noise floor per array read (amperes rms) instead of the circuit: the old,
+        free parameter, kept as a contrast (0 switches the noise off).
+    junction_sigma : float
+        Per-junction variation (sigma of ``ln R_P``), drawn per device seed.
+    seeds : iterable of int
+        Device seeds: each draws the variation, then the read noise.
+    scheme : str
+        Decode scheme, a key of :data:`SCHEMES`.
+
+    Returns
+    -------
+    DataFrame
+        ``states``, ``component`` (quantization, resolution, total), ``seed``, ``error``.
     """
+    x = np.asarray(x, dtype=np.float64)
     reference = x @ weights
-    norm = np.linalg.norm(reference)
+    norm = _norm(reference)
     records = []
     for n in tqdm(states, desc="states", disable=not progress):
-        config = sweep_config(n, kind, sense_noise, tmr0, v_read)
-        quantized = simulate_mvm(weights, x, config.with_(periphery=Periphery()))
-        q_error = nrmse(quantized, reference)
+        config = study_config(n, kind, tmr0, v_read, scheme)
+        layer, nominal = program(weights, config)
+        applied, s, currents, variance = _currents(layer, nominal, x, sense, sense_noise)
+        quantized = layer.decode(currents, applied, s)
+        q_error = _norm(quantized - reference) / norm
         for seed in seeds:
-            y = simulate_mvm(weights, x, config, seed)
+            rng = np.random.default_rng(seed)
+            if junction_sigma:
+                _, actual = program(weights, config, junction_sigma, rng)
+                _, _, currents_seed, variance_seed = _currents(layer, actual, x, sense, sense_noise)
+            else:
+                currents_seed, variance_seed = currents, variance
+            noisy = currents_seed + np.sqrt(variance_seed) * rng.standard_normal(currents.shape)
+            y = layer.decode(noisy, applied, s)
             records += [
                 {"states": n, "component": "quantization", "seed": seed, "error": q_error},
-                {"states": n, "component": "resolution", "seed": seed, "error": float(np.linalg.norm(y - quantized) / norm)},
-                {"states": n, "component": "total", "seed": seed, "error": float(np.linalg.norm(y - reference) / norm)},
+                {"states": n, "component": "resolution", "seed": seed, "error": _norm(y - quantized) / norm},
+                {"states": n, "component": "total", "seed": seed, "error": _norm(y - reference) / norm},
             ]
     return pd.DataFrame(records)
 
 
-def optimum(sweep: pd.DataFrame) -> int:
-    """States per cell with the smallest mean total error."""
-    total = sweep[sweep.component == "total"].groupby("states").error.mean()
-    return int(total.idxmin())
+def optimum(sweep: pd.DataFrame, column: str = "error", component: str | None = "total", best: str = "min") -> int:
+    """States per cell with the smallest (``best="min"``) or largest mean ``column``."""
+    table = sweep if component is None else sweep[sweep.component == component]
+    means = table.groupby("states")[column].mean()
+    return int(means.idxmin() if best == "min" else means.idxmax())
 
 
-def accuracy_sweep(model, x_test, y_test, states=STATES, kind: str = "series",
-                   sense_noise: float = defaults.SENSE_NOISE_A, seeds=range(2)) -> pd.DataFrame:
-    """MNIST test accuracy (PTQ) against states per cell; columns ``states``, ``seed``, ``accuracy``."""
-    frames = [hardware_accuracy(model, x_test, y_test, sweep_config(n, kind, sense_noise), seeds).assign(states=n)
-              for n in tqdm(states, desc="states")]
+def interior_optimum(sweep: pd.DataFrame, column: str = "error", component: str | None = "total",
+                     best: str = "min") -> dict:
+    """Test for an interior optimum over the swept N.
+
+    Criterion: the best mean (min error or max accuracy) lies strictly inside the grid, and
+    it beats both grid ends by more than the 95 % confidence interval of the paired,
+    per-seed difference (Student t over seeds; a deterministic difference has a zero
+    interval). Otherwise the result is "no interior optimum", never the grid edge.
+
+    Returns
+    -------
+    dict
+        ``optimum`` (int or None), ``label``, ``best_N`` (argbest, edge included),
+        ``value`` (mean at best_N), ``ci95`` (half-width of that mean), ``n_seeds``,
+        ``gain_low`` / ``gain_high`` (mean advantage over the first / last N) with their
+        ``ci95_low`` / ``ci95_high``, ``near_optimal`` (every N within 5 % of the best).
+    """
+    table = sweep if component is None else sweep[sweep.component == component]
+    per_seed = table.pivot_table(index="seed", columns="states", values=column)
+    sign = 1.0 if best == "min" else -1.0
+    means = per_seed.mean()
+    best_n = int((sign * means).idxmin())
+    n_seeds = len(per_seed)
+    t = float(stats.t.ppf(0.975, n_seeds - 1)) if n_seeds > 1 else float("inf")
+
+    def ci(values) -> float:
+        return float(t * values.std(ddof=1) / np.sqrt(n_seeds)) if n_seeds > 1 else 0.0
+
+    gains = {end: sign * (per_seed[n] - per_seed[best_n]) for end, n in (("low", means.index[0]), ("high", means.index[-1]))}
+    inside = bool(means.index[0] < best_n < means.index[-1])
+    significant = all(g.mean() > ci(g) for g in gains.values())
+    interior = inside and significant
+    reference = means[best_n]
+    near = [int(n) for n, m in means.items() if abs(m - reference) <= NEAR_OPTIMAL * abs(reference)]
+    return {"optimum": best_n if interior else None,
+            "label": f"N = {best_n}" if interior else "no interior optimum",
+            "best_N": best_n, "value": float(reference), "ci95": ci(per_seed[best_n]), "n_seeds": n_seeds,
+            "gain_low": float(gains["low"].mean()), "ci95_low": ci(gains["low"]),
+            "gain_high": float(gains["high"].mean()), "ci95_high": ci(gains["high"]), "near_optimal": near}
+
+
+def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_read=(0.05, 0.1, 0.2),
+                  t_int=(1e-9, 10e-9, 100e-9), states=STATES, seeds=range(5), junction_sigma: float = 0.0,
+                  scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
+    """Where the optimum moves when one of TMR0, v_read (volts) or t_int (seconds) changes
+    from its default, the others held at theirs.
+
+    Columns: ``parameter``, ``value``, ``label``, ``optimum`` (NaN if none), ``best_N``,
+    ``total_error`` (mean at best_N), ``ci95``.
+    """
+    default = {"tmr0": defaults.TMR0, "v_read": defaults.V_READ_V, "sense": SenseCircuit()}
+    variants = [("TMR0", v, {**default, "tmr0": v}) for v in tmr0]
+    variants += [("v_read (V)", v, {**default, "v_read": v}) for v in v_read]
+    variants += [("t_int (ns)", v * 1e9, {**default, "sense": SenseCircuit(t_int=v)}) for v in t_int]
+    rows, computed = [], {}
+    for parameter, value, setting in tqdm(variants, desc="variants", disable=not progress):
+        key = (setting["tmr0"], setting["v_read"], setting["sense"])
+        if key not in computed:  # the default point recurs in every parameter's grid
+            computed[key] = interior_optimum(states_sweep(weights, x, states, kind, seeds=seeds, progress=False,
+                                                          junction_sigma=junction_sigma, scheme=scheme, **setting))
+        result = computed[key]
+        rows.append({"parameter": parameter, "value": value, "label": result["label"],
+                     "optimum": np.nan if result["optimum"] is None else result["optimum"],
+                     "best_N": result["best_N"], "total_error": result["value"], "ci95": result["ci95"]})
+    return pd.DataFrame(rows)
+
+
+def cell_table(states=STATES, kinds=KINDS, v_read: float = defaults.V_READ_V, sense: SenseCircuit | None = None,
+               junction_sigma: float = defaults.JUNCTION_SIGMA) -> pd.DataFrame:
+    """Which cell realises each N, whether it is physically credible, and its read margin.
+
+    One row per (kind, N): the columns of :func:`imclib.cells.stack_physics` plus
+    ``window_uS`` (``G_max - G_min`` at zero bias) and ``worst_overlap`` (largest
+    adjacent-level overlap probability of :func:`imclib.sensing.read_margin` at
+    ``v_read`` with per-junction variation and the sensing circuit's noise).
+    """
+    sense = sense or SenseCircuit()
+    rows = []
+    for kind in kinds:
+        for n in states:
+            cell = CellLevels(n, kind)
+            levels = cell.conductances()
+            rows.append({**stack_physics(cell, v_read=v_read, t_read=sense.t_int),
+                         "window_uS": float((levels[-1] - levels[0]) * 1e6),
+                         "worst_overlap": worst_overlap(cell, v_read=v_read, sense=sense, junction_sigma=junction_sigma)})
+    return pd.DataFrame(rows)
+
+
+def qat_training(config: CrossbarConfig) -> MLP:
+    """Today's per-N training: quantization-aware fine-tuning of the float network onto
+    ``config``'s levels (:func:`imclib.experiments.mnist.qat_model`, 4 epochs, cached)."""
+    from . import mnist
+
+    return mnist.qat_model(config)[0]
+
+
+def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, sense: SenseCircuit | None = None,
+                     junction_sigma: float = 0.0) -> pd.DataFrame:
+    """Test accuracy of ``model`` with every layer on ``config``'s hardware, read through the
+    sensing circuit, per device seed (each seed draws the junction variation of every layer,
+    then the read noise). Columns ``seed``, ``accuracy``."""
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        programmed = [program(w, config, junction_sigma, rng) for w in model.weights]
+        logits = model.forward(x, matmul=lambda i, a, w: read(*programmed[i], a, rng, sense))
+        rows.append({"seed": seed, "accuracy": float(np.mean(logits.argmax(axis=1) == y))})
+    return pd.DataFrame(rows)
+
+
+def accuracy_sweep(x_test, y_test, train: Callable[[CrossbarConfig], MLP] = qat_training, states=STATES,
+                   kind: str = "writable", seeds=range(5), sense: SenseCircuit | None = None,
+                   junction_sigma: float = 0.0, scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
+    """MNIST test accuracy against states per cell, the network trained per N by
+    ``train(config)`` (both layers on hardware).
+
+    Columns: ``states``, ``seed``, ``accuracy``.
+    """
+    frames = []
+    for n in tqdm(states, desc="states", disable=not progress):
+        config = study_config(n, kind, scheme=scheme)
+        frames.append(network_accuracy(train(config), x_test, y_test, config, seeds, sense, junction_sigma)
+                      .assign(states=n))
     return pd.concat(frames, ignore_index=True)[["states", "seed", "accuracy"]]
+
+
+def mapping_artifact(weights, x, states=STATES, kind: str = "writable") -> pd.DataFrame:
+    """Why some N quantize badly under the offset mapping: where a zero weight lands.
+
+    The offset map sends ``[-w_max, w_max]`` onto ``[G_min, G_max]``, so ``w = 0`` sits at
+    the mid-window conductance; when no level lies there (levels uneven in G, e.g. N = 3)
+    every small weight rounds to one level off zero, a bias ``w_0`` shared by most cells,
+    which the decode multiplies by ``sum_i x_i``. The differential map sends ``w = 0`` to
+    ``G+ = G- = G_min`` exactly. Columns: ``states``, ``zero_maps_to`` (``w_0 / w_max``,
+    mean over columns), ``quantization_offset``, ``quantization_differential``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    reference = x @ weights
+    norm = _norm(reference)
+    probe = np.vstack([np.zeros(weights.shape[1]), np.abs(weights).max(axis=0)])
+    rows = []
+    for n in states:
+        config = study_config(n, kind)
+        zero = quantize_weights(probe, config)
+        errors = {mapping: _norm(program_layer(weights, config.with_(mapping=mapping)).mvm(x) - reference) / norm
+                  for mapping in ("offset", "differential")}
+        rows.append({"states": n, "zero_maps_to": float(np.mean(zero[0] / zero[1])),
+                     "quantization_offset": errors["offset"], "quantization_differential": errors["differential"]})
+    return pd.DataFrame(rows)

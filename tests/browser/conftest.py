@@ -1,11 +1,17 @@
 """Fixtures of the browser suite: a private JupyterLab server and headless Chromium via Playwright.
 
+* ``budget`` measures, at session start, how much slower than a quiet reference machine this
+  one is right now (:func:`calibrate`) and scales every wait of the suite by that factor.
+
 * ``original_hashes`` hashes every notebook the suite serves before the first test and
   fails (at teardown) if any of them changed by the end.
 * ``lab_server`` starts ``python -m jupyter lab`` (the interpreter running pytest, i.e. the
   venv) on 127.0.0.1 with a random free port, a random token and private config, data,
   runtime, settings, workspace and IPython directories. It serves *copies* of the notebooks
-  from a temporary root, so nothing JupyterLab does can touch the repository. Autosave is
+  from a temporary root, so nothing JupyterLab does can touch the repository: the notebooks
+  of :data:`END_TO_END` in full, every other study notebook reduced to its widget cells and
+  their one dependency, the first code cell (:func:`widget_notebook`). The kernels get
+  ``IMCLIB_WIDGET_CHECK=1`` so that the widgets print their ``WIDGET_CHECK`` lines. Autosave is
   off, all cells are attached to the DOM (``windowingMode: none``), the preferred kernel
   starts without a dialog, and the kernel is the running interpreter with the inline
   matplotlib backend. Figures the notebooks save go to a temporary ``IMCLIB_FIGURES_DIR``.
@@ -52,7 +58,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SERVER_START_TIMEOUT_S = 90
+SERVER_START_TIMEOUT_S = 90  # on a quiet machine; scaled by the calibration
+# Run in full, as a reader would (one real end-to-end run of a light study notebook, plus the
+# suite's own sample); every other study notebook is reduced to its widget cells.
+END_TO_END = ("00_crossbar_basics.ipynb", "sample.ipynb")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# CPU seconds of calibrate()'s workload on a quiet reference machine (2-core VM, 2026).
+REFERENCE_CPU_S = 0.4
 
 # The test process recomputes widget values (imclib.widgets imports pyplot): no display needed.
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -91,6 +104,96 @@ def served_path(notebook: Path) -> str:
     if notebook.parent == NOTEBOOK_DIR:
         return f"notebooks/{notebook.name}"
     return f"extra/{notebook.name}"
+
+
+def runs_in_full(notebook: Path) -> bool:
+    """Whether the suite runs ``notebook`` in full (else only its widget cells)."""
+    return bool(os.environ.get("IMCLIB_BROWSER_NOTEBOOKS")) or notebook.name in END_TO_END
+
+
+def _is_progress_bar(state: dict, model_id: str) -> bool:
+    """Whether a saved widget model is a progress bar (tqdm's HBox of HTML + Progress)."""
+    model = state.get(model_id, {})
+    children = [ref[len("IPY_MODEL_"):] for ref in model.get("state", {}).get("children", []) or []
+                if isinstance(ref, str) and ref.startswith("IPY_MODEL_")]
+    names = [model.get("model_name", ""), *(state.get(c, {}).get("model_name", "") for c in children)]
+    return any(name.endswith("ProgressModel") for name in names)
+
+
+def widget_notebook(notebook: Path):
+    """``notebook`` reduced to what its widgets need: the first code cell (imports and
+    setup; a widget cell may depend on nothing else) and every code cell whose stored
+    outputs hold an interactive widget view (progress bars do not count). Outputs are
+    kept; the suite clears them before running."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    code = [c for c in nb.cells if c.cell_type == "code"]
+
+    def interactive(cell) -> bool:
+        views = [(o.get("data") or {}).get(WIDGET_VIEW, {}).get("model_id") for o in cell.get("outputs", [])]
+        return any(v and not _is_progress_bar(state, v) for v in views)
+
+    nb.cells = code[:1] + [c for c in code[1:] if interactive(c)]
+    return nb
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _workload() -> int:
+    total = 0
+    for i in range(2_000_000):
+        total += i * i % 7
+    return total
+
+
+def calibrate(rounds: int = 5) -> dict:
+    """How much slower than the reference machine this one is *now*.
+
+    Runs a fixed single-threaded CPU workload ``rounds`` times and returns its wall time,
+    CPU time and the slowdown ``factor = max(1, wall / cpu) * max(1, cpu / REFERENCE_CPU_S)``:
+    the first term is the share of a core other processes take (2 on a 2-core machine with
+    two CPU-bound jobs beside the suite), the second a slower CPU. ``IMCLIB_BROWSER_SLOWDOWN``
+    (a number) replaces the measured factor.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(rounds):
+        _workload()
+    wall, cpu = time.perf_counter() - wall, max(time.process_time() - cpu, 1e-3)
+    factor = max(1.0, wall / cpu) * max(1.0, cpu / REFERENCE_CPU_S)
+    if os.environ.get("IMCLIB_BROWSER_SLOWDOWN"):
+        factor = float(os.environ["IMCLIB_BROWSER_SLOWDOWN"])
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "factor": round(factor, 2)}
+
+
+@dataclass
+class Budget:
+    """Waits of the suite: quiet-machine seconds times the measured slowdown ``factor``.
+
+    :meth:`recalibrate` measures again (before each notebook) and keeps the larger factor,
+    so load that starts during the session also stretches the waits."""
+
+    factor: float
+    measurements: list
+
+    def seconds(self, quiet_s: float) -> float:
+        return quiet_s * self.factor
+
+    def recalibrate(self) -> float:
+        measured = calibrate(rounds=2)
+        self.measurements.append(measured)
+        self.factor = max(self.factor, measured["factor"])
+        return self.factor
+
+
+@pytest.fixture(scope="session")
+def budget() -> Budget:
+    """The session's wait budget, from a calibration measured before anything starts."""
+    measured = calibrate()
+    _CALIBRATION.append(measured)
+    return Budget(measured["factor"], _CALIBRATION)
 
 
 def _hash_files(paths: list[Path]) -> dict[str, str]:
@@ -133,6 +236,7 @@ class LabServer:
     figures_dir: Path
     log_path: Path
     process: subprocess.Popen
+    full: dict  # served path -> whether it runs in full
 
     @staticmethod
     def served_path(notebook: Path) -> str:
@@ -202,10 +306,18 @@ def _prepare_lab_dirs(tmp: Path) -> dict[str, Path]:
     return dirs
 
 
-def _copy_notebooks(root: Path) -> None:
+def _copy_notebooks(root: Path) -> dict[str, bool]:
+    """Copy what the suite serves into ``root``; return served path -> runs in full."""
+    import nbformat
+
     (root / "notebooks").mkdir(exist_ok=True)
+    full = {}
     for nb in study_notebooks():
-        shutil.copy2(nb, root / "notebooks" / nb.name)
+        if runs_in_full(nb):
+            shutil.copy2(nb, root / "notebooks" / nb.name)
+        else:
+            nbformat.write(widget_notebook(nb), root / "notebooks" / nb.name)
+        full[served_path(nb)] = runs_in_full(nb)
     # The sample and the module its WIDGET_CHECK lines name (the kernel's cwd is the notebook's folder).
     shutil.copytree(FIXTURE_DIR, root / "fixtures", ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     for nb in served_notebooks():
@@ -215,6 +327,8 @@ def _copy_notebooks(root: Path) -> None:
             shutil.copy2(nb, target)
             for module in nb.parent.glob("*.py"):
                 shutil.copy2(module, target.parent / module.name)
+        full.setdefault(served_path(nb), True)
+    return full
 
 
 def _server_env(dirs: dict[str, Path]) -> dict[str, str]:
@@ -231,6 +345,7 @@ def _server_env(dirs: dict[str, Path]) -> dict[str, str]:
         "IMCLIB_FIGURES_DIR": str(dirs["figures"]),
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "IMCLIB_WIDGET_CHECK": "1",  # the widgets print their WIDGET_CHECK lines for the suite
     })
     return env
 
@@ -281,9 +396,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait_ready(base_url: str, token: str, process: subprocess.Popen, log_path: Path) -> str | None:
+def _wait_ready(base_url: str, token: str, process: subprocess.Popen, limit_s: float) -> str | None:
     """Poll ``/api/status``; return None when ready, else a reason."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    deadline = time.monotonic() + limit_s
     request = urllib.request.Request(f"{base_url}/api/status", headers={"Authorization": f"token {token}"})
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -298,15 +413,15 @@ def _wait_ready(base_url: str, token: str, process: subprocess.Popen, log_path: 
         except (urllib.error.URLError, ConnectionError, OSError):
             pass
         time.sleep(0.25)
-    return f"not ready after {SERVER_START_TIMEOUT_S} s"
+    return f"not ready after {limit_s:.0f} s"
 
 
 @pytest.fixture(scope="session")
-def lab_server(original_hashes, tmp_path_factory):
+def lab_server(original_hashes, tmp_path_factory, budget):
     """A running private JupyterLab serving copies of the notebooks; ended at teardown."""
     tmp = tmp_path_factory.mktemp("jupyterlab")
     dirs = _prepare_lab_dirs(tmp)
-    _copy_notebooks(dirs["root"])
+    full = _copy_notebooks(dirs["root"])
     env = _server_env(dirs)
     token = secrets.token_hex(24)
     log_path = tmp / "jupyterlab.log"
@@ -331,8 +446,8 @@ def lab_server(original_hashes, tmp_path_factory):
         process = subprocess.Popen(cmd, cwd=dirs["root"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
-        server = LabServer(base_url, token, dirs["root"], dirs["figures"], log_path, process)
-        reason = _wait_ready(base_url, token, process, log_path)
+        server = LabServer(base_url, token, dirs["root"], dirs["figures"], log_path, process, full)
+        reason = _wait_ready(base_url, token, process, budget.seconds(SERVER_START_TIMEOUT_S))
         if reason is None:
             break
         _end_process_tree(process)
@@ -353,7 +468,7 @@ def lab_server(original_hashes, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory):
+def browser(tmp_path_factory, budget):
     """Headless system Chromium driven by Playwright (no Playwright-downloaded browsers)."""
     in_ci = os.environ.get("CI", "").lower() == "true"
     if not CHROMIUM.exists():
@@ -376,7 +491,7 @@ def browser(tmp_path_factory):
     try:
         try:
             chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                                  env=browser_env, timeout=60_000)
+                                                  env=browser_env, timeout=budget.seconds(60) * 1000)
         except Exception as exc:  # noqa: BLE001
             version = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True).stdout.strip()
             pytest.fail(f"headless Chromium could not be launched by Playwright "
@@ -388,10 +503,10 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, budget):
     """A fresh browser context and page; console errors are kept on ``page.console_errors``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(budget.seconds(30) * 1000)
     pg = context.new_page()
     pg.console_errors = []
     pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
@@ -405,6 +520,7 @@ def page(browser):
 # --------------------------------------------------------------------------- timings
 
 _TIMINGS: dict[str, float] = {}
+_CALIBRATION: list[dict] = []
 
 
 @pytest.fixture(scope="session")
@@ -414,6 +530,11 @@ def timings() -> dict[str, float]:
 
 
 def pytest_terminal_summary(terminalreporter):
+    if _CALIBRATION:
+        terminalreporter.section("browser suite: calibration (slowdown factor scales every wait)")
+        for measured in _CALIBRATION:
+            terminalreporter.write_line(f"wall {measured['wall_s']:.2f} s, cpu {measured['cpu_s']:.2f} s, "
+                                        f"factor {measured['factor']:.2f}")
     if _TIMINGS:
         terminalreporter.section("browser suite: seconds per notebook")
         for name, seconds in _TIMINGS.items():

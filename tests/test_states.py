@@ -1,0 +1,109 @@
+"""Study 05 machinery: the physical read path, the optimum criterion and the training seam."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imclib import CrossbarConfig, simulate_mvm
+from imclib.experiments import states
+from imclib.mlp import MLP
+from imclib.sensing import SenseCircuit
+
+
+def _small(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(24, 6)), rng.uniform(0, 1, size=(30, 24))
+
+
+def test_noise_free_read_equals_library_mvm():
+    weights, x = _small()
+    config = states.study_config(8, "writable")
+    layer, g = states.program(weights, config)
+    y = states.read(layer, g, x, 0, sense_noise=0.0)
+    np.testing.assert_allclose(y, simulate_mvm(weights, x, config), rtol=1e-12, atol=1e-12)
+
+
+def test_read_noise_has_the_circuit_variance():
+    weights, x = _small(1)
+    x = x[:2]
+    config = states.study_config(4, "writable")
+    layer, g = states.program(weights, config)
+    sense = SenseCircuit(t_int=1e-9)
+    quiet = states.read(layer, g, x, 0, sense_noise=0.0)
+    reads = np.stack([states.read(layer, g, x, seed, sense) for seed in range(4000)])
+    applied, voltages, s, _ = layer.row_voltages(x)
+    variance = sense.column_variance(voltages, g, reads=layer.row_blocks)[:, layer.layout.weight]
+    predicted = np.sqrt(variance) * layer.weight_map.gain / s
+    np.testing.assert_allclose(reads.mean(axis=0), quiet, atol=4 * predicted.max() / np.sqrt(4000))
+    np.testing.assert_allclose(reads.std(axis=0), predicted, rtol=0.06)
+
+
+def test_program_draws_junction_variation_and_rejects_other_nonidealities():
+    weights, _ = _small()
+    layer, g = states.program(weights, states.study_config(4), 0.03, 5)
+    assert g.shape == layer.conductance.shape and not np.allclose(g, layer.conductance)
+    np.testing.assert_allclose(np.log(g / layer.conductance).std(), 0.03 * np.sqrt(5) / 3, rtol=0.3)
+    with pytest.raises(ValueError, match="config"):
+        states.program(weights, CrossbarConfig())
+
+
+def test_sweep_resolution_grows_with_noise_and_seeds_repeat():
+    weights, x = _small()
+    quiet = states.states_sweep(weights, x, (2, 4), sense_noise=0.0, seeds=[0], progress=False)
+    noisy = states.states_sweep(weights, x, (2, 4), sense=SenseCircuit(t_int=1e-10), seeds=[0, 1], progress=False)
+    again = states.states_sweep(weights, x, (2, 4), sense=SenseCircuit(t_int=1e-10), seeds=[0, 1], progress=False)
+    assert np.all(quiet[quiet.component == "resolution"].error == 0)
+    assert np.all(noisy[noisy.component == "resolution"].error > 0)
+    pd.testing.assert_frame_equal(noisy, again)
+
+
+def _table(values_by_seed):
+    return pd.DataFrame([{"states": n, "component": "total", "seed": s, "error": e}
+                         for s, row in enumerate(values_by_seed) for n, e in zip((2, 3, 4, 5), row)])
+
+
+def test_interior_optimum_criterion():
+    clear = states.interior_optimum(_table([[1.0, 0.5, 0.6, 0.9], [1.1, 0.52, 0.61, 0.92], [0.9, 0.49, 0.58, 0.88]]))
+    assert clear["optimum"] == 3 and clear["label"] == "N = 3" and clear["n_seeds"] == 3
+    edge = states.interior_optimum(_table([[1.0, 0.5, 0.4, 0.3], [1.0, 0.5, 0.4, 0.3]]))
+    assert edge["optimum"] is None and edge["label"] == "no interior optimum" and edge["best_N"] == 5
+    # interior minimum, but the last N is within the seed spread of it
+    noisy = states.interior_optimum(_table([[1.0, 0.5, 0.40, 0.30], [1.0, 0.5, 0.40, 0.55], [1.0, 0.5, 0.40, 0.45]]))
+    assert noisy["best_N"] == 4 and noisy["optimum"] is None
+    accuracy = _table([[0.1, 0.9, 0.95, 0.5], [0.1, 0.9, 0.96, 0.5]]).rename(columns={"error": "accuracy"})
+    assert states.interior_optimum(accuracy, column="accuracy", component=None, best="max")["optimum"] == 4
+
+
+def test_accuracy_sweep_trains_per_n_through_the_seam():
+    rng = np.random.default_rng(0)
+    model = MLP([rng.normal(size=(12, 8)), rng.normal(size=(8, 3))], [np.zeros(8), np.zeros(3)])
+    x, y = rng.uniform(0, 1, (40, 12)), rng.integers(0, 3, 40)
+    seen = []
+
+    def train(config):
+        seen.append(config.cell.n_states)
+        return model
+
+    table = states.accuracy_sweep(x, y, train, states=(2, 5), seeds=range(2), progress=False)
+    assert seen == [2, 5] and list(table.columns) == ["states", "seed", "accuracy"] and len(table) == 4
+    exact = np.mean(model.forward(x, matmul=lambda i, a, w: simulate_mvm(w, a, states.study_config(5))).argmax(1) == y)
+    quiet = states.network_accuracy(model, x, y, states.study_config(5), [0], SenseCircuit(t_int=1.0, r_sense=np.inf))
+    assert quiet.accuracy[0] == pytest.approx(exact)
+
+
+def test_cell_table_covers_every_n():
+    table = states.cell_table(kinds=("writable", "series"))
+    writable = table[table.kind == "writable"].set_index("n_states")
+    assert list(writable.index) == list(range(2, 17)) and writable.writable.all()
+    assert writable.credible[2] and not writable.credible[16]
+    assert not table[(table.kind == "series") & (table.n_states > 2)].writable.any()
+
+
+def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
+    weights, x = _small(2)
+    table = states.optimum_shift(weights, x, states=(2, 3, 4), seeds=range(3), progress=False)
+    defaults_rows = table[((table.parameter == "TMR0") & (table.value == 1.0)) | ((table.parameter == "v_read (V)") & (table.value == 0.1))
+                          | ((table.parameter == "t_int (ns)") & (table.value == 10.0))]
+    assert len(defaults_rows) == 3 and defaults_rows.total_error.nunique() == 1
+    t_int = table[table.parameter == "t_int (ns)"].set_index("value").total_error
+    assert t_int[1.0] > t_int[10.0] > t_int[100.0]

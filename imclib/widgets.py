@@ -152,14 +152,22 @@ def pca_widget() -> w.interactive:
 
 # ---- 04: errors ---------------------------------------------------------------------
 
-def systematic_to_random_ratio(magnitude: float, scheme: str = "offset, digital Σx", n_samples: int = 300) -> float:
+ERRORS_SAMPLES = 500
+"""MNIST test images of the 04 widget: the study's own 500 (same draw), so that at its default
+settings the widget shows the layer-1 point of the figure above it."""
+ERRORS_SEEDS = 10
+"""Device seeds of the 04 widget, as in the study."""
+
+
+def systematic_to_random_ratio(magnitude: float, scheme: str = "offset, digital Σx",
+                               n_samples: int = ERRORS_SAMPLES, n_seeds: int = ERRORS_SEEDS) -> float:
     """Ratio of the MVM error increments (layer 1, ``n_samples`` MNIST test inputs, the
     default device under decode ``scheme``) of a coherent and a random per-cell
-    conductance error of equal rms ``magnitude``: mean over 3 device seeds of
-    ``e_sys / e_random(seed)``."""
+    conductance error of equal rms ``magnitude``: mean over ``n_seeds`` device seeds of
+    ``e_sys / e_random(seed)`` (:func:`imclib.experiments.errors.c5_ratios`)."""
     weights, x = _layer1(n_samples)
-    table = errors.random_vs_systematic([("layer 1", weights, x)], [magnitude], CrossbarConfig(), seeds=range(3),
-                                        schemes=[scheme], reused=False, progress=False)
+    table = errors.random_vs_systematic([("layer 1", weights, x)], [magnitude], CrossbarConfig(),
+                                        seeds=range(n_seeds), schemes=[scheme], reused=False, progress=False)
     return float(errors.c5_ratios(table).ratio.iloc[0])
 
 
@@ -169,7 +177,8 @@ def errors_widget() -> w.interactive:
         value = systematic_to_random_ratio(magnitude, scheme)
         verdict = "more" if value > 1 else "less"
         print(f"{scheme}, per-cell error {magnitude:.1%}: the systematic error is {value:.2f}x the random one "
-              f"(it costs {verdict} than random noise; layer 1, 300 test images, 3 device seeds)")
+              f"(it costs {verdict} than random noise; layer 1, {ERRORS_SAMPLES} test images, "
+              f"{ERRORS_SEEDS} device seeds)")
         _report("systematic_to_random_ratio", {"magnitude": magnitude, "scheme": scheme}, value)
     return _live(show, magnitude=w.FloatSlider(0.02, min=0.005, max=0.2, step=0.005, description="δ",
                                                readout_format=".3f"),

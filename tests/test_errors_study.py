@@ -172,3 +172,18 @@ def test_record_claim_keeps_verdict_fields(tmp_path, monkeypatch):
     assert entry["criterion"] == "x > 0" and entry["n_seeds"] == 10 and entry["p_value"] == 0.001
     record_claim("C8", "old style", {"x": 1}, passed=True)
     assert "verdict" not in json.loads((tmp_path / "results.json").read_text())["C8"]
+
+
+def test_break_even_rp_error_by_hand(small_layer):
+    # e(eps) = K eps / (1 + eps): from e(0.05) = 0.21, K = 0.21 * 1.05 / 0.05 = 4.41;
+    # e = 0.5 at eps / (1 + eps) = 0.5 / 4.41 = 0.11338, eps = 0.12788
+    assert errors.break_even_rp_error(0.5, 0.21) == pytest.approx(0.12788, abs=1e-5)
+    assert errors.break_even_rp_error(10.0, 0.21) == float("inf")
+    # and on a simulated layer: at the break-even R_P error the increment equals the quantization error
+    _, weights, x = small_layer[0]
+    base = errors.quantization_only(imclib.CrossbarConfig())
+    y_q, reference = simulate_mvm(weights, x, base), x @ weights
+    increment = lambda eps: np.linalg.norm(simulate_mvm(weights, x, errors.with_source(base, {"rp_error": eps})) - y_q) / np.linalg.norm(reference)
+    q = imclib.nrmse(y_q, reference)
+    eps = errors.break_even_rp_error(q, increment(0.05))
+    assert increment(eps) == pytest.approx(q, rel=1e-9)

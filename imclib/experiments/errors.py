@@ -249,6 +249,21 @@ def c4_comparisons(decomposition: pd.DataFrame, alpha: float = C4_ALPHA) -> pd.D
     return pd.DataFrame(rows)
 
 
+def break_even_rp_error(quantization: float, error_at: float, rp_error: float = 0.05) -> float:
+    """R_P error ``eps`` (relative) at which an R_P miscalibration alone costs as much as
+    weight quantization, from its error ``error_at`` at ``rp_error``.
+
+    Every level scales by ``1 / (1 + eps)``, so with linear cells and no ADC the output
+    moves by ``eps / (1 + eps)`` times a fixed vector (``y - b sum(x)`` with a digital
+    ``sum(x)``, ``y`` with a reference column): ``e(eps) = K eps / (1 + eps)`` with
+    ``K = error_at (1 + rp_error) / rp_error``, and ``e(eps) = quantization`` at
+    ``eps = r / (1 - r)``, ``r = quantization / K``; ``inf`` when ``r >= 1`` (no R_P error
+    costs as much).
+    """
+    ratio = quantization / (error_at * (1 + rp_error) / rp_error)
+    return float(ratio / (1 - ratio)) if ratio < 1 else float("inf")
+
+
 # ---- C5: random vs systematic at equal per-cell magnitude ---------------------------
 
 def lognormal_sigma_for_rms(relative_rms: float) -> float:

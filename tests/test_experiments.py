@@ -89,8 +89,8 @@ def test_record_claim_and_readme_table(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     assert list(results) == ["C8", "C9"]
     table = results_table(results)
-    assert "| C9 | a statement | value = 0.1235 | value = 0.2 | **not reproduced** |" in table
-    assert "| C8 | another | n = 3 | – | reproduced |" in table
+    assert "| C9 | a statement | – | value = 0.1235 | value = 0.2 | – | **not reproduced** |" in table
+    assert "| C8 | another | – | n = 3 | – | – | reproduced |" in table
 
 
 def test_cell_window_widget_value_by_hand():

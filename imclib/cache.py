@@ -372,6 +372,9 @@ def ship_models(log: Path, store: Path | None = None, cache_dir: Path | None = N
         target = store / source.name
         if not source.exists() and target.exists():
             continue  # already shipped and not retrained
+        if not source.exists():
+            raise FileNotFoundError(f"model {entry_digest} of {log} is in neither {cache_dir} nor {store}: "
+                                    "run the reproduce command again on this machine")
         load_entry(source, entry_digest, None)  # refuse to ship a bad entry
         store.mkdir(parents=True, exist_ok=True)
         atomic_write(target, lambda file, source=source: file.write(source.read_bytes()))

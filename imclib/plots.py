@@ -336,12 +336,14 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
         states_sweep(sweep, results[title], title, axes[i], legend=i == 0)
         if credible_max is not None and title.startswith("writable"):
             axes[i].axvspan(credible_max + 0.5, 16.5, color="0.88", zorder=0)
-            axes[i].text(credible_max + 0.7, ERROR_LIMITS[0] * 1.3, "not credible to build", fontsize=7, color="0.35")
+            axes[i].text(credible_max + 0.7, ERROR_LIMITS[1] / 1.4, "not credible\nto build", fontsize=7, color="0.35",
+                         va="top")
     if accuracy_table is not None:
         ax = axes[len(sweeps)]
         table = accuracy_table.assign(accuracy_pct=accuracy_table.accuracy * 100)
         sns.lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax)
-        ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2), ylim=(0, 100), xlabel="states per cell N",
+        low = max(0.0, 5.0 * np.floor(table.groupby("states").accuracy_pct.mean().min() / 5.0 - 0.5))
+        ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2), ylim=(low, 100), xlabel="states per cell N",
                ylabel="MNIST test accuracy (%)", title="writable stack: accuracy (QAT per N)")
         if accuracy_result is not None:
             _mark_optimum(ax, accuracy_result["label"], accuracy_result["best_N"], accuracy_result["value"] * 100)

@@ -36,7 +36,7 @@ from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
-from .periphery import dac, digitized_sum, warn_saturation
+from .periphery import dac, digitized_matmul, digitized_sum, warn_saturation
 
 # Work per chunk of inputs: of 1, 4, 16 and 64 MiB, 16 MiB was fastest (ADC: 25 %, bias-dependent
 # cells: 8 % faster than 64 MiB; benchmarks/bench_inference.py). Nonlinear solves take larger
@@ -169,6 +169,12 @@ class ProgrammedLayer:
         return column_currents(np.square(v_blocks), np.square(self.conductance).reshape(shape))
 
     @property
+    def _reads_noise_free_linear(self) -> bool:
+        """Whether every read is ``I = V @ T`` exactly: linear cells, no read or sense noise."""
+        return (self.levels is None and self.config.nonideal.read_sigma == 0
+                and self.config.periphery.sense_noise == 0)
+
+    @property
     def solves_circuit(self) -> bool:
         """Whether reads solve the nonlinear network (bias-dependent cells, resistive wires)."""
         return self.config.nonideal.bias_dependence and not self.config.wires.is_ideal
@@ -225,6 +231,27 @@ class ProgrammedLayer:
             currents = currents + np.sqrt(variance) * rng.standard_normal(currents.shape)
         return currents
 
+    def _chunked_read(self, voltages, rng, blocks, adc_bits, full_scale, signed) -> tuple[np.ndarray, int]:
+        """Column currents summed over ``blocks``, chunk by chunk of inputs (bounded memory):
+        partial currents with noise (:meth:`partial_currents`), then the ADC and the sum."""
+        # live float64 arrays per input: about four of the partial currents, four of the inputs
+        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
+        budget = _CHUNK_BYTES
+        if self.solves_circuit:  # the solver works on every cell of at least one array
+            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
+            budget = _SOLVE_BYTES
+        chunk = max(1, budget // row_bytes)
+        totals = np.empty((voltages.shape[0], self.layout.n_physical))
+        saturated = 0
+        for start in range(0, voltages.shape[0], chunk):
+            part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
+            if adc_bits is None:
+                totals[start : start + chunk] = part[:, 0]
+            else:
+                totals[start : start + chunk], saturated_here = digitized_sum(part, adc_bits, full_scale, signed)
+                saturated += saturated_here
+        return totals, saturated
+
     def column_currents(self, x: np.ndarray, rng=None) -> tuple[np.ndarray, np.ndarray, float]:
         """Physical column currents (amperes) summed over row blocks, after the ADC.
 
@@ -237,22 +264,12 @@ class ProgrammedLayer:
         full_scale = self.config.periphery.adc_range or (
             self.config.rows * self.config.v_read * self.weight_map.levels[-1]
         )
-        # live float64 arrays per input: about four of the partial currents, four of the inputs
-        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
-        budget = _CHUNK_BYTES
-        if self.solves_circuit:  # the solver works on every cell of at least one array
-            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
-            budget = _SOLVE_BYTES
-        chunk = max(1, budget // row_bytes)
-        totals = np.empty((x.shape[0], self.layout.n_physical))
-        saturated = 0
-        for start in range(0, x.shape[0], chunk):
-            part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
-            if adc_bits is None:
-                totals[start : start + chunk] = part[:, 0]
-            else:
-                totals[start : start + chunk], saturated_here = digitized_sum(part, adc_bits, full_scale, signed)
-                saturated += saturated_here
+        if adc_bits is not None and self._reads_noise_free_linear:  # one fused pass, no partial sums stored
+            k, p = self.config.rows, self.layout.n_physical
+            totals, saturated = digitized_matmul(voltages.reshape(x.shape[0], blocks, k),
+                                                 self.transfer.reshape(blocks, k, p), adc_bits, full_scale, signed)
+        else:
+            totals, saturated = self._chunked_read(voltages, rng, blocks, adc_bits, full_scale, signed)
         warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)
         return totals, applied, volts_per_unit
 

@@ -90,6 +90,7 @@ from . import _validate
 
 __all__ = [
     "DENSE_MAX_UNKNOWNS",
+    "SolverOptions",
     "WireParasitics",
     "ideal_column_currents",
     "linear_column_currents",
@@ -164,6 +165,45 @@ class WireParasitics:
     def is_ideal(self) -> bool:
         """Whether all four resistances are zero (then ``I = V @ G`` exactly)."""
         return self.r_row == 0 and self.r_col == 0 and self.r_driver == 0 and self.r_sense == 0
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How the nonlinear nodal equations are iterated (:func:`nonlinear_column_currents`);
+    carried by ``CrossbarConfig.solver``, so that a failed solve's advice ("increase
+    max_iter, lower damping or use method='picard'") can be followed from the config.
+
+    Parameters
+    ----------
+    method : {'auto', 'picard', 'chord'}
+        Fixed-point map; ``'auto'`` is ``'chord'``.
+    damping : float
+        Relaxation factor in (0, 1].
+    max_iter : int
+        Maximum number of iterations, >= 1.
+    tol : float
+        Relative tolerance on the column currents, in (0, 1).
+    """
+
+    method: str = "auto"
+    damping: float = 1.0
+    max_iter: int = 100
+    tol: float = 1e-10
+
+    def __post_init__(self):
+        _validate.choice("method", self.method, _NL_METHODS)
+        _validate.positive("damping", self.damping)
+        if self.damping > 1:
+            raise ValueError(f"damping must be in (0, 1], got {self.damping!r}")
+        _validate.integer_at_least("max_iter", self.max_iter, 1)
+        _validate.positive("tol", self.tol)
+        if self.tol >= 1:
+            raise ValueError(f"tol must be in (0, 1), got {self.tol!r}")
+
+    @property
+    def keywords(self) -> dict:
+        """The options as keyword arguments of :func:`nonlinear_column_currents`."""
+        return {"method": self.method, "damping": self.damping, "max_iter": self.max_iter, "tol": self.tol}
 
 
 # --------------------------------------------------------------------------- validation
@@ -267,12 +307,13 @@ class _Topology:
             cols.append(a)
             vals.append(np.full(a.size, g))
 
-        self.B_wire = np.zeros((self.n, k))
+        # B: g_in from each source V_i into its first row node (sparse: k entries)
+        self.b_rows, self.b_vals = np.zeros(0, dtype=np.intp), np.zeros(0)
         if self.row_var:
             g_in = 1.0 / (par.r_driver + par.r_row)
             first = R[:, 0]
             ground(first, g_in)
-            self.B_wire[first, np.arange(k)] = g_in
+            self.b_rows, self.b_vals = first.ravel(), np.full(k, g_in)
             if self.row_mode == "dist" and m > 1:
                 couple(R[:, :-1], R[:, 1:], 1.0 / par.r_row)
         if self.col_var:
@@ -328,6 +369,13 @@ class _Topology:
             A[:, self.C, self.R] -= g
         return A
 
+    @functools.cached_property
+    def B_wire(self) -> np.ndarray:
+        """The wire part of ``B`` as a dense (n, k) matrix (dense path: small n)."""
+        B = np.zeros((self.n, self.k))
+        B[self.b_rows, np.arange(self.b_rows.size)] = self.b_vals
+        return B
+
     def rhs_matrix_dense(self, g: np.ndarray) -> np.ndarray:
         """``B`` (P, n, k) such that the right-hand side is ``B @ V``."""
         P = g.shape[0]
@@ -364,11 +412,13 @@ class _Topology:
         )
         return A.tocsc()
 
-    def rhs_matrix_sparse(self, g: np.ndarray) -> np.ndarray:
-        B = self.B_wire.copy()
-        if not self.row_var:
-            B[self.C, self.cell_row] += g
-        return B
+    def rhs_matrix_sparse(self, g: np.ndarray) -> sp.csr_matrix:
+        """``B`` (n, k) of one array, sparse (``g`` shape (k*m,))."""
+        if self.row_var:
+            rows, cols, vals = self.b_rows, np.arange(self.k), self.b_vals
+        else:  # row nodes pinned at V_i: G_ij V_i enters the column node
+            rows, cols, vals = self.C, self.cell_row, g
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.n, self.k))
 
 
 def _use_dense(n: int, solver: str) -> bool:
@@ -436,7 +486,7 @@ def transfer_matrix(G, parasitics: WireParasitics, *, solver: str = "auto") -> n
         eye = np.eye(k)
         for p in range(P):
             lu = _splu(topo.assemble_sparse(g[p]))
-            X = lu.solve(topo.rhs_matrix_sparse(g[p]))
+            X = lu.solve(topo.rhs_matrix_sparse(g[p]).toarray())
             v = topo.cell_voltages(X, eye)
             T[p] = np.einsum("ijl,ij->lj", v.reshape(k, m, k), g[p].reshape(k, m))
     return T.reshape(*tiles, k, m)
@@ -445,8 +495,11 @@ def transfer_matrix(G, parasitics: WireParasitics, *, solver: str = "auto") -> n
 def linear_column_currents(G, V, parasitics: WireParasitics, *, solver: str = "auto") -> np.ndarray:
     """Exact column currents of a linear crossbar with wire parasitics.
 
-    Solves KCL at every node (see the module docstring) through the transfer matrix,
-    ``I = V @ T`` with ``T = transfer_matrix(G, parasitics)``; ideal parasitics give
+    Solves KCL at every node (see the module docstring), ``A x = B V``, and sums the cell
+    currents ``I_j = sum_i G_ij (v_r(i,j) - v_c(i,j))``. A batch of at least ``k`` inputs
+    goes through the transfer matrix, ``I = V @ T`` with ``T = transfer_matrix(G, ...)``
+    (``k`` right-hand sides per array, then one matmul); a smaller batch is solved
+    directly, with one right-hand side per input. Ideal parasitics give
     ``I_j = sum_i V_i G_ij`` exactly.
 
     Parameters
@@ -468,10 +521,42 @@ def linear_column_currents(G, V, parasitics: WireParasitics, *, solver: str = "a
     G = _check_conductance(G)
     par = _check_parasitics(parasitics)
     V = _check_voltages(V, G.shape[-2], G.shape[:-2])
+    _validate.choice("solver", solver, _SOLVERS)
     if par.is_ideal:
         return np.matmul(V[..., None, :], G)[..., 0, :]
-    T = transfer_matrix(G, par, solver=solver)
-    return np.matmul(V[..., None, :], T)[..., 0, :]
+    k, m = G.shape[-2:]
+    if V.shape[0] >= k:  # k right-hand sides per array serve the whole batch
+        T = transfer_matrix(G, par, solver=solver)
+        return np.matmul(V[..., None, :], T)[..., 0, :]
+    tiles = np.broadcast_shapes(V.shape[1:-1], G.shape[:-2])
+    g = np.broadcast_to(G, (*tiles, k, m)).reshape(-1, k * m)
+    volts = np.broadcast_to(V, (V.shape[0], *tiles, k)).reshape(V.shape[0], -1, k)
+    return _direct_currents(g, volts, _Topology(k, m, par), solver).reshape(V.shape[0], *tiles, m)
+
+
+@_serial_blas
+def _direct_currents(g: np.ndarray, V: np.ndarray, topo: _Topology, solver: str) -> np.ndarray:
+    """Column currents (batch, P, m) of P arrays (conductances ``g`` (P, k*m)) for the
+    inputs ``V`` (batch, P, k): one nodal solve per input, ``A x = B V``."""
+    k, m = topo.k, topo.m
+    batch, P = V.shape[:2]
+    I = np.empty((batch, P, m))
+    if _use_dense(topo.n, solver):
+        A_wire, S = topo.wire_dense(), topo.scatter_diag()
+        chunk = max(1, _CACHE_BYTES // (8 * (topo.n * topo.n + 3 * topo.n * max(k, batch))))
+        for s in range(0, P, chunk):
+            gs = g[s : s + chunk]
+            Vt = V[:, s : s + chunk].transpose(1, 2, 0)  # (p, k, batch)
+            x = np.linalg.solve(topo.assemble_dense(gs, A_wire, S), topo.rhs_matrix_dense(gs) @ Vt)
+            v = topo.cell_voltages(x, Vt)  # (p, km, batch)
+            I[:, s : s + chunk] = np.einsum("pijb,pij->bpj", v.reshape(-1, k, m, batch), gs.reshape(-1, k, m))
+    else:
+        for p in range(P):
+            Vt = V[:, p].T  # (k, batch)
+            x = _splu(topo.assemble_sparse(g[p])).solve(np.asarray(topo.rhs_matrix_sparse(g[p]) @ Vt))
+            v = topo.cell_voltages(x, Vt)  # (km, batch)
+            I[:, p] = np.einsum("ijb,ij->bj", v.reshape(k, m, batch), g[p].reshape(k, m))
+    return I
 
 
 # --------------------------------------------------------------------------- nonlinear
@@ -664,7 +749,7 @@ def nonlinear_column_currents(
                     f"nonlinear crossbar solve ({method}) diverged at iteration {it} of "
                     f"max_iter={max_iter} (non-finite cell voltages or conductances; last "
                     f"relative change of the column currents {worst:.3g}, tol={tol:.3g}). "
-                    f"Lower damping (now {damping}) or use method='picard'."
+                    f"Lower damping (now {damping}) or use method='picard' (in a layer: CrossbarConfig.solver)."
                 ) from None
             G = G.reshape(b, P, k * m)
             v_new = step(G, v, Vc)  # (b, P, km)
@@ -688,7 +773,7 @@ def nonlinear_column_currents(
                 f"nonlinear crossbar solve ({method}) did not converge in max_iter={max_iter} "
                 f"iterations: relative change of the column currents {worst:.3g} "
                 f"> tol={tol:.3g}. Increase max_iter, lower damping (now {damping}) or use "
-                "method='picard' if the cell nonlinearity is strong."
+                "method='picard' if the cell nonlinearity is strong (in a layer: CrossbarConfig.solver)."
             )
         I[s : s + chunk] = I_new
         if return_cell_voltages:
@@ -728,7 +813,7 @@ def _picard_sparse(topo: _Topology, P: int):
                 g = G[q, p]
                 lu = _splu(topo.assemble_sparse(g))
                 Vr = Vc[q, p][:, None]
-                x = lu.solve(topo.rhs_matrix_sparse(g) @ Vr)
+                x = lu.solve(np.asarray(topo.rhs_matrix_sparse(g) @ Vr))
                 out[q, p] = topo.cell_voltages(x, Vr)[:, 0]
         return out
 
@@ -787,7 +872,7 @@ def _chord_sparse(topo: _Topology, G0: np.ndarray):
         out = np.empty((b, P, km))
         j = (G - G0) * v
         for p in range(P):
-            rhs = Bs[p] @ Vc[:, p, :].T + inject @ j[:, p, :].T  # (n, b)
+            rhs = np.asarray(Bs[p] @ Vc[:, p, :].T + inject @ j[:, p, :].T)  # (n, b)
             x = lus[p].solve(rhs)
             out[:, p, :] = topo.cell_voltages(x, Vc[:, p, :].T).T
         return out

@@ -206,7 +206,7 @@ class ProgrammedLayer:
             part = slice(start, start + group)
             law = lambda v, part=part: self.levels.cell(v, state[part]) * variation[part]  # noqa: E731
             solved = nonlinear_column_currents(law, v_blocks[:, tile[part] // column_tiles], self.config.wires,
-                                               n_cols=cols)
+                                               n_cols=cols, **self.config.solver.keywords)
             np.add.at(currents, (slice(None), target[part]), solved)
         return currents.reshape(batch, blocks, self.layout.n_physical)
 

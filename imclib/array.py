@@ -133,12 +133,22 @@ def _level_drives(voltages, segments, per_volt, power, out):  # pragma: no cover
                 out[b, q, i] = drive * drive if power == 2 else drive
 
 
+def level_masks(state: np.ndarray, variation: np.ndarray, levels: int, power: int = 1) -> np.ndarray:
+    """Stacked level masks ``((q_ij == q) D_ij)^power``, shape (blocks, N k, p): row ``q k + i``
+    of block ``r`` selects the cells of row ``i`` at level ``q`` (see
+    :func:`bias_dependent_currents`)."""
+    deviation = variation if power == 1 else variation**2
+    masks = (state[:, None] == np.arange(levels)[:, None, None]) * deviation[:, None]  # (blocks, N, k, p)
+    return masks.reshape(state.shape[0], levels * state.shape[1], state.shape[2])
+
+
 def bias_dependent_currents(
     voltages: np.ndarray,
     level_g: np.ndarray | LevelTable,
     state: np.ndarray,
     variation: np.ndarray,
     power: int = 1,
+    masks: np.ndarray | None = None,
 ) -> np.ndarray:
     """Column currents of cells whose conductance depends on their own voltage.
 
@@ -160,6 +170,8 @@ def bias_dependent_currents(
         Level index of every cell.
     variation : ndarray, shape (blocks, k, p)
         Static multiplicative deviation ``D_ij`` of every cell.
+    masks : ndarray, shape (blocks, N k, p), optional
+        ``level_masks(state, variation, N, power)``, if computed once beforehand.
     """
     batch, blocks, k = voltages.shape
     if isinstance(level_g, LevelTable):
@@ -169,6 +181,6 @@ def bias_dependent_currents(
         if power == 2:
             drives *= drives
     levels = drives.shape[-2]
-    deviation = variation if power == 1 else variation**2
-    masks = (state[:, None] == np.arange(levels)[:, None, None]) * deviation[:, None]  # (blocks, N, k, p)
-    return column_currents(drives.reshape(batch, blocks, levels * k), masks.reshape(blocks, levels * k, -1))
+    if masks is None:
+        masks = level_masks(state, variation, levels, power)
+    return column_currents(drives.reshape(batch, blocks, levels * k), masks)

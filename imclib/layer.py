@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate
-from .array import LevelTable, bias_dependent_currents, column_currents
+from .array import LevelTable, bias_dependent_currents, column_currents, level_masks
 from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
@@ -163,11 +163,24 @@ class ProgrammedLayer:
         shape = (blocks, -1, self.layout.n_physical)
         if self.levels is not None:
             return bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
-                                           self.variation.reshape(shape), power)
+                                           self.variation.reshape(shape), power, self._level_masks(blocks, power))
         if power == 1:
             return column_currents(v_blocks, self.transfer.reshape(shape))
         # the variance only scales Gaussian noise: float32 (1e-7 relative) halves the matmul
         return column_currents(np.square(v_blocks, dtype=np.float32), self._noise_kernel.reshape(shape))
+
+    @functools.cached_property
+    def _masks(self) -> dict:
+        return {}
+
+    def _level_masks(self, blocks: int, power: int) -> np.ndarray:
+        """Stacked level masks of bias-dependent cells (:func:`imclib.array.level_masks`),
+        computed once per ``(blocks, power)``."""
+        if (blocks, power) not in self._masks:
+            shape = (blocks, -1, self.layout.n_physical)
+            self._masks[blocks, power] = level_masks(self.state.reshape(shape), self.variation.reshape(shape),
+                                                     self.levels.table.shape[1], power)
+        return self._masks[blocks, power]
 
     @functools.cached_property
     def _noise_kernel(self) -> np.ndarray:
@@ -276,6 +289,8 @@ class ProgrammedLayer:
             k, p = self.config.rows, self.layout.n_physical
             totals, saturated = digitized_matmul(voltages.reshape(x.shape[0], blocks, k),
                                                  self.transfer.reshape(blocks, k, p), adc_bits, full_scale, signed)
+        elif self._reads_noise_free_linear:  # I = V @ T summed over all row blocks: one matmul
+            totals, saturated = voltages @ self.transfer, 0
         else:
             totals, saturated = self._chunked_read(voltages, rng, blocks, adc_bits, full_scale, signed)
         warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)

@@ -8,6 +8,7 @@ axis holds the arrays that share a set of rows, so ``V`` (batch, blocks, k) and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -103,16 +104,16 @@ class LevelTable:
 
     def drives(self, voltages: np.ndarray, power: int = 1) -> np.ndarray:
         """Every level's drive ``(V G_q(V))^power`` at every voltage, in one compiled pass
-        (one lookup per voltage serves all levels), shape ``voltages.shape[:-1] + (N, k)``.
+        (one lookup per voltage serves all levels), shape ``voltages.shape + (N,)``.
 
         Same interpolation as :meth:`level`: ``G_q(v_n) + f (G_q(v_{n+1}) - G_q(v_n))``.
         """
         voltages = np.ascontiguousarray(voltages, dtype=np.float64)
         k = voltages.shape[-1]
-        flat = voltages.reshape(-1, k)
-        out = np.empty((flat.shape[0], self.start.shape[0], k))
+        flat = voltages.reshape(math.prod(voltages.shape[:-1]), k)
+        out = np.empty((flat.shape[0], k, self.start.shape[0]))
         _level_drives(flat, self.segments, self.per_volt, power, out)
-        return out.reshape(*voltages.shape[:-1], self.start.shape[0], k)
+        return out.reshape(*voltages.shape, self.start.shape[0])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -123,23 +124,22 @@ def _level_drives(voltages, segments, per_volt, power, out):  # pragma: no cover
             v = voltages[b, i]
             if v == 0.0:  # no drive (unused inputs, padding rows): skip the lookup
                 for q in range(levels):
-                    out[b, q, i] = 0.0
+                    out[b, i, q] = 0.0
                 continue
             position = abs(v) * per_volt
             node = min(int(position), n_segments - 1)
             fraction = position - node
             for q in range(levels):
                 drive = v * (segments[node, 0, q] + fraction * segments[node, 1, q])
-                out[b, q, i] = drive * drive if power == 2 else drive
+                out[b, i, q] = drive * drive if power == 2 else drive
 
 
 def level_masks(state: np.ndarray, variation: np.ndarray, levels: int, power: int = 1) -> np.ndarray:
-    """Stacked level masks ``((q_ij == q) D_ij)^power``, shape (blocks, N k, p): row ``q k + i``
-    of block ``r`` selects the cells of row ``i`` at level ``q`` (see
+    """Level masks ``((q_ij == q) D_ij)^power`` of every cell, shape (blocks, k, N, p):
+    ``[r, i, q]`` selects the cells of row ``i`` of block ``r`` at level ``q`` (see
     :func:`bias_dependent_currents`)."""
     deviation = variation if power == 1 else variation**2
-    masks = (state[:, None] == np.arange(levels)[:, None, None]) * deviation[:, None]  # (blocks, N, k, p)
-    return masks.reshape(state.shape[0], levels * state.shape[1], state.shape[2])
+    return (state[:, :, None] == np.arange(levels)[:, None]) * deviation[:, :, None]
 
 
 def bias_dependent_currents(
@@ -153,9 +153,9 @@ def bias_dependent_currents(
     """Column currents of cells whose conductance depends on their own voltage.
 
     With ideal wires cell (i, j) sees ``V_i``, so
-    ``I_j = sum_i V_i G_{q_ij}(V_i) D_ij = sum_q [V G_q(V)] @ [(q_ij == q) D_ij]``:
-    the drive vectors ``V G_q(V)`` of all N levels, stacked along the rows, meet the stacked
-    level masks ``(q_ij == q) D_ij`` in one matmul (inner dimension ``N k``). ``power=2``
+    ``I_j = sum_i V_i G_{q_ij}(V_i) D_ij = sum_{i,q} [V_i G_q(V_i)] [(q_ij == q) D_ij]``:
+    the drives ``V_i G_q(V_i)`` of all N levels meet the level masks ``(q_ij == q) D_ij`` in
+    one matmul over the pairs ``(i, q)`` (inner dimension ``k N``). ``power=2``
     returns ``sum_i V_i^2 G_ij(V_i)^2 D_ij^2`` (the variance kernel of read noise).
 
     Parameters
@@ -170,17 +170,17 @@ def bias_dependent_currents(
         Level index of every cell.
     variation : ndarray, shape (blocks, k, p)
         Static multiplicative deviation ``D_ij`` of every cell.
-    masks : ndarray, shape (blocks, N k, p), optional
+    masks : ndarray, shape (blocks, k, N, p), optional
         ``level_masks(state, variation, N, power)``, if computed once beforehand.
     """
     batch, blocks, k = voltages.shape
     if isinstance(level_g, LevelTable):
-        drives = level_g.drives(voltages, power)  # (batch, blocks, N, k)
+        drives = level_g.drives(voltages, power)  # (batch, blocks, k, N)
     else:
-        drives = voltages[..., None, :] * np.moveaxis(level_g, -1, -2)
+        drives = voltages[..., None] * level_g
         if power == 2:
             drives *= drives
-    levels = drives.shape[-2]
+    levels = drives.shape[-1]
     if masks is None:
         masks = level_masks(state, variation, levels, power)
-    return column_currents(drives.reshape(batch, blocks, levels * k), masks)
+    return column_currents(drives.reshape(batch, blocks, k * levels), masks.reshape(blocks, k * levels, masks.shape[-1]))

@@ -44,6 +44,9 @@ from .periphery import dac, digitized_matmul, digitized_sum, warn_saturation
 _CHUNK_BYTES = 16 * 2**20
 _SOLVE_BYTES = 64 * 2**20
 _SOLVE_WORK = 16  # float64 work arrays per cell of one nonlinear solve (peak measured: about 10)
+# Leave undriven rows out of a chunk's matmul when they are at least 1/8 of the rows (the
+# gathers of the driven voltages and conductances cost about one pass over them).
+_SKIP_UNDRIVEN = 8
 
 
 def _to_tiles(matrix: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -158,16 +161,29 @@ class ProgrammedLayer:
 
     def _block_currents(self, voltages: np.ndarray, blocks: int, power: int = 1) -> np.ndarray:
         """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block,
-        shape (batch, blocks, physical columns)."""
+        shape (batch, blocks, physical columns).
+
+        With one block, rows that no input of the batch drives (``V_i = 0``: they carry no
+        current) are left out of the matmul when they are at least 1/8 of the rows: exact,
+        and on MNIST 27 % of the pixels are 0 in every image of a 500-image chunk.
+        """
+        rows = slice(None)
+        if blocks == 1:
+            driven = voltages.any(axis=0)
+            if _SKIP_UNDRIVEN * np.count_nonzero(~driven) >= driven.size:
+                rows = np.flatnonzero(driven)
+                voltages = voltages[:, rows]
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         shape = (blocks, -1, self.layout.n_physical)
         if self.levels is not None:
-            return bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
-                                           self.variation.reshape(shape), power, self._level_masks(blocks, power))
+            masks = self._level_masks(blocks, power)
+            return bias_dependent_currents(v_blocks, self.levels, self.state[rows].reshape(shape),
+                                           self.variation[rows].reshape(shape), power,
+                                           masks[:, rows] if blocks == 1 else masks)
         if power == 1:
-            return column_currents(v_blocks, self.transfer.reshape(shape))
+            return column_currents(v_blocks, self.transfer[rows].reshape(shape))
         # the variance only scales Gaussian noise: float32 (1e-7 relative) halves the matmul
-        return column_currents(np.square(v_blocks, dtype=np.float32), self._noise_kernel.reshape(shape))
+        return column_currents(np.square(v_blocks, dtype=np.float32), self._noise_kernel[rows].reshape(shape))
 
     @functools.cached_property
     def _masks(self) -> dict:
@@ -289,8 +305,6 @@ class ProgrammedLayer:
             k, p = self.config.rows, self.layout.n_physical
             totals, saturated = digitized_matmul(voltages.reshape(x.shape[0], blocks, k),
                                                  self.transfer.reshape(blocks, k, p), adc_bits, full_scale, signed)
-        elif self._reads_noise_free_linear:  # I = V @ T summed over all row blocks: one matmul
-            totals, saturated = voltages @ self.transfer, 0
         else:
             totals, saturated = self._chunked_read(voltages, rng, blocks, adc_bits, full_scale, signed)
         warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)

@@ -213,8 +213,8 @@ def scaling(threads: int = 1, rounds: int = 5) -> pd.DataFrame:
                 layer.mvm(x[:64])
                 ratios, seconds = [], []
                 for _ in range(rounds):
-                    reference = _seconds(lambda: x @ weights)
-                    seconds.append(_seconds(lambda: layer.mvm(x)))
+                    reference = _seconds(lambda: x @ weights)[0]
+                    seconds.append(_seconds(lambda: layer.mvm(x))[0])
                     ratios.append(seconds[-1] / reference)
                 rows.append({"axis": axis, "batch": batch, "n_in": n_in, "n_out": n_out, "tile": k,
                              "case": case, "median_s": round(statistics.median(seconds), 4),

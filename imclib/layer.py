@@ -159,20 +159,24 @@ class ProgrammedLayer:
         padded[:, : self.n_in] = applied * volts_per_unit
         return applied, padded, volts_per_unit, signed
 
-    def _block_currents(self, voltages: np.ndarray, blocks: int, power: int = 1) -> np.ndarray:
-        """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block,
-        shape (batch, blocks, physical columns).
-
-        With one block, rows that no input of the batch drives (``V_i = 0``: they carry no
-        current) are left out of the matmul when they are at least 1/8 of the rows: exact,
-        and on MNIST 27 % of the pixels are 0 in every image of a 500-image chunk.
-        """
-        rows = slice(None)
+    @staticmethod
+    def _driven_rows(voltages: np.ndarray, blocks: int) -> tuple[np.ndarray | slice, np.ndarray]:
+        """``(rows, voltages[:, rows])``: with one block, the rows that some input drives when
+        the undriven ones (``V_i = 0`` for the whole batch: no current) are at least
+        1/:data:`_SKIP_UNDRIVEN` of them, so that the matmuls leave them out (exact; on MNIST
+        27 % of the pixels are 0 in every image of a 500-image chunk); else all rows."""
         if blocks == 1:
             driven = voltages.any(axis=0)
             if _SKIP_UNDRIVEN * np.count_nonzero(~driven) >= driven.size:
                 rows = np.flatnonzero(driven)
-                voltages = voltages[:, rows]
+                return rows, voltages[:, rows]
+        return slice(None), voltages
+
+    def _block_currents(self, voltages: np.ndarray, blocks: int, rows: np.ndarray | slice = slice(None),
+                        power: int = 1) -> np.ndarray:
+        """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block,
+        shape (batch, blocks, physical columns), of the voltages of ``rows`` (all by default,
+        else one block: :meth:`_driven_rows`)."""
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         shape = (blocks, -1, self.layout.n_physical)
         if self.levels is not None:
@@ -253,15 +257,17 @@ class ProgrammedLayer:
         -------
         ndarray, shape (batch, blocks, physical columns)
         """
+        rows = slice(None)
         if self.solves_circuit:
             currents = self._solved_currents(voltages, blocks)
         else:
-            currents = self._block_currents(voltages, blocks)
+            rows, voltages = self._driven_rows(voltages, blocks)
+            currents = self._block_currents(voltages, blocks, rows)
         read_sigma = self.config.nonideal.read_sigma
         reads_per_block = self.row_blocks // blocks
         variance = reads_per_block * self.config.periphery.sense_noise**2
         if read_sigma > 0:
-            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, power=2)
+            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, rows, power=2)
         if np.any(variance):
             noise = rng.standard_normal(currents.shape)
             noise *= np.sqrt(variance)

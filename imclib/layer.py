@@ -7,7 +7,9 @@ digitally, then decoded with the nominal map (:mod:`imclib.mapping`):
 ``y_j = (a_j / s) I_j + b_j sum_i x_i``.
 
 Without an ADC the digitization is the identity and the decode is linear, so the partial
-sums are accumulated inside one matmul (exact). Read noise is Gaussian per cell and read,
+sums are accumulated inside one matmul (exact). With an ADC and noise-free linear reads the
+partial sums are never stored: :func:`imclib.periphery.digitized_matmul` computes, digitizes
+and sums them in one compiled pass. Read noise is Gaussian per cell and read,
 so a column's noise is Gaussian with variance ``sum_i V_i^2 (sigma G_ij)^2``: a matmul
 gives it exactly in distribution.
 

@@ -33,14 +33,15 @@ def grid_points(grid: Mapping[str, Iterable] | Iterable[Mapping] | pd.DataFrame)
     """The grid as a list of points (dicts of parameter values).
 
     ``grid`` is a mapping ``{name: values}`` (every combination, in ``itertools.product``
-    order, last name fastest), an iterable of mappings (the points themselves) or a
+    order, last name fastest; a single value, e.g. a string or a number, is one point), an iterable of mappings (the points themselves) or a
     DataFrame (one point per row).
     """
     if isinstance(grid, pd.DataFrame):
         return grid.to_dict("records")
     if isinstance(grid, Mapping):
         names = list(grid)
-        values = [list(grid[name]) if not isinstance(grid[name], str) else [grid[name]] for name in names]
+        values = [list(grid[name]) if isinstance(grid[name], Iterable) and not isinstance(grid[name], (str, bytes))
+                  else [grid[name]] for name in names]  # a single value is a one-point axis
         return [dict(zip(names, combination)) for combination in itertools.product(*values)]
     points = [dict(point) for point in grid]
     if not all(isinstance(point, dict) for point in points):

@@ -30,6 +30,8 @@ def test_grid_forms_give_the_same_points():
     points = grid_points(GRID)
     assert points[:2] == [{"n_in": 4, "sigma": 0.0}, {"n_in": 4, "sigma": 0.01}] and len(points) == 6
     assert grid_points(pd.DataFrame(points)) == points == grid_points(iter(points))
+    assert grid_points({"mode": "offset", "n_in": [4, 9], "sigma": 0.01}) == [
+        {"mode": "offset", "n_in": 4, "sigma": 0.01}, {"mode": "offset", "n_in": 9, "sigma": 0.01}]
 
 
 def test_results_are_tidy_and_in_grid_order():

@@ -46,9 +46,6 @@ from .periphery import dac, digitized_matmul, digitized_sum, warn_saturation
 _CHUNK_BYTES = 16 * 2**20
 _SOLVE_BYTES = 64 * 2**20
 _SOLVE_WORK = 16  # float64 work arrays per cell of one nonlinear solve (peak measured: about 10)
-# Leave undriven rows out of a chunk's matmul when they are at least 1/8 of the rows (the
-# gathers of the driven voltages and conductances cost about one pass over them).
-_SKIP_UNDRIVEN = 8
 
 
 def _to_tiles(matrix: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -161,35 +158,18 @@ class ProgrammedLayer:
         padded[:, : self.n_in] = applied * volts_per_unit
         return applied, padded, volts_per_unit, signed
 
-    @staticmethod
-    def _driven_rows(voltages: np.ndarray, blocks: int) -> tuple[np.ndarray | slice, np.ndarray]:
-        """``(rows, voltages[:, rows])``: with one block, the rows that some input drives when
-        the undriven ones (``V_i = 0`` for the whole batch: no current) are at least
-        1/:data:`_SKIP_UNDRIVEN` of them, so that the matmuls leave them out (exact; on MNIST
-        27 % of the pixels are 0 in every image of a 500-image chunk); else all rows."""
-        if blocks == 1:
-            driven = voltages.any(axis=0)
-            if _SKIP_UNDRIVEN * np.count_nonzero(~driven) >= driven.size:
-                rows = np.flatnonzero(driven)
-                return rows, voltages[:, rows]
-        return slice(None), voltages
-
-    def _block_currents(self, voltages: np.ndarray, blocks: int, rows: np.ndarray | slice = slice(None),
-                        power: int = 1) -> np.ndarray:
+    def _block_currents(self, voltages: np.ndarray, blocks: int, power: int = 1) -> np.ndarray:
         """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block,
-        shape (batch, blocks, physical columns), of the voltages of ``rows`` (all by default,
-        else one block: :meth:`_driven_rows`)."""
+        shape (batch, blocks, physical columns)."""
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         shape = (blocks, -1, self.layout.n_physical)
         if self.levels is not None:
-            masks = self._level_masks(blocks, power)
-            return bias_dependent_currents(v_blocks, self.levels, self.state[rows].reshape(shape),
-                                           self.variation[rows].reshape(shape), power,
-                                           masks[:, rows] if blocks == 1 else masks)
+            return bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
+                                           self.variation.reshape(shape), power, self._level_masks(blocks, power))
         if power == 1:
-            return column_currents(v_blocks, self.transfer[rows].reshape(shape))
+            return column_currents(v_blocks, self.transfer.reshape(shape))
         # the variance only scales Gaussian noise: float32 (1e-7 relative) halves the matmul
-        return column_currents(np.square(v_blocks, dtype=np.float32), self._noise_kernel[rows].reshape(shape))
+        return column_currents(np.square(v_blocks, dtype=np.float32), self._noise_kernel.reshape(shape))
 
     @functools.cached_property
     def _masks(self) -> dict:
@@ -259,17 +239,15 @@ class ProgrammedLayer:
         -------
         ndarray, shape (batch, blocks, physical columns)
         """
-        rows = slice(None)
         if self.solves_circuit:
             currents = self._solved_currents(voltages, blocks)
         else:
-            rows, voltages = self._driven_rows(voltages, blocks)
-            currents = self._block_currents(voltages, blocks, rows)
+            currents = self._block_currents(voltages, blocks)
         read_sigma = self.config.nonideal.read_sigma
         reads_per_block = self.row_blocks // blocks
         variance = reads_per_block * self.config.periphery.sense_noise**2
         if read_sigma > 0:
-            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, rows, power=2)
+            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, power=2)
         if np.any(variance):
             noise = rng.standard_normal(currents.shape)
             noise *= np.sqrt(variance)

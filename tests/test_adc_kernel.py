@@ -115,6 +115,7 @@ def test_fused_adc_rows_do_not_depend_on_their_batch():
     read alone equals the same row read among 999 others, bit for bit."""
     rng = np.random.default_rng(12)
     weights, x = rng.normal(size=(37, 9)), rng.uniform(size=(1000, 37))
+    x[:, 5] = 1.0  # every batch has the same input range (the DAC scale follows the batch here)
     config = CrossbarConfig.quantization_only().with_(
         nonideal=Nonidealities(programming_sigma=0.05), periphery=Periphery(adc_bits=8))
     layer = program_layer(weights, config, 0)

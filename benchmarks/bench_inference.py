@@ -1,57 +1,67 @@
-"""Inference speed on the 10,000 MNIST test images: float numpy vs simulated crossbars.
+"""Inference speed on the 10,000 MNIST test images: simulated crossbars vs float forward
+passes, as paired ratios measured in one process.
 
-Run by hand (not a test), when the machine is quiet::
+Run by hand (not a test)::
 
-    .venv/bin/python benchmarks/bench_inference.py [--repeats 5] [--threads 1]
+    .venv/bin/python benchmarks/bench_inference.py [--rounds 7] [--threads 1 2] [--out DIR]
+    .venv/bin/python benchmarks/bench_inference.py --scaling      # time vs batch, width, tile
+    .venv/bin/python benchmarks/bench_inference.py --sweep        # (g) with n_jobs 1 and 2
+    .venv/bin/python benchmarks/bench_inference.py --commit ...   # also refresh benchmarks/results/
 
 Network: the cached 784-256-10 float MLP (:func:`imclib.experiments.mnist.float_model`).
 Hardware: 4-state MTJ cells (binary stack) on 4 x 4 arrays, one device seed. Cases:
 
-a. float numpy forward pass;
 b. tiled hardware, ideal Kirchhoff, static programming variation (3 %) and nothing else;
 c. (b) with read noise (0.5 %) redrawn at every read;
 d. (b) with an 8-bit ADC on every array's partial sums;
 e. (b) with 1 ohm per wire segment, solved by nodal analysis (linear cells);
 f. (b) with bias-dependent MTJ conductance (ideal wires);
-g. a Monte-Carlo sweep of 100 device seeds of (b): accuracy per seed.
+g. a Monte-Carlo sweep of 100 device seeds of (b) (``--sweep``): ``imclib.sweep`` with
+   ``n_jobs=1`` and ``n_jobs=2``.
 
 A hardware run programs the network for its device seed and infers all images (programming
-included in the time). Each case runs in its own subprocess (so peak memory is per case)
-with ``OPENBLAS_NUM_THREADS`` etc. set to ``--threads``; times are the median of
-``--repeats`` runs after one warm-up run (case g: one run). Peak memory: the subprocess's
-peak resident set (``ru_maxrss``, data and interpreter included) and the peak of the
-numpy allocations during one run (tracemalloc). Ratios are to case (a) of the same run.
-Writes ``benchmarks/results/inference.csv`` and ``inference.md`` (with the machine's load).
+included). References: ``float64``, the plain forward ``relu(x W1 + b1) W2 + b2`` on inputs
+already cast to float64; ``float32``, the same in float32; ``package``,
+``MLP.forward`` (casts and checks its input). Method: every case is timed right after each
+of the three references, in one process, in rounds (the order of the cases rotates from
+round to round); the paired ratio of a round is the case's time over the reference's time
+measured just before it, so that a change of machine load between rounds cancels. Reported:
+median and interquartile range (IQR) of the paired ratios over the rounds, for each BLAS
+thread count (threadpoolctl); ``x_float64_cpu`` is the same ratio of CPU times
+(``time.process_time``), less sensitive to other processes competing for the cores (with
+2 threads it adds both threads' time). Targets are checked on the wall-clock ratio. The BLAS library, the load average and the machine are
+written with the results.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-import tracemalloc
+import warnings
+from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_info, threadpool_limits
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = {
-    "a": "float numpy forward",
-    "b": "hardware: ideal Kirchhoff, programming variation",
+    "b": "ideal Kirchhoff, programming variation",
     "c": "(b) + read noise redrawn every read",
     "d": "(b) + 8-bit ADC on every array's partial sums",
     "e": "(b) + 1 Ω wire segments, nodal analysis (linear cells)",
     "f": "(b) + bias-dependent MTJ conductance",
-    "g": "(b) over 100 device seeds (accuracy per seed)",
 }
-TARGETS = {"b": 2.0, "c": 4.0, "d": 20.0, "e": 3.0, "f": 8.0}  # ratio to (a)
-SWEEP_TARGET_S = 60.0
-MEMORY_TARGET_MB = 2048.0
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+TARGETS = {"b": 1.5, "c": 2.5, "d": 6.0, "e": 2.5, "f": 5.0}  # paired ratio to the float64 forward
+SWEEP_SPEEDUP_TARGET = 1.7
+REFERENCES = ("float64", "float32", "package")
 
 
 def hardware_config(case: str):
@@ -71,120 +81,213 @@ def hardware_config(case: str):
     return base.with_(**changes)
 
 
-def run_case(case: str, repeats: int) -> dict:
-    """Time one case in this process; return seconds per run, accuracy and memory."""
-    import numpy as np
-
+@functools.lru_cache(maxsize=1)
+def workload():
+    """``(model, x_test float32, y_test)``, loaded once per process."""
     from imclib.experiments import mnist
-    from imclib.network import hardware_logits
 
     model, _ = mnist.float_model()
     _, _, x_test, y_test = mnist.features(None)
-    if case == "a":
-        def once():
-            return [float(np.mean(model.forward(x_test).argmax(1) == y_test))]
-    elif case == "g":
-        config = hardware_config(case)
-        repeats = 1
+    return model, x_test, y_test
 
-        def once():
-            return [float(np.mean(hardware_logits(model, x_test, config, seed).argmax(1) == y_test))
-                    for seed in range(100)]
-    else:
-        config = hardware_config(case)
 
-        def once():
-            return [float(np.mean(hardware_logits(model, x_test, config, 0).argmax(1) == y_test))]
+def runners() -> dict:
+    """Every timed function, by name: the three references and the hardware cases."""
+    from imclib.network import hardware_logits
 
-    if case != "g":
-        once()  # warm-up: caches, lazy imports, page faults
-    seconds = []
-    tracemalloc.start()
-    for _ in range(repeats):
-        tracemalloc.reset_peak()
-        start = time.perf_counter()
-        accuracy = once()
-        seconds.append(time.perf_counter() - start)
-    traced_peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return {
-        "case": case, "seconds": seconds, "accuracy": accuracy,
-        "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_traced_MB": traced_peak / 2**20,
+    model, x_test, _ = workload()
+    x64 = np.asarray(x_test, dtype=np.float64)
+    w1, w2 = model.weights
+    b1, b2 = model.biases
+    x32, w1f, w2f, b1f, b2f = (np.asarray(a, dtype=np.float32) for a in (x_test, w1, w2, b1, b2))
+    run = {
+        "float64": lambda: np.maximum(x64 @ w1 + b1, 0.0) @ w2 + b2,
+        "float32": lambda: np.maximum(x32 @ w1f + b1f, 0.0) @ w2f + b2f,
+        "package": lambda: model.forward(x_test),
     }
+    for case in CASES:
+        run[case] = functools.partial(hardware_logits, model, x_test, hardware_config(case), 0)
+    return run
 
 
-def markdown(table) -> str:
+def _seconds(function) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (this process, all threads) of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def paired_rounds(cases: str, rounds: int, threads: int) -> pd.DataFrame:
+    """Per round and case: the case's time and the references' times just before it."""
+    run = runners()
+    rows = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for name in (*REFERENCES, *cases):  # warm-up: caches, lazy imports, JIT, page faults
+            run[name]()
+        for index in range(rounds):
+            order = cases[index % len(cases):] + cases[: index % len(cases)]
+            for case in order:
+                row = {"threads": threads, "round": index, "case": case}
+                for reference in REFERENCES:
+                    row[f"{reference}_s"], row[f"{reference}_cpu_s"] = _seconds(run[reference])
+                row["case_s"], row["case_cpu_s"] = _seconds(run[case])
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(raw: pd.DataFrame) -> pd.DataFrame:
+    """Median and IQR of the paired ratios per thread count and case."""
+    rows = []
+    for (threads, case), group in raw.groupby(["threads", "case"], sort=True):
+        row = {"threads": threads, "case": case, "what": CASES[case], "rounds": len(group),
+               "median_s": round(group["case_s"].median(), 4)}
+        for reference in REFERENCES:
+            ratio = group["case_s"] / group[f"{reference}_s"]
+            q1, q3 = np.percentile(ratio, [25, 75])
+            row[f"x_{reference}"] = round(float(ratio.median()), 2)
+            row[f"x_{reference}_IQR"] = f"{q1:.2f}-{q3:.2f}"
+        cpu_ratio = group["case_cpu_s"] / group["float64_cpu_s"]
+        row["x_float64_cpu"] = round(float(cpu_ratio.median()), 2)
+        target = TARGETS[case]
+        row["target"] = f"<= {target:g}x float64"
+        row["met"] = "yes" if row["x_float64"] <= target else "NO"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    references = raw.drop_duplicates(["threads", "round", "case"]).groupby("threads")
+    table.attrs["reference_s"] = {
+        threads: {ref: round(float(group[f"{ref}_s"].median()), 4) for ref in REFERENCES}
+        for threads, group in references
+    }
+    return table
+
+
+def seeds_accuracy(seed: int) -> dict:
+    """One task of case (g): accuracy of the float model on hardware (b) with ``seed``."""
+    from imclib.network import hardware_logits
+
+    model, x_test, y_test = workload()
+    logits = hardware_logits(model, x_test, hardware_config("g"), seed)
+    return {"accuracy": float(np.mean(logits.argmax(1) == y_test))}
+
+
+def sweep_case(seeds: int = 100) -> pd.DataFrame:
+    """Case (g): the device-seed Monte Carlo with ``n_jobs=1`` and ``n_jobs=2``, alternated."""
+    from imclib import sweep
+
+    # workers import this file as a module (by name, so each loads the data set once)
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, here)
+    task = __import__("bench_inference").seeds_accuracy
+    rows, tables = [], {}
+    for n_jobs in (1, 2, 1, 2):
+        with threadpool_limits(limits=1, user_api="blas"):
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            tables[n_jobs] = sweep(task, {"seed": range(seeds)}, n_jobs=n_jobs, progress=False)
+            rows.append({"n_jobs": n_jobs, "seconds": time.perf_counter() - start, "load_before": load})
+    if not tables[1].equals(tables[2]):
+        raise AssertionError("n_jobs=1 and n_jobs=2 gave different accuracies")
+    table = pd.DataFrame(rows)
+    table.attrs["accuracy"] = tables[1]["accuracy"]
+    return table
+
+
+def scaling(threads: int = 1, rounds: int = 5) -> pd.DataFrame:
+    """One layer's read time (cases b and d) vs batch, output width and tile size, paired
+    with the float64 matmul of the same shape: time per unit of work."""
+    from imclib import program_layer
+
+    rng = np.random.default_rng(0)
+    shapes = ([("batch", n, 784, 256, 4) for n in (1250, 2500, 5000, 10000)]
+              + [("width", 5000, 784, n, 4) for n in (64, 128, 256, 512)]
+              + [("tile", 5000, 784, 256, k) for k in (4, 8, 16, 32, 64)])
+    rows = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for axis, batch, n_in, n_out, k in shapes:
+            x = rng.uniform(size=(batch, n_in))
+            weights = rng.normal(size=(n_in, n_out)) / np.sqrt(n_in)
+            for case in "bd":
+                config = hardware_config(case).with_(rows=k, cols=k)
+                layer = program_layer(weights, config, 0)
+                layer.mvm(x[:64])
+                ratios, seconds = [], []
+                for _ in range(rounds):
+                    reference = _seconds(lambda: x @ weights)[0]
+                    seconds.append(_seconds(lambda: layer.mvm(x))[0])
+                    ratios.append(seconds[-1] / reference)
+                rows.append({"axis": axis, "batch": batch, "n_in": n_in, "n_out": n_out, "tile": k,
+                             "case": case, "median_s": round(statistics.median(seconds), 4),
+                             "ns_per_cell_read": round(1e9 * statistics.median(seconds) / (batch * n_in * n_out), 3),
+                             "x_float64_matmul": round(statistics.median(ratios), 2)})
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
     """A pandas DataFrame as a GitHub markdown table."""
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
 
 
-def in_subprocess(case: str, repeats: int, threads: int) -> dict:
-    env = dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
-    done = subprocess.run([sys.executable, __file__, "--case", case, "--repeats", str(repeats)],
-                          env=env, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def machine(load_before, load_after) -> str:
+    """The machine, BLAS and load, one line."""
+    blas = [f"{info['internal_api']} {info.get('version')} ({info.get('architecture')}, "
+            f"{info.get('threading_layer')})" for info in threadpool_info() if info["user_api"] == "blas"]
+    import numba
+
+    return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs "
+            f"({platform.processor() or platform.machine()}), load average {load_before:.2f} before / "
+            f"{load_after:.2f} after, BLAS: {'; '.join(blas)}, Python {platform.python_version()}, "
+            f"numpy {np.__version__}, numba {numba.__version__}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (after one warm-up)")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (OPENBLAS_NUM_THREADS) per case")
-    parser.add_argument("--cases", default="".join(CASES), help="which cases to run, e.g. 'abd'")
-    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case and print JSON
+    parser.add_argument("--rounds", type=int, default=7, help="paired rounds per case (>= 7 recommended)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts")
+    parser.add_argument("--cases", default="".join(CASES), help="hardware cases, e.g. 'bd'")
+    parser.add_argument("--sweep", action="store_true", help="also time case (g), n_jobs 1 and 2")
+    parser.add_argument("--scaling", action="store_true", help="time vs batch, width and tile size only")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: a new temporary folder)")
+    parser.add_argument("--commit", action="store_true", help="also write the tables to benchmarks/results/")
     args = parser.parse_args(argv)
-    if args.case:
-        print(json.dumps(run_case(args.case, args.repeats)))
-        return 0
-
-    load_before = os.getloadavg()
-    runs = {}
-    for case in args.cases:
-        runs[case] = in_subprocess(case, args.repeats, args.threads)
-        print(f"{case}: median {statistics.median(runs[case]['seconds']):.3f} s", flush=True)
-    load_after = os.getloadavg()
-
-    import pandas as pd
-
-    base = statistics.median(runs["a"]["seconds"]) if "a" in runs else float("nan")
-    rows = []
-    for case, run in runs.items():
-        median = statistics.median(run["seconds"])
-        images = 10_000 * (100 if case == "g" else 1)
-        ratio = median / base
-        if case == "g":
-            target, met = f"< {SWEEP_TARGET_S:.0f} s", median < SWEEP_TARGET_S
-        elif case in TARGETS:
-            target, met = f"<= {TARGETS[case]:g}x", ratio <= TARGETS[case]
-        else:
-            target, met = "", True
-        met = met and run["peak_rss_MB"] < MEMORY_TARGET_MB
-        accuracy = run["accuracy"]
-        rows.append({
-            "case": case, "what": CASES[case], "median_s": round(median, 3), "runs": len(run["seconds"]),
-            "images_per_s": round(images / median), "ratio_to_a": round(ratio, 2),
-            "target": target, "met": "yes" if met else "NO",
-            "peak_rss_MB": round(run["peak_rss_MB"]), "peak_numpy_MB": round(run["peak_traced_MB"]),
-            "accuracy": (f"{statistics.mean(accuracy):.4f} ± {statistics.stdev(accuracy):.4f} (100 seeds)"
-                         if len(accuracy) > 1 else f"{accuracy[0]:.4f}"),
-        })
-    table = pd.DataFrame(rows)
-    RESULTS.mkdir(exist_ok=True)
-    table.to_csv(RESULTS / "inference.csv", index=False)
-    if "g" in runs:
-        pd.DataFrame({"seed": range(100), "accuracy": runs["g"]["accuracy"]}).to_csv(
-            RESULTS / "inference_seeds.csv", index=False)
-    import numpy as np
-
-    header = (f"OPENBLAS_NUM_THREADS={args.threads}, {os.cpu_count()} CPUs, load average "
-              f"{load_before[0]:.2f} before / {load_after[0]:.2f} after, {platform.processor() or platform.machine()}, "
-              f"Python {platform.python_version()}, numpy {np.__version__}, "
-              f"median of {args.repeats} runs after a warm-up (g: one run)")
-    (RESULTS / "inference.md").write_text(f"{header}\n\n{markdown(table)}\n")
-    print(header)
-    print(markdown(table))
+    warnings.simplefilter("ignore", RuntimeWarning)  # case d: the ADC saturates on a few reads
+    out = args.out or Path(tempfile.mkdtemp(prefix="imclib-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    folders = [out] + ([RESULTS] if args.commit else [])
+    load_before = os.getloadavg()[0]
+    sections = []
+    if args.scaling:
+        table = scaling()
+        files = {"scaling.csv": table}
+        sections.append(("Read time of one layer vs batch, width and tile size (1 BLAS thread)", table))
+    else:
+        raw = pd.concat([paired_rounds(args.cases, args.rounds, threads) for threads in args.threads])
+        table = summarize(raw)
+        files = {"inference.csv": table, "inference_rounds.csv": raw}
+        reference = "; ".join(f"{threads} thread(s): " + ", ".join(f"{k} {v:.4f} s" for k, v in refs.items())
+                              for threads, refs in table.attrs["reference_s"].items())
+        sections.append((f"Paired ratios, {args.rounds} rounds (references, median: {reference})", table))
+        if args.sweep:
+            g = sweep_case()
+            files["sweep.csv"] = g
+            files["inference_seeds.csv"] = pd.DataFrame({"seed": range(100), "accuracy": g.attrs["accuracy"]})
+            median = g.groupby("n_jobs")["seconds"].median()
+            speedup = median[1] / median[2]
+            sections.append((f"(g) 100 device seeds of (b) with imclib.sweep: speedup n_jobs=2 over 1 = "
+                             f"{speedup:.2f}x (target >= {SWEEP_SPEEDUP_TARGET}x: "
+                             f"{'met' if speedup >= SWEEP_SPEEDUP_TARGET else 'NOT met'}); accuracy "
+                             f"{g.attrs['accuracy'].mean():.4f} ± {g.attrs['accuracy'].std():.4f}", g.round(3)))
+    header = machine(load_before, os.getloadavg()[0])
+    text = header + "\n\n" + "\n\n".join(f"{title}\n\n{markdown(table)}" for title, table in sections) + "\n"
+    print(text)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in files.items():
+            frame.to_csv(folder / name, index=False)
+        (folder / ("scaling.md" if args.scaling else "inference.md")).write_text(text)
+    print(f"written to {', '.join(map(str, folders))}")
     return 0
 
 

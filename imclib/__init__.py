@@ -3,7 +3,8 @@
 Layers: :mod:`~imclib.cells` (one cell's levels) -> :mod:`~imclib.array` (one array's
 currents) -> :mod:`~imclib.layer` (a layer tiled onto arrays) -> :mod:`~imclib.network`
 (an MLP on tiled layers). Configs: :class:`CrossbarConfig` with :class:`CellLevels`,
-:class:`MTJ`, :class:`Nonidealities`, :class:`Periphery`.
+:class:`MTJ`, :class:`Nonidealities`, :class:`Periphery`. Sweeps in parallel:
+:func:`sweep`.
 """
 
 from .cells import MTJ, CellLevels
@@ -12,6 +13,7 @@ from .layer import ProgrammedLayer, program_layer, simulate_mvm
 from .metrics import nrmse
 from .nonidealities import Nonidealities
 from .periphery import Periphery
+from .sweep import sweep
 
 __all__ = [
     "MTJ",
@@ -23,4 +25,5 @@ __all__ = [
     "nrmse",
     "program_layer",
     "simulate_mvm",
+    "sweep",
 ]

@@ -8,9 +8,11 @@ axis holds the arrays that share a set of rows, so ``V`` (batch, blocks, k) and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numba
 import numpy as np
 
 
@@ -58,11 +60,14 @@ class LevelTable:
     per_volt: float
     start: np.ndarray = field(init=False, repr=False)
     slope: np.ndarray = field(init=False, repr=False)
+    segments: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
         # per level, contiguous: G_q(v_n) and G_q(v_{n+1}) - G_q(v_n), shape (N, nodes - 1)
         object.__setattr__(self, "start", np.ascontiguousarray(self.table[:-1].T))
         object.__setattr__(self, "slope", np.ascontiguousarray(np.diff(self.table, axis=0).T))
+        # per node, all levels side by side (one cache line per lookup): shape (nodes - 1, 2, N)
+        object.__setattr__(self, "segments", np.ascontiguousarray(np.stack([self.start.T, self.slope.T], axis=1)))
 
     @classmethod
     def build(cls, level_conductances: Callable[[np.ndarray], np.ndarray], v_max: float, nodes: int = 4097) -> "LevelTable":
@@ -97,19 +102,61 @@ class LevelTable:
         return flat[at] * (1.0 - fraction) + flat[at + self.table.shape[1]] * fraction
 
 
+    def drives(self, voltages: np.ndarray, power: int = 1) -> np.ndarray:
+        """Every level's drive ``(V G_q(V))^power`` at every voltage, in one compiled pass
+        (one lookup per voltage serves all levels), shape ``voltages.shape + (N,)``.
+
+        Same interpolation as :meth:`level`: ``G_q(v_n) + f (G_q(v_{n+1}) - G_q(v_n))``.
+        """
+        voltages = np.ascontiguousarray(voltages, dtype=np.float64)
+        k = voltages.shape[-1]
+        flat = voltages.reshape(math.prod(voltages.shape[:-1]), k)
+        out = np.empty((flat.shape[0], k, self.start.shape[0]))
+        _level_drives(flat, self.segments, self.per_volt, power, out)
+        return out.reshape(*voltages.shape, self.start.shape[0])
+
+
+@numba.njit(nogil=True, cache=True)
+def _level_drives(voltages, segments, per_volt, power, out):  # pragma: no cover - compiled
+    n_segments, _, levels = segments.shape
+    for b in range(voltages.shape[0]):
+        for i in range(voltages.shape[1]):
+            v = voltages[b, i]
+            if v == 0.0:  # no drive (unused inputs, padding rows): skip the lookup
+                for q in range(levels):
+                    out[b, i, q] = 0.0
+                continue
+            position = abs(v) * per_volt
+            node = min(int(position), n_segments - 1)
+            fraction = position - node
+            for q in range(levels):
+                drive = v * (segments[node, 0, q] + fraction * segments[node, 1, q])
+                out[b, i, q] = drive * drive if power == 2 else drive
+
+
+def level_masks(state: np.ndarray, variation: np.ndarray, levels: int, power: int = 1) -> np.ndarray:
+    """Level masks ``((q_ij == q) D_ij)^power`` of every cell, shape (blocks, k, N, p):
+    ``[r, i, q]`` selects the cells of row ``i`` of block ``r`` at level ``q`` (see
+    :func:`bias_dependent_currents`)."""
+    deviation = variation if power == 1 else variation**2
+    return (state[:, :, None] == np.arange(levels)[:, None]) * deviation[:, :, None]
+
+
 def bias_dependent_currents(
     voltages: np.ndarray,
     level_g: np.ndarray | LevelTable,
     state: np.ndarray,
     variation: np.ndarray,
     power: int = 1,
+    masks: np.ndarray | None = None,
 ) -> np.ndarray:
     """Column currents of cells whose conductance depends on their own voltage.
 
     With ideal wires cell (i, j) sees ``V_i``, so
-    ``I_j = sum_i V_i G_{q_ij}(V_i) D_ij = sum_q [V G_q(V)] @ [(q_ij == q) D_ij]``:
-    one matmul per level, on the level's drive vector ``V G_q(V)``. ``power=2`` returns
-    ``sum_i V_i^2 G_ij(V_i)^2 D_ij^2`` (the variance kernel of read noise).
+    ``I_j = sum_i V_i G_{q_ij}(V_i) D_ij = sum_{i,q} [V_i G_q(V_i)] [(q_ij == q) D_ij]``:
+    the drives ``V_i G_q(V_i)`` of all N levels meet the level masks ``(q_ij == q) D_ij`` in
+    one matmul over the pairs ``(i, q)`` (inner dimension ``k N``). ``power=2``
+    returns ``sum_i V_i^2 G_ij(V_i)^2 D_ij^2`` (the variance kernel of read noise).
 
     Parameters
     ----------
@@ -118,22 +165,22 @@ def bias_dependent_currents(
     level_g : ndarray, shape (batch, blocks, k, N), or LevelTable
         Level conductances at each row voltage (siemens), e.g. from
         ``cell.conductances(V)`` (exact); or a :class:`LevelTable` covering ``|V|``, looked
-        up level by level (no ``(batch, blocks, k, N)`` array).
+        up once per voltage for all levels (:meth:`LevelTable.drives`).
     state : ndarray of int, shape (blocks, k, p)
         Level index of every cell.
     variation : ndarray, shape (blocks, k, p)
         Static multiplicative deviation ``D_ij`` of every cell.
+    masks : ndarray, shape (blocks, k, N, p), optional
+        ``level_masks(state, variation, N, power)``, if computed once beforehand.
     """
+    batch, blocks, k = voltages.shape
     if isinstance(level_g, LevelTable):
-        index, fraction = level_g.locate(voltages)
-        levels, level_at = level_g.table.shape[1], lambda q: level_g.level(index, fraction, q)
+        drives = level_g.drives(voltages, power)  # (batch, blocks, k, N)
     else:
-        levels, level_at = level_g.shape[-1], lambda q: level_g[..., q]
-    total = None
-    for level in range(levels):
-        drive = voltages * level_at(level)
+        drives = voltages[..., None] * level_g
         if power == 2:
-            drive *= drive
-        currents = column_currents(drive, (state == level) * (variation if power == 1 else variation**2))
-        total = currents if total is None else np.add(total, currents, out=total)
-    return total
+            drives *= drives
+    levels = drives.shape[-1]
+    if masks is None:
+        masks = level_masks(state, variation, levels, power)
+    return column_currents(drives.reshape(batch, blocks, k * levels), masks.reshape(blocks, k * levels, masks.shape[-1]))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from . import _validate, defaults
 from .cells import CellLevels, MTJ
-from .circuit import WireParasitics
+from .circuit import SolverOptions, WireParasitics
 from .nonidealities import Nonidealities
 from .periphery import Periphery
 
@@ -65,6 +65,9 @@ class CrossbarConfig:
         Series resistances of every array's wiring (ohms per segment, driver, sense
         amplifier), solved by nodal analysis (:mod:`imclib.circuit`). The default is ideal
         wires, ``I_j = sum_i V_i G_ij``.
+    solver : SolverOptions
+        Iteration of the nonlinear nodal solve (bias-dependent cells behind resistive
+        wires): method, damping, max_iter, tol.
     """
 
     cell: CellLevels = field(default_factory=CellLevels)
@@ -80,6 +83,7 @@ class CrossbarConfig:
     nonideal: Nonidealities = field(default_factory=Nonidealities.typical)
     periphery: Periphery = field(default_factory=lambda: Periphery(sense_noise=defaults.SENSE_NOISE_A))
     wires: WireParasitics = field(default_factory=WireParasitics)
+    solver: SolverOptions = field(default_factory=SolverOptions)
 
     def __post_init__(self):
         _validate.instance("cell", self.cell, CellLevels)

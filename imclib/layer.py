@@ -7,7 +7,9 @@ digitally, then decoded with the nominal map (:mod:`imclib.mapping`):
 ``y_j = (a_j / s) I_j + b_j sum_i x_i``.
 
 Without an ADC the digitization is the identity and the decode is linear, so the partial
-sums are accumulated inside one matmul (exact). Read noise is Gaussian per cell and read,
+sums are accumulated inside one matmul (exact). With an ADC and noise-free linear reads the
+partial sums are never stored: :func:`imclib.periphery.digitized_matmul` computes, digitizes
+and sums them in one compiled pass. Read noise is Gaussian per cell and read,
 so a column's noise is Gaussian with variance ``sum_i V_i^2 (sigma G_ij)^2``: a matmul
 gives it exactly in distribution.
 
@@ -31,12 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _validate
-from .array import LevelTable, bias_dependent_currents, column_currents
+from .array import LevelTable, bias_dependent_currents, column_currents, level_masks
 from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
-from .periphery import dac, digitized_sum, warn_saturation
+from .periphery import dac, digitized_matmul, digitized_sum, warn_saturation
 
 # Work per chunk of inputs: of 1, 4, 16 and 64 MiB, 16 MiB was fastest (ADC: 25 %, bias-dependent
 # cells: 8 % faster than 64 MiB; benchmarks/bench_inference.py). Nonlinear solves take larger
@@ -164,10 +166,35 @@ class ProgrammedLayer:
         shape = (blocks, -1, self.layout.n_physical)
         if self.levels is not None:
             return bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
-                                           self.variation.reshape(shape), power)
+                                           self.variation.reshape(shape), power, self._level_masks(blocks, power))
         if power == 1:
             return column_currents(v_blocks, self.transfer.reshape(shape))
-        return column_currents(np.square(v_blocks), np.square(self.conductance).reshape(shape))
+        # the variance only scales Gaussian noise: float32 (1e-7 relative) halves the matmul
+        return column_currents(np.square(v_blocks, dtype=np.float32), self._noise_kernel.reshape(shape))
+
+    @functools.cached_property
+    def _masks(self) -> dict:
+        return {}
+
+    def _level_masks(self, blocks: int, power: int) -> np.ndarray:
+        """Stacked level masks of bias-dependent cells (:func:`imclib.array.level_masks`),
+        computed once per ``(blocks, power)``."""
+        if (blocks, power) not in self._masks:
+            shape = (blocks, -1, self.layout.n_physical)
+            self._masks[blocks, power] = level_masks(self.state.reshape(shape), self.variation.reshape(shape),
+                                                     self.levels.table.shape[1], power)
+        return self._masks[blocks, power]
+
+    @functools.cached_property
+    def _noise_kernel(self) -> np.ndarray:
+        """``G_ij^2`` (siemens^2) in float32, for the read-noise variance ``sum_i V_i^2 (sigma G_ij)^2``."""
+        return np.square(self.conductance, dtype=np.float32)
+
+    @property
+    def _reads_noise_free_linear(self) -> bool:
+        """Whether every read is ``I = V @ T`` exactly: linear cells, no read or sense noise."""
+        return (self.levels is None and self.config.nonideal.read_sigma == 0
+                and self.config.periphery.sense_noise == 0)
 
     @property
     def solves_circuit(self) -> bool:
@@ -195,7 +222,7 @@ class ProgrammedLayer:
             part = slice(start, start + group)
             law = lambda v, part=part: self.levels.cell(v, state[part]) * variation[part]  # noqa: E731
             solved = nonlinear_column_currents(law, v_blocks[:, tile[part] // column_tiles], self.config.wires,
-                                               n_cols=cols)
+                                               n_cols=cols, **self.config.solver.keywords)
             np.add.at(currents, (slice(None), target[part]), solved)
         return currents.reshape(batch, blocks, self.layout.n_physical)
 
@@ -223,8 +250,31 @@ class ProgrammedLayer:
         if read_sigma > 0:
             variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, power=2)
         if np.any(variance):
-            currents = currents + np.sqrt(variance) * rng.standard_normal(currents.shape)
+            noise = rng.standard_normal(currents.shape)
+            noise *= np.sqrt(variance)
+            currents += noise  # a fresh array from the read above
         return currents
+
+    def _chunked_read(self, voltages, rng, blocks, adc_bits, full_scale, signed) -> tuple[np.ndarray, int]:
+        """Column currents summed over ``blocks``, chunk by chunk of inputs (bounded memory):
+        partial currents with noise (:meth:`partial_currents`), then the ADC and the sum."""
+        # live float64 arrays per input: about four of the partial currents, four of the inputs
+        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
+        budget = _CHUNK_BYTES
+        if self.solves_circuit:  # the solver works on every cell of at least one array
+            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
+            budget = _SOLVE_BYTES
+        chunk = max(1, budget // row_bytes)
+        totals = np.empty((voltages.shape[0], self.layout.n_physical))
+        saturated = 0
+        for start in range(0, voltages.shape[0], chunk):
+            part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
+            if adc_bits is None:
+                totals[start : start + chunk] = part[:, 0]
+            else:
+                totals[start : start + chunk], saturated_here = digitized_sum(part, adc_bits, full_scale, signed)
+                saturated += saturated_here
+        return totals, saturated
 
     def column_currents(self, x: np.ndarray, rng=None) -> tuple[np.ndarray, np.ndarray, float]:
         """Physical column currents (amperes) summed over row blocks, after the ADC.
@@ -238,22 +288,12 @@ class ProgrammedLayer:
         full_scale = self.config.periphery.adc_range or (
             self.config.rows * self.config.v_read * self.weight_map.levels[-1]
         )
-        # live float64 arrays per input: about four of the partial currents, four of the inputs
-        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
-        budget = _CHUNK_BYTES
-        if self.solves_circuit:  # the solver works on every cell of at least one array
-            row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
-            budget = _SOLVE_BYTES
-        chunk = max(1, budget // row_bytes)
-        totals = np.empty((x.shape[0], self.layout.n_physical))
-        saturated = 0
-        for start in range(0, x.shape[0], chunk):
-            part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
-            if adc_bits is None:
-                totals[start : start + chunk] = part[:, 0]
-            else:
-                totals[start : start + chunk], saturated_here = digitized_sum(part, adc_bits, full_scale, signed)
-                saturated += saturated_here
+        if adc_bits is not None and self._reads_noise_free_linear:  # one fused pass, no partial sums stored
+            k, p = self.config.rows, self.layout.n_physical
+            totals, saturated = digitized_matmul(voltages.reshape(x.shape[0], blocks, k),
+                                                 self.transfer.reshape(blocks, k, p), adc_bits, full_scale, signed)
+        else:
+            totals, saturated = self._chunked_read(voltages, rng, blocks, adc_bits, full_scale, signed)
         warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)
         return totals, applied, volts_per_unit
 

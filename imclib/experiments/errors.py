@@ -85,9 +85,9 @@ def error_decomposition(layers, base: CrossbarConfig | None = None, sources: dic
 
 
 def lognormal_sigma_for_rms(relative_rms: float) -> float:
-    """``sigma`` with ``sqrt(E[(exp(sigma z) - 1)^2]) = relative_rms``, z ~ N(0, 1):
-    ``exp(2 sigma^2) - 2 exp(sigma^2 / 2) + 1 = relative_rms^2``."""
-    return brentq(lambda s: np.exp(2 * s * s) - 2 * np.exp(s * s / 2) + 1 - relative_rms**2, 1e-9, 2.0)
+    """``sigma`` of the mean-normalised variation ``exp(sigma z - sigma^2 / 2)``, z ~ N(0, 1),
+    whose rms deviation from 1 is ``relative_rms``: ``exp(sigma^2) - 1 = relative_rms^2``."""
+    return brentq(lambda s: np.expm1(s * s) - relative_rms**2, 1e-9, 2.0)
 
 
 def random_vs_systematic(layers, magnitudes=(0.005, 0.01, 0.02, 0.05, 0.1), base: CrossbarConfig | None = None, seeds=range(5)) -> pd.DataFrame:

@@ -170,12 +170,7 @@ def fit_affine_map(weights: np.ndarray, values: np.ndarray,
         for sign in (1.0, -1.0):
             gain = sign * (high - low) / span
             offset = np.where(sign > 0, low, high) - gain * values[0]
-            assignment = _nearest(weights, gain, offset, values)
-            for _ in range(iterations):
-                gain, offset = _least_squares(weights, values[assignment], gain)
-                previous, assignment = assignment, _nearest(weights, gain, offset, values)
-                if np.array_equal(previous, assignment):
-                    break
+            gain, offset, assignment = refine_affine_map(weights, values, gain, offset, iterations)
             error = np.mean((weights - gain * values[assignment] - offset) ** 2, axis=0)
             better = error < best_error
             best_error = np.where(better, error, best_error)
@@ -183,6 +178,21 @@ def fit_affine_map(weights: np.ndarray, values: np.ndarray,
     assignment = _nearest(weights, best_gain, best_offset, values)
     best_offset = best_offset + np.mean(weights - best_gain * values[assignment] - best_offset, axis=0)
     return best_gain, best_offset, assignment
+
+
+def refine_affine_map(weights: np.ndarray, values: np.ndarray, gain: np.ndarray, offset: np.ndarray,
+                      iterations: int = _LLOYD_ITERATIONS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lloyd-Max alternation from ``(gain, offset)`` (shape (C,)): assign every weight of
+    ``weights`` (n, C) to its nearest level ``a L_q + b``, refit ``(a, b)`` by least
+    squares, repeat until no assignment changes or ``iterations`` refits.
+    Returns ``(gain, offset, assignment)``, the assignment nearest under the final map."""
+    assignment = _nearest(weights, gain, offset, values)
+    for _ in range(iterations):
+        gain, offset = _least_squares(weights, values[assignment], gain)
+        previous, assignment = assignment, _nearest(weights, gain, offset, values)
+        if np.array_equal(previous, assignment):
+            break
+    return gain, offset, assignment
 
 
 def _calibrated(weights: np.ndarray, values: np.ndarray, config: CrossbarConfig):

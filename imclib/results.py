@@ -21,7 +21,8 @@ def figures_dir() -> Path:
     return folder
 
 
-def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None) -> dict:
+def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None,
+                 verdict: str | None = None, criterion: str | None = None) -> dict:
     """Write one claim's measured values and verdict into ``results.json`` and return the entry.
 
     Parameters
@@ -36,10 +37,20 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
         Whether the measurement supports the claim.
     paper : dict, optional
         The source paper's values where it gives any.
+    verdict : {"reproduced", "partly", "not reproduced"}, optional
+        Stored when given.
+    criterion : str, optional
+        The criterion the measurement was checked against, stated before computing it.
     """
+    if verdict is not None and verdict not in ("reproduced", "partly", "not reproduced"):
+        raise ValueError(f"verdict must be 'reproduced', 'partly' or 'not reproduced', got {verdict!r}")
     path = figures_dir() / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     entry = {"statement": statement, "measured": measured, "paper": paper or {}, "passed": bool(passed)}
+    if criterion is not None:
+        entry["criterion"] = criterion
+    if verdict is not None:
+        entry["verdict"] = verdict
     results[claim] = entry
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")

@@ -80,7 +80,8 @@ def mnist_accuracy(n_states: int, programming_sigma: float, tile: int, network: 
                         nonideal=dataclasses.replace(base.nonideal, programming_sigma=programming_sigma))
     model = mnist.qat_model(config)[0] if network == "QAT" else mnist.float_model()[0]
     _, _, x_test, y_test = mnist.features(None)
-    return float(hardware_accuracy(model, x_test[:n_test], y_test[:n_test], config, [0]).accuracy[0])
+    return float(hardware_accuracy(model, x_test[:n_test], y_test[:n_test], config, [0],
+                                   mnist.calibration_inputs()).accuracy[0])
 
 
 def mnist_widget() -> w.interactive:

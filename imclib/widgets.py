@@ -86,7 +86,7 @@ def mnist_accuracy(n_states: int, programming_sigma: float, tile: int, network: 
 
 def mnist_widget() -> w.interactive:
     """States, programming variation, tile size and PTQ/QAT -> MNIST accuracy."""
-    def show(n_states=4, programming_sigma=defaults.PROGRAMMING_SIGMA, tile=4, network="QAT"):
+    def show(n_states=4, programming_sigma=defaults.PROGRAMMING_SIGMA, tile=4, network="PTQ"):
         value = mnist_accuracy(n_states, programming_sigma, tile, network)
         print(f"{network}, {n_states} states, σ = {programming_sigma:.2f}, {tile}x{tile} arrays: "
               f"accuracy {value:.2%} on 2000 test images")
@@ -96,7 +96,7 @@ def mnist_widget() -> w.interactive:
                          programming_sigma=w.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.2, step=0.01,
                                                          description="σ prog."),
                          tile=w.Dropdown(options=[4, 8, 16, 32], value=4, description="array"),
-                         network=w.Dropdown(options=["PTQ", "QAT"], value="QAT", description="network"))
+                         network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
 
 
 # ---- 03: PCA ------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def pca_widget() -> w.interactive:
         print(f"{n_components or 'no'} PCA components, {network}: gap {value * 100:.2f} points on 2000 test images")
         _report("pca_gap", {"n_components": n_components, "network": network}, value)
     return w.interactive(show, n_components=w.Dropdown(options=[16, 32, 64, 128, 256, 0], value=64, description="PCA"),
-                         network=w.Dropdown(options=["PTQ", "QAT"], value="QAT", description="network"))
+                         network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
 
 
 # ---- 04: errors ---------------------------------------------------------------------

@@ -164,26 +164,28 @@ def _hardware_table(model_key: dict, model: MLP, config: CrossbarConfig, seeds, 
 
 
 def deployment_study(config: CrossbarConfig, train_seeds=(0, 1, 2), device_seeds=range(10),
-                     ptq_train_seeds=(0,), progress: bool = True) -> pd.DataFrame:
+                     other_device_seeds=range(3), naive_device_seeds=range(3), progress: bool = True) -> pd.DataFrame:
     """Test accuracy of the software network, naive PTQ, expert PTQ and hardware-aware
     training on ``config`` (10,000 test images; ranges calibrated on training images).
 
     ``network``: ``software`` (per training seed, ``device_seed`` -1), ``PTQ naive`` (the
     float network with the max-|w| map), ``PTQ expert`` (the float network with the
-    calibrated map and ranges), ``HWA`` (hardware-aware trained). PTQ uses the training
-    seeds ``ptq_train_seeds``, software and HWA ``train_seeds``; every hardware network is
-    evaluated on every device seed. Columns: ``network``, ``train_seed``, ``device_seed``,
-    ``accuracy``.
+    calibrated map and ranges), ``HWA`` (hardware-aware trained). The first training seed's
+    networks run on ``device_seeds`` (the naive contrast on ``naive_device_seeds``); the HWA
+    networks of the other training seeds on ``other_device_seeds`` (each evaluation of the
+    full test set takes seconds to minutes). Columns: ``network``, ``train_seed``,
+    ``device_seed``, ``accuracy``.
     """
     data = split()
-    jobs = [("PTQ naive", s) for s in ptq_train_seeds] + [("PTQ expert", s) for s in ptq_train_seeds]
-    jobs += [("HWA", s) for s in train_seeds]
+    first = train_seeds[0]
+    jobs = [("PTQ naive", first, naive_device_seeds), ("PTQ expert", first, device_seeds)]
+    jobs += [("HWA", s, device_seeds if s == first else other_device_seeds) for s in train_seeds]
     frames = []
     for seed in train_seeds:
         model, _ = float_model(None, dataclasses.replace(FLOAT_TRAINING, seed=seed))
         frames.append(pd.DataFrame({"network": ["software"], "train_seed": [seed], "device_seed": [-1],
                                     "accuracy": [model.accuracy(data["x_test"], data["y_test"])]}))
-    for network, seed in tqdm(jobs, desc="deployments", disable=not progress):
+    for network, seed, seeds in tqdm(jobs, desc="deployments", disable=not progress):
         float_training = dataclasses.replace(FLOAT_TRAINING, seed=seed)
         if network == "HWA":
             model, _ = hwa_model(config, seed)
@@ -193,7 +195,7 @@ def deployment_study(config: CrossbarConfig, train_seeds=(0, 1, 2), device_seeds
             model, _ = float_model(None, float_training)
             model_key = {"float": float_training}
             deployed = config.with_(weight_map="naive" if network == "PTQ naive" else "calibrated")
-        table = _hardware_table(model_key, model, deployed, device_seeds)
+        table = _hardware_table(model_key, model, deployed, seeds)
         frames.append(table.rename(columns={"seed": "device_seed"}).assign(network=network, train_seed=seed))
     return pd.concat(frames, ignore_index=True)[["network", "train_seed", "device_seed", "accuracy"]]
 
@@ -216,7 +218,7 @@ def confidence_table(study: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def adc_bits_sweep(config: CrossbarConfig, bits=range(4, 11), device_seeds=(0,), train_seed: int = 0,
+def adc_bits_sweep(config: CrossbarConfig, bits=(4, 6, 8, 10), device_seeds=(0,), train_seed: int = 0,
                    progress: bool = True) -> pd.DataFrame:
     """Test accuracy of the expert-PTQ network against ADC resolution, for the naive ADC
     range (no common-mode subtraction, full scale ``rows v_read G_max``) and the calibrated

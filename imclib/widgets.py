@@ -137,7 +137,7 @@ def pca_gap(n_components: int, network: str = "QAT", n_test: int = 2000) -> floa
     model = mnist.qat_model(config, components)[0] if network == "QAT" else software
     _, _, x_test, y_test = mnist.features(components)
     x_test, y_test = x_test[:n_test], y_test[:n_test]
-    hardware = hardware_accuracy(model, x_test, y_test, config, [0]).accuracy[0]
+    hardware = hardware_accuracy(model, x_test, y_test, config, [0], mnist.calibration_inputs(components)).accuracy[0]
     return float(software.accuracy(x_test, y_test) - hardware)
 
 

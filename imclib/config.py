@@ -21,14 +21,18 @@ INPUT_SUMS = ("digital", "reference")
 SCENARIOS = ("per_tile", "reused")
 V_READ_RANGE_V = (1e-6, 10.0)
 """Accepted full-scale read voltage (volts)."""
+WEIGHT_MAPS = ("calibrated", "naive")
+ADC_CALIBRATIONS = ("signal", "worst_case")
 
 
 @dataclass(frozen=True)
 class CrossbarConfig:
     """Hardware setup of a tiled crossbar layer. Defaults are the source study's setting:
     4-state MTJ cells (two junctions, binary-weighted stack) on 4 x 4 arrays, with the
-    literature-plausible nonidealities of :meth:`Nonidealities.typical` and the sense noise
-    floor of :data:`imclib.defaults.SENSE_NOISE_A`.
+    literature-plausible nonidealities of :meth:`Nonidealities.typical`, finite converters
+    (:data:`imclib.defaults.DAC_BITS`, :data:`imclib.defaults.ADC_BITS`) and the sense noise
+    floor of :data:`imclib.defaults.SENSE_NOISE_A`; weights are mapped with the calibrated
+    (MSE-optimal) affine map and the ADC sees the signal with its common mode subtracted.
 
     Parameters
     ----------
@@ -46,9 +50,13 @@ class CrossbarConfig:
         ``differential``: ``w = a (G+ - G-)`` on a pair of cells, ``y = (a/s)(I+ - I-)``.
     scale : {"column", "layer"}
         One affine map per output column or per layer.
+    weight_map : {"calibrated", "naive"}
+        ``calibrated``: the affine map minimising the weight MSE over the cell's actual
+        levels, with bias correction; ``naive``: the symmetric ``[-w_max, w_max]`` range
+        (:mod:`imclib.mapping`).
     weight_percentile : float
-        Weight range ``w_max`` is this percentile of ``|w|`` (100 = max, no clipping);
-        weights beyond it are clipped, and the clipped fraction is reported.
+        ``naive`` map only: ``w_max`` is this percentile of ``|w|`` (100 = max, no
+        clipping); weights beyond it are clipped, and the clipped fraction is reported.
     input_sum : {"digital", "reference"}
         How ``sum(x)`` is obtained for the offset mapping: computed digitally, or read from
         a reference column of cells at ``G_max`` in every array (which then holds
@@ -57,6 +65,17 @@ class CrossbarConfig:
         ``per_tile``: one array per tile, each with its own static deviations;
         ``reused``: one physical array reprogrammed for every tile, so its cell-specific
         deviations repeat in every tile.
+    input_percentile : float
+        DAC full scale ``x_max`` of a layer: this percentile of ``|x|`` over calibration
+        inputs (:mod:`imclib.deploy`); larger inputs clip.
+    adc_calibration : {"signal", "worst_case"}
+        ``signal``: the known common-mode current is subtracted before the ADC and the ADC
+        full scale is the ``adc_percentile`` of the signal's partial currents per column
+        on calibration inputs; ``worst_case`` (naive): nothing is subtracted and the full
+        scale is the largest current a tile can carry, ``rows * v_read * G_max``.
+        ``periphery.adc_range``, when given, sets the full scale in both.
+    adc_percentile : float
+        Percentile of ``|I|`` (partial currents per physical column) taken as ADC full scale.
     nonideal : Nonidealities
         Device nonidealities (the actual device departs from the nominal one).
     periphery : Periphery
@@ -77,11 +96,16 @@ class CrossbarConfig:
     v_read: float = defaults.V_READ_V
     mapping: str = "offset"
     scale: str = "column"
+    weight_map: str = "calibrated"
     weight_percentile: float = 100.0
     input_sum: str = "digital"
     scenario: str = "per_tile"
+    input_percentile: float = defaults.INPUT_PERCENTILE
+    adc_calibration: str = "signal"
+    adc_percentile: float = defaults.ADC_PERCENTILE
     nonideal: Nonidealities = field(default_factory=Nonidealities.typical)
-    periphery: Periphery = field(default_factory=lambda: Periphery(sense_noise=defaults.SENSE_NOISE_A))
+    periphery: Periphery = field(default_factory=lambda: Periphery(
+        dac_bits=defaults.DAC_BITS, adc_bits=defaults.ADC_BITS, sense_noise=defaults.SENSE_NOISE_A))
     wires: WireParasitics = field(default_factory=WireParasitics)
     solver: SolverOptions = field(default_factory=SolverOptions)
 
@@ -93,7 +117,11 @@ class CrossbarConfig:
         _validate.in_range("v_read", self.v_read, V_READ_RANGE_V[0], V_READ_RANGE_V[1], "V")
         _validate.choice("mapping", self.mapping, MAPPINGS)
         _validate.choice("scale", self.scale, SCALES)
+        _validate.choice("weight_map", self.weight_map, WEIGHT_MAPS)
         _validate.in_range("weight_percentile", self.weight_percentile, 50.0, 100.0)
+        _validate.in_range("input_percentile", self.input_percentile, 50.0, 100.0)
+        _validate.choice("adc_calibration", self.adc_calibration, ADC_CALIBRATIONS)
+        _validate.in_range("adc_percentile", self.adc_percentile, 50.0, 100.0)
         _validate.choice("input_sum", self.input_sum, INPUT_SUMS)
         _validate.choice("scenario", self.scenario, SCENARIOS)
         _validate.instance("nonideal", self.nonideal, Nonidealities)
@@ -117,13 +145,15 @@ class CrossbarConfig:
     @classmethod
     def ideal(cls, rows: int = defaults.ARRAY_ROWS, cols: int = defaults.ARRAY_COLS) -> "CrossbarConfig":
         """The ideal limit: uniform analog cells, no quantization, no nonidealities, ideal
-        converters. Its MVM equals ``x @ W`` to float precision."""
+        converters. Its MVM equals ``x @ W`` to float precision (for inputs within the
+        calibrated input range, e.g. any inputs given to :func:`imclib.deploy.simulate_mvm`)."""
         return cls(
             cell=CellLevels(2, "uniform", MTJ()),
             quantize=False,
             rows=rows,
             cols=cols,
             nonideal=Nonidealities(),
+            input_percentile=100.0,
             periphery=Periphery(),
         )
 

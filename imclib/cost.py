@@ -59,7 +59,6 @@ import pandas as pd
 from . import _validate, defaults
 from .layer import ProgrammedLayer
 from .network import hardware_matmul
-from .periphery import dac
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,8 @@ def _level_polynomial(layer: ProgrammedLayer, max_terms: int = 6) -> np.ndarray 
 def _drive(layer: ProgrammedLayer) -> Callable[[np.ndarray, bool], np.ndarray]:
     """The row-drive sums of :attr:`LayerHardware.drive` for a programmed layer.
 
-    Row voltages as the layer applies them: ``V = s dac(x)``, ``s = v_read / x_max``
-    (:meth:`ProgrammedLayer.input_scale`). Linear cells: ``sum_i V_i^2 R_i`` with
+    Row voltages as the layer applies them: ``V = s dac(x)``, ``s = v_read / x_max`` with the
+    DAC full scale ``x_max`` stored on the layer (:meth:`ProgrammedLayer.applied_inputs`). Linear cells: ``sum_i V_i^2 R_i`` with
     ``R_i = sum_j G_ij`` (programmed conductances, static deviations included).
     Bias-dependent cells: ``sum_j G_{q_ij}(V_i) D_ij = sum_q G_q(V_i) C_iq`` with
     ``C_iq = sum_j [q_ij = q] D_ij``; the actual level curves of the layer's level table
@@ -219,8 +218,8 @@ def _drive(layer: ProgrammedLayer) -> Callable[[np.ndarray, bool], np.ndarray]:
             polynomial = np.ascontiguousarray((counts @ coefficients).T)  # (terms, n_in), siemens
 
     def drive(x: np.ndarray, absolute: bool = False) -> np.ndarray:
-        x_max, signed = layer.input_scale(x)
-        applied = dac(x, config.periphery.dac_bits, x_max, signed)
+        x_max = layer.input_range
+        applied = layer.applied_inputs(x)
         volts_per_unit = config.v_read / x_max
         sums = np.zeros(3)
         squares = np.einsum("bi,bi->i", applied, applied)  # sum over the batch of x_i^2
@@ -266,8 +265,18 @@ def layer_hardware(layer: ProgrammedLayer) -> LayerHardware:
         n_in=layer.n_in, n_out=layer.n_out, rows=config.rows, cols=config.cols, row_blocks=layer.row_blocks,
         n_physical=layer.layout.n_physical, v_read=config.v_read, adc_bits=config.periphery.adc_bits,
         scenario=config.scenario, mapping=config.mapping, input_sum=config.input_sum,
-        n_junctions=config.cell.n_junctions, drive=_drive(layer), common_mode_conductance=None,
+        n_junctions=config.cell.n_junctions, drive=_drive(layer),
+        common_mode_conductance=_common_mode_conductance(layer),
     )
+
+
+def _common_mode_conductance(layer: ProgrammedLayer) -> float | None:
+    """Mean conductance (siemens, over the physical columns) of the common-mode current
+    subtracted before the ADC: ``G0_j`` of the offset current, or ``r_j G_max`` of the
+    reference-column mirror (``I = r_j I_ref = G0_j sum_i V_i`` on nominal cells); None
+    when nothing is subtracted."""
+    subtracted = layer.common_mode + layer.mirror * layer.weight_map.levels[-1]
+    return float(subtracted.mean()) if np.any(subtracted) else None
 
 
 def operation_counts(hardware: LayerHardware, technology: Technology | None = None) -> dict:

@@ -11,6 +11,11 @@ Sources
   V_h of a few hundred millivolts (Yuasa et al., Nature Materials 3, 868, 2004; Parkin et
   al., Nature Materials 3, 862, 2004). We take V_h = 0.5 V.
 * Read voltages of 0.1-0.2 V keep read disturb and TMR loss low (NVSim sample cell uses 0.25 V).
+* Converters: 8-bit SAR ADCs are the common choice in published MTJ/RRAM crossbar macros
+  and simulators (NeuroSim's default ADC precision is 5-8 bits; ISAAC, Shafiee et al.,
+  ISCA 2016, uses 8-bit ADCs), and 8-bit input DACs (or 8 bit-serial cycles) are standard
+  for 8-bit activations. Measured here (notebook 02): with the calibrated ADC range the MNIST
+  accuracy is flat from 8 bits up, and falls below it.
 * Cell-to-cell resistance variation of a few percent (sigma of log R) is typical of
   production STT-MRAM; read noise and sense-amplifier noise are taken an order smaller.
 """
@@ -35,6 +40,15 @@ PROGRAMMING_SIGMA = 0.03
 """Static cell-to-cell variation: sigma of ln(G) (dimensionless, about 3 % rms)."""
 READ_SIGMA = 0.005
 """Per-read conductance noise: relative Gaussian sigma (dimensionless)."""
+ADC_BITS = 8
+"""Output ADC resolution (bits) of the default periphery (see the sources above)."""
+DAC_BITS = 8
+"""Input DAC resolution (bits) of the default periphery."""
+INPUT_PERCENTILE = 99.9
+"""DAC full scale: this percentile of a layer's calibration inputs ``|x|`` (larger inputs clip)."""
+ADC_PERCENTILE = 99.99
+"""ADC full scale: this percentile of a physical column's calibration partial currents."""
+
 SENSE_NOISE_A = 10e-9
 """Sense-amplifier input-referred current noise per column read (amperes rms)."""
 

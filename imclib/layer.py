@@ -6,6 +6,32 @@ block yields partial column currents; these are optionally digitized (ADC) and s
 digitally, then decoded with the nominal map (:mod:`imclib.mapping`):
 ``y_j = (a_j / s) I_j + b_j sum_i x_i``.
 
+Converter ranges are fixed hardware, stored with the programmed layer, so no output row
+depends on the other rows of its batch. The DAC full scale ``x_max`` (input units) maps to
+``v_read``: ``V_i = s x_i``, ``s = v_read / x_max``; inputs beyond it clip (``[0, x_max]``
+for a unipolar DAC, ``[-x_max, x_max]`` for a bipolar one). Ranges come from calibration
+inputs (:mod:`imclib.deploy`) or are given to :func:`program_layer`.
+
+Common-mode subtraction (``adc_calibration="signal"``). The offset mapping puts ``w = 0``
+at ``G0_j = -b_j / a_j``, so most of a column current, ``G0_j sum_i V_i``, carries no
+information. It is removed before the ADC, so that the converter's codes span the signal
+``I'_j = sum_i V_i (G_ij - G0_j)``:
+
+* ``input_sum="digital"``: a programmable offset current per column,
+  ``I_off_j = G0_j s sum_i x_i``, set from the digital input sum the decode needs anyway
+  (a current-steering DAC; modelled as exact, it carries no cell variation);
+* ``input_sum="reference"``: the array's reference column (cells at ``G_max``, with their
+  own programming variation and bias dependence) drives a current mirror of ratio
+  ``G0_j / G_max`` per column, ``I'_j = I_j - (G0_j / G_max) I_ref``.
+
+Both are linear in the currents of one array, so for linear cells they are folded into the
+read matrix (``transfer`` holds ``T_ij - G0_j`` or ``T_ij - r_j T_i,ref``); bias-dependent
+cells subtract them from the solved currents. The differential mapping subtracts
+``G_min sum_i V_i`` from both columns of a pair (it cancels in ``I+ - I-``). The decode
+then reads ``y_j = (a_j / s) I'_j + (b_j + a_j G0_j) sum_i x_i`` whose last term vanishes
+for the offset mapping. The ADC full scale is then a property of the signal (a percentile
+of its partial currents on calibration inputs), per physical column.
+
 Without an ADC the digitization is the identity and the decode is linear, so the partial
 sums are accumulated inside one matmul (exact). With an ADC and noise-free linear reads the
 partial sums are never stored: :func:`imclib.periphery.digitized_matmul` computes, digitizes
@@ -20,13 +46,14 @@ programmed, laid out like ``conductance`` (:attr:`ProgrammedLayer.transfer`), an
 read uses them in place of the conductances: exact, and as fast as ideal wires. With
 bias-dependent cells each read solves the nonlinear network of every array
 (:func:`imclib.circuit.nonlinear_column_currents`, batched over arrays and inputs).
-Read noise with wires is approximated to first order in the wire resistance: its variance
+Read noise is that of the cells (the subtraction's own noise is not modelled). Read noise with wires is approximated to first order in the wire resistance: its variance
 kernel keeps the cell conductances and the row voltages, ``sum_i V_i^2 (sigma G_ij)^2``
 (the wires change the mean currents exactly, the small noise term only to zeroth order).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -46,6 +73,9 @@ from .periphery import dac, digitized_matmul, digitized_sum, warn_saturation
 _CHUNK_BYTES = 16 * 2**20
 _SOLVE_BYTES = 64 * 2**20
 _SOLVE_WORK = 16  # float64 work arrays per cell of one nonlinear solve (peak measured: about 10)
+# Calibrated ADC ranges saturate on purpose (1 - adc_percentile of the calibration reads);
+# warn only when far more reads saturate than calibration allowed for.
+_SATURATION_WARNING = 0.01
 
 
 def _to_tiles(matrix: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -116,6 +146,13 @@ class ProgrammedLayer:
     tabulates the actual level curves ``G_q(|v|)`` of bias-dependent cells (None otherwise)
     over every voltage a cell can see: ``[0, v_read]``, or ``[0, 2 v_read]`` behind resistive
     wires (node potentials lie between the most negative and most positive row voltage).
+
+    With the common-mode subtraction ``transfer`` is the read matrix with it folded in
+    (see the module docstring); ``common_mode`` (siemens) and ``mirror`` (dimensionless)
+    hold the subtraction per physical column, ``I'_j = I_j - common_mode_j sum_i V_i -
+    mirror_j I_ref(j)``. ``input_range`` (input units) and ``input_signed`` are the DAC's
+    full scale and polarity; ``adc_range`` (amperes, per physical column) the ADC's full
+    scale and ``adc_signed`` its polarity.
     """
 
     config: CrossbarConfig
@@ -128,6 +165,12 @@ class ProgrammedLayer:
     conductance: np.ndarray
     transfer: np.ndarray
     levels: LevelTable | None
+    common_mode: np.ndarray
+    mirror: np.ndarray
+    input_range: float
+    input_signed: bool
+    adc_range: np.ndarray
+    adc_signed: bool
 
     @property
     def row_blocks(self) -> int:
@@ -139,34 +182,59 @@ class ProgrammedLayer:
         """Physical arrays (tiles) the layer occupies."""
         return self.row_blocks * self.layout.n_physical // self.config.cols
 
-    def input_scale(self, x: np.ndarray) -> tuple[float, bool]:
-        """``(x_max, signed)``: the input range mapped to ``v_read`` and its polarity."""
-        if not x.size:
-            return 1.0, False
-        low, high = float(x.min()), float(x.max())
-        x_max = max(high, -low)
-        return (x_max if x_max > 0 else 1.0), low < 0
+    def applied_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as the DAC applies them (input units): clipped to its full scale
+        ``[0, x_max]`` or ``[-x_max, x_max]``, then rounded to its codes when
+        ``dac_bits`` is set."""
+        low = -self.input_range if self.input_signed else 0.0
+        bits = self.config.periphery.dac_bits
+        if bits is None:
+            return np.clip(x, low, self.input_range)
+        return dac(x, bits, self.input_range, self.input_signed)
 
-    def row_voltages(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, bool]:
-        """DAC-quantized inputs, padded row voltages ``V = s x`` (volts), ``s`` and polarity."""
-        x_max, signed = self.input_scale(x)
-        applied = dac(x, self.config.periphery.dac_bits, x_max, signed)
-        volts_per_unit = _validate.finite_scale("v_read / x_max", self.config.v_read, x_max,
-                                                "the inputs' largest magnitude is too small to map to volts")
+    def clipped_fraction(self, x: np.ndarray) -> float:
+        """Fraction of the entries of ``x`` beyond the DAC full scale (clipped)."""
+        low = -self.input_range if self.input_signed else 0.0
+        return float(np.mean((x > self.input_range) | (x < low))) if x.size else 0.0
+
+    def row_voltages(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """DAC-applied inputs, padded row voltages ``V = s x`` (volts) and ``s`` (volts per
+        input unit, ``v_read / x_max``)."""
+        applied = self.applied_inputs(x)
+        volts_per_unit = _validate.finite_scale("v_read / input_range", self.config.v_read, self.input_range,
+                                                "the DAC full scale (simulate_mvm: max |inputs|) is too small to map to volts")
         if self.conductance.shape[0] == self.n_in:
-            return applied, applied * volts_per_unit, volts_per_unit, signed
+            return applied, applied * volts_per_unit, volts_per_unit
         padded = np.zeros((x.shape[0], self.conductance.shape[0]))
         padded[:, : self.n_in] = applied * volts_per_unit
-        return applied, padded, volts_per_unit, signed
+        return applied, padded, volts_per_unit
+
+    def subtract_common_mode(self, currents: np.ndarray, v_blocks: np.ndarray) -> np.ndarray:
+        """``I'_j = I_j - common_mode_j sum_i V_i - mirror_j I_ref(j)`` per block, in place:
+        ``currents`` (batch, blocks, p, amperes) of reads not folded into ``transfer``,
+        ``v_blocks`` (batch, blocks, k) their row voltages (volts)."""
+        if np.any(self.common_mode):
+            currents -= v_blocks.sum(axis=-1, keepdims=True) * self.common_mode
+        if np.any(self.mirror):
+            reference = self.layout.reference[np.arange(self.layout.n_physical) // self.config.cols]
+            currents -= currents[..., reference] * self.mirror
+        return currents
 
     def _block_currents(self, voltages: np.ndarray, blocks: int, power: int = 1) -> np.ndarray:
         """Noise-free currents (or, with ``power=2``, the read-noise variance kernel) per block,
-        shape (batch, blocks, physical columns)."""
+        shape (batch, blocks, physical columns).
+
+        A batch of one row is computed as two copies of it: BLAS sums a lone row with
+        another kernel (matrix-vector), whose rounding differs in the last bit, and every
+        row's result must not depend on its batch."""
+        if voltages.shape[0] == 1:
+            return self._block_currents(np.repeat(voltages, 2, axis=0), blocks, power)[:1]
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         shape = (blocks, -1, self.layout.n_physical)
         if self.levels is not None:
-            return bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
-                                           self.variation.reshape(shape), power, self._level_masks(blocks, power))
+            currents = bias_dependent_currents(v_blocks, self.levels, self.state.reshape(shape),
+                                               self.variation.reshape(shape), power, self._level_masks(blocks, power))
+            return self.subtract_common_mode(currents, v_blocks) if power == 1 else currents
         if power == 1:
             return column_currents(v_blocks, self.transfer.reshape(shape))
         # the variance only scales Gaussian noise: float32 (1e-7 relative) halves the matmul
@@ -224,10 +292,19 @@ class ProgrammedLayer:
             solved = nonlinear_column_currents(law, v_blocks[:, tile[part] // column_tiles], self.config.wires,
                                                n_cols=cols, **self.config.solver.keywords)
             np.add.at(currents, (slice(None), target[part]), solved)
-        return currents.reshape(batch, blocks, self.layout.n_physical)
+        currents = currents.reshape(batch, blocks, self.layout.n_physical)
+        return self.subtract_common_mode(currents, voltages.reshape(batch, blocks, -1))
+
+    def signal_currents(self, voltages: np.ndarray, blocks: int) -> np.ndarray:
+        """Noise-free column currents after the common-mode subtraction (amperes), shape
+        (batch, blocks, physical columns): what reaches the ADCs."""
+        if self.solves_circuit:
+            return self._solved_currents(voltages, blocks)
+        return self._block_currents(voltages, blocks)
 
     def partial_currents(self, voltages: np.ndarray, rng, blocks: int) -> np.ndarray:
-        """Column currents (amperes) per row block, with read and sense noise.
+        """Column currents (amperes) per row block after the common-mode subtraction, with
+        read and sense noise.
 
         Parameters
         ----------
@@ -240,10 +317,7 @@ class ProgrammedLayer:
         -------
         ndarray, shape (batch, blocks, physical columns)
         """
-        if self.solves_circuit:
-            currents = self._solved_currents(voltages, blocks)
-        else:
-            currents = self._block_currents(voltages, blocks)
+        currents = self.signal_currents(voltages, blocks)
         read_sigma = self.config.nonideal.read_sigma
         reads_per_block = self.row_blocks // blocks
         variance = reads_per_block * self.config.periphery.sense_noise**2
@@ -277,40 +351,51 @@ class ProgrammedLayer:
         return totals, saturated
 
     def column_currents(self, x: np.ndarray, rng=None) -> tuple[np.ndarray, np.ndarray, float]:
-        """Physical column currents (amperes) summed over row blocks, after the ADC.
+        """Physical column currents (amperes) after the common-mode subtraction, summed
+        over row blocks, after the ADC.
 
         Returns ``(currents (batch, physical columns), applied inputs, s)``.
         """
         rng = _validate.generator(rng)
-        applied, voltages, volts_per_unit, signed = self.row_voltages(x)
+        applied, voltages, volts_per_unit = self.row_voltages(x)
         adc_bits = self.config.periphery.adc_bits
         blocks = self.row_blocks if adc_bits is not None else 1
-        full_scale = self.config.periphery.adc_range or (
-            self.config.rows * self.config.v_read * self.weight_map.levels[-1]
-        )
+        full_scale, signed = self.adc_range, self.adc_signed
         if adc_bits is not None and self._reads_noise_free_linear:  # one fused pass, no partial sums stored
             k, p = self.config.rows, self.layout.n_physical
             totals, saturated = digitized_matmul(voltages.reshape(x.shape[0], blocks, k),
                                                  self.transfer.reshape(blocks, k, p), adc_bits, full_scale, signed)
         else:
             totals, saturated = self._chunked_read(voltages, rng, blocks, adc_bits, full_scale, signed)
-        warn_saturation(saturated, x.shape[0] * blocks * self.layout.n_physical, full_scale)
+        reads = x.shape[0] * blocks * self.layout.n_physical
+        if saturated > _SATURATION_WARNING * reads:
+            warn_saturation(saturated, reads, float(np.max(full_scale)))
         return totals, applied, volts_per_unit
 
     def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float) -> np.ndarray:
-        """Weight-unit outputs from physical column currents with the nominal map:
-        ``y = (a/s) I + b sum(x)``, ``b sum(x)`` from a reference column
-        (``sum(x) = I_ref / (s G_max)``), or ``y = (a/s)(I+ - I-)``."""
-        gain = self.weight_map.gain / volts_per_unit
+        """Weight-unit outputs from physical column currents with the nominal map.
+
+        ``y_j = (a_j/s) I'_j + c_j sum(x)`` with ``c_j = b_j + a_j G0_j`` for the ``G0_j``
+        subtracted before the ADC (so ``c_j = 0`` for the offset mapping with subtraction,
+        ``c_j = b_j`` without); ``sum(x)`` is digital, or read from the reference column
+        (``I_ref / (s G_max)``); differential: ``y_j = (a_j/s)(I'+_j - I'-_j) + b_j sum(x)``.
+        """
+        weight_map = self.weight_map
+        gain = weight_map.gain / volts_per_unit
+        input_sum = applied.sum(axis=1, keepdims=True)
         if self.config.mapping == "differential":
             plus, minus = self.layout.weight[:, 0], self.layout.weight[:, 1]
-            return gain * (currents[:, plus] - currents[:, minus])
-        y = gain * currents[:, self.layout.weight]
+            return gain * (currents[:, plus] - currents[:, minus]) + weight_map.offset * input_sum
+        columns = self.layout.weight
+        y = gain * currents[:, columns]
         if self.config.input_sum == "reference":
-            g_ref = self.weight_map.levels[-1]
+            g_ref = weight_map.levels[-1]
+            subtracted = self.mirror[columns] * g_ref
             input_sum = currents[:, self.layout.reference] / (volts_per_unit * g_ref)
-            return y + self.weight_map.offset * input_sum[:, self.layout.tile_of_output]
-        return y + self.weight_map.offset * applied.sum(axis=1, keepdims=True)
+            input_sum = input_sum[:, self.layout.tile_of_output]
+        else:
+            subtracted = self.common_mode[columns]
+        return y + (weight_map.offset + weight_map.gain * subtracted) * input_sum
 
     def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """Simulated ``x @ W`` in weight units, shape (batch, n_out).
@@ -318,7 +403,7 @@ class ProgrammedLayer:
         Parameters
         ----------
         x : array_like, shape (batch, n_in)
-            Finite inputs; their largest magnitude maps to ``v_read``.
+            Finite inputs; ``input_range`` maps to ``v_read``, larger inputs clip.
         rng : numpy.random.Generator or seed, optional
             Source of per-read noise.
         """
@@ -337,11 +422,86 @@ def _tile_draw(draw, config: CrossbarConfig, shape: tuple[int, int], rng) -> np.
     return np.tile(one_array, (shape[0] // config.rows, shape[1] // config.cols))
 
 
-def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> ProgrammedLayer:
+def _common_mode(weight_map: WeightMap, layout: ColumnLayout, config: CrossbarConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(common_mode (siemens), mirror ratio)`` per physical column: what is subtracted
+    before the ADC (module docstring); zeros with ``adc_calibration="worst_case"``."""
+    common_mode, mirror = np.zeros(layout.n_physical), np.zeros(layout.n_physical)
+    if config.adc_calibration != "signal":
+        return common_mode, mirror
+    if config.mapping == "differential":
+        common_mode[layout.weight.ravel()] = weight_map.levels[0]
+    elif config.input_sum == "reference":
+        mirror[layout.weight] = weight_map.zero_conductance / weight_map.levels[-1]
+    else:
+        common_mode[layout.weight] = weight_map.zero_conductance
+    return common_mode, mirror
+
+
+def _fold_common_mode(transfer: np.ndarray, common_mode: np.ndarray, mirror: np.ndarray,
+                      layout: ColumnLayout, cols: int) -> np.ndarray:
+    """Read matrix with the subtraction folded in: ``T_ij - common_mode_j - mirror_j T_i,ref(j)``."""
+    reference = layout.reference[np.arange(layout.n_physical) // cols] if np.any(mirror) else None
+    folded = transfer - common_mode
+    if reference is not None:
+        folded -= transfer[:, reference] * mirror
+    return folded
+
+
+def signal_bound(layer: ProgrammedLayer) -> np.ndarray:
+    """Data-free ADC full scale per physical column (amperes): the largest partial current
+    the programmed read matrix can give for any input within the DAC range,
+    ``max_blocks v_read max(sum_i (T'_ij)+, sum_i (T'_ij)-)`` (unipolar inputs) or
+    ``max_blocks v_read sum_i |T'_ij|`` (bipolar), with ``T'`` the zero-bias read matrix after
+    the common-mode subtraction."""
+    config = layer.config
+    blocks = layer.transfer.reshape(layer.row_blocks, config.rows, -1)
+    if layer.input_signed:
+        bound = np.abs(blocks).sum(axis=1)
+    else:
+        bound = np.maximum(np.clip(blocks, 0, None).sum(axis=1), np.clip(-blocks, 0, None).sum(axis=1))
+    bound = config.v_read * bound.max(axis=0)
+    return np.where(bound > 0, bound, config.v_read * layer.weight_map.levels[-1])
+
+
+def adc_polarity(config: CrossbarConfig, input_signed: bool) -> bool:
+    """Whether the ADC is bipolar: signed inputs, or a signal with its common mode removed
+    (offset mapping), which takes both signs."""
+    return bool(input_signed or (config.adc_calibration == "signal" and config.mapping == "offset"))
+
+
+def with_ranges(layer: ProgrammedLayer, input_range: float, input_signed: bool,
+                adc_range: np.ndarray | float | None = None) -> ProgrammedLayer:
+    """``layer`` with new converter ranges: DAC full scale ``input_range`` (input units,
+    > 0) and polarity, and ADC full scale (amperes, scalar or per physical column).
+
+    ``adc_range=None`` takes ``periphery.adc_range`` if set, else ``rows v_read G_max``
+    with ``adc_calibration="worst_case"``, else :func:`signal_bound`.
+    """
+    _validate.positive("input_range", input_range)
+    config = layer.config
+    layer = dataclasses.replace(layer, input_range=float(input_range), input_signed=bool(input_signed),
+                                adc_signed=adc_polarity(config, input_signed))
+    if adc_range is None:
+        if config.periphery.adc_range is not None:
+            adc_range = config.periphery.adc_range
+        elif config.adc_calibration == "worst_case":
+            adc_range = config.rows * config.v_read * layer.weight_map.levels[-1]
+        else:
+            adc_range = signal_bound(layer)
+    adc_range = np.broadcast_to(np.asarray(adc_range, dtype=np.float64), (layer.layout.n_physical,)).copy()
+    if not np.all(adc_range > 0):
+        raise ValueError("adc_range must be > 0 amperes for every physical column")
+    return dataclasses.replace(layer, adc_range=adc_range)
+
+
+def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
+                  input_range: float = 1.0, input_signed: bool = True) -> ProgrammedLayer:
     """Program ``weights`` (n_in, n_out) onto tiled arrays.
 
     Static deviations (programming variation, stuck cells) are drawn here, from ``rng``
-    (a ``numpy.random.Generator`` or a seed), in that order.
+    (a ``numpy.random.Generator`` or a seed), in that order. The DAC full scale is
+    ``input_range`` (input units) with polarity ``input_signed``; the ADC full scale follows
+    :func:`with_ranges`. Calibrate both on data with :func:`imclib.deploy.calibrate`.
     """
     config = CrossbarConfig() if config is None else config
     _validate.instance("config", config, CrossbarConfig)
@@ -372,7 +532,12 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None) -> Pr
     elif not config.wires.is_ideal:
         tiles = _to_tiles(conductance, config.rows, config.cols)
         transfer = _from_tiles(transfer_matrix(tiles, config.wires))
-    return ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer, levels)
+    common_mode, mirror = _common_mode(weight_map, layout, config)
+    if np.any(common_mode) or np.any(mirror):
+        transfer = _fold_common_mode(transfer, common_mode, mirror, layout, config.cols)
+    layer = ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer,
+                            levels, common_mode, mirror, 1.0, True, np.ones(layout.n_physical), True)
+    return with_ranges(layer, input_range, input_signed)
 
 
 def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None) -> np.ndarray:
@@ -385,6 +550,9 @@ def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None
     config : CrossbarConfig, optional
         Defaults to the source study's setting (4-state MTJ cells on 4 x 4 arrays);
         ``CrossbarConfig.ideal()`` reproduces ``inputs @ weights`` to float precision.
+        The DAC full scale is ``max |inputs|`` (nothing clips) and the ADC full scale the
+        data-free bound of :func:`with_ranges`; to calibrate ranges on other data use
+        :mod:`imclib.deploy`.
     rng : numpy.random.Generator or int, optional
         Source of every random draw (static deviations first, then read noise).
 
@@ -401,4 +569,7 @@ def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None
             f"{weights.shape}, got {inputs.shape}"
         )
     rng = _validate.generator(rng)
-    return program_layer(weights, config, rng).mvm(inputs, rng)
+    x_max = float(np.abs(inputs).max(initial=0.0))
+    layer = program_layer(weights, config, rng, input_range=x_max if x_max > 0 else 1.0,
+                          input_signed=bool(np.any(inputs < 0)))
+    return layer.mvm(inputs, rng)

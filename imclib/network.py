@@ -1,8 +1,9 @@
-"""A trained MLP on tiled crossbars: program every layer once, then infer.
+"""A trained MLP on tiled crossbars: deploy every layer once, then infer.
 
-Each layer's ``x @ W`` runs on its own tiled arrays (:func:`imclib.layer.program_layer`);
-biases, ReLU and softmax stay digital. One device seed programs the whole network (static
-deviations), and read noise is redrawn at every inference.
+Each layer's ``x @ W`` runs on its own tiled arrays, programmed and with converter ranges
+calibrated by :func:`imclib.deploy.deploy_network`; biases, ReLU and softmax stay digital.
+One device seed programs the whole network (static deviations), and read noise is redrawn
+at every inference.
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ import pandas as pd
 
 from . import _validate
 from .config import CrossbarConfig
-from .layer import ProgrammedLayer, program_layer
+from .deploy import deploy_network
+from .layer import ProgrammedLayer
 from .mapping import quantize_weights
 from .mlp import MLP
-
-
-def program_network(model: MLP, config: CrossbarConfig, rng) -> list[ProgrammedLayer]:
-    """Program every layer of ``model`` with ``config``; draws from ``rng`` layer by layer."""
-    rng = _validate.generator(rng)
-    return [program_layer(weights, config, rng) for weights in model.weights]
 
 
 def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
@@ -40,19 +36,25 @@ def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     return matmul
 
 
-def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int) -> np.ndarray:
-    """Logits of ``model`` on hardware programmed with device seed ``seed``."""
+def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int, calibration=None) -> np.ndarray:
+    """Logits of ``model`` on hardware deployed with device seed ``seed``.
+
+    ``calibration``: inputs the converter ranges are calibrated on (training images); by
+    default ``x`` itself (then the ranges have seen the evaluated data).
+    """
     rng = np.random.default_rng(seed)
-    layers = program_network(model, config, rng)
+    layers, _ = deploy_network(model, config, x if calibration is None else calibration, rng)
     return model.forward(x, matmul=hardware_matmul(layers, rng))
 
 
 def hardware_accuracy(
-    model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int]
+    model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration=None
 ) -> pd.DataFrame:
-    """Test accuracy on hardware for each device seed: columns ``seed``, ``accuracy``."""
+    """Accuracy on hardware for each device seed: columns ``seed``, ``accuracy``.
+    ``calibration`` as in :func:`hardware_logits`."""
     rows = [
-        {"seed": seed, "accuracy": float(np.mean(hardware_logits(model, x, config, seed).argmax(1) == y))}
+        {"seed": seed,
+         "accuracy": float(np.mean(hardware_logits(model, x, config, seed, calibration).argmax(1) == y))}
         for seed in seeds
     ]
     return pd.DataFrame(rows)

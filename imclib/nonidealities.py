@@ -10,8 +10,9 @@ Systematic (coherent across the array)
     ``decode_as_uniform``: the mapping assumes levels uniform in G between the stack's
     extremes while the device has the stack's (uniform-in-R) levels.
 Random (cell specific)
-    ``programming_sigma``: static lognormal variation, ``G = G_level exp(sigma z)``,
-    ``z ~ N(0, 1)`` drawn once when the array is programmed;
+    ``programming_sigma``: static lognormal variation, mean-normalised so that
+    ``E[G] = G_level``: ``G = G_level exp(sigma z - sigma^2 / 2)``, ``z ~ N(0, 1)`` drawn
+    once when the array is programmed (``E[exp(sigma z)] = exp(sigma^2 / 2)``);
     ``read_sigma``: Gaussian relative noise redrawn at every read,
     ``G (1 + read_sigma z)``;
     ``stuck_fraction``: cells stuck at the lowest or highest level (equal odds).
@@ -72,13 +73,15 @@ class Nonidealities:
 
 
 def draw_variation(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Static multiplicative variation factors ``exp(sigma z)``, ``z ~ N(0, 1)``.
+    """Static multiplicative variation factors ``exp(sigma z - sigma^2 / 2)``, ``z ~ N(0, 1)``.
 
+    Mean-normalised: ``E[exp(sigma z)] = exp(sigma^2 / 2)``, so the factors have mean 1 and
+    a programmed cell's conductance has the target as its expectation (no coherent offset).
     Returns ones (and draws nothing) when ``sigma == 0``.
     """
     if sigma == 0:
         return np.ones(shape)
-    return np.exp(sigma * rng.standard_normal(shape))
+    return np.exp(sigma * rng.standard_normal(shape) - 0.5 * sigma**2)
 
 
 def draw_stuck(shape: tuple[int, ...], fraction: float, rng: np.random.Generator) -> np.ndarray:

@@ -149,6 +149,37 @@ def confusion(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None = None) -> plt.Figure:
+    """Accuracy per network: one dot per (training seed, device seed), the mean with its
+    95 % confidence interval (``confidence``: ``network``, ``mean``, ``ci_low``,
+    ``ci_high``), and the paper's values as dashed lines."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    order = list(confidence.network)
+    sns.stripplot(data=study, x="network", y="accuracy", hue="train_seed", order=order, palette="Greys",
+                  size=4, alpha=0.8, jitter=0.2, ax=ax, legend=False)
+    positions = np.arange(len(order))
+    ax.errorbar(positions + 0.3, confidence["mean"], yerr=[confidence["mean"] - confidence.ci_low,
+                                                           confidence.ci_high - confidence["mean"]],
+                fmt="o", color="C3", capsize=4, label="mean, 95 % CI of the mean")
+    for name, value in (paper or {}).items():
+        ax.axhline(value, ls="--", color=PAPER_COLOR, lw=1)
+        ax.text(ax.get_xlim()[1], value, f" paper {name}: {value:.2%}", va="center", fontsize=8)
+    ax.set(ylabel="MNIST test accuracy (10,000 images)", xlabel="",
+           title="Deployment on 4x4 arrays of 4-state MTJs, 8-bit converters")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
+    """Accuracy against ADC resolution for the naive and the calibrated ADC range."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    sns.lineplot(data=sweep, x="adc_bits", y="accuracy", hue="adc_range", marker="o", errorbar=None, ax=ax)
+    ax.set(xlabel="ADC resolution (bits)", ylabel="MNIST test accuracy", ylim=(0, 1),
+           title="Expert PTQ network vs ADC bits")
+    ax.legend(title="ADC range", fontsize=8)
+    return fig
+
+
 def pca_gap(gaps: pd.DataFrame) -> plt.Figure:
     """Software minus hardware accuracy against PCA components, with tiles needed."""
     fig, ax = plt.subplots(figsize=(6.5, 4))

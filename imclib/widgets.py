@@ -107,12 +107,13 @@ def mnist_accuracy(n_states: int, programming_sigma: float, tile: int, network: 
                         nonideal=dataclasses.replace(base.nonideal, programming_sigma=programming_sigma))
     model = mnist.qat_model(config)[0] if network == "QAT" else mnist.float_model()[0]
     _, _, x_test, y_test = mnist.features(None)
-    return float(hardware_accuracy(model, x_test[:n_test], y_test[:n_test], config, [0]).accuracy[0])
+    return float(hardware_accuracy(model, x_test[:n_test], y_test[:n_test], config, [0],
+                                   mnist.calibration_inputs()).accuracy[0])
 
 
 def mnist_widget() -> w.interactive:
     """States, programming variation, tile size and PTQ/QAT -> MNIST accuracy."""
-    def show(n_states=4, programming_sigma=defaults.PROGRAMMING_SIGMA, tile=4, network="QAT"):
+    def show(n_states=4, programming_sigma=defaults.PROGRAMMING_SIGMA, tile=4, network="PTQ"):
         value = mnist_accuracy(n_states, programming_sigma, tile, network)
         print(f"{network}, {n_states} states, σ = {programming_sigma:.2f}, {tile}x{tile} arrays: "
               f"accuracy {value:.2%} on 2000 test images")
@@ -122,7 +123,7 @@ def mnist_widget() -> w.interactive:
                          programming_sigma=w.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.2, step=0.01,
                                                          description="σ prog."),
                          tile=w.Dropdown(options=[4, 8, 16, 32], value=4, description="array"),
-                         network=w.Dropdown(options=["PTQ", "QAT"], value="QAT", description="network"))
+                         network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
 
 
 # ---- 03: PCA ------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def pca_gap(n_components: int, network: str = "QAT", n_test: int = 2000) -> floa
     model = mnist.qat_model(config, components)[0] if network == "QAT" else software
     _, _, x_test, y_test = mnist.features(components)
     x_test, y_test = x_test[:n_test], y_test[:n_test]
-    hardware = hardware_accuracy(model, x_test, y_test, config, [0]).accuracy[0]
+    hardware = hardware_accuracy(model, x_test, y_test, config, [0], mnist.calibration_inputs(components)).accuracy[0]
     return float(software.accuracy(x_test, y_test) - hardware)
 
 
@@ -147,7 +148,7 @@ def pca_widget() -> w.interactive:
         print(f"{n_components or 'no'} PCA components, {network}: gap {value * 100:.2f} points on 2000 test images")
         _report("pca_gap", {"n_components": n_components, "network": network}, value)
     return _live(show, n_components=w.Dropdown(options=[16, 32, 64, 128, 256, 0], value=64, description="PCA"),
-                         network=w.Dropdown(options=["PTQ", "QAT"], value="QAT", description="network"))
+                         network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
 
 
 # ---- 04: errors ---------------------------------------------------------------------
@@ -284,22 +285,22 @@ COST_ENERGY_RANGE_J = (1e-13, 1e-5)
 """Fixed energy axis of the cost widget (joules per inference)."""
 
 
-def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: float, percentile: float = 100.0) -> float:
+def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: float) -> float:
     """Energy per MNIST inference (nJ) of one configuration (:func:`imclib.experiments.cost.live_cost`)."""
     from .experiments import cost
 
-    table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentile)
+    table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9)
     return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0] * 1e9)
 
 
-def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.interactive:
+def cost_widget(summary: pd.DataFrame) -> w.interactive:
     """States, array size, ADC bits and read time -> energy by component and the point on the
     accuracy-energy plot (accuracy from the study ``summary``; the read time changes the
     energy and latency only, the model's noise does not depend on it)."""
     from .experiments import cost
 
     def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
-        table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9, percentiles[n_states])
+        table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9)
         energy = float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
         accuracy = float(cost.point(summary, n_states, size, adc_bits).accuracy)
         plt.show(plots.cost_view(table, summary, cost.PAPER_POINT, {"energy_J": energy, "accuracy": accuracy},
@@ -307,7 +308,7 @@ def cost_widget(summary: pd.DataFrame, percentiles: dict) -> w.interactive:
         print(f"{n_states} states, {size}x{size} arrays, {adc_bits}-bit ADC, {t_read_ns:.0f} ns reads: "
               f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (study mean)")
         _report("energy_per_inference_nJ", {"n_states": n_states, "size": size, "adc_bits": adc_bits,
-                                            "t_read_ns": t_read_ns, "percentile": percentiles[n_states]}, energy * 1e9)
+                                            "t_read_ns": t_read_ns}, energy * 1e9)
 
     return _live(show, n_states=w.Dropdown(options=list(cost.STATES), value=4, description="states"),
                  size=w.Dropdown(options=list(cost.SIZES), value=4, description="array"),

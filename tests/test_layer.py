@@ -74,14 +74,20 @@ def test_hand_computed_4x4_array():
 
 
 def test_single_array_decode_hand_case():
-    # 1 input, 1 output, 2-state uniform cell 1/12k..1/6k S, w in [-1, 1] -> G in [Gmin, Gmax]
-    config = CrossbarConfig.quantization_only(CellLevels(2, "uniform"), v_read=0.1)
-    layer = program_layer(np.array([[1.0]]), config)
+    # 1 input, 1 output, 2-state uniform cell 1/12k..1/6k S; naive map: w in [-1, 1] -> G in
+    # [Gmin, Gmax], so w = 0 sits at G0 = 1/8k S and the offset current G0 * V is subtracted
+    config = CrossbarConfig.quantization_only(CellLevels(2, "uniform"), v_read=0.1, weight_map="naive")
+    layer = program_layer(np.array([[1.0]]), config, input_range=0.5, input_signed=False)
     assert layer.conductance[0, 0] == pytest.approx(1 / 6e3)
+    assert layer.common_mode[0] == pytest.approx(1 / 8e3)
     currents, applied, s = layer.column_currents(np.array([[0.5]]))
-    # x = 0.5 is the largest input, so V = 0.1 V, I = 0.1 V / 6 kOhm
-    assert currents[0, 0] == pytest.approx(0.1 / 6e3)
+    # x = 0.5 is the DAC full scale, so V = 0.1 V, I' = 0.1 V * (1/6k - 1/8k) S
+    assert currents[0, 0] == pytest.approx(0.1 * (1 / 6e3 - 1 / 8e3))
     assert layer.mvm(np.array([[0.5]]))[0, 0] == pytest.approx(0.5)
+    # without the subtraction the whole column current reaches the ADC; same decoded value
+    worst = program_layer(np.array([[1.0]]), config.with_(adc_calibration="worst_case"), input_range=0.5)
+    assert worst.column_currents(np.array([[0.5]]))[0][0, 0] == pytest.approx(0.1 / 6e3)
+    assert worst.mvm(np.array([[0.5]]))[0, 0] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("kind", ["uniform", "series"])
@@ -97,10 +103,13 @@ def test_quantization_error_shrinks_with_states(kind):
 
 def test_quantized_weights_lie_on_the_level_image():
     weights, _ = _problem()
-    config = CrossbarConfig.quantization_only(scale="layer")
+    config = CrossbarConfig.quantization_only(scale="layer", weight_map="naive")
     quantized = quantize_weights(weights, config)
     assert np.unique(quantized.round(12)).size == 4
     assert np.max(np.abs(quantized)) == pytest.approx(np.max(np.abs(weights)))
+    calibrated = quantize_weights(weights, config.with_(weight_map="calibrated"))
+    assert np.unique(calibrated.round(12)).size == 4
+    assert np.mean((calibrated - weights) ** 2) < np.mean((quantized - weights) ** 2)
 
 
 def test_zero_sigma_changes_nothing():
@@ -148,9 +157,9 @@ def test_read_noise_variance_matches_per_cell_sampling():
     reads = 20000
     aggregated = layer.mvm(np.repeat(x, reads, axis=0), rng)
     # direct: redraw every cell's conductance for every read, then Kirchhoff and the same decode
-    _, voltages, s, _ = layer.row_voltages(x)
+    _, voltages, s = layer.row_voltages(x)
     noisy_g = layer.conductance * (1 + sigma * rng.standard_normal((reads,) + layer.conductance.shape))
-    currents = np.einsum("k,rkp->rp", voltages[0], noisy_g)
+    currents = np.einsum("k,rkp->rp", voltages[0], noisy_g - layer.common_mode)  # offset current subtracted
     direct = layer.decode(currents, np.repeat(x, reads, axis=0), s)
     np.testing.assert_allclose(aggregated.mean(0), direct.mean(0), atol=4 * direct.std(0).max() / np.sqrt(reads) * 2)
     np.testing.assert_allclose(aggregated.std(0), direct.std(0), rtol=0.05)
@@ -199,9 +208,10 @@ def test_adc_saturation_is_reported():
 
 def test_percentile_range_reports_clipping():
     weights, _ = _problem(100, 10)
-    layer = program_layer(weights, CrossbarConfig.quantization_only(weight_percentile=90.0))
+    naive = CrossbarConfig.quantization_only(weight_map="naive")
+    layer = program_layer(weights, naive.with_(weight_percentile=90.0))
     assert 0.05 < layer.weight_map.clipped_fraction < 0.15
-    assert program_layer(weights, CrossbarConfig.quantization_only()).weight_map.clipped_fraction == 0
+    assert program_layer(weights, naive).weight_map.clipped_fraction == 0
 
 
 def test_systematic_sources_change_the_result():
@@ -243,6 +253,11 @@ def test_no_warnings_on_default_config():
         (lambda w, x: CrossbarConfig(v_read=0.0), "v_read"),
         (lambda w, x: CrossbarConfig(mapping="triple"), "mapping"),
         (lambda w, x: CrossbarConfig(weight_percentile=20.0), "weight_percentile"),
+        (lambda w, x: CrossbarConfig(weight_map="max"), "weight_map"),
+        (lambda w, x: CrossbarConfig(input_percentile=120.0), "input_percentile"),
+        (lambda w, x: CrossbarConfig(adc_percentile=10.0), "adc_percentile"),
+        (lambda w, x: CrossbarConfig(adc_calibration="none"), "adc_calibration"),
+        (lambda w, x: program_layer(w, CrossbarConfig(), input_range=0.0), "input_range"),
         (lambda w, x: CrossbarConfig(mapping="differential", input_sum="reference"), "input_sum"),
         (lambda w, x: CrossbarConfig(quantize=False), "quantize"),
         (lambda w, x: program_layer(w, CrossbarConfig()).mvm(x[:, :3]), "x"),

@@ -49,7 +49,7 @@ BAD_CASES = [
     # 4. accepted extremes that gave NaN, inf or zeros
     (lambda: WireParasitics(r_row=1e-308), "r_row"),
     (lambda: WireParasitics(r_sense=5e-324), "r_sense"),
-    (lambda: simulate_mvm(W, X * 1e-320, CrossbarConfig.ideal()), "x_max"),
+    (lambda: simulate_mvm(W, X * 1e-320, CrossbarConfig.ideal()), "input_range"),
     (lambda: MTJ(r_p=5e-324), "r_p"),
     (lambda: MTJ(tmr0=5e-324), "tmr0"),
     (lambda: CrossbarConfig(v_read=1e300), "v_read"),

@@ -72,7 +72,7 @@ def tiling_example(n_in: int = 10, n_out: int = 6, rows: int = 4, cols: int = 4,
     config = CrossbarConfig.ideal(rows, cols)
     rng = np.random.default_rng(seed)
     weights, x = rng.normal(size=(n_in, n_out)), rng.normal(size=(3, n_in))
-    layer = program_layer(weights, config)
+    layer = program_layer(weights, config, input_range=np.abs(x).max())  # DAC full scale: no input clips
     records = [
         {
             "row_block": r, "column_tile": c, "first_row": r * rows, "first_column": c * cols,

@@ -78,12 +78,14 @@ def mvm_sweep(weights: np.ndarray, x: np.ndarray, device: str, config: CrossbarC
 
 
 def accuracy_sweep(model: MLP, x_test: np.ndarray, y_test: np.ndarray, device: str, config: CrossbarConfig,
-                   sizes=SIZES, resistances=RESISTANCES, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """MNIST test accuracy against array size and wire resistance (device seed ``seed``).
+                   calibration: np.ndarray, sizes=SIZES, resistances=RESISTANCES, seed: int = 0,
+                   progress: bool = True) -> pd.DataFrame:
+    """MNIST test accuracy against array size and wire resistance (device seed ``seed``),
+    converter ranges calibrated on ``calibration`` (training images, never the test set).
 
     Columns: ``device``, ``size``, ``r_wire``, ``accuracy``.
     """
-    frames = [hardware_accuracy(model, x_test, y_test, wired(config, size, r_wire), [seed])
+    frames = [hardware_accuracy(model, x_test, y_test, wired(config, size, r_wire), [seed], calibration)
               .assign(device=device, size=size, r_wire=r_wire)
               for size in tqdm(sizes, desc=f"{device}: accuracy", disable=not progress) for r_wire in resistances]
     return pd.concat(frames, ignore_index=True)[["device", "size", "r_wire", "accuracy"]]

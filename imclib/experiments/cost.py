@@ -2,8 +2,9 @@
 
 Every cost comes from :mod:`imclib.cost` on the same programmed network and the same test
 images the accuracy is measured on. The network is the cached float 784-256-10 MLP with
-post-training quantization; the clipping percentile is chosen per number of states on
-training images (never the test set), as in study 02. Configurations: the default device
+post-training quantization: the calibrated per-column weight map on the cell's actual
+levels and converter ranges calibrated on training images (never the test set), as in
+study 02 (:func:`imclib.deploy.deploy_network`). Configurations: the default device
 (bias-dependent TMR, programming variation, read and sense noise) with ``n_states`` binary
 MTJ stacks on ``size x size`` arrays and an ``adc_bits`` ADC on every array's columns.
 """
@@ -21,7 +22,7 @@ from ..cells import MTJ, CellLevels
 from ..config import CrossbarConfig
 from ..cost import Technology, cost_table, efficiency, network_inputs
 from ..layer import program_layer
-from ..network import program_network
+from ..deploy import deploy_network
 from ..periphery import Periphery
 from . import mnist
 
@@ -34,7 +35,6 @@ ADC_BITS = (4, 6, 8, 10)
 PAPER_POINT = {"n_states": 4, "size": 4, "adc_bits": 8}
 """The source study's configuration (4-state cells on 4x4 arrays); it specifies no ADC, so
 its point is costed and simulated with the 8-bit ADC the converter constants describe."""
-PERCENTILE_GRID = (100.0, 99.9, 99.5, 99.0, 98.0)
 
 JUNG_2022 = {
     "rows": 64, "cols": 128, "r_cell_low_ohm": 13e3, "r_cell_high_ohm": 26e3, "t_read_s": 29e-9, "adc_bits": 7,
@@ -51,13 +51,12 @@ to this project, so no model/measurement ratio is computed (None)."""
 
 
 def config(n_states: int = 4, size: int = 4, adc_bits: int | None = 8, scenario: str = "per_tile",
-           weight_percentile: float = 100.0, bias_dependence: bool = True) -> CrossbarConfig:
+           bias_dependence: bool = True) -> CrossbarConfig:
     """The default device with ``n_states`` binary MTJ stacks on ``size x size`` arrays and an
     ``adc_bits`` ADC (None: ideal); ``bias_dependence=False`` keeps every other default
     nonideality but reads the cells at their zero-bias levels (linear cells, faster)."""
     base = CrossbarConfig()
     return base.with_(cell=CellLevels(n_states, "binary"), rows=size, cols=size, scenario=scenario,
-                      weight_percentile=weight_percentile,
                       nonideal=dataclasses.replace(base.nonideal, bias_dependence=bias_dependence),
                       periphery=Periphery(adc_bits=adc_bits, sense_noise=base.periphery.sense_noise))
 
@@ -76,7 +75,7 @@ def network_cost(model, config_: CrossbarConfig, x: np.ndarray, seed: int = 0,
     :func:`imclib.cost.efficiency`).
     """
     rng = np.random.default_rng(seed)
-    layers = program_network(model, config_, rng)
+    layers, _ = deploy_network(model, config_, mnist.calibration_inputs(), rng)
     logits, inputs = network_inputs(model, layers, x, rng)
     table = cost_table(layers, inputs, technology)
     return table, efficiency(table, layers), logits
@@ -98,19 +97,7 @@ def breakdown(model, x: np.ndarray, sizes=(4, 16, 64), scenarios=("per_tile", "r
     return pd.concat(tables, ignore_index=True), pd.DataFrame(rows)
 
 
-def calibrated_percentiles(states=STATES, n_calibration: int = 1000, grid=PERCENTILE_GRID,
-                           bias_dependence: bool = False) -> dict[int, float]:
-    """Weight clipping percentile per number of states, chosen on the first ``n_calibration``
-    training images (4x4 arrays, ideal ADC, device seed 0; :func:`mnist.calibrate_percentile`)."""
-    chosen = {}
-    for n in states:
-        table = mnist.calibrate_percentile(config(n, 4, None, bias_dependence=bias_dependence),
-                                           n_calibration=n_calibration, grid=grid)
-        chosen[n] = float(table.percentile[table.accuracy.idxmax()])
-    return chosen
-
-
-def pareto_study(model, x: np.ndarray, y: np.ndarray, percentiles: dict[int, float], states=STATES, sizes=SIZES,
+def pareto_study(model, x: np.ndarray, y: np.ndarray, states=STATES, sizes=SIZES,
                  bits=ADC_BITS, seeds=range(2), bias_dependence: bool = False, progress: bool = True) -> pd.DataFrame:
     """Accuracy and cost of every (states, size, ADC bits) configuration and device seed
     (linear cells unless ``bias_dependence``: the bias-dependent read is several times slower).
@@ -122,8 +109,7 @@ def pareto_study(model, x: np.ndarray, y: np.ndarray, percentiles: dict[int, flo
     grid = [(n, s, b) for n in states for s in sizes for b in bits]
     for n, size, b in tqdm(grid, desc="configurations", disable=not progress):
         for seed in seeds:
-            _, summary, logits = network_cost(model, config(n, size, b, weight_percentile=percentiles[n],
-                                                           bias_dependence=bias_dependence), x, seed)
+            _, summary, logits = network_cost(model, config(n, size, b, bias_dependence=bias_dependence), x, seed)
             rows.append({"n_states": n, "size": size, "adc_bits": b, "seed": seed,
                          "accuracy": float(np.mean(logits.argmax(axis=1) == y)),
                          **{k: summary[k] for k in ("energy_J", "latency_s", "area_m2", "TOPS_per_W")}})
@@ -204,20 +190,20 @@ def jung_comparison(seed: int = 0, n_inputs: int = 256) -> dict:
 
 
 @lru_cache(maxsize=8)
-def _programmed(n_states: int, size: int, adc_bits: int, percentile: float, n_test: int):
+def _programmed(n_states: int, size: int, adc_bits: int, n_test: int):
     model, _ = mnist.float_model()
     x, _ = test_subset(n_test)
     rng = np.random.default_rng(0)
-    layers = program_network(model, config(n_states, size, adc_bits, weight_percentile=percentile,
-                                           bias_dependence=False), rng)
+    layers, _ = deploy_network(model, config(n_states, size, adc_bits, bias_dependence=False),
+                               mnist.calibration_inputs(), rng)
     return layers, network_inputs(model, layers, x, rng)[1]
 
 
-def live_cost(n_states: int, size: int, adc_bits: int, t_read: float, percentile: float = 100.0,
+def live_cost(n_states: int, size: int, adc_bits: int, t_read: float,
               n_test: int = 200) -> pd.DataFrame:
     """Cost table of one configuration (device seed 0, first ``n_test`` test images, linear
     cells as in :func:`pareto_study`) with read time ``t_read`` (seconds); programmed networks
     are cached per configuration."""
-    layers, inputs = _programmed(n_states, size, adc_bits, percentile, n_test)
+    layers, inputs = _programmed(n_states, size, adc_bits, n_test)
     return cost_table(layers, inputs, Technology(t_read=t_read))
 

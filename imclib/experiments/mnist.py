@@ -1,14 +1,26 @@
 """Studies 02 and 03: MNIST on tiled 4-state MTJ arrays (claims C2, C3).
 
+Data: the last ``VALIDATION`` (5,000) training images are the validation split; networks
+train on the first 55,000, every choice is made on training or validation images, and the
+10,000 test images only report. Converter ranges are calibrated on ``CALIBRATION``
+training images (:mod:`imclib.deploy`).
+
 Models are trained once and cached by config hash (:func:`imclib.mlp.cached_train`).
 Hardware accuracy is reported per device seed: each seed programs the whole network anew
-(static deviations) and redraws read noise. PCA, when used, is a digital front end: the
-projection runs in software and only the MLP runs on the arrays.
+(static deviations) and redraws read noise. Hardware accuracy tables are cached too, keyed
+by everything that determines them including a digest of the package's source code, so a
+warm rerun of the same code is fast and any code change recomputes them. PCA, when used,
+is a digital front end: the projection runs in software and only the MLP runs on the arrays.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,13 +30,21 @@ from tqdm.auto import tqdm
 from .. import cache
 from ..config import CrossbarConfig
 from ..data import load_mnist
+from ..hwa import train_hwa
 from ..mlp import MLP, TrainConfig, cached_train, default_cache_dir, train_mlp
 from ..network import device_quantizer, hardware_accuracy, hardware_logits
 
 FLOAT_TRAINING = TrainConfig()
 QAT_TRAINING = TrainConfig(epochs=4, learning_rate=1e-3, qat=True, qat_noise=0.03)
+HWA_TRAINING = TrainConfig(epochs=2, learning_rate=1e-3, weight_decay=0.0)
+"""Hardware-aware fine-tuning (:func:`imclib.hwa.train_hwa`) from the float network."""
 PERCENTILE_GRID = (100.0, 99.9, 99.5, 99.0, 98.0, 95.0, 90.0)
 PAPER = {"software_accuracy": 0.9756, "hardware_accuracy": 0.9448}
+VALIDATION = 5000
+"""The last this many training images are the validation split."""
+CALIBRATION = 1000
+"""Training images (evenly spaced over the training split) that calibrate converter ranges."""
+SPLIT = f"last {VALIDATION} of the 60000 training images (networks train on the first {60000 - VALIDATION})"
 
 
 MAX_COMPONENTS = 256
@@ -58,38 +78,176 @@ def features(n_components: int | None = None) -> tuple[np.ndarray, np.ndarray, n
     return train[:, :n_components], data.y_train, test[:, :n_components], data.y_test
 
 
-def float_model(n_components: int | None = None, training: TrainConfig = FLOAT_TRAINING) -> tuple[MLP, pd.DataFrame]:
-    """The software baseline (cached): ``(model, history)``."""
+def split(n_components: int | None = None) -> dict[str, np.ndarray]:
+    """``fit``/``val``/``test`` inputs (``x_*``) and labels (``y_*``): training images minus
+    the validation split, the last ``VALIDATION`` training images, the test set."""
     x_train, y_train, x_test, y_test = features(n_components)
-    key = {"task": "mnist", "pca": n_components, "training": training}
-    return cached_train(key, lambda: train_mlp(x_train, y_train, training, x_val=x_test, y_val=y_test))
+    cut = x_train.shape[0] - VALIDATION
+    return {"x_fit": x_train[:cut], "y_fit": y_train[:cut], "x_val": x_train[cut:], "y_val": y_train[cut:],
+            "x_test": x_test, "y_test": y_test}
+
+
+def calibration_inputs(n_components: int | None = None, n: int = CALIBRATION) -> np.ndarray:
+    """``n`` training images, evenly spaced over the training split (never validation or test)."""
+    x_fit = split(n_components)["x_fit"]
+    return x_fit[:: x_fit.shape[0] // n][:n]
+
+
+def float_model(n_components: int | None = None, training: TrainConfig = FLOAT_TRAINING) -> tuple[MLP, pd.DataFrame]:
+    """The software baseline (cached): ``(model, history)``, trained on the training split
+    minus the validation split (``val_accuracy`` on the validation split)."""
+    data = split(n_components)
+    key = {"task": "mnist", "pca": n_components, "training": training, "validation": SPLIT}
+    return cached_train(key, lambda: train_mlp(data["x_fit"], data["y_fit"], training,
+                                               x_val=data["x_val"], y_val=data["y_val"]))
 
 
 def qat_model(config: CrossbarConfig, n_components: int | None = None, training: TrainConfig = QAT_TRAINING) -> tuple[MLP, pd.DataFrame]:
     """Quantization-aware fine-tuning of the float model onto ``config``'s weight levels
     (straight-through estimator, multiplicative noise injection), cached."""
-    start, _ = float_model(n_components)
-    x_train, y_train, x_test, y_test = features(n_components)
-    quantizer_inputs = (config.cell, config.quantize, config.mapping, config.scale,
+    start, _ = float_model(n_components, dataclasses.replace(FLOAT_TRAINING, seed=training.seed))
+    data = split(n_components)
+    quantizer_inputs = (config.cell, config.quantize, config.mapping, config.scale, config.weight_map,
                         config.weight_percentile, config.nonideal.decode_as_uniform)
     key = {"task": "mnist-qat", "pca": n_components, "training": training, "start": FLOAT_TRAINING,
-           "quantizer": repr(quantizer_inputs)}
+           "quantizer": repr(quantizer_inputs), "validation": SPLIT}
     quantize = device_quantizer(config)
-    return cached_train(key, lambda: train_mlp(x_train, y_train, training, quantize=quantize, init=start,
-                                               x_val=x_test, y_val=y_test))
+    return cached_train(key, lambda: train_mlp(data["x_fit"], data["y_fit"], training, quantize=quantize, init=start,
+                                               x_val=data["x_val"], y_val=data["y_val"]))
+
+
+def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = None,
+              training: TrainConfig = HWA_TRAINING) -> tuple[MLP, pd.DataFrame]:
+    """Hardware-aware training (:func:`imclib.hwa.train_hwa`) for ``config`` from the float
+    network of the same training seed, cached: ``(model, history)``."""
+    training = dataclasses.replace(training, seed=seed)
+    start_training = dataclasses.replace(FLOAT_TRAINING, seed=seed)
+    start, _ = float_model(n_components, start_training)
+    data = split(n_components)
+    key = {"task": "mnist-hwa", "pca": n_components, "training": training, "start": start_training,
+           "device": repr(config), "validation": SPLIT, "calibration": CALIBRATION}
+    return cached_train(key, lambda: train_hwa(data["x_fit"], data["y_fit"], config, training, start,
+                                               x_val=data["x_val"], y_val=data["y_val"], n_calibration=CALIBRATION))
+
+
+def _code_digest() -> str:
+    """sha256 of every source file of the package: any code change invalidates cached tables."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_table(key: dict, compute) -> pd.DataFrame:
+    """``compute()`` (a DataFrame), memoised on disk under ``key`` plus the code digest."""
+    text = json.dumps({"key": key, "code": _code_digest()}, sort_keys=True, default=repr)
+    path = default_cache_dir() / "tables" / f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
+    if path.exists():
+        return pd.read_pickle(path)
+    table = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    table.to_pickle(partial)
+    os.replace(partial, path)
+    return table
+
+
+def _hardware_table(model_key: dict, model: MLP, config: CrossbarConfig, seeds, n_components=None) -> pd.DataFrame:
+    """Test accuracy per device seed of ``model`` deployed on ``config`` (cached)."""
+    data = split(n_components)
+    key = {"model": model_key, "config": repr(config), "seeds": list(seeds), "pca": n_components,
+           "calibration": CALIBRATION, "validation": SPLIT}
+    return cached_table(key, lambda: hardware_accuracy(model, data["x_test"], data["y_test"], config, seeds,
+                                                       calibration_inputs(n_components)))
+
+
+def deployment_study(config: CrossbarConfig, train_seeds=(0, 1, 2), device_seeds=range(10),
+                     other_device_seeds=range(3), naive_device_seeds=range(3), progress: bool = True) -> pd.DataFrame:
+    """Test accuracy of the software network, naive PTQ, expert PTQ and hardware-aware
+    training on ``config`` (10,000 test images; ranges calibrated on training images).
+
+    ``network``: ``software`` (per training seed, ``device_seed`` -1), ``PTQ naive`` (the
+    float network with the max-|w| map), ``PTQ expert`` (the float network with the
+    calibrated map and ranges), ``HWA`` (hardware-aware trained). The first training seed's
+    networks run on ``device_seeds`` (the naive contrast on ``naive_device_seeds``); the HWA
+    networks of the other training seeds on ``other_device_seeds`` (each evaluation of the
+    full test set takes seconds to minutes). Columns: ``network``, ``train_seed``,
+    ``device_seed``, ``accuracy``.
+    """
+    data = split()
+    first = train_seeds[0]
+    jobs = [("PTQ naive", first, naive_device_seeds), ("PTQ expert", first, device_seeds)]
+    jobs += [("HWA", s, device_seeds if s == first else other_device_seeds) for s in train_seeds]
+    frames = []
+    for seed in train_seeds:
+        model, _ = float_model(None, dataclasses.replace(FLOAT_TRAINING, seed=seed))
+        frames.append(pd.DataFrame({"network": ["software"], "train_seed": [seed], "device_seed": [-1],
+                                    "accuracy": [model.accuracy(data["x_test"], data["y_test"])]}))
+    for network, seed, seeds in tqdm(jobs, desc="deployments", disable=not progress):
+        float_training = dataclasses.replace(FLOAT_TRAINING, seed=seed)
+        if network == "HWA":
+            model, _ = hwa_model(config, seed)
+            model_key = {"hwa": seed, "training": HWA_TRAINING, "device": repr(config)}
+            deployed = config
+        else:
+            model, _ = float_model(None, float_training)
+            model_key = {"float": float_training}
+            deployed = config.with_(weight_map="naive" if network == "PTQ naive" else "calibrated")
+        table = _hardware_table(model_key, model, deployed, seeds)
+        frames.append(table.rename(columns={"seed": "device_seed"}).assign(network=network, train_seed=seed))
+    return pd.concat(frames, ignore_index=True)[["network", "train_seed", "device_seed", "accuracy"]]
+
+
+def confidence_table(study: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy per network with a 95 % confidence interval of the mean over its
+    evaluations (Student t, ``mean +- t_{0.975, n-1} sd / sqrt(n)``), the sd over device
+    seeds (pooled within training seeds) and the counts."""
+    from scipy import stats
+
+    rows = []
+    for network, group in study.groupby("network", sort=False):
+        n, mean, sd = len(group), group.accuracy.mean(), group.accuracy.std(ddof=1) if len(group) > 1 else 0.0
+        half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) if n > 1 else float("nan")
+        device_sd = (group.groupby("train_seed").accuracy.std(ddof=1).pow(2).mean() ** 0.5
+                     if group.device_seed.max() >= 0 and n > 1 else float("nan"))
+        rows.append({"network": network, "mean": mean, "ci_low": mean - half, "ci_high": mean + half,
+                     "sd": sd, "device_sd": device_sd, "train_seeds": group.train_seed.nunique(),
+                     "device_seeds": group.device_seed[group.device_seed >= 0].nunique(), "n": n})
+    return pd.DataFrame(rows)
+
+
+def adc_bits_sweep(config: CrossbarConfig, bits=(4, 6, 8, 10), device_seeds=(0,), train_seed: int = 0,
+                   progress: bool = True) -> pd.DataFrame:
+    """Test accuracy of the expert-PTQ network against ADC resolution, for the naive ADC
+    range (no common-mode subtraction, full scale ``rows v_read G_max``) and the calibrated
+    one. Columns: ``adc_bits``, ``adc_range`` (``naive``/``calibrated``), ``device_seed``,
+    ``accuracy``."""
+    float_training = dataclasses.replace(FLOAT_TRAINING, seed=train_seed)
+    model, _ = float_model(None, float_training)
+    frames = []
+    for b in tqdm(list(bits), desc="ADC bits", disable=not progress):
+        for label, mode in (("naive", "worst_case"), ("calibrated", "signal")):
+            deployed = config.with_(adc_calibration=mode,
+                                    periphery=dataclasses.replace(config.periphery, adc_bits=int(b)))
+            table = _hardware_table({"float": float_training}, model, deployed, device_seeds)
+            frames.append(table.rename(columns={"seed": "device_seed"}).assign(adc_bits=int(b), adc_range=label))
+    return pd.concat(frames, ignore_index=True)[["adc_bits", "adc_range", "device_seed", "accuracy"]]
 
 
 def calibrate_percentile(config: CrossbarConfig, n_components: int | None = None, n_calibration: int = 5000,
                          grid=PERCENTILE_GRID) -> pd.DataFrame:
-    """Post-training calibration of the weight range on training images (never the test set).
+    """Post-training calibration of the clipping percentile of the naive weight range on the
+    validation split (never the test set).
 
-    Returns ``percentile``, ``accuracy`` on the first ``n_calibration`` training images,
+    Returns ``percentile``, ``accuracy`` on the first ``n_calibration`` validation images,
     one device seed (0); pick the best with ``table.loc[table.accuracy.idxmax()]``.
     """
-    x_train, y_train, _, _ = features(n_components)
+    data = split(n_components)
     model, _ = float_model(n_components)
-    x_cal, y_cal = x_train[:n_calibration], y_train[:n_calibration]
-    frames = [hardware_accuracy(model, x_cal, y_cal, config.with_(weight_percentile=p), [0]).assign(percentile=p)
+    x_cal, y_cal = data["x_val"][:n_calibration], data["y_val"][:n_calibration]
+    naive = config.with_(weight_map="naive")
+    frames = [hardware_accuracy(model, x_cal, y_cal, naive.with_(weight_percentile=p), [0],
+                                calibration_inputs(n_components)).assign(percentile=p)
               for p in grid]
     return pd.concat(frames, ignore_index=True)[["percentile", "accuracy"]]
 
@@ -97,9 +255,9 @@ def calibrate_percentile(config: CrossbarConfig, n_components: int | None = None
 def accuracy_table(config: CrossbarConfig, seeds=range(5), n_components: int | None = None) -> pd.DataFrame:
     """Test accuracy of software, PTQ-on-hardware and QAT-on-hardware networks.
 
-    PTQ is reported twice: with the weight range at max ``|w|`` (``config`` as given) and
-    with the clipping percentile calibrated on training images
-    (:func:`calibrate_percentile`). Columns: ``pca`` (components or "none"), ``network``
+    PTQ is reported twice: with ``config`` as given (the calibrated map by default) and
+    with the naive map clipped at the percentile calibrated on the validation split
+    (:func:`calibrate_percentile`). Converter ranges are calibrated on training images. Columns: ``pca`` (components or "none"), ``network``
     (``software``, ``PTQ hardware``, ``PTQ calibrated``, ``QAT hardware``), ``seed`` (-1
     for software), ``accuracy``, ``percentile``.
     """
@@ -108,12 +266,14 @@ def accuracy_table(config: CrossbarConfig, seeds=range(5), n_components: int | N
     qat, _ = qat_model(config, n_components)
     calibration = calibrate_percentile(config, n_components)
     best = float(calibration.percentile[calibration.accuracy.idxmax()])
-    calibrated = config.with_(weight_percentile=best)
+    calibrated = config.with_(weight_map="naive", weight_percentile=best)
+    ranges = calibration_inputs(n_components)
     frames = [
         pd.DataFrame({"network": ["software"], "seed": [-1], "accuracy": [model.accuracy(x_test, y_test)]}),
-        hardware_accuracy(model, x_test, y_test, config, seeds).assign(network="PTQ hardware"),
-        hardware_accuracy(model, x_test, y_test, calibrated, seeds).assign(network="PTQ calibrated", percentile=best),
-        hardware_accuracy(qat, x_test, y_test, config, seeds).assign(network="QAT hardware"),
+        hardware_accuracy(model, x_test, y_test, config, seeds, ranges).assign(network="PTQ hardware"),
+        hardware_accuracy(model, x_test, y_test, calibrated, seeds, ranges).assign(network="PTQ calibrated",
+                                                                                    percentile=best),
+        hardware_accuracy(qat, x_test, y_test, config, seeds, ranges).assign(network="QAT hardware"),
     ]
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "pca", "none" if n_components is None else n_components)
@@ -128,10 +288,11 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def confusion(config: CrossbarConfig, seed: int = 0, qat: bool = True, n_components: int | None = None) -> pd.DataFrame:
-    """Tidy confusion counts of one hardware network: columns ``true``, ``predicted``, ``count``."""
+    """Tidy confusion counts of one hardware network (the hardware-aware trained one with
+    ``qat``, training seed 0; else the float one): columns ``true``, ``predicted``, ``count``."""
     _, _, x_test, y_test = features(n_components)
-    model = qat_model(config, n_components)[0] if qat else float_model(n_components)[0]
-    predicted = hardware_logits(model, x_test, config, seed).argmax(axis=1)
+    model = hwa_model(config, 0, n_components)[0] if qat else float_model(n_components)[0]
+    predicted = hardware_logits(model, x_test, config, seed, calibration_inputs(n_components)).argmax(axis=1)
     counts = np.zeros((10, 10), dtype=int)
     np.add.at(counts, (y_test, predicted), 1)
     true, pred = np.indices(counts.shape)

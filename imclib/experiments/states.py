@@ -96,10 +96,12 @@ def program(weights, config: CrossbarConfig, junction_sigma: float = 0.0, rng=No
 
 def _currents(layer: ProgrammedLayer, conductance: np.ndarray, x: np.ndarray, sense: SenseCircuit | None,
               sense_noise: float | None) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """``(applied inputs, s, mean column currents (A), their noise variance (A^2))``, summed
-    over the row blocks (partial sums accumulated digitally, variances add)."""
-    applied, voltages, volts_per_unit, _ = layer.row_voltages(x)
-    currents = voltages @ conductance
+    """``(applied inputs, s, mean column currents (A) after the layer's common-mode
+    subtraction, their noise variance (A^2))``, summed over the row blocks (partial sums
+    accumulated digitally, variances add)."""
+    applied, voltages, volts_per_unit = layer.row_voltages(x)
+    # the common-mode current the layer subtracts before its converters (its decode expects it)
+    currents = layer.subtract_common_mode((voltages @ conductance)[:, None], voltages[:, None])[:, 0]
     if sense_noise is not None:
         variance = np.full_like(currents, layer.row_blocks * sense_noise**2)
     else:

@@ -1,0 +1,32 @@
+"""map_weights memoises recent maps: same answer, read-only arrays, a new key for a new config."""
+
+import numpy as np
+import pytest
+
+from imclib import CrossbarConfig
+from imclib.mapping import _map_weights, map_weights
+
+
+def test_memoised_map_equals_a_fresh_fit_and_is_read_only():
+    weights = np.random.default_rng(0).normal(size=(12, 5))
+    config = CrossbarConfig()
+    first_targets, first_map = map_weights(weights, config)
+    again_targets, again_map = map_weights(weights.copy(), config)
+    assert again_targets is first_targets and again_map is first_map
+    fresh_targets, fresh_map = _map_weights(weights, config)
+    np.testing.assert_array_equal(first_targets, fresh_targets)
+    np.testing.assert_array_equal(first_map.gain, fresh_map.gain)
+    with pytest.raises(ValueError, match="read-only"):
+        first_targets[0, 0] = 0
+
+
+def test_memo_key_holds_the_weights_and_the_mapping_fields():
+    weights = np.random.default_rng(1).normal(size=(12, 5))
+    base_targets, _ = map_weights(weights, CrossbarConfig())
+    changed = weights.copy()
+    changed[0, 0] += 1.0
+    assert map_weights(changed, CrossbarConfig())[0] is not base_targets
+    differential, _ = map_weights(weights, CrossbarConfig(mapping="differential"))
+    assert differential.shape == (12, 5, 2)
+    naive, _ = map_weights(weights, CrossbarConfig(weight_map="naive"))
+    assert naive is not base_targets

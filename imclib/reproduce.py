@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
+FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -111,14 +112,46 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(results: dict, readme: Path = README) -> None:
-    """Replace the text between the results markers in README.md with the table."""
-    text = readme.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
-        raise RuntimeError(f"README.md lacks the markers {TABLE_START} ... {TABLE_END}")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    readme.write_text(f"{head}{TABLE_START}\n{results_table(results)}\n{TABLE_END}{tail}")
+def finding(notebook: nbformat.NotebookNode) -> str | None:
+    """The computed "What we found" paragraph of an executed notebook: the markdown output of
+    the first code cell after its last "What we found" heading (None if there is none)."""
+    cells = notebook.cells
+    headings = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "What we found" in cell.source]
+    for cell in cells[headings[-1] + 1:] if headings else []:
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                if "text/markdown" in output.get("data", {}):
+                    return output["data"]["text/markdown"].strip()
+            return None
+    return None
+
+
+def findings_text(notebooks: list[Path]) -> str:
+    """Markdown: each executed notebook's "What we found" paragraph under its name."""
+    parts = []
+    for path in notebooks:
+        found = finding(nbformat.read(path, as_version=4))
+        if found:
+            parts.append(f"**`{path.stem}`**\n\n{found}")
+    return "\n\n".join(parts)
+
+
+def _replace_between(text: str, start: str, end: str, body: str) -> str:
+    if start not in text or end not in text:
+        raise RuntimeError(f"README.md lacks the markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def update_readme(results: dict, readme: Path = README, notebooks: list[Path] | None = None) -> None:
+    """Replace the text between the results markers in README.md with the table, and (given
+    executed ``notebooks``) the text between the findings markers with their "What we found"
+    paragraphs."""
+    text = _replace_between(readme.read_text(), TABLE_START, TABLE_END, results_table(results))
+    if notebooks is not None and FINDINGS_START in text:
+        text = _replace_between(text, FINDINGS_START, FINDINGS_END, findings_text(notebooks))
+    readme.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results = read_results(figures / "results.json")
     if notebooks_out is None:
-        update_readme(results)
+        update_readme(results, notebooks=sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
     else:
         (args.output / "results.md").write_text(results_table(results) + "\n")
     print(results_table(results))

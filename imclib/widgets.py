@@ -293,20 +293,25 @@ def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: 
     return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0] * 1e9)
 
 
-def cost_widget(summary: pd.DataFrame) -> w.interactive:
-    """States, array size, ADC bits and read time -> energy by component and the point on the
-    accuracy-energy plot (accuracy from the study ``summary``; the read time changes the
-    energy and latency only, the model's noise does not depend on it)."""
+def cost_widget() -> w.interactive:
+    """States, array size, ADC bits and read time -> energy by component, and the selected
+    configuration beside the paper's on the accuracy-energy plane (both computed live on the
+    first 200 test images, device seed 0; the read time changes energy and latency only)."""
     from .experiments import cost
+
+    def total_energy(table: pd.DataFrame) -> float:
+        return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
 
     def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
         table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9)
-        energy = float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
-        accuracy = float(cost.point(summary, n_states, size, adc_bits).accuracy)
-        plt.show(plots.cost_view(table, summary, cost.PAPER_POINT, {"energy_J": energy, "accuracy": accuracy},
+        energy, accuracy = total_energy(table), cost.live_accuracy(n_states, size, adc_bits)
+        paper = cost.PAPER_POINT
+        points = pd.DataFrame([{**paper, "accuracy": cost.live_accuracy(**paper), "on_front": False,
+                                "energy_J": total_energy(cost.live_cost(**paper, t_read=t_read_ns * 1e-9))}])
+        plt.show(plots.cost_view(table, points, paper, {"energy_J": energy, "accuracy": accuracy},
                                  COST_ENERGY_RANGE_J))
         print(f"{n_states} states, {size}x{size} arrays, {adc_bits}-bit ADC, {t_read_ns:.0f} ns reads: "
-              f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (study mean)")
+              f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (first 200 test images)")
         _report("energy_per_inference_nJ", {"n_states": n_states, "size": size, "adc_bits": adc_bits,
                                             "t_read_ns": t_read_ns}, energy * 1e9)
 

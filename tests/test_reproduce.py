@@ -87,3 +87,22 @@ def test_results_table_shows_verdict_per_scheme():
     row = table.splitlines()[-1]
     assert "offset/digital: holds" in row and "differential: **fails**" in row and "**partly**" in row
     assert "ratio > 1" in row
+
+
+def test_findings_come_from_the_computed_what_we_found_output(tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from imclib.reproduce import FINDINGS_END, FINDINGS_START, TABLE_END, TABLE_START, update_readme
+
+    notebook = new_notebook(cells=[
+        new_markdown_cell("## What we found"),
+        new_code_cell("Markdown(...)", outputs=[new_output("execute_result", data={"text/markdown": "* x = 3", "text/plain": "<M>"},
+                                                           execution_count=1)]),
+    ])
+    path = tmp_path / "09_probe.ipynb"
+    nbformat.write(notebook, path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{TABLE_START}\nold\n{TABLE_END}\nb\n{FINDINGS_START}\nold\n{FINDINGS_END}\nc\n")
+    update_readme({}, readme, [path])
+    text = readme.read_text()
+    assert "**`09_probe`**\n\n* x = 3" in text and "old" not in text and text.endswith("c\n")

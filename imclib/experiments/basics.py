@@ -34,12 +34,14 @@ def cell_levels(n_states: int = 4, tmr0: float = 1.0, v_read: float = 0.2, r_p: 
 
 
 def array_example(config: CrossbarConfig | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One 4 x 4 array: random weights and inputs, programmed and read once.
+    """One 4 x 4 array: random weights and inputs, programmed and read once. The column
+    currents are the raw Kirchhoff sums ``I_j = sum_i V_i G_ij``: this example subtracts no
+    common-mode current before its (ideal) ADC (``adc_calibration="worst_case"``).
 
     Returns ``cells`` (row, column, weight, state, conductance_uS) and ``columns``
     (column, current_uA, decoded, exact ``x @ W``).
     """
-    config = config or CrossbarConfig.quantization_only()
+    config = (config or CrossbarConfig.quantization_only()).with_(adc_calibration="worst_case")
     rng = np.random.default_rng(seed)
     weights = rng.normal(size=(config.rows, config.cols))
     x = rng.uniform(0, 1, size=(1, config.rows))

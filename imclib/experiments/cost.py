@@ -196,7 +196,8 @@ def _programmed(n_states: int, size: int, adc_bits: int, n_test: int):
     rng = np.random.default_rng(0)
     layers, _ = deploy_network(model, config(n_states, size, adc_bits, bias_dependence=False),
                                mnist.calibration_inputs(), rng)
-    return layers, network_inputs(model, layers, x, rng)[1]
+    logits, inputs = network_inputs(model, layers, x, rng)
+    return layers, inputs, logits
 
 
 def live_cost(n_states: int, size: int, adc_bits: int, t_read: float,
@@ -204,6 +205,13 @@ def live_cost(n_states: int, size: int, adc_bits: int, t_read: float,
     """Cost table of one configuration (device seed 0, first ``n_test`` test images, linear
     cells as in :func:`pareto_study`) with read time ``t_read`` (seconds); programmed networks
     are cached per configuration."""
-    layers, inputs = _programmed(n_states, size, adc_bits, n_test)
+    layers, inputs, _ = _programmed(n_states, size, adc_bits, n_test)
     return cost_table(layers, inputs, Technology(t_read=t_read))
+
+
+def live_accuracy(n_states: int, size: int, adc_bits: int, n_test: int = 200) -> float:
+    """Accuracy of the configuration :func:`live_cost` costs, on the same ``n_test`` test
+    images (device seed 0)."""
+    _, y = test_subset(n_test)
+    return float(np.mean(_programmed(n_states, size, adc_bits, n_test)[2].argmax(axis=1) == y))
 

@@ -474,6 +474,8 @@ def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, pag
             if "unparsable" in before:
                 run.fail(f"cell {index}: WIDGET_CHECK line is not JSON: {before['unparsable'][:300]}")
             busy_before, idle_since = state["busyCount"], [None]
+            shot_before = ARTIFACTS / f"{notebook.stem}-cell{index}-before.png"
+            screenshot(page, shot_before, index)
             moved = move_control(run, index)
 
             def updated(s, before=before, index=index, busy_before=busy_before, moved=moved):
@@ -533,6 +535,12 @@ def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, pag
             images_after = state["cells"][index]["images"]
             if images_before and not images_after:
                 run.fail(f"cell {index}: the figure disappeared after moving the widget")
+            shot_after = ARTIFACTS / f"{notebook.stem}-cell{index}-after.png"
+            screenshot(page, shot_after, index)
+            run.check(shot_before.exists() and shot_after.exists()
+                      and shot_before.read_bytes() != shot_after.read_bytes(),
+                      f"cell {index}: the screenshots before and after moving {moved['label']!r} "
+                      f"({shot_before.name}, {shot_after.name}) are missing or identical")
             summary["widget_checks"].append({
                 "cell": index, "control": moved, "kwarg": shown_by[0], "function": function,
                 "kwargs_before": old_kwargs, "kwargs_after": kwargs,

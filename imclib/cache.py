@@ -280,6 +280,18 @@ def _log(entry_digest: str, source: str, key_text: str) -> None:
             warnings.warn(f"could not append to IMCLIB_MODEL_LOG={log}: {error}", RuntimeWarning, stacklevel=3)
 
 
+def log_lookup(name: str, kind: str, source: str) -> None:
+    """Append a lookup of another cached artefact (``kind="table"``: a cached result table
+    of ``name``) to ``$IMCLIB_MODEL_LOG``, so that :func:`ship_models` ships it too."""
+    log = os.environ.get("IMCLIB_MODEL_LOG")
+    if log:
+        try:
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(json.dumps({kind: name, "source": source}) + "\n")
+        except OSError as error:
+            warnings.warn(f"could not append to IMCLIB_MODEL_LOG={log}: {error}", RuntimeWarning, stacklevel=3)
+
+
 def cached_train(
     key: dict,
     train_fn: Callable[[], tuple[object, pd.DataFrame]],
@@ -360,13 +372,23 @@ def ship_models(log: Path, store: Path | None = None, cache_dir: Path | None = N
     into the shipped store, after validating it; return the store paths written."""
     store = store or shipped_store_dir()
     cache_dir = cache_dir or default_cache_dir()
-    digests = []
+    digests, tables = [], []
     for line in log.read_text(encoding="utf-8").splitlines():
         if line.strip():
             record = json.loads(line)
-            if record["digest"] not in digests:
+            if "table" in record:
+                tables.append(record["table"])
+            elif record["digest"] not in digests:
                 digests.append(record["digest"])
     written = []
+    for name in dict.fromkeys(tables):
+        source, target = cache_dir / "tables" / name, store / "tables" / name
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda file, source=source: file.write(source.read_bytes()))
+            written.append(target)
+        elif not target.exists():
+            raise FileNotFoundError(f"table {name} of {log} is in neither {cache_dir / 'tables'} nor {store / 'tables'}")
     for entry_digest in digests:
         source = cache_dir / f"{entry_digest}.npz"
         target = store / source.name

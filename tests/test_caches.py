@@ -388,3 +388,27 @@ def test_corrupt_results_json_is_refused_naming_the_file(tmp_path, monkeypatch, 
     with pytest.raises(ValueError, match="results.json is corrupt"):
         results.record_claim("C1", "s", {"x": 1}, True)
     assert path.read_bytes() == content.encode("latin-1")  # left untouched
+
+
+def test_cached_table_is_shipped_logged_and_heals(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from imclib import cache
+    from imclib.experiments import mnist
+
+    store, user, log = tmp_path / "store", tmp_path / "user", tmp_path / "log.jsonl"
+    monkeypatch.setattr(cache, "shipped_store_dir", lambda: store)
+    monkeypatch.setattr(mnist, "default_cache_dir", lambda: user)
+    monkeypatch.setenv("IMCLIB_MODEL_LOG", str(log))
+    calls = []
+    compute = lambda: calls.append(1) or pd.DataFrame({"seed": [0], "accuracy": [0.5]})  # noqa: E731
+    first = mnist.cached_table({"probe": 1}, compute)
+    assert mnist.cached_table({"probe": 1}, compute).equals(first) and len(calls) == 1
+    shipped = cache.ship_models(log, store, user)
+    assert [p.parent.name for p in shipped] == ["tables"] and shipped[0].exists()
+    (user / "tables" / shipped[0].name).unlink()
+    assert mnist.cached_table({"probe": 1}, compute).equals(first) and len(calls) == 1  # from the shipped store
+    shipped[0].write_bytes(b"not a pickle")
+    with pytest.warns(RuntimeWarning, match="bad cache entry"):
+        assert mnist.cached_table({"probe": 1}, compute).equals(first)
+    assert len(calls) == 2

@@ -130,25 +130,51 @@ def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = 
                                                x_val=data["x_val"], y_val=data["y_val"], n_calibration=CALIBRATION))
 
 
+TABLE_CODE = ("cells.py", "array.py", "layer.py", "mapping.py", "deploy.py", "network.py", "periphery.py",
+              "nonidealities.py", "circuit.py", "config.py", "defaults.py", "mlp.py", "hwa.py", "cache.py", "data.py",
+              "experiments/mnist.py")
+"""The modules a cached accuracy table depends on (the physics, deployment, training and data)."""
+
+
 def _code_digest() -> str:
-    """sha256 of every source file of the package: any code change invalidates cached tables."""
+    """sha256 of the modules of :data:`TABLE_CODE`: a change to any of them invalidates
+    every cached table (plots, widgets or docs do not)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
-        digest.update(path.read_bytes())
+    package = Path(__file__).resolve().parents[1]
+    for name in TABLE_CODE:
+        digest.update(name.encode())
+        digest.update((package / name).read_bytes())
     return digest.hexdigest()
 
 
 def cached_table(key: dict, compute) -> pd.DataFrame:
-    """``compute()`` (a DataFrame), memoised on disk under ``key`` plus the code digest."""
+    """``compute()`` (a DataFrame), memoised under ``key`` plus the code digest: looked up
+    in the shipped store (``imclib/models/tables/``, written by ``python -m imclib.cache
+    --ship-models``), then in the user cache, else computed and stored in the user cache.
+    An unreadable entry is moved aside with a warning and recomputed; every lookup is
+    logged like a model's (``$IMCLIB_MODEL_LOG``), so the tables a reproduce run used can
+    be shipped."""
     text = json.dumps({"key": key, "code": _code_digest()}, sort_keys=True, default=repr)
-    path = default_cache_dir() / "tables" / f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
-    if path.exists():
-        return pd.read_pickle(path)
+    name = f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
+    stores = [] if cache.retraining() else [cache.shipped_store_dir() / "tables", default_cache_dir() / "tables"]
+    for path in stores:
+        if path.joinpath(name).exists():
+            try:
+                table = pd.read_pickle(path / name)
+            except Exception as error:  # noqa: BLE001 - any unreadable entry is healed the same way
+                cache.move_aside(path / name, f"unreadable table ({type(error).__name__}: {error})")
+                continue
+            if isinstance(table, pd.DataFrame):
+                cache.log_lookup(name, "table", str(path))
+                return table
+            cache.move_aside(path / name, f"not a DataFrame but {type(table).__name__}")
     table = compute()
+    path = default_cache_dir() / "tables" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     table.to_pickle(partial)
     os.replace(partial, path)
+    cache.log_lookup(name, "table", "computed")
     return table
 
 

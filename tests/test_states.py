@@ -84,10 +84,11 @@ def test_accuracy_sweep_trains_per_n_through_the_seam():
         seen.append(config.cell.n_states)
         return model
 
-    table = states.accuracy_sweep(x, y, train, states=(2, 5), seeds=range(2), progress=False)
+    table = states.accuracy_sweep(x, y, x, train, states=(2, 5), seeds=range(2), progress=False)
     assert seen == [2, 5] and list(table.columns) == ["states", "seed", "accuracy"] and len(table) == 4
     exact = np.mean(model.forward(x, matmul=lambda i, a, w: simulate_mvm(w, a, states.study_config(5))).argmax(1) == y)
-    quiet = states.network_accuracy(model, x, y, states.study_config(5), [0], SenseCircuit(t_int=1.0, r_sense=np.inf))
+    quiet = states.network_accuracy(model, x, y, states.study_config(5), [0], np.ones((1, 12)),
+                                    SenseCircuit(t_int=1.0, r_sense=np.inf))
     assert quiet.accuracy[0] == pytest.approx(exact)
 
 

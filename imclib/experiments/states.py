@@ -77,8 +77,10 @@ def study_config(n_states: int, kind: str = "writable", tmr0: float = defaults.T
                                             **SCHEMES[scheme])
 
 
-def program(weights, config: CrossbarConfig, junction_sigma: float = 0.0, rng=None) -> tuple[ProgrammedLayer, np.ndarray]:
-    """Program ``weights`` and draw the actual conductance of every cell (siemens).
+def program(weights, config: CrossbarConfig, junction_sigma: float = 0.0, rng=None,
+            input_range: float = 1.0) -> tuple[ProgrammedLayer, np.ndarray]:
+    """Program ``weights`` (DAC full scale ``input_range``, input units: larger inputs clip)
+    and draw the actual conductance of every cell (siemens).
 
     Returns the nominal programmed layer (map, level indices, decode) and the conductances
     laid out like ``layer.conductance``: nominal, or with per-junction variation of
@@ -87,7 +89,7 @@ def program(weights, config: CrossbarConfig, junction_sigma: float = 0.0, rng=No
     if config.nonideal.any or config.periphery.any or not config.wires.is_ideal or not config.quantize:
         raise ValueError("config must quantize onto ideal-wire arrays with no other nonideality or periphery "
                          "effect: this study adds its own noise and variation")
-    layer = program_layer(weights, config)
+    layer = program_layer(weights, config, input_range=input_range)
     if junction_sigma == 0:
         return layer, layer.conductance
     rng = _validate.generator(rng)
@@ -279,32 +281,38 @@ def qat_training(config: CrossbarConfig) -> MLP:
     return mnist.qat_model(config)[0]
 
 
-def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, sense: SenseCircuit | None = None,
+def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, calibration, sense: SenseCircuit | None = None,
                      junction_sigma: float = 0.0) -> pd.DataFrame:
     """Test accuracy of ``model`` with every layer on ``config``'s hardware, read through the
     sensing circuit, per device seed (each seed draws the junction variation of every layer,
-    then the read noise). Columns ``seed``, ``accuracy``."""
+    then the read noise). Each layer's DAC full scale is the ``config.input_percentile`` of
+    the network's activations in front of it on the ``calibration`` inputs (training images,
+    never the test set; :func:`imclib.deploy.input_full_scale`). Columns ``seed``, ``accuracy``."""
+    from ..deploy import input_full_scale
+
+    activations = model.hidden_activations(np.asarray(calibration, dtype=np.float64))
+    ranges = [input_full_scale(a, config.input_percentile) for a in activations]
     rows = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        programmed = [program(w, config, junction_sigma, rng) for w in model.weights]
+        programmed = [program(w, config, junction_sigma, rng, r) for w, r in zip(model.weights, ranges)]
         logits = model.forward(x, matmul=lambda i, a, w: read(*programmed[i], a, rng, sense))
         rows.append({"seed": seed, "accuracy": float(np.mean(logits.argmax(axis=1) == y))})
     return pd.DataFrame(rows)
 
 
-def accuracy_sweep(x_test, y_test, train: Callable[[CrossbarConfig], MLP] = qat_training, states=STATES,
+def accuracy_sweep(x_test, y_test, calibration, train: Callable[[CrossbarConfig], MLP] = qat_training, states=STATES,
                    kind: str = "writable", seeds=range(5), sense: SenseCircuit | None = None,
                    junction_sigma: float = 0.0, scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
     """MNIST test accuracy against states per cell, the network trained per N by
-    ``train(config)`` (both layers on hardware).
+    ``train(config)`` (both layers on hardware, DAC ranges set on ``calibration`` inputs).
 
     Columns: ``states``, ``seed``, ``accuracy``.
     """
     frames = []
     for n in tqdm(states, desc="states", disable=not progress):
         config = study_config(n, kind, scheme=scheme)
-        frames.append(network_accuracy(train(config), x_test, y_test, config, seeds, sense, junction_sigma)
+        frames.append(network_accuracy(train(config), x_test, y_test, config, seeds, calibration, sense, junction_sigma)
                       .assign(states=n))
     return pd.concat(frames, ignore_index=True)[["states", "seed", "accuracy"]]
 

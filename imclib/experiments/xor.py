@@ -54,7 +54,8 @@ def block_weights(model: MLP) -> np.ndarray:
 
 
 def xor_on_one_array(model: MLP, config: CrossbarConfig, seed: int) -> pd.DataFrame:
-    """Run the four XOR rows through one programmed 4 x 4 array.
+    """Run the four XOR rows through one programmed 4 x 4 array (DAC full scale: the largest
+    input or float hidden activation of the four training rows).
 
     Returns one row per input: ``x1, x2, target``, the layer-1 column currents ``I0, I1``
     (µA), hidden activations, the layer-2 column currents ``I2, I3`` (µA), hardware and
@@ -63,7 +64,9 @@ def xor_on_one_array(model: MLP, config: CrossbarConfig, seed: int) -> pd.DataFr
     if (config.rows, config.cols) != (4, 4):
         raise ValueError(f"XOR runs on one 4 x 4 array; config has {config.rows} x {config.cols}")
     rng = np.random.default_rng(seed)
-    array = program_layer(block_weights(model), config, rng)
+    # one DAC range for both reads: the largest float activation the training rows drive (inputs, hidden)
+    input_range = max(float(np.max(a)) for a in model.hidden_activations(XOR_INPUTS))
+    array = program_layer(block_weights(model), config, rng, input_range=input_range, input_signed=False)
     zeros = np.zeros_like(XOR_INPUTS)
     currents_1, applied, volts_per_unit = array.column_currents(np.hstack([XOR_INPUTS, zeros]), rng)
     hidden = np.maximum(array.decode(currents_1, applied, volts_per_unit)[:, :2] + model.biases[0], 0)

@@ -19,8 +19,9 @@ f. (b) with bias-dependent MTJ conductance (ideal wires);
 g. a Monte-Carlo sweep of 100 device seeds of (b) (``--sweep``): ``imclib.sweep`` with
    ``n_jobs=1`` and ``n_jobs=2``.
 
-A hardware run programs the network for its device seed and infers all images (programming
-included). References: ``float64``, the plain forward ``relu(x W1 + b1) W2 + b2`` on inputs
+A hardware run deploys the network for its device seed (programming, and converter ranges
+calibrated on 1,000 training images; the calibrated weight map itself is memoised after the
+first round, :func:`imclib.mapping.map_weights`) and infers all images. References: ``float64``, the plain forward ``relu(x W1 + b1) W2 + b2`` on inputs
 already cast to float64; ``float32``, the same in float32; ``package``,
 ``MLP.forward`` (casts and checks its input). Method: every case is timed right after each
 of the three references, in one process, in rounds (the order of the cases rotates from
@@ -93,6 +94,7 @@ def workload():
 
 def runners() -> dict:
     """Every timed function, by name: the three references and the hardware cases."""
+    from imclib.experiments import mnist
     from imclib.network import hardware_logits
 
     model, x_test, _ = workload()
@@ -105,8 +107,9 @@ def runners() -> dict:
         "float32": lambda: np.maximum(x32 @ w1f + b1f, 0.0) @ w2f + b2f,
         "package": lambda: model.forward(x_test),
     }
+    calibration = mnist.calibration_inputs()  # converter ranges set on 1,000 training images, as the studies do
     for case in CASES:
-        run[case] = functools.partial(hardware_logits, model, x_test, hardware_config(case), 0)
+        run[case] = functools.partial(hardware_logits, model, x_test, hardware_config(case), 0, calibration)
     return run
 
 
@@ -163,10 +166,11 @@ def summarize(raw: pd.DataFrame) -> pd.DataFrame:
 
 def seeds_accuracy(seed: int) -> dict:
     """One task of case (g): accuracy of the float model on hardware (b) with ``seed``."""
+    from imclib.experiments import mnist
     from imclib.network import hardware_logits
 
     model, x_test, y_test = workload()
-    logits = hardware_logits(model, x_test, hardware_config("g"), seed)
+    logits = hardware_logits(model, x_test, hardware_config("g"), seed, mnist.calibration_inputs())
     return {"accuracy": float(np.mean(logits.argmax(1) == y_test))}
 
 

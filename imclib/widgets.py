@@ -112,18 +112,32 @@ def mnist_accuracy(n_states: int, programming_sigma: float, tile: int, network: 
 
 
 def mnist_widget() -> w.interactive:
-    """States, programming variation, tile size and PTQ/QAT -> MNIST accuracy."""
+    """States, programming variation, tile size and PTQ/QAT -> MNIST accuracy of the hardware
+    network beside the software one (first 2000 test images, device seed 0), with the paper's
+    two values; fixed 0-100 % axis."""
+    software = mnist.float_model()[0]
+    _, _, x_test, y_test = mnist.features(None)
+    software_accuracy = software.accuracy(x_test[:2000], y_test[:2000])
+
     def show(n_states=4, programming_sigma=defaults.PROGRAMMING_SIGMA, tile=4, network="PTQ"):
         value = mnist_accuracy(n_states, programming_sigma, tile, network)
+        fig, ax = plt.subplots(figsize=(7, 2.2))
+        ax.barh(["software", f"hardware ({network})"], [software_accuracy * 100, value * 100], color=["0.6", "C0"])
+        for name, paper in (("paper software", mnist.PAPER["software_accuracy"]),
+                            ("paper hardware", mnist.PAPER["hardware_accuracy"])):
+            ax.axvline(paper * 100, ls="--", lw=1, color="k" if "software" in name else "C3", label=name)
+        ax.set(xlim=(0, 100), xlabel="MNIST accuracy (%), first 2000 test images")
+        ax.legend(loc="lower left", fontsize=8)
+        plt.show(fig)
         print(f"{network}, {n_states} states, σ = {programming_sigma:.2f}, {tile}x{tile} arrays: "
-              f"accuracy {value:.2%} on 2000 test images")
+              f"accuracy {value:.2%} on 2000 test images (software {software_accuracy:.2%})")
         _report("mnist_accuracy", {"n_states": n_states, "programming_sigma": programming_sigma, "tile": tile,
                                    "network": network}, value)
-    return w.interactive(show, n_states=w.Dropdown(options=[2, 4, 8, 16], value=4, description="states"),
-                         programming_sigma=w.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.2, step=0.01,
-                                                         description="σ prog."),
-                         tile=w.Dropdown(options=[4, 8, 16, 32], value=4, description="array"),
-                         network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
+    return _live(show, n_states=w.Dropdown(options=[2, 4, 8, 16], value=4, description="states"),
+                 programming_sigma=w.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.2, step=0.01,
+                                                 description="σ prog."),
+                 tile=w.Dropdown(options=[4, 8, 16, 32], value=4, description="array"),
+                 network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
 
 
 # ---- 03: PCA ------------------------------------------------------------------------

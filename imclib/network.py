@@ -17,7 +17,7 @@ from . import _validate
 from .config import CrossbarConfig
 from .deploy import deploy_network
 from .layer import ProgrammedLayer
-from .mapping import quantize_weights
+from .mapping import assumed_levels, level_set, map_weights, quantize_weights, refine_affine_map
 from .mlp import MLP
 
 
@@ -60,7 +60,28 @@ def hardware_accuracy(
     return pd.DataFrame(rows)
 
 
-def device_quantizer(config: CrossbarConfig) -> Callable[[int, np.ndarray], np.ndarray]:
+def device_quantizer(config: CrossbarConfig, refine_steps: int = 2) -> Callable[[int, np.ndarray], np.ndarray]:
     """``quantize(i, W)`` for quantization-aware training: the weights a nominal array of
-    ``config`` represents (:func:`imclib.mapping.quantize_weights`)."""
-    return lambda index, weights: quantize_weights(weights, config)
+    ``config`` represents, ``w_q = a L_q + b`` (:func:`imclib.mapping.quantize_weights`).
+
+    With the calibrated map the first call per layer fits it in full
+    (:func:`imclib.mapping.map_weights`); later calls refine the previous ``(a, b)`` by
+    ``refine_steps`` Lloyd-Max steps and correct the bias (the weights move little between
+    training steps), which costs a few passes over ``W`` instead of a fit from a dozen starts.
+    """
+    if config.weight_map != "calibrated" or not config.quantize:
+        return lambda index, weights: quantize_weights(weights, config)
+    values = level_set(assumed_levels(config), config.mapping)
+    fitted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def quantize(index: int, weights: np.ndarray) -> np.ndarray:
+        columns = weights if config.scale == "column" else weights.reshape(-1, 1)
+        if index not in fitted:
+            _, weight_map = map_weights(weights, config)
+            fitted[index] = (weight_map.gain[: columns.shape[1]], weight_map.offset[: columns.shape[1]])
+        gain, offset, assignment = refine_affine_map(columns, values, *fitted[index], refine_steps)
+        offset = offset + np.mean(columns - gain * values[assignment] - offset, axis=0)
+        fitted[index] = (gain, offset)
+        return (gain * values[assignment] + offset).reshape(weights.shape)
+
+    return quantize

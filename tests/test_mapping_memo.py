@@ -30,3 +30,20 @@ def test_memo_key_holds_the_weights_and_the_mapping_fields():
     assert differential.shape == (12, 5, 2)
     naive, _ = map_weights(weights, CrossbarConfig(weight_map="naive"))
     assert naive is not base_targets
+
+
+def test_training_quantizer_starts_from_the_calibrated_map_and_tracks_it():
+    from imclib.mapping import quantize_weights
+    from imclib.network import device_quantizer
+
+    rng = np.random.default_rng(2)
+    weights = rng.normal(size=(40, 6))
+    config = CrossbarConfig()
+    quantize = device_quantizer(config)
+    np.testing.assert_allclose(quantize(0, weights), quantize_weights(weights, config), rtol=1e-12, atol=1e-12)
+    moved = weights + 1e-3 * rng.normal(size=weights.shape)
+    tracked, fresh = quantize(0, moved), quantize_weights(moved, config)
+    error = lambda q: np.mean((moved - q) ** 2)  # noqa: E731
+    assert error(tracked) <= 1.05 * error(fresh)
+    naive = CrossbarConfig(weight_map="naive")
+    np.testing.assert_array_equal(device_quantizer(naive)(0, weights), quantize_weights(weights, naive))

@@ -281,6 +281,15 @@ def qat_training(config: CrossbarConfig) -> MLP:
     return mnist.qat_model(config)[0]
 
 
+def expert_ptq(config: CrossbarConfig) -> MLP:
+    """Per-N "training" without retraining: the float network, deployed by :func:`program`
+    with the calibrated weight map onto ``config``'s levels (expert post-training
+    quantization). Retraining per N (QAT with the calibrated map) costs minutes per N."""
+    from . import mnist
+
+    return mnist.float_model()[0]
+
+
 def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, calibration, sense: SenseCircuit | None = None,
                      junction_sigma: float = 0.0) -> pd.DataFrame:
     """Test accuracy of ``model`` with every layer on ``config``'s hardware, read through the

@@ -327,14 +327,16 @@ def accuracy_sweep(x_test, y_test, calibration, train: Callable[[CrossbarConfig]
 
 
 def mapping_artifact(weights, x, states=STATES, kind: str = "writable") -> pd.DataFrame:
-    """Why some N quantize badly under the offset mapping: where a zero weight lands.
+    """Why some N quantize badly under the *naive* offset map: where a zero weight lands.
 
-    The offset map sends ``[-w_max, w_max]`` onto ``[G_min, G_max]``, so ``w = 0`` sits at
-    the mid-window conductance; when no level lies there (levels uneven in G, e.g. N = 3)
+    The naive offset map sends ``[-w_max, w_max]`` onto ``[G_min, G_max]``, so ``w = 0`` sits
+    at the mid-window conductance; when no level lies there (levels uneven in G, e.g. N = 3)
     every small weight rounds to one level off zero, a bias ``w_0`` shared by most cells,
-    which the decode multiplies by ``sum_i x_i``. The differential map sends ``w = 0`` to
-    ``G+ = G- = G_min`` exactly. Columns: ``states``, ``zero_maps_to`` (``w_0 / w_max``,
-    mean over columns), ``quantization_offset``, ``quantization_differential``.
+    which the decode multiplies by ``sum_i x_i``. The naive differential map sends ``w = 0``
+    to ``G+ = G- = G_min`` exactly, and the calibrated offset map (the default) places its
+    levels where the weights are. Columns: ``states``, ``zero_maps_to`` (``w_0 / w_max``
+    under the naive offset map, mean over columns), ``quantization_offset`` and
+    ``quantization_differential`` (naive maps), ``quantization_offset_calibrated``.
     """
     x = np.asarray(x, dtype=np.float64)
     reference = x @ weights
@@ -343,9 +345,10 @@ def mapping_artifact(weights, x, states=STATES, kind: str = "writable") -> pd.Da
     rows = []
     for n in states:
         config = study_config(n, kind)
-        zero = quantize_weights(probe, config)
-        errors = {mapping: _norm(program_layer(weights, config.with_(mapping=mapping)).mvm(x) - reference) / norm
-                  for mapping in ("offset", "differential")}
+        naive = config.with_(weight_map="naive")
+        zero = quantize_weights(probe, naive)
+        cases = {"offset": naive, "differential": naive.with_(mapping="differential"), "offset_calibrated": config}
+        errors = {name: _norm(program_layer(weights, case).mvm(x) - reference) / norm for name, case in cases.items()}
         rows.append({"states": n, "zero_maps_to": float(np.mean(zero[0] / zero[1])),
-                     "quantization_offset": errors["offset"], "quantization_differential": errors["differential"]})
+                     **{f"quantization_{name}": error for name, error in errors.items()}})
     return pd.DataFrame(rows)

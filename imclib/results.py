@@ -46,7 +46,8 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
     paper : dict, optional
         The source paper's values where it gives any.
     verdict : {"reproduced", "partly", "not reproduced"}, optional
-        Overall verdict (``partly``: the criterion holds under some decode schemes only).
+        Overall verdict (``partly``: the criterion holds under some decode schemes only);
+        by default ``reproduced`` when ``passed``, else ``not reproduced``.
     criterion : str, optional
         The criterion, stated before the measurement, in one line.
     by_scheme : dict, optional
@@ -70,6 +71,7 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
     if verdict is not None and verdict not in ("reproduced", "partly", "not reproduced"):
         raise ValueError(f"verdict must be 'reproduced', 'partly' or 'not reproduced', got {verdict!r}")
     entry = {"statement": statement, "measured": measured, "paper": paper or {}, "passed": bool(passed)}
+    verdict = verdict or ("reproduced" if passed else "not reproduced")
     extra = {"verdict": verdict, "by_scheme": by_scheme, "criterion": criterion, **(statistics or {})}
     entry.update({key: value for key, value in extra.items() if value is not None})
     json.dumps(entry)  # a value JSON cannot hold raises TypeError here, before the file is touched

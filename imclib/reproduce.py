@@ -112,17 +112,26 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _markdown_output(cell) -> str | None:
+    for output in cell.get("outputs", []):
+        if "text/markdown" in output.get("data", {}):
+            return output["data"]["text/markdown"].strip()
+    return None
+
+
 def finding(notebook: nbformat.NotebookNode) -> str | None:
     """The computed "What we found" paragraph of an executed notebook: the markdown output of
-    the first code cell after its last "What we found" heading (None if there is none)."""
+    the first code cell after its last "What we found" heading, or of the last code cell that
+    writes the heading itself (without the heading); None if there is none."""
     cells = notebook.cells
     headings = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "What we found" in cell.source]
     for cell in cells[headings[-1] + 1:] if headings else []:
         if cell.cell_type == "code":
-            for output in cell.get("outputs", []):
-                if "text/markdown" in output.get("data", {}):
-                    return output["data"]["text/markdown"].strip()
-            return None
+            return _markdown_output(cell)
+    for cell in reversed(cells):
+        text = _markdown_output(cell) if cell.cell_type == "code" and "What we found" in cell.source else None
+        if text:
+            return "\n".join(line for line in text.splitlines() if "What we found" not in line).strip()
     return None
 
 

@@ -293,7 +293,7 @@ def random_vs_systematic(ratios: pd.DataFrame, sweep: pd.DataFrame | None = None
     layers = list(dict.fromkeys(ratios.layer))
     styles = dict(zip(layers, ["-o", "--s", ":^"]))
     panels = 2 if sweep is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.4, 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.4, 5.2), sharey=True, squeeze=False)
     ax = axes[0, 0]
     for scheme in schemes:
         for layer in layers:
@@ -410,7 +410,7 @@ def optimum_shift(table: pd.DataFrame) -> plt.Figure:
     """Best N against TMR0, v_read and t_int (one panel each): filled markers are interior
     optima, open markers the grid edge where there is none."""
     parameters = list(dict.fromkeys(table.parameter))
-    fig, axes = plt.subplots(1, len(parameters), figsize=(3.6 * len(parameters), 3.3), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(parameters), figsize=(3.6 * len(parameters), 4.2), sharey=True, squeeze=False)
     for ax, parameter in zip(axes[0], parameters):
         part = table[table.parameter == parameter]
         for scheme, rows in part.groupby("scheme", sort=False) if "scheme" in part else [("", part)]:

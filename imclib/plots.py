@@ -220,6 +220,11 @@ def pca_gap(gaps: pd.DataFrame, study: pd.DataFrame | None = None) -> plt.Figure
     return fig
 
 
+ERROR_FLOOR = 1e-4
+"""Smallest error drawn on the log axes of :func:`error_decomposition`; smaller values are
+drawn at the floor with a left-pointing marker."""
+
+
 def error_decomposition(summary: pd.DataFrame) -> plt.Figure:
     """Dot plot of the MVM error per source, one panel per decode scheme, on one shared log
     axis: the mean over device seeds per layer with its 95 % confidence interval (horizontal

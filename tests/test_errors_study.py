@@ -171,7 +171,10 @@ def test_record_claim_keeps_verdict_fields(tmp_path, monkeypatch):
     assert entry["verdict"] == "partly" and entry["by_scheme"] == {"a": True, "b": False}
     assert entry["criterion"] == "x > 0" and entry["n_seeds"] == 10 and entry["p_value"] == 0.001
     record_claim("C8", "old style", {"x": 1}, passed=True)
-    assert "verdict" not in json.loads((tmp_path / "results.json").read_text())["C8"]
+    record_claim("C7", "old style, failed", {"x": 1}, passed=False)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["C8"]["verdict"] == "reproduced" and results["C7"]["verdict"] == "not reproduced"
+    assert "by_scheme" not in results["C8"] and "criterion" not in results["C8"]
 
 
 def test_break_even_rp_error_by_hand(small_layer):

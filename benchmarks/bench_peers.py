@@ -72,10 +72,12 @@ def main(argv=None) -> int:
     import aihwkit
     import torch
 
+    from imclib.experiments import mnist
     from imclib.network import hardware_logits
 
     torch.set_num_threads(1)
     model, x_test, y_test = workload()
+    calibration = mnist.calibration_inputs()  # deployment (programming + calibration) is timed with imclib
     x64 = np.asarray(x_test, dtype=np.float64)
     x_torch = torch.tensor(x_test, dtype=torch.float32)
     w1, w2 = model.weights
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
         return np.maximum(x64 @ w1 + b1, 0.0) @ w2 + b2
 
     cases = {f"imclib ({case}) {label}":
-             (lambda case=case: hardware_logits(model, x_test, hardware_config(case), 0), args.rounds)
+             (lambda case=case: hardware_logits(model, x_test, hardware_config(case), 0, calibration), args.rounds)
              for case, label in (("b", "ideal Kirchhoff, programming variation"), ("d", "(b) + 8-bit ADC per array"))}
     for tile in (None, 4):
         for perfect in (True, False):

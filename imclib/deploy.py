@@ -61,14 +61,22 @@ def calibrate(layer: ProgrammedLayer, x, input_range: float | None = None,
     if x.shape[1] != layer.n_in:
         raise ValueError(f"x must have shape (batch, {layer.n_in}), got {x.shape}")
     _validate.integer_at_least("adc_samples", adc_samples, 1)
+    return _calibrated(layer, x, input_range, adc_samples)[0]
+
+
+def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None,
+                adc_samples: int) -> tuple[ProgrammedLayer, np.ndarray]:
+    """:func:`calibrate` on checked inputs, with the noise-free ``|I'|`` (batch, blocks,
+    physical columns) of the subsampled inputs through the calibrated DAC (the ADC range
+    does not change them)."""
     config = layer.config
     x_max = input_full_scale(x, config.input_percentile) if input_range is None else input_range
     layer = with_ranges(layer, x_max, bool(np.any(x < 0)))
-    if config.adc_calibration != "signal" or config.periphery.adc_range is not None or not x.size:
-        return layer
-    currents = np.abs(partial_signal(layer, _subsample(x, adc_samples))).reshape(-1, layer.layout.n_physical)
-    full_scale = np.percentile(currents, config.adc_percentile, axis=0)
-    return with_ranges(layer, x_max, layer.input_signed, np.where(full_scale > 0, full_scale, layer.adc_range))
+    currents = np.abs(partial_signal(layer, _subsample(x, adc_samples)))
+    if config.adc_calibration != "signal" or config.periphery.adc_range is not None:
+        return layer, currents
+    full_scale = np.percentile(currents.reshape(-1, layer.layout.n_physical), config.adc_percentile, axis=0)
+    return with_ranges(layer, x_max, layer.input_signed, np.where(full_scale > 0, full_scale, layer.adc_range)), currents
 
 
 def partial_signal(layer: ProgrammedLayer, x: np.ndarray) -> np.ndarray:
@@ -84,7 +92,11 @@ def range_report(layer: ProgrammedLayer, x: np.ndarray, adc_samples: int = ADC_S
     ``adc_range_uA`` (median over physical columns, microamperes) and ``adc_saturated``
     (fraction of noise-free partial currents beyond the ADC full scale, on up to
     ``adc_samples`` inputs)."""
-    currents = np.abs(partial_signal(layer, _subsample(x, adc_samples)))
+    return _report(layer, x, np.abs(partial_signal(layer, _subsample(x, adc_samples))))
+
+
+def _report(layer: ProgrammedLayer, x: np.ndarray, currents: np.ndarray) -> dict:
+    """:func:`range_report` with the inputs' noise-free ``|I'|`` already computed."""
     return {
         "input_range": layer.input_range,
         "input_signed": layer.input_signed,
@@ -124,10 +136,10 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         raise ValueError(f"input_ranges must give one range per layer ({len(model.weights)}), got {len(input_ranges)}")
     layers, records = [], []
     for index, (weights, bias) in enumerate(zip(model.weights, model.biases)):
-        layer = program_layer(weights, config, rng)
-        layer = calibrate(layer, x, None if input_ranges is None else input_ranges[index])
+        layer, currents = _calibrated(program_layer(weights, config, rng), x,
+                                      None if input_ranges is None else input_ranges[index], ADC_SAMPLES)
         layers.append(layer)
-        records.append({"layer": index, **range_report(layer, x)})
+        records.append({"layer": index, **_report(layer, x, currents)})
         if index < len(model.weights) - 1:
             x = np.maximum(layer.mvm(x, read_rng) + bias, 0.0)
     return layers, pd.DataFrame(records)

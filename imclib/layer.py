@@ -382,20 +382,25 @@ class ProgrammedLayer:
         """
         weight_map = self.weight_map
         gain = weight_map.gain / volts_per_unit
-        input_sum = applied.sum(axis=1, keepdims=True)
         if self.config.mapping == "differential":
             plus, minus = self.layout.weight[:, 0], self.layout.weight[:, 1]
-            return gain * (currents[:, plus] - currents[:, minus]) + weight_map.offset * input_sum
+            y = currents[:, plus]
+            y -= currents[:, minus]
+            y *= gain
+            return _add_outer(y, applied, weight_map.offset)
         columns = self.layout.weight
-        y = gain * currents[:, columns]
+        # every physical column holds an output (offset, digital sum): no gather needed
+        y = currents[:, columns] if columns.size != currents.shape[1] else currents.copy()
+        y *= gain
         if self.config.input_sum == "reference":
             g_ref = weight_map.levels[-1]
             subtracted = self.mirror[columns] * g_ref
             input_sum = currents[:, self.layout.reference] / (volts_per_unit * g_ref)
-            input_sum = input_sum[:, self.layout.tile_of_output]
-        else:
-            subtracted = self.common_mode[columns]
-        return y + (weight_map.offset + weight_map.gain * subtracted) * input_sum
+            return y + (weight_map.offset + weight_map.gain * subtracted) * input_sum[:, self.layout.tile_of_output]
+        subtracted = self.common_mode[columns]
+        # c_j = b_j + a_j G0_j is exactly 0 where the subtracted G0_j is the zero conductance -b_j/a_j
+        coefficient = np.where(subtracted == weight_map.zero_conductance, 0.0, weight_map.offset + weight_map.gain * subtracted)
+        return _add_outer(y, applied, coefficient)
 
     def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """Simulated ``x @ W`` in weight units, shape (batch, n_out).
@@ -412,6 +417,14 @@ class ProgrammedLayer:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
         currents, applied, volts_per_unit = self.column_currents(x, rng)
         return self.decode(currents, applied, volts_per_unit)
+
+
+def _add_outer(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
+    """``y + sum(x) c`` in place in ``y`` (batch, n): the digital input-sum term with the
+    inputs ``applied`` (batch, n_in) and ``c`` (n,); skipped when ``c`` is all zero."""
+    if np.any(coefficient):
+        y += applied.sum(axis=1, keepdims=True) * coefficient
+    return y
 
 
 def _tile_draw(draw, config: CrossbarConfig, shape: tuple[int, int], rng) -> np.ndarray:

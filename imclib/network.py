@@ -36,19 +36,19 @@ def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     return matmul
 
 
-def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int, calibration=None) -> np.ndarray:
+def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int, calibration) -> np.ndarray:
     """Logits of ``model`` on hardware deployed with device seed ``seed``.
 
-    ``calibration``: inputs the converter ranges are calibrated on (training images); by
-    default ``x`` itself (then the ranges have seen the evaluated data).
+    ``calibration``: inputs the converter ranges are calibrated on (training images, never
+    the evaluated data: required, so that no range is set on the data it is scored on).
     """
     rng = np.random.default_rng(seed)
-    layers, _ = deploy_network(model, config, x if calibration is None else calibration, rng)
+    layers, _ = deploy_network(model, config, calibration, rng)
     return model.forward(x, matmul=hardware_matmul(layers, rng))
 
 
 def hardware_accuracy(
-    model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration=None
+    model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration
 ) -> pd.DataFrame:
     """Accuracy on hardware for each device seed: columns ``seed``, ``accuracy``.
     ``calibration`` as in :func:`hardware_logits`."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The workbook's two commands; needs only Python 3.11+ on the machine.
 
-    python3 workbook.py reproduce [--output DIR] [--retrain]
+    python3 workbook.py reproduce [--output DIR] [--retrain] [--jobs N]
         # run every study notebook; in place: notebooks/, figures/, results.json, README table;
         # with --output DIR: only under DIR; --retrain: retrain and rewrite imclib/models/
     python3 workbook.py test        # unit tests + every notebook through nbval + browser suite

@@ -1,7 +1,9 @@
 """Run every study notebook top to bottom, headless, and regenerate the figures.
 
-``python -m imclib.reproduce [NOTEBOOK ...] [--output DIR] [--retrain]`` executes
-``notebooks/NN_*.ipynb`` in order with nbclient (a per-cell and an overall timeout).
+``python -m imclib.reproduce [NOTEBOOK ...] [--output DIR] [--retrain] [--jobs N]`` executes
+``notebooks/NN_*.ipynb`` with nbclient (a per-cell and an overall timeout), in order, or
+``N`` at a time, each in its own kernel (every notebook only reads the trained models and
+tables it needs, training them if missing; concurrent runs store cache entries atomically).
 
 Without ``--output`` it regenerates the repository in place: the executed notebooks replace
 ``notebooks/*.ipynb`` (so a reader sees outputs without a kernel), the figures and
@@ -19,6 +21,7 @@ the kernels), retrains every model, and then rewrites the shipped entries
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -163,6 +166,37 @@ def update_readme(results: dict, readme: Path = README, notebooks: list[Path] | 
     readme.write_text(text)
 
 
+def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, total_timeout: int, jobs: int) -> int:
+    """Execute ``paths`` (in order, or ``jobs`` at a time in worker processes); 124 when the
+    total timeout passes before a notebook starts."""
+    deadline = time.perf_counter() + total_timeout
+
+    def destination(path: Path) -> Path | None:
+        return None if notebooks_out is None else notebooks_out / path.name
+
+    if jobs == 1:
+        for path in paths:
+            if time.perf_counter() > deadline:
+                print(f"total timeout of {total_timeout} s reached before {path.name}", file=sys.stderr)
+                return 124
+            print(f"running {path.name} ...", flush=True)
+            print(f"  done in {execute(path.resolve(), cell_timeout, destination(path)):.0f} s", flush=True)
+        return 0
+    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+        futures = {pool.submit(execute, path.resolve(), cell_timeout, destination(path)): path for path in paths}
+        print(f"running {len(paths)} notebooks, {jobs} at a time ...", flush=True)
+        remaining = max(1.0, deadline - time.perf_counter())
+        try:
+            for future in concurrent.futures.as_completed(futures, timeout=remaining):
+                print(f"  {futures[future].name} done in {future.result():.0f} s", flush=True)
+        except concurrent.futures.TimeoutError:
+            print(f"total timeout of {total_timeout} s reached", file=sys.stderr)
+            for future in futures:
+                future.cancel()
+            return 124
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/NN_*.ipynb")
@@ -174,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the shipped entries (imclib/models/) with the models used")
     parser.add_argument("--cell-timeout", type=int, default=900, help="seconds one cell may take")
     parser.add_argument("--total-timeout", type=int, default=3600, help="seconds all notebooks may take")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks executed at once, each in its own kernel (default 1: in order)")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.output is None:
@@ -194,14 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["IMCLIB_MODEL_LOG"] = str(log)
     if args.retrain:
         os.environ["IMCLIB_RETRAIN"] = "1"
-    deadline = time.perf_counter() + args.total_timeout
-    for path in paths:
-        if time.perf_counter() > deadline:
-            print(f"total timeout of {args.total_timeout} s reached before {path.name}", file=sys.stderr)
-            return 124
-        print(f"running {path.name} ...", flush=True)
-        destination = None if notebooks_out is None else notebooks_out / path.name
-        print(f"  done in {execute(path.resolve(), args.cell_timeout, destination):.0f} s", flush=True)
+    if args.jobs < 1:
+        print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+        return 2
+    status = _run_all(paths, notebooks_out, args.cell_timeout, args.total_timeout, args.jobs)
+    if status:
+        return status
     if not (figures / "results.json").exists():
         print(f"the notebooks recorded no claim ({figures / 'results.json'} is missing)", file=sys.stderr)
         return 1

@@ -42,6 +42,25 @@ def test_output_option_writes_only_under_the_output_folder(tmp_path, monkeypatch
     assert before == {p: _digest(p) for p in before}  # notebooks and README untouched
 
 
+def test_jobs_run_notebooks_side_by_side_with_the_same_outputs(tmp_path, monkeypatch):
+    monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
+    sources = [tmp_path / "src" / f"9{i}_test.ipynb" for i in range(2)]
+    sources[0].parent.mkdir()
+    for source in sources:
+        _notebook(source)
+    out = tmp_path / "out"
+    assert reproduce.main([*map(str, sources), "--output", str(out), "--jobs", "2", "--cell-timeout", "300"]) == 0
+    for source in sources:
+        executed = nbformat.read(out / "notebooks" / source.name, as_version=4)
+        assert executed.cells[0].outputs[0]["text"] == "ran\n"
+
+
+def test_jobs_below_one_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
+    assert reproduce.main(["--output", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
 def test_figures_dir_without_output_is_refused(monkeypatch, capsys):
     monkeypatch.setenv("IMCLIB_FIGURES_DIR", "/tmp/somewhere")
     assert reproduce.main(["--total-timeout", "1"]) == 2

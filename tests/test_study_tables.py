@@ -44,6 +44,8 @@ def test_fingerprint_follows_the_values():
     model = MLP([np.ones((3, 2))], [np.zeros(2)])
     other = MLP([np.ones((3, 2))], [np.full(2, 0.5)])
     assert tables.fingerprint(model) != tables.fingerprint(other)
+    with pytest.raises(TypeError, match="cache key"):
+        tables.fingerprint({"compute": lambda: 1})
 
 
 def test_code_digest_covers_the_imported_modules():

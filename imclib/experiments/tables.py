@@ -32,7 +32,9 @@ UNKEYED = frozenset({"progress"})
 def fingerprint(value):
     """A JSON-able value that identifies ``value``: arrays and :class:`~imclib.mlp.MLP`
     networks by a SHA-256 of their dtype, shape and bytes, containers element by element,
-    ranges as lists, anything else (numbers, strings, frozen dataclass configs) by ``repr``."""
+    ranges as lists, anything else (numbers, strings, frozen dataclass configs) by ``repr``;
+    a ``repr`` that shows a memory address (a function, a plain object) is refused with a
+    TypeError, as it would never match again."""
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
         return f"array {data.dtype} {data.shape} {hashlib.sha256(data.tobytes()).hexdigest()}"
@@ -42,7 +44,10 @@ def fingerprint(value):
         return {str(k): fingerprint(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, range)):
         return [fingerprint(v) for v in value]
-    return repr(value)
+    text = repr(value)
+    if " at 0x" in text:
+        raise TypeError(f"{type(value).__name__} has no value-based repr ({text}): it cannot be part of a cache key")
+    return text
 
 
 def _module_path(package_dir: Path, dotted: str) -> Path | None:

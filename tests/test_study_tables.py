@@ -48,6 +48,21 @@ def test_fingerprint_follows_the_values():
         tables.fingerprint({"compute": lambda: 1})
 
 
+def test_realistic_inputs_are_keyed_by_what_determines_them():
+    from imclib.experiments import errors
+
+    rng = np.random.default_rng(0)
+    model = MLP([rng.normal(size=(6, 4)), rng.normal(size=(4, 3))], [np.zeros(4), np.zeros(3)])
+    x = rng.uniform(size=(20, 6))
+    layers = errors.realistic_inputs(model, x, n_samples=5)
+    assert [w.shape for _, w, _ in layers] == [(6, 4), (4, 3)] and layers[1][2].shape == (5, 4)
+    shifted = errors.Layers([(n, w, a + 1e-15) for n, w, a in layers], layers.cache_key)
+    assert tables.fingerprint(shifted) == tables.fingerprint(layers)  # machine-level bits of the activations do not count
+    assert tables.fingerprint(errors.realistic_inputs(model, x, n_samples=5, seed=1)) != tables.fingerprint(layers)
+    assert tables.fingerprint(errors.realistic_inputs(model, x * 2, n_samples=5)) != tables.fingerprint(layers)
+    assert tables.fingerprint(list(layers)) != tables.fingerprint(list(shifted))  # plain lists: keyed by the bytes
+
+
 def test_code_digest_covers_the_imported_modules():
     path = tables.PACKAGE / "experiments" / "cost.py"
     names = {str(p.relative_to(tables.PACKAGE)) for p in tables._imports(path)}

@@ -30,11 +30,14 @@ UNKEYED = frozenset({"progress"})
 
 
 def fingerprint(value):
-    """A JSON-able value that identifies ``value``: arrays and :class:`~imclib.mlp.MLP`
-    networks by a SHA-256 of their dtype, shape and bytes, containers element by element,
-    ranges as lists, anything else (numbers, strings, frozen dataclass configs) by ``repr``;
-    a ``repr`` that shows a memory address (a function, a plain object) is refused with a
-    TypeError, as it would never match again."""
+    """A JSON-able value that identifies ``value``: an object with a ``cache_key`` attribute
+    by that key, arrays and :class:`~imclib.mlp.MLP` networks by a SHA-256 of their dtype,
+    shape and bytes, containers element by element, ranges as lists, anything else
+    (numbers, strings, frozen dataclass configs) by ``repr``; a ``repr`` that shows a memory
+    address (a function, a plain object) is refused with a TypeError, as it would never
+    match again."""
+    if hasattr(value, "cache_key"):  # e.g. experiments.errors.Layers: keyed by what determines it
+        return {type(value).__name__: fingerprint(value.cache_key)}
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
         return f"array {data.dtype} {data.shape} {hashlib.sha256(data.tobytes()).hexdigest()}"

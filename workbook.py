@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -58,14 +59,26 @@ def run(args: list[str], timeout: float | None = None, env: dict | None = None) 
 
 def test() -> int:
     """Unit tests and notebooks (nbval, lax mode), then the browser suite; figures go to a
-    temporary folder so that only ``reproduce`` rewrites figures/."""
+    temporary folder so that only ``reproduce`` rewrites figures/. Each part's wall time and
+    the load average are printed at the end (the slowest tests and notebook cells are listed
+    by pytest's ``--durations``)."""
+    times = []
     with tempfile.TemporaryDirectory(prefix="imclib-figures-") as figures:
         env = {"IMCLIB_FIGURES_DIR": figures}
         common = ["-m", "pytest", "-p", "no:cacheprovider", "-q"]
-        unit = run([*common, "-m", "not browser", "--nbval-lax", f"--nbval-cell-timeout={CELL_TIMEOUT_S}",
-                    "tests", "notebooks"], timeout=TEST_TIMEOUT_S, env=env)
-        browser = run([*common, "-m", "browser", "tests/browser"], timeout=TEST_TIMEOUT_S, env=env)
-    return unit or browser
+        parts = {
+            "unit tests + notebooks (nbval)": [*common, "-m", "not browser", "--durations=15", "--nbval-lax",
+                                               f"--nbval-cell-timeout={CELL_TIMEOUT_S}", "tests", "notebooks"],
+            "browser suite": [*common, "-m", "browser", "tests/browser"],
+        }
+        codes = []
+        for name, args in parts.items():
+            start = time.monotonic()
+            codes.append(run(args, timeout=TEST_TIMEOUT_S, env=env))
+            times.append(f"{name}: {time.monotonic() - start:.0f} s (exit {codes[-1]})")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    print("\n".join(["", "workbook.py test:", *times, f"load average (1, 5, 15 min) at the end: {load}"]), flush=True)
+    return next((code for code in codes if code), 0)
 
 
 INTERPRETER = PYTHON

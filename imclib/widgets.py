@@ -21,7 +21,7 @@ import pandas as pd
 from . import defaults, plots
 from .cells import MTJ, CellLevels
 from .config import CrossbarConfig
-from .experiments import basics, errors, mnist, states, xor
+from .experiments import basics, errors, mnist, states, tables, xor
 from .network import hardware_accuracy
 
 
@@ -179,10 +179,11 @@ def systematic_to_random_ratio(magnitude: float, scheme: str = "offset, digital 
     """Ratio of the MVM error increments (layer 1, ``n_samples`` MNIST test inputs, the
     default device under decode ``scheme``) of a coherent and a random per-cell
     conductance error of equal rms ``magnitude``: mean over ``n_seeds`` device seeds of
-    ``e_sys / e_random(seed)`` (:func:`imclib.experiments.errors.c5_ratios`)."""
+    ``e_sys / e_random(seed)`` (:func:`imclib.experiments.errors.c5_ratios`); the table is
+    cached (:func:`imclib.experiments.tables.cached_call`)."""
     weights, x = _layer1(n_samples)
-    table = errors.random_vs_systematic([("layer 1", weights, x)], [magnitude], CrossbarConfig(),
-                                        seeds=range(n_seeds), schemes=[scheme], reused=False, progress=False)
+    table = tables.cached_call(errors.random_vs_systematic, [("layer 1", weights, x)], [magnitude], CrossbarConfig(),
+                               seeds=range(n_seeds), schemes=[scheme], reused=False, progress=False)
     return float(errors.c5_ratios(table).ratio.iloc[0])
 
 
@@ -299,12 +300,21 @@ COST_ENERGY_RANGE_J = (1e-13, 1e-5)
 """Fixed energy axis of the cost widget (joules per inference)."""
 
 
-def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: float) -> float:
-    """Energy per MNIST inference (nJ) of one configuration (:func:`imclib.experiments.cost.live_cost`)."""
+def _live_cost(n_states: int, size: int, adc_bits: int, t_read_ns: float) -> pd.DataFrame:
+    """:func:`imclib.experiments.cost.live_cost` (with its ``accuracy`` column), cached
+    (:func:`imclib.experiments.tables.cached_call`)."""
     from .experiments import cost
 
-    table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9)
-    return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0] * 1e9)
+    return tables.cached_call(cost.live_cost, n_states, size, adc_bits, t_read_ns * 1e-9)
+
+
+def _total_energy_J(table: pd.DataFrame) -> float:
+    return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
+
+
+def energy_per_inference_nJ(n_states: int, size: int, adc_bits: int, t_read_ns: float) -> float:
+    """Energy per MNIST inference (nJ) of one configuration (:func:`imclib.experiments.cost.live_cost`)."""
+    return _total_energy_J(_live_cost(n_states, size, adc_bits, t_read_ns)) * 1e9
 
 
 def cost_widget() -> w.interactive:
@@ -313,15 +323,13 @@ def cost_widget() -> w.interactive:
     first 200 test images, device seed 0; the read time changes energy and latency only)."""
     from .experiments import cost
 
-    def total_energy(table: pd.DataFrame) -> float:
-        return float(table[(table.layer == "total") & (table.component == "total")].energy_J.iloc[0])
-
     def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
-        table = cost.live_cost(n_states, size, adc_bits, t_read_ns * 1e-9)
-        energy, accuracy = total_energy(table), cost.live_accuracy(n_states, size, adc_bits)
+        table = _live_cost(n_states, size, adc_bits, t_read_ns)
+        energy, accuracy = _total_energy_J(table), float(table.accuracy.iloc[0])
         paper = cost.PAPER_POINT
-        points = pd.DataFrame([{**paper, "accuracy": cost.live_accuracy(**paper), "on_front": False,
-                                "energy_J": total_energy(cost.live_cost(**paper, t_read=t_read_ns * 1e-9))}])
+        paper_table = _live_cost(**paper, t_read_ns=t_read_ns)
+        points = pd.DataFrame([{**paper, "accuracy": float(paper_table.accuracy.iloc[0]), "on_front": False,
+                                "energy_J": _total_energy_J(paper_table)}])
         plt.show(plots.cost_view(table, points, paper, {"energy_J": energy, "accuracy": accuracy},
                                  COST_ENERGY_RANGE_J))
         print(f"{n_states} states, {size}x{size} arrays, {adc_bits}-bit ADC, {t_read_ns:.0f} ns reads: "

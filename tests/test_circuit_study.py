@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from imclib import CrossbarConfig, Nonidealities
+from imclib.periphery import Periphery
 from imclib.experiments import circuit
 
 
@@ -43,6 +44,10 @@ def test_mvm_sweep_separates_the_wire_error():
     bias = circuit.mvm_sweep(weights, x, "b", config.with_(nonideal=Nonidealities(bias_dependence=True)),
                              sizes=(4,), resistances=(0.0, 1.0), progress=False)
     assert bias.bias_dependence.all() and (bias[bias.r_wire == 0].beyond_quantization > 0).all()
+    assert not table.adc_saturated.any()  # no ADC
+    tiny = config.with_(periphery=Periphery(adc_bits=8, adc_range=1e-9))  # 1 nA full scale: every read saturates
+    saturated = circuit.mvm_sweep(weights, x, "s", tiny, sizes=(4,), resistances=(0.0, 1.0), progress=False)
+    assert saturated.adc_saturated.all()
 
 
 def test_cell_voltage_map_drops_from_the_driven_corner():

@@ -17,6 +17,8 @@ Kirchhoff read of the same device (same seed).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -56,25 +58,36 @@ def mvm_sweep(weights: np.ndarray, x: np.ndarray, device: str, config: CrossbarC
     """MVM error of ``x @ weights`` against array size and wire resistance.
 
     Columns: ``device``, ``bias_dependence``, ``size``, ``r_wire`` (ohms), ``inputs``,
-    ``error``, ``beyond_quantization``, ``wire_error`` (see the module docstring). Device
-    seed ``seed`` programs every point (so ``wire_error`` compares equal draws).
+    ``error``, ``beyond_quantization``, ``wire_error`` (see the module docstring),
+    ``adc_saturated`` (whether any ADC read of the point saturated). Device seed ``seed``
+    programs every point (so ``wire_error`` compares equal draws).
     """
     reference = x @ weights
     norm = np.linalg.norm(reference)
     records = []
     for size in tqdm(sizes, desc=device, disable=not progress):
         quantized = simulate_mvm(weights, x, CrossbarConfig.quantization_only(rows=size, cols=size))
-        ideal = simulate_mvm(weights, x, wired(config, size, 0.0), seed)
+        ideal, ideal_saturated = _read(weights, x, wired(config, size, 0.0), seed)
         for r_wire in resistances:
-            y = ideal if r_wire == 0 else simulate_mvm(weights, x, wired(config, size, r_wire), seed)
+            y, saturated = (ideal, ideal_saturated) if r_wire == 0 else _read(weights, x, wired(config, size, r_wire), seed)
             records.append({
                 "device": device, "bias_dependence": config.nonideal.bias_dependence, "size": size,
                 "r_wire": r_wire, "inputs": x.shape[0],
                 "error": float(np.linalg.norm(y - reference) / norm),
                 "beyond_quantization": float(np.linalg.norm(y - quantized) / norm),
                 "wire_error": float(np.linalg.norm(y - ideal) / norm),
+                "adc_saturated": saturated,
             })
     return pd.DataFrame(records)
+
+
+def _read(weights: np.ndarray, x: np.ndarray, config: CrossbarConfig, seed: int) -> tuple[np.ndarray, bool]:
+    """:func:`simulate_mvm` and whether any ADC read saturated (its warning, recorded
+    instead of shown, so that a cached table keeps it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        y = simulate_mvm(weights, x, config, seed)
+    return y, any("ADC saturated" in str(w.message) for w in caught)
 
 
 def accuracy_sweep(model: MLP, x_test: np.ndarray, y_test: np.ndarray, device: str, config: CrossbarConfig,

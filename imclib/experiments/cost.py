@@ -203,15 +203,10 @@ def _programmed(n_states: int, size: int, adc_bits: int, n_test: int):
 def live_cost(n_states: int, size: int, adc_bits: int, t_read: float,
               n_test: int = 200) -> pd.DataFrame:
     """Cost table of one configuration (device seed 0, first ``n_test`` test images, linear
-    cells as in :func:`pareto_study`) with read time ``t_read`` (seconds); programmed networks
-    are cached per configuration."""
-    layers, inputs, _ = _programmed(n_states, size, adc_bits, n_test)
-    return cost_table(layers, inputs, Technology(t_read=t_read))
-
-
-def live_accuracy(n_states: int, size: int, adc_bits: int, n_test: int = 200) -> float:
-    """Accuracy of the configuration :func:`live_cost` costs, on the same ``n_test`` test
-    images (device seed 0)."""
+    cells as in :func:`pareto_study`) with read time ``t_read`` (seconds), and in column
+    ``accuracy`` that configuration's accuracy on the same images (the same on every row);
+    programmed networks are cached per configuration."""
+    layers, inputs, logits = _programmed(n_states, size, adc_bits, n_test)
     _, y = test_subset(n_test)
-    return float(np.mean(_programmed(n_states, size, adc_bits, n_test)[2].argmax(axis=1) == y))
-
+    return cost_table(layers, inputs, Technology(t_read=t_read)).assign(
+        accuracy=float(np.mean(logits.argmax(axis=1) == y)))

@@ -57,12 +57,26 @@ def verdict(by_scheme: dict) -> str:
     return "reproduced" if all(held) else "partly" if any(held) else "not reproduced"
 
 
-def realistic_inputs(model: MLP, x: np.ndarray, n_samples: int = 1000, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+class Layers(list):
+    """The ``(layer name, W, X)`` list of :func:`realistic_inputs`, with ``cache_key``: what
+    determines it (the network, the inputs, the draw). A cached table
+    (:func:`imclib.experiments.tables.cached_call`) is keyed by that rather than by the
+    hidden activations' bytes, whose last bits depend on the machine's BLAS (its thread
+    count), so that a table computed on one machine is found on another."""
+
+    def __init__(self, items, cache_key: dict):
+        super().__init__(items)
+        self.cache_key = cache_key
+
+
+def realistic_inputs(model: MLP, x: np.ndarray, n_samples: int = 1000, seed: int = 0) -> Layers:
     """``(layer name, W, X)`` for every layer: ``n_samples`` test inputs and the float
-    network's activations in front of each layer."""
+    network's activations in front of each layer (a :class:`Layers` list)."""
     rows = np.random.default_rng(seed).choice(x.shape[0], n_samples, replace=False)
     activations = model.hidden_activations(x[rows].astype(np.float64))
-    return [(f"layer {i + 1} ({w.shape[0]}x{w.shape[1]})", w, a) for i, (w, a) in enumerate(zip(model.weights, activations))]
+    return Layers([(f"layer {i + 1} ({w.shape[0]}x{w.shape[1]})", w, a)
+                   for i, (w, a) in enumerate(zip(model.weights, activations))],
+                  {"realistic_inputs": {"model": model, "x": x, "n_samples": n_samples, "seed": seed}})
 
 
 # ---- configurations -----------------------------------------------------------------

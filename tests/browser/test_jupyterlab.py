@@ -12,8 +12,10 @@ own ``tests/browser/fixtures/sample.ipynb``) the test
    served in full: the one real end-to-end run, as a reader would do it. Every other study
    notebook is served reduced to its first code cell (imports and setup) and its widget
    cells (``conftest.widget_notebook``): running all cells then re-executes only what the
-   widgets depend on, with the trained models from the shipped store or the cache. Whether
-   every cell of those notebooks runs is nbval's job (``workbook.py test`` runs it first);
+   widgets depend on, with the trained models and the result tables from the shipped store
+   or the cache (a widget whose study caches its table reads it, as does this test's
+   recomputation of the value it shows). Whether every cell of those notebooks runs is
+   nbval's job (``workbook.py test`` runs it first);
 2. fails if any cell ends in an error or a traceback is shown (also inside widget outputs),
    naming the cell; or if the notebook exceeds its time budget, naming the cell still
    running;

@@ -376,11 +376,14 @@ def states_sweep(sweep: pd.DataFrame, result: dict | None = None, title: str = "
 
 
 def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | None = None,
-                 accuracy_result: dict | None = None, credible_max: int | None = None) -> plt.Figure:
+                 accuracy_result: dict | None = None, credible_max: int | None = None,
+                 accuracy_label: str = "QAT per N", contrast_table: pd.DataFrame | None = None,
+                 contrast_label: str = "") -> plt.Figure:
     """Small multiples: error components per cell type / scheme (``sweeps``: title ->
     sweep, ``results``: title -> :func:`interior_optimum` dict), then MNIST accuracy per N
-    (mean, 95 % CI band over device seeds). Cells beyond ``credible_max`` states are shaded
-    (not physically credible)."""
+    (mean, 95 % CI band over device seeds) of the ``accuracy_label`` network, with an
+    optional ``contrast_table`` (dashed, ``contrast_label``). Cells beyond ``credible_max``
+    states are shaded (not physically credible)."""
     panels = len(sweeps) + (accuracy_table is not None)
     columns = min(panels, 3)
     rows = -(-panels // columns)
@@ -395,10 +398,18 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
     if accuracy_table is not None:
         ax = axes[len(sweeps)]
         table = accuracy_table.assign(accuracy_pct=accuracy_table.accuracy * 100)
-        sns.lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax)
-        low = max(0.0, 5.0 * np.floor(table.groupby("states").accuracy_pct.mean().min() / 5.0 - 0.5))
+        sns.lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
+                     label=accuracy_label if contrast_table is not None else None)
+        lowest = table.groupby("states").accuracy_pct.mean().min()
+        if contrast_table is not None:
+            contrast = contrast_table.assign(accuracy_pct=contrast_table.accuracy * 100)
+            sns.lineplot(data=contrast, x="states", y="accuracy_pct", marker="s", errorbar=("ci", 95), color="0.5",
+                         ls="--", ax=ax, label=contrast_label)
+            lowest = min(lowest, contrast.groupby("states").accuracy_pct.mean().min())
+            ax.legend(fontsize=7, loc="lower left")
+        low = max(0.0, 5.0 * np.floor(lowest / 5.0 - 0.5))
         ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2), ylim=(low, 100), xlabel="states per cell N",
-               ylabel="MNIST test accuracy (%)", title="writable stack: accuracy (QAT per N)")
+               ylabel="MNIST test accuracy (%)", title=f"writable stack: accuracy ({accuracy_label})")
         if accuracy_result is not None:
             _mark_optimum(ax, accuracy_result["label"], accuracy_result["best_N"], accuracy_result["value"] * 100)
         if credible_max is not None:

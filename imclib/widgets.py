@@ -207,9 +207,7 @@ def errors_widget() -> w.interactive:
 def _states_result(tmr0: float, v_read: float, t_int_ns: float, scheme: str):
     from .sensing import SenseCircuit
 
-    weights, x = states.layer1_inputs()
-    sweep = states.states_sweep(weights, x, sense=SenseCircuit(t_int=t_int_ns * 1e-9), tmr0=tmr0, v_read=v_read,
-                                scheme=scheme, progress=False)
+    sweep = states.sweep_table(sense=SenseCircuit(t_int=t_int_ns / 1e9), tmr0=tmr0, v_read=v_read, scheme=scheme)
     return states.interior_optimum(sweep), sweep
 
 

@@ -108,3 +108,70 @@ def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
     assert len(defaults_rows) == 3 and defaults_rows.total_error.nunique() == 1
     t_int = table[table.parameter == "t_int (ns)"].set_index("value").total_error
     assert t_int[1.0] > t_int[10.0] > t_int[100.0]
+
+
+def test_training_noise_floor_is_the_circuit_noise_of_a_full_scale_column():
+    config = states.study_config(4, "writable")
+    sense = SenseCircuit()
+    mean_g = float(np.mean(config.cell.conductances()))
+    # by hand: df (rows S/G(V) <G> + 4kT/R_s), S/G(V) = 2 q V coth(qV / 2kT) for a tunnel junction
+    q, k, temperature = 1.602176634e-19, 1.380649e-23, sense.temperature
+    v = config.v_read
+    per_siemens = 2 * q * v / np.tanh(q * v / (2 * k * temperature))
+    expected = np.sqrt(sense.bandwidth * (config.rows * per_siemens * mean_g + 4 * k * temperature / sense.r_sense))
+    assert states.training_noise_floor(config, sense) == pytest.approx(expected, rel=1e-6)
+    assert states.training_noise_floor(config, SenseCircuit(t_int=1e-9)) > states.training_noise_floor(config, sense)
+
+
+def test_hwa_training_trains_on_the_study_levels_with_the_noise_floor(monkeypatch):
+    from imclib.experiments import mnist
+
+    seen = []
+    monkeypatch.setattr(mnist, "hwa_model", lambda config, seed: seen.append((config, seed)) or ("model", None))
+    config = states.study_config(3, "writable")
+    assert states.hwa_training(config, seed=2) == "model"
+    trained, seed = seen[0]
+    assert seed == 2 and trained.cell == config.cell and trained.weight_map == config.weight_map
+    assert trained.periphery.sense_noise == pytest.approx(states.training_noise_floor(config))
+    assert trained.with_(periphery=config.periphery) == config  # nothing else differs
+
+
+def test_cached_tables_key_every_parameter(monkeypatch, tmp_path):
+    from imclib.experiments import mnist
+
+    monkeypatch.setattr(mnist, "default_cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(states, "layer1_inputs", lambda n_samples=1000: _small(n_samples))
+    calls = []
+
+    def sweep(*args, **kwargs):
+        calls.append(kwargs)
+        return pd.DataFrame({"states": [2], "error": [float(len(calls))]})
+
+    monkeypatch.setattr(states, "states_sweep", sweep)
+    first = states.sweep_table(n_samples=3, states=(2, 3), seeds=range(2))
+    again = states.sweep_table(n_samples=3, states=(2, 3), seeds=range(2), sense=SenseCircuit(), tmr0=1.0)
+    pd.testing.assert_frame_equal(first, again)  # defaults spelled out hit the same entry
+    assert len(calls) == 1 and calls[0]["sense"] == SenseCircuit() and calls[0]["scheme"] == "offset-digital"
+    for changed in ({"tmr0": 2.0}, {"v_read": 0.2}, {"sense": SenseCircuit(t_int=1e-9)}, {"scheme": "differential"},
+                    {"junction_sigma": 0.03}, {"kind": "uniform"}, {"seeds": range(3)}, {"n_samples": 4}):
+        states.sweep_table(**{"n_samples": 3, "states": (2, 3), "seeds": range(2), **changed})
+    assert len(calls) == 9  # every parameter change recomputes
+
+
+def test_accuracy_table_runs_the_named_training_on_a_test_subset(monkeypatch, tmp_path):
+    from imclib.experiments import mnist
+
+    monkeypatch.setattr(mnist, "default_cache_dir", lambda: tmp_path)
+    seen = []
+
+    def sweep(x, y, calibration, train, states_, kind, seeds, sense, junction_sigma, scheme, progress):
+        seen.append((len(x), train, list(states_), list(seeds)))
+        return pd.DataFrame({"states": list(states_), "seed": 0, "accuracy": 0.5})
+
+    monkeypatch.setattr(states, "accuracy_sweep", sweep)
+    table = states.accuracy_table("expert PTQ", n_test=7, states=(2, 3), seeds=range(2))
+    assert seen == [(7, states.expert_ptq, [2, 3], [0, 1])] and set(table.training) == {"expert PTQ"}
+    states.accuracy_table("expert PTQ", n_test=7, states=(2, 3), seeds=range(2))
+    assert len(seen) == 1  # cached
+    with pytest.raises(ValueError, match="training"):
+        states.accuracy_table("none")

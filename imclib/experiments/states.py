@@ -20,7 +20,9 @@ takes the training as a parameter (:func:`accuracy_sweep`).
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -34,6 +36,7 @@ from ..config import CrossbarConfig
 from ..layer import ProgrammedLayer, program_layer
 from ..mapping import quantize_weights
 from ..mlp import MLP
+from ..periphery import Periphery
 from ..sensing import SenseCircuit, worst_overlap
 
 STATES = tuple(range(2, 17))
@@ -290,6 +293,30 @@ def expert_ptq(config: CrossbarConfig) -> MLP:
     return mnist.float_model()[0]
 
 
+def training_noise_floor(config: CrossbarConfig, sense: SenseCircuit | None = None) -> float:
+    """Sense noise (amperes rms) of one column read of one array whose cells all sit at the
+    mean level conductance ``<G>`` of ``config.cell`` and whose rows are all at
+    ``config.v_read``: ``sqrt(df (rows (S/G)(v_read) <G> + 4 k T / R_s))``
+    (:meth:`SenseCircuit.column_variance`). The Gaussian floor hardware-aware training sees
+    in place of the circuit's input-dependent noise (a full-scale column: most reads are
+    quieter)."""
+    sense = sense or SenseCircuit()
+    conductance = np.full((config.rows, 1), float(np.mean(config.cell.conductances())))
+    voltages = np.full((1, config.rows), float(config.v_read))
+    return float(np.sqrt(sense.column_variance(voltages, conductance))[0, 0])
+
+
+def hwa_training(config: CrossbarConfig, seed: int = 0, sense: SenseCircuit | None = None) -> MLP:
+    """Per-N hardware-aware training (:func:`imclib.experiments.mnist.hwa_model`, cached):
+    fine-tuning of the float network of training ``seed`` onto ``config``'s levels with the
+    calibrated map, the DAC range, and Gaussian sense noise of
+    :func:`training_noise_floor` on every array read (``config.periphery.sense_noise``)."""
+    from . import mnist
+
+    training = config.with_(periphery=Periphery(sense_noise=training_noise_floor(config, sense)))
+    return mnist.hwa_model(training, seed)[0]
+
+
 def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, calibration, sense: SenseCircuit | None = None,
                      junction_sigma: float = 0.0) -> pd.DataFrame:
     """Test accuracy of ``model`` with every layer on ``config``'s hardware, read through the
@@ -352,3 +379,89 @@ def mapping_artifact(weights, x, states=STATES, kind: str = "writable") -> pd.Da
         rows.append({"states": n, "zero_maps_to": float(np.mean(zero[0] / zero[1])),
                      **{f"quantization_{name}": error for name, error in errors.items()}})
     return pd.DataFrame(rows)
+
+
+TRAININGS = {"HWA": hwa_training, "expert PTQ": expert_ptq, "QAT": qat_training}
+"""Per-N trainings of the accuracy study, by name (the name keys the cached tables)."""
+STUDY_CODE = ("experiments/states.py", "experiments/errors.py", "sensing.py", "metrics.py")
+"""Modules of this study outside :data:`imclib.experiments.mnist.TABLE_CODE`: their digest
+joins every cached table's key, so a change to the study's code recomputes its tables."""
+
+
+def _study_digest() -> str:
+    """sha256 of the modules of :data:`STUDY_CODE`."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for name in STUDY_CODE:
+        digest.update(name.encode())
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()
+
+
+def cached(study: str, compute: Callable[[], pd.DataFrame], **parameters) -> pd.DataFrame:
+    """``compute()`` memoised by :func:`imclib.experiments.mnist.cached_table` under a key
+    naming the ``study``, every one of its ``parameters`` (iterables stored as lists) and
+    the digest of :data:`STUDY_CODE` (the table code is digested by ``cached_table``)."""
+    from . import mnist
+
+    named = {k: list(v) if isinstance(v, (range, tuple, list)) else v for k, v in parameters.items()}
+    return mnist.cached_table({"study": f"C6 {study}", "parameters": named, "study_code": _study_digest()}, compute)
+
+
+def sweep_table(n_samples: int = 1000, states=STATES, seeds=range(5), progress: bool = False, **kwargs) -> pd.DataFrame:
+    """:func:`states_sweep` on :func:`layer1_inputs` (``n_samples`` images), cached by every
+    parameter (``kwargs``: those of :func:`states_sweep`)."""
+    parameters = {"kind": "writable", "sense": None, "sense_noise": None, "junction_sigma": 0.0,
+                  "tmr0": defaults.TMR0, "v_read": defaults.V_READ_V, "scheme": "offset-digital", **kwargs}
+    parameters["sense"] = parameters["sense"] or SenseCircuit()  # the default circuit, named in the key
+
+    def compute():
+        weights, x = layer1_inputs(n_samples)
+        return states_sweep(weights, x, states, seeds=seeds, progress=progress, **parameters)
+
+    return cached("states_sweep", compute, n_samples=n_samples, states=states, seeds=seeds, **parameters)
+
+
+def shift_table(n_samples: int = 1000, seeds=range(5), progress: bool = False, **kwargs) -> pd.DataFrame:
+    """:func:`optimum_shift` on :func:`layer1_inputs` (``n_samples`` images), cached by every
+    parameter (``kwargs``: those of :func:`optimum_shift`, defaults named in the key)."""
+    parameters = {"kind": "writable", "tmr0": (0.5, 1.0, 2.0), "v_read": (0.05, 0.1, 0.2),
+                  "t_int": (1e-9, 10e-9, 100e-9), "states": STATES, "junction_sigma": 0.0,
+                  "scheme": "offset-digital", **kwargs}
+
+    def compute():
+        weights, x = layer1_inputs(n_samples)
+        return optimum_shift(weights, x, seeds=seeds, progress=progress, **parameters)
+
+    return cached("optimum_shift", compute, n_samples=n_samples, seeds=seeds, **parameters)
+
+
+def artifact_table(n_samples: int = 1000, states=STATES, kind: str = "writable") -> pd.DataFrame:
+    """:func:`mapping_artifact` on :func:`layer1_inputs` (``n_samples`` images), cached."""
+    def compute():
+        weights, x = layer1_inputs(n_samples)
+        return mapping_artifact(weights, x, states, kind)
+
+    return cached("mapping_artifact", compute, n_samples=n_samples, states=states, kind=kind)
+
+
+def accuracy_table(training: str = "HWA", n_test: int | None = None, states=STATES, kind: str = "writable",
+                   seeds=range(5), scheme: str = "offset-digital", junction_sigma: float = 0.0,
+                   progress: bool = False) -> pd.DataFrame:
+    """:func:`accuracy_sweep` on the first ``n_test`` MNIST test images (all with ``None``),
+    the network trained per N by ``TRAININGS[training]`` (training seed 0), the circuit's
+    sense noise at its defaults, converter ranges calibrated on
+    :func:`imclib.experiments.mnist.calibration_inputs`; cached by every parameter.
+    Columns: ``states``, ``seed``, ``accuracy``, ``training``."""
+    from . import mnist
+
+    _validate.choice("training", training, tuple(TRAININGS))
+
+    def compute():
+        _, _, x_test, y_test = mnist.features(None)
+        return accuracy_sweep(x_test[:n_test], y_test[:n_test], mnist.calibration_inputs(), TRAININGS[training],
+                              states, kind, seeds, None, junction_sigma, scheme, progress).assign(training=training)
+
+    return cached("accuracy_sweep", compute, training=training, n_test=n_test, states=states, kind=kind, seeds=seeds,
+                  scheme=scheme, junction_sigma=junction_sigma, calibration=mnist.CALIBRATION,
+                  sense=repr(SenseCircuit()))

@@ -20,7 +20,6 @@ takes the training as a parameter (:func:`accuracy_sweep`).
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -383,29 +382,17 @@ def mapping_artifact(weights, x, states=STATES, kind: str = "writable") -> pd.Da
 
 TRAININGS = {"HWA": hwa_training, "expert PTQ": expert_ptq, "QAT": qat_training}
 """Per-N trainings of the accuracy study, by name (the name keys the cached tables)."""
-STUDY_CODE = ("experiments/states.py", "experiments/errors.py", "sensing.py", "metrics.py")
-"""Modules of this study outside :data:`imclib.experiments.mnist.TABLE_CODE`: their digest
-joins every cached table's key, so a change to the study's code recomputes its tables."""
-
-
-def _study_digest() -> str:
-    """sha256 of the modules of :data:`STUDY_CODE`."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parents[1]
-    for name in STUDY_CODE:
-        digest.update(name.encode())
-        digest.update((package / name).read_bytes())
-    return digest.hexdigest()
-
-
 def cached(study: str, compute: Callable[[], pd.DataFrame], **parameters) -> pd.DataFrame:
     """``compute()`` memoised by :func:`imclib.experiments.mnist.cached_table` under a key
     naming the ``study``, every one of its ``parameters`` (iterables stored as lists) and
-    the digest of :data:`STUDY_CODE` (the table code is digested by ``cached_table``)."""
-    from . import mnist
+    the digest of this module and every ``imclib`` module it imports
+    (:func:`imclib.experiments.tables.code_digest`), so an edit to the study's code
+    recomputes its tables."""
+    from . import mnist, tables
 
     named = {k: list(v) if isinstance(v, (range, tuple, list)) else v for k, v in parameters.items()}
-    return mnist.cached_table({"study": f"C6 {study}", "parameters": named, "study_code": _study_digest()}, compute)
+    key = {"study": f"C6 {study}", "parameters": named, "study_code": tables.code_digest(Path(__file__))}
+    return mnist.cached_table(key, compute)
 
 
 def sweep_table(n_samples: int = 1000, states=STATES, seeds=range(5), progress: bool = False, **kwargs) -> pd.DataFrame:

@@ -6,6 +6,7 @@ Run by hand (not a test)::
     .venv/bin/python benchmarks/bench_inference.py [--rounds 7] [--threads 1 2] [--out DIR]
     .venv/bin/python benchmarks/bench_inference.py --scaling      # time vs batch, width, tile
     .venv/bin/python benchmarks/bench_inference.py --sweep        # (g) with n_jobs 1 and 2
+    .venv/bin/python benchmarks/bench_inference.py --cases "" --sweep   # (g) only
     .venv/bin/python benchmarks/bench_inference.py --commit ...   # also refresh benchmarks/results/
 
 Network: the cached 784-256-10 float MLP (:func:`imclib.experiments.mnist.float_model`).
@@ -267,7 +268,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="paired rounds per case (>= 7 recommended)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts")
-    parser.add_argument("--cases", default="".join(CASES), help="hardware cases, e.g. 'bd'")
+    parser.add_argument("--cases", default="".join(CASES), help="hardware cases, e.g. 'bd' ('' with --sweep: (g) only)")
     parser.add_argument("--sweep", action="store_true", help="also time case (g), n_jobs 1 and 2")
     parser.add_argument("--scaling", action="store_true", help="time vs batch, width and tile size only")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: a new temporary folder)")
@@ -284,12 +285,14 @@ def main(argv=None) -> int:
         files = {"scaling.csv": table}
         sections.append(("Read time of one layer vs batch, width and tile size (1 BLAS thread)", table))
     else:
-        raw = pd.concat([paired_rounds(args.cases, args.rounds, threads) for threads in args.threads])
-        table = summarize(raw)
-        files = {"inference.csv": table, "inference_rounds.csv": raw}
-        reference = "; ".join(f"{threads} thread(s): " + ", ".join(f"{k} {v:.4f} s" for k, v in refs.items())
-                              for threads, refs in table.attrs["reference_s"].items())
-        sections.append((f"Paired ratios, {args.rounds} rounds (references, median: {reference})", table))
+        files = {}
+        if args.cases:
+            raw = pd.concat([paired_rounds(args.cases, args.rounds, threads) for threads in args.threads])
+            table = summarize(raw)
+            files = {"inference.csv": table, "inference_rounds.csv": raw}
+            reference = "; ".join(f"{threads} thread(s): " + ", ".join(f"{k} {v:.4f} s" for k, v in refs.items())
+                                  for threads, refs in table.attrs["reference_s"].items())
+            sections.append((f"Paired ratios, {args.rounds} rounds (references, median: {reference})", table))
         if args.sweep:
             g = sweep_case()
             files["sweep.csv"] = g
@@ -307,7 +310,7 @@ def main(argv=None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         for name, frame in files.items():
             frame.to_csv(folder / name, index=False)
-        (folder / ("scaling.md" if args.scaling else "inference.md")).write_text(text)
+        (folder / ("scaling.md" if args.scaling else "inference.md" if args.cases else "sweep.md")).write_text(text)
     print(f"written to {', '.join(map(str, folders))}")
     return 0
 

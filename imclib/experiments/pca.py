@@ -96,12 +96,12 @@ def pca_study(config: CrossbarConfig, networks=("HWA", "PTQ expert"), components
               validation_seeds=range(3), test_seeds=range(10), progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """C3 for one decode scheme: ``(validation, test, tests)``.
 
-    ``validation``: :func:`gap_table` of every size and no PCA on the validation split
-    (``validation_seeds``); ``test``: the gaps on the test set (``test_seeds``) of no PCA
+    ``validation``: :func:`gap_table` of every PCA size on the validation split
+    (``validation_seeds``; no-PCA rows are not needed for the choice and left out); ``test``: the gaps on the test set (``test_seeds``) of no PCA
     and of the size each network chose on validation; ``tests``: one row per network with
     :func:`welch_gap_test`'s fields.
     """
-    validation = gap_table(config, (*components, None), networks, validation_seeds, "val", progress=progress)
+    validation = gap_table(config, components, networks, validation_seeds, "val", progress=progress)
     chosen = {network: choose_size(validation, network) for network in networks}
     test = pd.concat([gap_table(config, (chosen[network], None), (network,), test_seeds, "test", progress=False)
                       for network in networks], ignore_index=True)

@@ -93,7 +93,7 @@ def welch_gap_test(gaps: pd.DataFrame, network: str, size: int) -> dict:
 
 
 def pca_study(config: CrossbarConfig, networks=("HWA", "PTQ expert"), components=COMPONENTS,
-              validation_seeds=range(3), test_seeds=range(10), progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              validation_seeds=range(100, 103), test_seeds=range(10), progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """C3 for one decode scheme: ``(validation, test, tests)``.
 
     ``validation``: :func:`gap_table` of every PCA size on the validation split

@@ -149,6 +149,10 @@ def confusion(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+AXIS_FLOOR_PERCENT = 93.0
+"""Lower end of :func:`deployment`'s accuracy axis; a network below it is marked by an arrow."""
+
+
 def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None = None) -> plt.Figure:
     """Accuracy (%) per network, one panel per decode scheme (column ``scheme``, if the
     study has one): one dot per (training seed, device seed), the mean with its 95 %
@@ -168,7 +172,13 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
                     fmt="o", color="C3", capsize=4, label="mean, 95 % CI of the mean")
         for value in (paper or {}).values():
             ax.axhline(value * 100, ls="--", color=PAPER_COLOR, lw=1)
-        ax.set(xlabel="", ylabel="MNIST test accuracy (%, 10,000 images)", title=scheme or "")
+        for position, value in enumerate(mean):
+            if value < AXIS_FLOOR_PERCENT:  # off the zoomed axis: say where it is
+                ax.annotate(f"mean {value:.1f} %\n(below axis)", (position, AXIS_FLOOR_PERCENT), xytext=(0, 8),
+                            textcoords="offset points", ha="center", fontsize=8, color="C3",
+                            arrowprops={"arrowstyle": "->", "color": "C3"})
+        ax.set(xlabel="", ylabel="MNIST test accuracy (%, 10,000 images)", title=scheme or "",
+               ylim=(AXIS_FLOOR_PERCENT, 99.5))
         ax.tick_params(axis="x", labelsize=8, rotation=15)
     for name, value in (paper or {}).items():
         axes[0, -1].text(axes[0, -1].get_xlim()[1], value * 100, f" paper {name}: {value:.2%}", va="center", fontsize=8)

@@ -149,73 +149,98 @@ def confusion(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+AXIS_FLOOR_PERCENT = 93.0
+"""Lower end of :func:`deployment`'s accuracy axis; a network below it is marked by an arrow."""
+
+
 def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None = None) -> plt.Figure:
-    """Accuracy per network: one dot per (training seed, device seed), the mean with its
-    95 % confidence interval (``confidence``: ``network``, ``mean``, ``ci_low``,
-    ``ci_high``), and the paper's values as dashed lines."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    order = list(confidence.network)
-    sns.stripplot(data=study, x="network", y="accuracy", hue="train_seed", order=order, palette="Greys",
-                  size=4, alpha=0.8, jitter=0.2, ax=ax, legend=False)
-    positions = np.arange(len(order))
-    ax.errorbar(positions + 0.3, confidence["mean"], yerr=[confidence["mean"] - confidence.ci_low,
-                                                           confidence.ci_high - confidence["mean"]],
-                fmt="o", color="C3", capsize=4, label="mean, 95 % CI of the mean")
+    """Accuracy (%) per network, one panel per decode scheme (column ``scheme``, if the
+    study has one): one dot per (training seed, device seed), the mean with its 95 %
+    confidence interval (``confidence``: ``network``, ``mean``, ``ci_low``, ``ci_high``
+    as fractions, and ``scheme``), and the paper's values (fractions) as dashed lines."""
+    schemes = list(dict.fromkeys(study.scheme)) if "scheme" in study else [None]
+    fig, axes = plt.subplots(1, len(schemes), figsize=(1.5 + 4.0 * len(schemes), 4.3), sharey=True, squeeze=False)
+    for ax, scheme in zip(axes[0], schemes):
+        rows = study if scheme is None else study[study.scheme == scheme]
+        intervals = confidence if scheme is None else confidence[confidence.scheme == scheme]
+        order = list(intervals.network)
+        position = rows.network.map({network: i for i, network in enumerate(order)}).to_numpy(float)
+        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(rows))  # seeded: the figure is reproducible
+        ax.scatter(position + jitter, rows.accuracy * 100, s=10, color="0.55", alpha=0.8)
+        ax.set_xticks(range(len(order)), order)
+        mean = intervals["mean"].to_numpy() * 100
+        ax.errorbar(np.arange(len(order)) + 0.3, mean,
+                    yerr=[mean - intervals.ci_low.to_numpy() * 100, intervals.ci_high.to_numpy() * 100 - mean],
+                    fmt="o", color="C3", capsize=4, label="mean, 95 % CI of the mean")
+        for value in (paper or {}).values():
+            ax.axhline(value * 100, ls="--", color=PAPER_COLOR, lw=1)
+        for position, value in enumerate(mean):
+            if value < AXIS_FLOOR_PERCENT:  # off the zoomed axis: say where it is
+                ax.annotate(f"mean {value:.1f} %\n(below axis)", (position, AXIS_FLOOR_PERCENT), xytext=(0, 8),
+                            textcoords="offset points", ha="center", fontsize=8, color="C3",
+                            arrowprops={"arrowstyle": "->", "color": "C3"})
+        ax.set(xlabel="", ylabel="", title=scheme or "", ylim=(AXIS_FLOOR_PERCENT, 99.5))
+        ax.grid(axis="x", visible=False)
+        ax.tick_params(axis="x", labelsize=8, rotation=15)
     for name, value in (paper or {}).items():
-        ax.axhline(value, ls="--", color=PAPER_COLOR, lw=1)
-        ax.text(ax.get_xlim()[1], value, f" paper {name}: {value:.2%}", va="center", fontsize=8)
-    ax.set(ylabel="MNIST test accuracy (10,000 images)", xlabel="",
-           title="Deployment on 4x4 arrays of 4-state MTJs, 8-bit converters")
-    ax.legend(loc="lower right", fontsize=8)
+        axes[0, -1].text(axes[0, -1].get_xlim()[1], value * 100, f" paper {name}: {value:.2%}", va="center", fontsize=8)
+    axes[0, 0].set_ylabel("MNIST test accuracy (%, 10,000 images)")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    fig.suptitle("Deployment on 4x4 arrays of 4-state MTJs, 8-bit converters")
+    fig.tight_layout()
     return fig
 
 
 def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
-    """Accuracy against ADC resolution for the naive and the calibrated ADC range."""
+    """Accuracy (%) against ADC resolution for the naive and the calibrated ADC range."""
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    sns.lineplot(data=sweep, x="adc_bits", y="accuracy", hue="adc_range", marker="o", errorbar=None, ax=ax)
-    ax.set(xlabel="ADC resolution (bits)", ylabel="MNIST test accuracy", ylim=(0, 1),
+    sns.lineplot(data=sweep.assign(percent=sweep.accuracy * 100), x="adc_bits", y="percent", hue="adc_range",
+                 marker="o", errorbar=None, ax=ax)
+    ax.set(xlabel="ADC resolution (bits)", ylabel="MNIST test accuracy (%)", ylim=(0, 100),
            title="Expert PTQ network vs ADC bits")
     ax.legend(title="ADC range", fontsize=8)
     return fig
 
 
-def pca_gap(gaps: pd.DataFrame, study: pd.DataFrame | None = None) -> plt.Figure:
-    """Left: test accuracy against PCA size per network (software and hardware; points are
-    means over device seeds, bars their 95 % t interval); right: software minus hardware
-    accuracy per PCA size, with the no-PCA gap of each network as a dashed reference line
-    (not joined to the PCA sizes: raw pixels are not a PCA size)."""
-    from scipy import stats
+def pca_gap(validation: pd.DataFrame, tests: pd.DataFrame) -> plt.Figure:
+    """C3. Left: software minus hardware accuracy (points) per PCA size on the validation
+    split, mean over device seeds, per decode scheme (colour) and network (solid: HWA,
+    dotted: expert PTQ). Right: on the test
+    set, the gap without PCA (squares) and at the size chosen on validation (circles) with
+    95 % t intervals over device seeds, and the one-sided Welch p-value.
 
-    sizes = [p for p in gaps.pca if p != "none"]
+    ``validation``: :func:`imclib.experiments.pca.gap_table` rows with a ``scheme`` column;
+    ``tests``: :func:`imclib.experiments.pca.welch_gap_test` rows with ``scheme`` and
+    ``network`` columns."""
+    from matplotlib.lines import Line2D
+
+    sizes = sorted(p for p in validation.pca.unique() if p != "none")
     x = np.arange(len(sizes))
-    labels = [f"{p}\n{t} arr." for p, t in zip(gaps.pca, gaps.tiles) if p != "none"]
-    networks = [("gap_PTQ", "PTQ hardware", "PTQ, calibrated map"), ("gap_PTQ_calibrated", "PTQ calibrated",
-                "PTQ, naive map, calibrated clipping"), ("gap_QAT", "QAT hardware", "QAT")]
-    fig, (ax_acc, ax_gap) = plt.subplots(1, 2, figsize=(11, 4.2))
-    if study is not None:
-        for colour, (_, network, label) in zip(sns.color_palette(n_colors=3), networks):
-            rows = study[(study.network == network) & (study.pca != "none")]
-            grouped = rows.groupby("pca", sort=False).accuracy
-            mean, sem, n = grouped.mean().reindex(sizes), grouped.sem().reindex(sizes), grouped.size().reindex(sizes)
-            half = sem * stats.t.ppf(0.975, np.maximum(n - 1, 1))
-            ax_acc.errorbar(x, mean * 100, yerr=half * 100, fmt="o-", color=colour, capsize=3, label=label)
-        software = study[(study.network == "software") & (study.pca != "none")].groupby("pca", sort=False).accuracy.mean()
-        ax_acc.plot(x, software.reindex(sizes) * 100, "k^--", label="software")
-    ax_acc.set(xticks=x, xticklabels=labels, xlabel="PCA components", ylabel="MNIST test accuracy (%)",
-               title="Accuracy per PCA size (bars: 95 % CI over device seeds)")
-    ax_acc.legend(fontsize=8)
-    without = gaps[gaps.pca == "none"].iloc[0]
-    pca_rows = gaps[gaps.pca != "none"]
-    for colour, (column, _, label) in zip(sns.color_palette(n_colors=3), networks):
-        ax_gap.plot(x, pca_rows[column] * 100, "o-", color=colour, label=label)
-        ax_gap.axhline(without[column] * 100, color=colour, ls="--", lw=1)
-    ax_gap.axhline(0, color="k", lw=0.8)
-    ax_gap.set(xticks=x, xticklabels=labels, xlabel="PCA components", ylabel="software − hardware accuracy (points)",
-               title="Gap per PCA size (dashed: without PCA)")
-    ax_gap.legend(fontsize=8)
-    for ax in (ax_acc, ax_gap):
-        ax.tick_params(axis="x", labelsize=8)
+    schemes = list(dict.fromkeys(validation.scheme))
+    colours = dict(zip(schemes, sns.color_palette(n_colors=len(schemes))))
+    styles = {"HWA": "-", "PTQ expert": ":"}
+    fig, (ax_val, ax_test) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for (scheme, network), rows in validation.groupby(["scheme", "network"], sort=False):
+        means = rows.groupby("pca").gap.mean() * 100
+        ax_val.plot(x, [means[p] for p in sizes], marker="o", ls=styles.get(network, "-"), color=colours[scheme],
+                    label=f"{scheme}, {network}")
+    ax_val.axhline(0, color="k", lw=0.6)
+    ax_val.set(xticks=x, xticklabels=sizes, xlabel="PCA components", ylabel="software − hardware accuracy (points)",
+               title="Validation split: gap per PCA size")
+    ax_val.legend(fontsize=7)
+    labels = []
+    for i, row in enumerate(tests.itertuples()):
+        for offset, mean, ci, marker in ((-0.15, row.gap_no_pca, row.ci95_no_pca, "s"), (0.15, row.gap_pca, row.ci95_pca, "o")):
+            ax_test.errorbar(i + offset, mean * 100, yerr=[[(mean - ci[0]) * 100], [(ci[1] - mean) * 100]], fmt=marker,
+                             color=colours[row.scheme], capsize=3)
+        labels.append(f"{row.scheme}\n{row.network}\n{row.size} vs none\np = {row.p_value:.2g}")
+    ax_test.axhline(0, color="k", lw=0.6)
+    ax_test.set(xticks=range(len(tests)), xticklabels=labels, ylabel="software − hardware accuracy (points)",
+                title="Test set: chosen size vs no PCA (95 % CI over device seeds)")
+    ax_test.tick_params(axis="x", labelsize=7)
+    ax_test.legend(handles=[Line2D([], [], marker="s", ls="", color="0.4", label="no PCA"),
+                            Line2D([], [], marker="o", ls="", color="0.4", label="PCA size chosen on validation")],
+                   fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -142,13 +142,14 @@ def mnist_widget() -> w.interactive:
 
 # ---- 03: PCA ------------------------------------------------------------------------
 
-def pca_gap(n_components: int, network: str = "QAT", n_test: int = 2000) -> float:
+def pca_gap(n_components: int, network: str = "HWA", n_test: int = 2000) -> float:
     """Software minus hardware accuracy (device seed 0, first ``n_test`` test images) with
-    ``n_components`` PCA inputs (0 means raw pixels)."""
+    ``n_components`` PCA inputs (0 means raw pixels); ``network`` is ``HWA`` (hardware-aware
+    trained, cached; trained on first use) or ``PTQ`` (the float network, calibrated map)."""
     components = n_components or None
     config = CrossbarConfig()
     software = mnist.float_model(components)[0]
-    model = mnist.qat_model(config, components)[0] if network == "QAT" else software
+    model = mnist.hwa_model(config, 0, components)[0] if network == "HWA" else software
     _, _, x_test, y_test = mnist.features(components)
     x_test, y_test = x_test[:n_test], y_test[:n_test]
     hardware = hardware_accuracy(model, x_test, y_test, config, [0], mnist.calibration_inputs(components)).accuracy[0]
@@ -156,13 +157,13 @@ def pca_gap(n_components: int, network: str = "QAT", n_test: int = 2000) -> floa
 
 
 def pca_widget() -> w.interactive:
-    """PCA components and PTQ/QAT -> software-hardware gap."""
-    def show(n_components=64, network="QAT"):
+    """PCA components and PTQ/HWA -> software-hardware gap."""
+    def show(n_components=64, network="HWA"):
         value = pca_gap(n_components, network)
         print(f"{n_components or 'no'} PCA components, {network}: gap {value * 100:.2f} points on 2000 test images")
         _report("pca_gap", {"n_components": n_components, "network": network}, value)
     return _live(show, n_components=w.Dropdown(options=[16, 32, 64, 128, 256, 0], value=64, description="PCA"),
-                         network=w.Dropdown(options=["PTQ", "QAT"], value="PTQ", description="network"))
+                         network=w.Dropdown(options=["PTQ", "HWA"], value="PTQ", description="network"))
 
 
 # ---- 04: errors ---------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from imclib import CrossbarConfig, program_layer
-from imclib.experiments import basics, errors, mnist, states, xor
+from imclib.experiments import basics, errors, mnist, pca, states, xor
 from imclib.mlp import MLP
 from imclib.reproduce import results_table
 from imclib.results import record_claim
@@ -49,18 +49,63 @@ def test_tile_count_matches_programmed_layers(changes):
     assert mnist.tile_count(64, config, hidden=(256,)) == programmed
 
 
-def test_gap_table_is_software_minus_hardware():
-    study = pd.DataFrame({
-        "pca": [16] * 4,
-        "network": ["software", "PTQ hardware", "PTQ calibrated", "QAT hardware"],
-        "seed": [-1, 0, 0, 0],
-        "accuracy": [0.9, 0.6, 0.8, 0.85],
-        "tiles": [10] * 4,
-    })
-    gaps = mnist.gap_table(study).iloc[0]
-    assert gaps.gap_PTQ == pytest.approx(0.3)
-    assert gaps.gap_PTQ_calibrated == pytest.approx(0.1)
-    assert gaps.gap_QAT == pytest.approx(0.05)
+def _fake_accuracy(table):
+    """A stand-in for ``mnist.network_accuracy`` reading accuracies from ``table[(network, pca, subset)]``
+    (a list, one per device seed; the software accuracy is a single number)."""
+    def network_accuracy(network, config, train_seed=0, device_seeds=range(10), n_components=None, subset="test"):
+        key = (network, "none" if n_components is None else n_components, subset)
+        if network == "software":
+            return pd.DataFrame({"network": [network], "train_seed": [train_seed], "device_seed": [-1],
+                                 "accuracy": [table[key]]})
+        seeds = list(device_seeds)
+        return pd.DataFrame({"network": network, "train_seed": train_seed, "device_seed": seeds,
+                             "accuracy": table[key][:len(seeds)]})
+    return network_accuracy
+
+
+def test_pca_gap_table_is_software_minus_hardware(monkeypatch):
+    monkeypatch.setattr(mnist, "network_accuracy", _fake_accuracy({
+        ("software", 16, "val"): 0.9, ("HWA", 16, "val"): [0.8, 0.85],
+        ("software", "none", "val"): 0.98, ("HWA", "none", "val"): [0.95, 0.96]}))
+    gaps = pca.gap_table(CrossbarConfig(), (16, None), ("HWA",), range(2), "val", progress=False)
+    assert gaps.gap.tolist() == pytest.approx([0.1, 0.05, 0.03, 0.02])
+    assert gaps.pca.tolist() == [16, 16, "none", "none"]
+    assert gaps.tiles.tolist() == [mnist.tile_count(16, CrossbarConfig())] * 2 + [mnist.tile_count(None, CrossbarConfig())] * 2
+
+
+def test_pca_size_is_chosen_on_validation_and_tested_on_test(monkeypatch):
+    # on validation 64 has the smallest gap; on test 16 would look better: the study must test 64
+    table = {("software", p, subset): 0.97 for p in (16, 64, "none") for subset in ("val", "test")}
+    table.update({("HWA", 16, "val"): [0.90] * 3, ("HWA", 64, "val"): [0.96] * 3, ("HWA", "none", "val"): [0.93] * 3,
+                  ("HWA", 16, "test"): [0.969, 0.968, 0.970, 0.969],
+                  ("HWA", 64, "test"): [0.95, 0.951, 0.949, 0.950], ("HWA", "none", "test"): [0.94, 0.942, 0.938, 0.94]})
+    monkeypatch.setattr(mnist, "network_accuracy", _fake_accuracy(table))
+    validation, test, tests = pca.pca_study(CrossbarConfig(), ("HWA",), (16, 64), range(3), range(4), progress=False)
+    assert pca.choose_size(validation, "HWA") == 64
+    assert set(test.pca) == {64, "none"}
+    row = tests.iloc[0]
+    assert row["size"] == 64 and row.n_seeds == 4
+    assert row.gap_pca == pytest.approx(0.02) and row.gap_no_pca == pytest.approx(0.03)
+
+
+def test_welch_gap_test_by_hand():
+    from scipy import stats
+
+    with_pca, without = np.array([0.01, 0.02, 0.015, 0.012]), np.array([0.03, 0.028, 0.035, 0.031, 0.029])
+    gaps = pd.DataFrame({"network": "HWA", "pca": [32] * 4 + ["none"] * 5, "gap": np.concatenate([with_pca, without])})
+    result = pca.welch_gap_test(gaps, "HWA", 32)
+    v1, v2 = with_pca.var(ddof=1) / 4, without.var(ddof=1) / 5
+    t = (with_pca.mean() - without.mean()) / np.sqrt(v1 + v2)
+    dof = (v1 + v2) ** 2 / (v1 ** 2 / 3 + v2 ** 2 / 4)
+    assert result["p_value"] == pytest.approx(stats.t.cdf(t, dof))
+    assert result["p_value"] < 0.01 and result["n_seeds"] == 4
+    assert result["difference"] == pytest.approx(with_pca.mean() - without.mean())
+    half = stats.t.ppf(0.975, 3) * with_pca.std(ddof=1) / 2
+    assert result["ci95_pca"] == pytest.approx([with_pca.mean() - half, with_pca.mean() + half])
+    # a wider gap with PCA gives a large p (the test is one-sided)
+    assert pca.welch_gap_test(gaps.assign(pca=["none"] * 4 + [32] * 5), "HWA", 32)["p_value"] > 0.99
+    with pytest.raises(ValueError, match="device seeds"):
+        pca.welch_gap_test(gaps.iloc[3:], "HWA", 32)
 
 
 def test_log_slope_recovers_power_law():

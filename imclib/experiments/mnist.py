@@ -38,7 +38,6 @@ FLOAT_TRAINING = TrainConfig()
 QAT_TRAINING = TrainConfig(epochs=4, learning_rate=1e-3, qat=True, qat_noise=0.03)
 HWA_TRAINING = TrainConfig(epochs=2, learning_rate=1e-3, weight_decay=0.0)
 """Hardware-aware fine-tuning (:func:`imclib.hwa.train_hwa`) from the float network."""
-PERCENTILE_GRID = (100.0, 99.9, 99.5, 99.0, 98.0, 95.0, 90.0)
 PAPER = {"software_accuracy": 0.9756, "hardware_accuracy": 0.9448}
 VALIDATION = 5000
 """The last this many training images are the validation split."""
@@ -178,65 +177,107 @@ def cached_table(key: dict, compute) -> pd.DataFrame:
     return table
 
 
-def _hardware_table(model_key: dict, model: MLP, config: CrossbarConfig, seeds, n_components=None) -> pd.DataFrame:
-    """Test accuracy per device seed of ``model`` deployed on ``config`` (cached)."""
+SCHEMES = {"offset/digital": {}, "offset/reference": {"input_sum": "reference"},
+           "differential": {"mapping": "differential"}}
+"""The three decode schemes: offset mapping with ``sum(x)`` computed digitally (the default),
+offset mapping with ``sum(x)`` read from a reference column, differential pairs."""
+NETWORKS = ("software", "PTQ naive", "PTQ expert", "HWA")
+
+
+def scheme_config(scheme: str, config: CrossbarConfig | None = None) -> CrossbarConfig:
+    """``config`` (default ``CrossbarConfig()``) switched to a decode scheme of :data:`SCHEMES`."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+    return (config or CrossbarConfig()).with_(**SCHEMES[scheme])
+
+
+def _hardware_table(model_key: dict, model: MLP, config: CrossbarConfig, seeds, n_components=None,
+                    subset: str = "test") -> pd.DataFrame:
+    """Accuracy per device seed of ``model`` deployed on ``config`` on the ``subset``
+    (``test`` or ``val``) images; each seed's evaluation is cached on its own, so studies
+    that share an evaluation compute it once. Columns ``seed``, ``accuracy``."""
     data = split(n_components)
-    key = {"model": model_key, "config": repr(config), "seeds": list(seeds), "pca": n_components,
-           "calibration": CALIBRATION, "validation": SPLIT}
-    return cached_table(key, lambda: hardware_accuracy(model, data["x_test"], data["y_test"], config, seeds,
-                                                       calibration_inputs(n_components)))
+    x, y = data[f"x_{subset}"], data[f"y_{subset}"]
+    frames = []
+    for seed in seeds:
+        key = {"model": model_key, "config": repr(config), "seed": int(seed), "pca": n_components, "subset": subset,
+               "calibration": CALIBRATION, "validation": SPLIT}
+        frames.append(cached_table(key, lambda seed=seed: hardware_accuracy(model, x, y, config, [int(seed)],
+                                                                            calibration_inputs(n_components))))
+    return pd.concat(frames, ignore_index=True)
+
+
+def network_accuracy(network: str, config: CrossbarConfig, train_seed: int = 0, device_seeds=range(10),
+                     n_components: int | None = None, subset: str = "test") -> pd.DataFrame:
+    """Accuracy of one network of :data:`NETWORKS` on ``subset`` (``test``: the 10,000 test
+    images; ``val``: the validation split), one row per device seed (cached).
+
+    ``software``: the float network in floating point (one row, ``device_seed`` -1);
+    ``PTQ naive``: the float network with the max-|w| map; ``PTQ expert``: the float network
+    with the calibrated map and ranges; ``HWA``: the network hardware-aware trained for
+    ``config`` (:func:`hwa_model`). Columns: ``network``, ``train_seed``, ``device_seed``,
+    ``accuracy``.
+    """
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
+    if subset not in ("test", "val"):
+        raise ValueError(f"subset must be 'test' or 'val', got {subset!r}")
+    float_training = dataclasses.replace(FLOAT_TRAINING, seed=train_seed)
+    if network == "software":
+        data = split(n_components)
+        model, _ = float_model(n_components, float_training)
+        return pd.DataFrame({"network": [network], "train_seed": [train_seed], "device_seed": [-1],
+                             "accuracy": [model.accuracy(data[f"x_{subset}"], data[f"y_{subset}"])]})
+    if network == "HWA":
+        model, _ = hwa_model(config, train_seed, n_components)
+        model_key = {"hwa": train_seed, "training": HWA_TRAINING, "device": repr(config)}
+        deployed = config
+    else:
+        model, _ = float_model(n_components, float_training)
+        model_key = {"float": float_training}
+        deployed = config.with_(weight_map="naive" if network == "PTQ naive" else "calibrated")
+    table = _hardware_table(model_key, model, deployed, device_seeds, n_components, subset)
+    return (table.rename(columns={"seed": "device_seed"}).assign(network=network, train_seed=train_seed)
+            [["network", "train_seed", "device_seed", "accuracy"]])
 
 
 def deployment_study(config: CrossbarConfig, train_seeds=(0, 1, 2), device_seeds=range(10),
-                     other_device_seeds=range(3), naive_device_seeds=range(3), progress: bool = True) -> pd.DataFrame:
+                     naive_device_seeds=range(10), progress: bool = True) -> pd.DataFrame:
     """Test accuracy of the software network, naive PTQ, expert PTQ and hardware-aware
     training on ``config`` (10,000 test images; ranges calibrated on training images).
 
-    ``network``: ``software`` (per training seed, ``device_seed`` -1), ``PTQ naive`` (the
-    float network with the max-|w| map), ``PTQ expert`` (the float network with the
-    calibrated map and ranges), ``HWA`` (hardware-aware trained). The first training seed's
-    networks run on ``device_seeds`` (the naive contrast on ``naive_device_seeds``); the HWA
-    networks of the other training seeds on ``other_device_seeds`` (each evaluation of the
-    full test set takes seconds to minutes). Columns: ``network``, ``train_seed``,
-    ``device_seed``, ``accuracy``.
+    The software network of every training seed (``device_seed`` -1); the HWA network of
+    every training seed on each of ``device_seeds``; the first training seed's float network
+    with the calibrated map (``PTQ expert``) on ``device_seeds`` and with the max-|w| map
+    (``PTQ naive``) on ``naive_device_seeds`` (empty: left out). Every evaluation is cached
+    (:func:`network_accuracy`). Columns: ``network``, ``train_seed``, ``device_seed``,
+    ``accuracy``.
     """
-    data = split()
     first = train_seeds[0]
-    jobs = [("PTQ naive", first, naive_device_seeds), ("PTQ expert", first, device_seeds)]
-    jobs += [("HWA", s, device_seeds if s == first else other_device_seeds) for s in train_seeds]
-    frames = []
-    for seed in train_seeds:
-        model, _ = float_model(None, dataclasses.replace(FLOAT_TRAINING, seed=seed))
-        frames.append(pd.DataFrame({"network": ["software"], "train_seed": [seed], "device_seed": [-1],
-                                    "accuracy": [model.accuracy(data["x_test"], data["y_test"])]}))
-    for network, seed, seeds in tqdm(jobs, desc="deployments", disable=not progress):
-        float_training = dataclasses.replace(FLOAT_TRAINING, seed=seed)
-        if network == "HWA":
-            model, _ = hwa_model(config, seed)
-            model_key = {"hwa": seed, "training": HWA_TRAINING, "device": repr(config)}
-            deployed = config
-        else:
-            model, _ = float_model(None, float_training)
-            model_key = {"float": float_training}
-            deployed = config.with_(weight_map="naive" if network == "PTQ naive" else "calibrated")
-        table = _hardware_table(model_key, model, deployed, seeds)
-        frames.append(table.rename(columns={"seed": "device_seed"}).assign(network=network, train_seed=seed))
-    return pd.concat(frames, ignore_index=True)[["network", "train_seed", "device_seed", "accuracy"]]
+    jobs = [("software", s, ()) for s in train_seeds]
+    jobs += [("PTQ naive", first, naive_device_seeds)] if len(naive_device_seeds) else []
+    jobs += [("PTQ expert", first, device_seeds)] + [("HWA", s, device_seeds) for s in train_seeds]
+    frames = [network_accuracy(network, config, seed, seeds)
+              for network, seed, seeds in tqdm(jobs, desc="deployments", disable=not progress)]
+    return pd.concat(frames, ignore_index=True)
 
 
 def confidence_table(study: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy per network with a 95 % confidence interval of the mean over its
-    evaluations (Student t, ``mean +- t_{0.975, n-1} sd / sqrt(n)``), the sd over device
-    seeds (pooled within training seeds) and the counts."""
+    """Mean accuracy per network (and per ``scheme`` if the study has that column) with a
+    95 % confidence interval of the mean over its evaluations (Student t,
+    ``mean +- t_{0.975, n-1} sd / sqrt(n)``), the sd over device seeds (pooled within
+    training seeds) and the counts."""
     from scipy import stats
 
+    keys = [column for column in ("scheme", "network") if column in study]
     rows = []
-    for network, group in study.groupby("network", sort=False):
+    for names, group in study.groupby(keys, sort=False):
         n, mean, sd = len(group), group.accuracy.mean(), group.accuracy.std(ddof=1) if len(group) > 1 else 0.0
         half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) if n > 1 else float("nan")
         device_sd = (group.groupby("train_seed").accuracy.std(ddof=1).pow(2).mean() ** 0.5
                      if group.device_seed.max() >= 0 and n > 1 else float("nan"))
-        rows.append({"network": network, "mean": mean, "ci_low": mean - half, "ci_high": mean + half,
+        rows.append({**dict(zip(keys, names if isinstance(names, tuple) else (names,))), "mean": mean,
+                     "ci_low": mean - half, "ci_high": mean + half,
                      "sd": sd, "device_sd": device_sd, "train_seeds": group.train_seed.nunique(),
                      "device_seeds": group.device_seed[group.device_seed >= 0].nunique(), "n": n})
     return pd.DataFrame(rows)
@@ -248,69 +289,14 @@ def adc_bits_sweep(config: CrossbarConfig, bits=(4, 6, 8, 10), device_seeds=(0,)
     range (no common-mode subtraction, full scale ``rows v_read G_max``) and the calibrated
     one. Columns: ``adc_bits``, ``adc_range`` (``naive``/``calibrated``), ``device_seed``,
     ``accuracy``."""
-    float_training = dataclasses.replace(FLOAT_TRAINING, seed=train_seed)
-    model, _ = float_model(None, float_training)
     frames = []
     for b in tqdm(list(bits), desc="ADC bits", disable=not progress):
         for label, mode in (("naive", "worst_case"), ("calibrated", "signal")):
             deployed = config.with_(adc_calibration=mode,
                                     periphery=dataclasses.replace(config.periphery, adc_bits=int(b)))
-            table = _hardware_table({"float": float_training}, model, deployed, device_seeds)
-            frames.append(table.rename(columns={"seed": "device_seed"}).assign(adc_bits=int(b), adc_range=label))
+            table = network_accuracy("PTQ expert", deployed, train_seed, device_seeds)
+            frames.append(table.assign(adc_bits=int(b), adc_range=label))
     return pd.concat(frames, ignore_index=True)[["adc_bits", "adc_range", "device_seed", "accuracy"]]
-
-
-def calibrate_percentile(config: CrossbarConfig, n_components: int | None = None, n_calibration: int = 5000,
-                         grid=PERCENTILE_GRID) -> pd.DataFrame:
-    """Post-training calibration of the clipping percentile of the naive weight range on the
-    validation split (never the test set).
-
-    Returns ``percentile``, ``accuracy`` on the first ``n_calibration`` validation images,
-    one device seed (0); pick the best with ``table.loc[table.accuracy.idxmax()]``.
-    """
-    data = split(n_components)
-    model, _ = float_model(n_components)
-    x_cal, y_cal = data["x_val"][:n_calibration], data["y_val"][:n_calibration]
-    naive = config.with_(weight_map="naive")
-    frames = [hardware_accuracy(model, x_cal, y_cal, naive.with_(weight_percentile=p), [0],
-                                calibration_inputs(n_components)).assign(percentile=p)
-              for p in grid]
-    return pd.concat(frames, ignore_index=True)[["percentile", "accuracy"]]
-
-
-def accuracy_table(config: CrossbarConfig, seeds=range(5), n_components: int | None = None) -> pd.DataFrame:
-    """Test accuracy of software, PTQ-on-hardware and QAT-on-hardware networks.
-
-    PTQ is reported twice: with ``config`` as given (the calibrated map by default) and
-    with the naive map clipped at the percentile calibrated on the validation split
-    (:func:`calibrate_percentile`). Converter ranges are calibrated on training images. Columns: ``pca`` (components or "none"), ``network``
-    (``software``, ``PTQ hardware``, ``PTQ calibrated``, ``QAT hardware``), ``seed`` (-1
-    for software), ``accuracy``, ``percentile``.
-    """
-    _, _, x_test, y_test = features(n_components)
-    model, _ = float_model(n_components)
-    qat, _ = qat_model(config, n_components)
-    calibration = calibrate_percentile(config, n_components)
-    best = float(calibration.percentile[calibration.accuracy.idxmax()])
-    calibrated = config.with_(weight_map="naive", weight_percentile=best)
-    ranges = calibration_inputs(n_components)
-    frames = [
-        pd.DataFrame({"network": ["software"], "seed": [-1], "accuracy": [model.accuracy(x_test, y_test)]}),
-        hardware_accuracy(model, x_test, y_test, config, seeds, ranges).assign(network="PTQ hardware"),
-        hardware_accuracy(model, x_test, y_test, calibrated, seeds, ranges).assign(network="PTQ calibrated",
-                                                                                    percentile=best),
-        hardware_accuracy(qat, x_test, y_test, config, seeds, ranges).assign(network="QAT hardware"),
-    ]
-    table = pd.concat(frames, ignore_index=True)
-    table.insert(0, "pca", "none" if n_components is None else n_components)
-    table["percentile"] = table.percentile.fillna(config.weight_percentile)
-    return table[["pca", "network", "seed", "accuracy", "percentile"]]
-
-
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation, min and max accuracy per (pca, network)."""
-    return (table.groupby(["pca", "network"], sort=False).accuracy
-            .agg(["mean", "std", "min", "max", "count"]).reset_index())
 
 
 def confusion(config: CrossbarConfig, seed: int = 0, qat: bool = True, n_components: int | None = None) -> pd.DataFrame:
@@ -338,24 +324,3 @@ def tile_count(n_components: int | None, config: CrossbarConfig, hidden: tuple[i
     per_array_columns = config.cols - 1 if config.input_sum == "reference" else config.cols
     physical = (lambda n: 2 * n) if config.mapping == "differential" else (lambda n: n)
     return int(sum(-(-a // config.rows) * -(-physical(b) // per_array_columns) for a, b in zip(sizes, sizes[1:])))
-
-
-def pca_study(config: CrossbarConfig, components=(16, 32, 64, 128, 256, None), seeds=range(5)) -> pd.DataFrame:
-    """Accuracy tables for each PCA size, with the tile count each needs."""
-    frames = [accuracy_table(config, seeds, n).assign(tiles=tile_count(n, config))
-              for n in tqdm(components, desc="PCA sizes")]
-    return pd.concat(frames, ignore_index=True)
-
-
-def gap_table(study: pd.DataFrame) -> pd.DataFrame:
-    """Software minus hardware accuracy (mean over seeds) per PCA size and network."""
-    means = study.groupby(["pca", "network"], sort=False).accuracy.mean().unstack("network")
-    tiles = study.groupby("pca", sort=False).tiles.first()
-    out = pd.DataFrame({
-        "tiles": tiles,
-        "software": means["software"],
-        "gap_PTQ": means["software"] - means["PTQ hardware"],
-        "gap_PTQ_calibrated": means["software"] - means["PTQ calibrated"],
-        "gap_QAT": means["software"] - means["QAT hardware"],
-    })
-    return out.reset_index()

@@ -159,7 +159,7 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
     confidence interval (``confidence``: ``network``, ``mean``, ``ci_low``, ``ci_high``
     as fractions, and ``scheme``), and the paper's values (fractions) as dashed lines."""
     schemes = list(dict.fromkeys(study.scheme)) if "scheme" in study else [None]
-    fig, axes = plt.subplots(1, len(schemes), figsize=(1.5 + 4.0 * len(schemes), 4.3), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(schemes), figsize=(1.5 + 3.6 * len(schemes), 4.6), sharey=True, squeeze=False)
     for ax, scheme in zip(axes[0], schemes):
         rows = study if scheme is None else study[study.scheme == scheme]
         intervals = confidence if scheme is None else confidence[confidence.scheme == scheme]

@@ -37,7 +37,7 @@ from . import _validate
 from .config import CrossbarConfig
 from .deploy import ADC_SAMPLES, input_full_scale
 from .mapping import _pair_targets, level_set, map_weights, nearest_level, refine_affine_map
-from .mlp import MLP, TrainConfig, _AdamW, _cosine_learning_rate
+from .mlp import MLP, TrainConfig, _AdamW, _cosine_learning_rate, softmax_cross_entropy
 from .periphery import dac
 
 
@@ -157,13 +157,7 @@ def _step(model: MLP, states: list[_LayerState], x: np.ndarray, y: np.ndarray, c
     logits = activation
     if y is None:
         return logits
-    batch = np.arange(len(y))
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    loss = float(np.mean(log_norm - shifted[batch, y]))
-    delta = np.exp(shifted - log_norm[:, None])
-    delta[batch, y] -= 1.0
-    delta /= len(y)
+    loss, delta = softmax_cross_entropy(logits, y)
     weight_grads, bias_grads = [None] * len(used), [None] * len(used)
     for index in range(last, -1, -1):
         weight_grads[index] = inputs[index].T @ delta

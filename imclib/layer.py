@@ -387,7 +387,7 @@ class ProgrammedLayer:
             y = currents[:, plus]
             y -= currents[:, minus]
             y *= gain
-            return _add_outer(y, applied, weight_map.offset)
+            return _add_input_sum(y, applied, weight_map.offset)
         columns = self.layout.weight
         # every physical column holds an output (offset, digital sum): no gather needed
         y = currents[:, columns] if columns.size != currents.shape[1] else currents.copy()
@@ -400,7 +400,7 @@ class ProgrammedLayer:
         subtracted = self.common_mode[columns]
         # c_j = b_j + a_j G0_j is exactly 0 where the subtracted G0_j is the zero conductance -b_j/a_j
         coefficient = np.where(subtracted == weight_map.zero_conductance, 0.0, weight_map.offset + weight_map.gain * subtracted)
-        return _add_outer(y, applied, coefficient)
+        return _add_input_sum(y, applied, coefficient)
 
     def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """Simulated ``x @ W`` in weight units, shape (batch, n_out).
@@ -419,7 +419,7 @@ class ProgrammedLayer:
         return self.decode(currents, applied, volts_per_unit)
 
 
-def _add_outer(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
+def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
     """``y + sum(x) c`` in place in ``y`` (batch, n): the digital input-sum term with the
     inputs ``applied`` (batch, n_in) and ``c`` (n,); skipped when ``c`` is all zero."""
     if np.any(coefficient):

@@ -220,6 +220,19 @@ class _LossAndGradients(NamedTuple):
     logits: np.ndarray
 
 
+def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy ``L = (1/B) sum_n (log sum_k e^{z_nk} - z_{n y_n})`` and
+    its gradient ``dL/dz = (softmax(z) - onehot(y)) / B`` (computed on ``z - max_k z``)."""
+    batch = np.arange(len(y))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    loss = float(np.mean(log_norm - shifted[batch, y]))
+    delta = np.exp(shifted - log_norm[:, None])
+    delta[batch, y] -= 1.0
+    delta /= len(y)
+    return loss, delta
+
+
 def _loss_and_gradients(
     weights: list[np.ndarray],
     biases: list[np.ndarray],
@@ -256,14 +269,7 @@ def _loss_and_gradients(
         the parameters) and the forward ``logits``.
     """
     layer_inputs, logits = _layer_inputs_and_logits(weights, biases, x)
-    batch = np.arange(len(y))
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    loss = float(np.mean(log_norm - shifted[batch, y]))
-
-    delta = np.exp(shifted - log_norm[:, None])
-    delta[batch, y] -= 1.0
-    delta /= len(y)
+    loss, delta = softmax_cross_entropy(logits, y)
     weight_grads, bias_grads = [], []
     for index in range(len(weights) - 1, -1, -1):
         weight_grads.append(layer_inputs[index].T @ delta)

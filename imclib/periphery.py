@@ -214,10 +214,8 @@ def digitized_matmul(voltages: np.ndarray, conductances: np.ndarray, bits: int, 
 
     Returns
     -------
-    sums : ndarray, shape (batch, p)
-        Digitized currents summed over blocks (amperes).
-    saturated : int
-        Number of saturated reads.
+    sums, saturated
+        As in :func:`digitized_sum`.
     """
     voltages = np.ascontiguousarray(voltages, dtype=np.float64)
     conductances = np.ascontiguousarray(conductances, dtype=np.float64)

@@ -7,6 +7,7 @@ currents) -> :mod:`~imclib.layer` (a layer tiled onto arrays) -> :mod:`~imclib.n
 :func:`sweep`.
 """
 
+from . import _numba_cache  # noqa: F401 (first: picks a writable numba cache before any kernel is defined)
 from .cells import MTJ, CellLevels
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, program_layer, simulate_mvm

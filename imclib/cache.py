@@ -33,44 +33,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 import pandas as pd
+
+from ._files import CorruptEntryError, atomic_write, default_cache_dir, read_npz
+from .mlp import MLP, TrainConfig
 
 CACHE_FORMAT_VERSION = 2
 """Bump when training or the stored format changes so stale entries miss (2: one compressed
 npz per entry, float32 weights)."""
 
 SHIPPED_STORE = Path(__file__).resolve().parent / "models"
-MAX_ENTRY_BYTES = 2**30
-"""Largest array data an entry may declare (bytes): a crafted header cannot make a load
-allocate more."""
-
-
-class CorruptEntryError(ValueError):
-    """A cache file exists but fails validation; the message names the file."""
 
 
 # --------------------------------------------------------------------------- locations
-
-
-def default_cache_dir() -> Path:
-    """User model cache: ``$IMCLIB_CACHE``, else ``$XDG_CACHE_HOME/imclib/models``, else
-    ``~/.cache/imclib/models``."""
-    if os.environ.get("IMCLIB_CACHE"):
-        return Path(os.environ["IMCLIB_CACHE"]).expanduser()
-    xdg_cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg_cache) / "imclib" / "models"
 
 
 def shipped_store_dir() -> Path:
@@ -93,78 +77,6 @@ def digest(key: dict) -> str:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def atomic_write(path: Path, write: Callable[[object], None]) -> None:
-    """Call ``write(binary_file)`` on a uniquely named temp file next to ``path``, then
-    ``os.replace`` it onto ``path`` (readers never see a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as temp_file:
-        temp_path = Path(temp_file.name)
-        try:
-            write(temp_file)
-        except BaseException:
-            temp_file.close()
-            temp_path.unlink(missing_ok=True)
-            raise
-    os.replace(temp_path, path)
-
-
-def read_npz(path: Path, expected: dict[str, tuple[int, ...] | None] | None = None,
-             finite: bool = True) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` after checking it, or raise :class:`CorruptEntryError`.
-
-    The member headers are read first: more than :data:`MAX_ENTRY_BYTES` of declared data is
-    refused before anything is allocated. ``expected`` maps member names to a shape (or
-    ``None``, any shape) and requires exactly those members; with ``finite`` every float
-    array must be free of NaN and inf.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    CorruptEntryError
-        If the file is truncated, empty, not an npz, has other members or shapes, or holds
-        NaN or inf. The message names the file.
-    """
-    try:
-        raw = path.read_bytes()
-    except NotADirectoryError as error:  # a parent is a file: the entry cannot exist
-        raise FileNotFoundError(str(error)) from error
-    except FileNotFoundError:
-        raise
-    except OSError as error:
-        raise CorruptEntryError(f"{path}: cannot read ({error})") from error
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            declared = 0
-            for name in archive.namelist():
-                with archive.open(name) as member:
-                    version = np.lib.format.read_magic(member)
-                    reader = {(1, 0): np.lib.format.read_array_header_1_0,
-                              (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    if reader is None:
-                        raise ValueError(f"{name}: unsupported .npy version {version}")
-                    shape, _, dtype = reader(member)
-                declared += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-            if declared > MAX_ENTRY_BYTES:
-                raise ValueError(f"declares {declared:.3g} bytes of arrays, above {MAX_ENTRY_BYTES}")
-        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, KeyError, EOFError, OSError, MemoryError, zipfile.BadZipFile) as error:
-        raise CorruptEntryError(f"{path}: unreadable ({type(error).__name__}: {error})") from error
-    if expected is not None:
-        if sorted(arrays) != sorted(expected):
-            raise CorruptEntryError(f"{path}: holds {sorted(arrays)}, expected {sorted(expected)}")
-        for name, shape in expected.items():
-            if shape is not None and arrays[name].shape != tuple(shape):
-                raise CorruptEntryError(f"{path}: {name} has shape {arrays[name].shape}, expected {tuple(shape)}")
-    for name, array in arrays.items():
-        if finite and array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
-            raise CorruptEntryError(f"{path}: {name} holds NaN or inf")
-    return arrays
 
 
 def move_aside(path: Path, reason: str) -> None:
@@ -207,8 +119,6 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> bool:
 
 def _as_float32_model(model):
     """``model`` with every parameter rounded through float32 (see the module docstring)."""
-    from .mlp import MLP
-
     return MLP([w.astype(np.float32).astype(np.float64) for w in model.weights],
                [b.astype(np.float32).astype(np.float64) for b in model.biases])
 
@@ -225,8 +135,6 @@ def _entry_arrays(entry_digest: str, key_text: str, model, history: pd.DataFrame
 def expected_layer_sizes(key: dict, layer_sizes: tuple[int, ...] | None) -> tuple[int | None, ...] | None:
     """The architecture an entry for ``key`` must have: ``layer_sizes`` if given, else
     ``(None, *hidden, None)`` from ``key["training"]`` (a TrainConfig), else ``None``."""
-    from .mlp import TrainConfig
-
     if layer_sizes is not None:
         return tuple(int(n) for n in layer_sizes)
     training = key.get("training") if isinstance(key, dict) else None
@@ -237,8 +145,6 @@ def expected_layer_sizes(key: dict, layer_sizes: tuple[int, ...] | None) -> tupl
 
 def load_entry(path: Path, entry_digest: str, architecture: tuple[int | None, ...] | None):
     """``(model, history)`` of a validated entry; raises :class:`CorruptEntryError`."""
-    from .mlp import MLP
-
     arrays = read_npz(path, finite=False)  # the history may hold NaN; MLP checks the parameters
     stored_digest = str(arrays.get("digest", ""))
     if stored_digest != entry_digest:
@@ -267,6 +173,30 @@ def load_entry(path: Path, entry_digest: str, architecture: tuple[int | None, ..
     if "epoch" in history:
         history["epoch"] = history["epoch"].astype(np.int64)
     return model, history
+
+
+Loaded = TypeVar("Loaded")
+
+
+def _load_first(shipped: Path, user: Path, kind: str, load: Callable[[Path], Loaded]) -> tuple[Loaded, str] | None:
+    """``(load(path), source)`` for the first of the shipped entry (``source="store"``) and
+    the user-cache entry (``"cache"``) that loads, or ``None`` (also under
+    ``$IMCLIB_RETRAIN``). ``load`` raises FileNotFoundError or :class:`CorruptEntryError`.
+    The shipped store is only read: a bad shipped entry is skipped with a warning naming it;
+    a bad user-cache entry is moved aside (:func:`move_aside`)."""
+    if retraining():
+        return None
+    for source, path in (("store", shipped), ("cache", user)):
+        try:
+            return load(path), source
+        except FileNotFoundError:
+            continue
+        except CorruptEntryError as error:
+            if source == "store":
+                warnings.warn(f"skipping a bad shipped {kind}: {error}", RuntimeWarning, stacklevel=3)
+            else:
+                move_aside(path, str(error))
+    return None
 
 
 def _log(entry_digest: str, source: str, key_text: str) -> None:
@@ -337,20 +267,12 @@ def cached_train(
     key_text = json.dumps(key, sort_keys=True, default=repr, indent=2)
     architecture = expected_layer_sizes(key, layer_sizes)
     name = f"{entry_digest}.npz"
-    if not retraining():
-        for source, path in (("store", store / name), ("cache", directory / name)):
-            try:
-                model, history = load_entry(path, entry_digest, architecture)
-            except FileNotFoundError:
-                continue
-            except CorruptEntryError as error:
-                if source == "store":
-                    warnings.warn(f"skipping a bad shipped model: {error}", RuntimeWarning, stacklevel=2)
-                else:
-                    move_aside(path, str(error))
-                continue
-            _log(entry_digest, source, key_text)
-            return model, history
+    found = _load_first(store / name, directory / name, "model",
+                        lambda path: load_entry(path, entry_digest, architecture))
+    if found is not None:
+        (model, history), source = found
+        _log(entry_digest, source, key_text)
+        return model, history
 
     model, history = train_fn()
     if not all(np.all(np.isfinite(p)) for p in [*model.weights, *model.biases]):
@@ -362,6 +284,170 @@ def cached_train(
     save_arrays(directory / name, _entry_arrays(entry_digest, key_text, model, history))
     _log(entry_digest, "trained", key_text)
     return model, history
+
+
+# --------------------------------------------------------------------------- tables
+
+TABLE_FORMAT = "imclib-table"
+TABLE_FORMAT_VERSION = 1
+"""Layout of a table file, stored inside it (its name does not change with the layout): a
+file of another format or version is a bad entry, recomputed."""
+_STORABLE_DTYPES = {np.dtype(code).name: np.dtype(code) for code in "?bhilqBHILQfd"}
+"""Column dtypes stored as they are (native byte order); strings are stored as unicode."""
+
+
+def _column_array(values: pd.Series | pd.Index, label: str) -> tuple[np.ndarray, dict]:
+    """A typed array and its schema entry (``dtype``, ``nan``) for one column or index."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.isnative and dtype.name in _STORABLE_DTYPES:
+        array = values.to_numpy()
+        if dtype.kind == "f" and np.isinf(array).any():
+            raise ValueError(f"{label} holds inf")
+        return array, {"dtype": dtype.name, "nan": bool(dtype.kind == "f" and np.isnan(array).any())}
+    if pd.api.types.is_string_dtype(dtype) and all(isinstance(v, str) for v in values):
+        return np.array(list(values), dtype=str), {"dtype": "str", "nan": False}
+    raise ValueError(f"{label} has dtype {dtype} (storable: bool, integers, floats, strings without missing values)")
+
+
+def table_arrays(table: pd.DataFrame, name: str) -> dict[str, np.ndarray]:
+    """The arrays of the table file ``<name>.npz`` (see :func:`read_table`).
+
+    Raises
+    ------
+    TypeError
+        If ``table`` is not a DataFrame.
+    ValueError
+        If the table holds what the format cannot store exactly (column names that are not
+        distinct strings, other dtypes, missing strings, inf, an index other than a
+        ``RangeIndex`` or one column of values); the message names the column.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"a cached table must be a DataFrame, got {type(table).__name__}")
+    names = list(table.columns)
+    if isinstance(table.columns, pd.MultiIndex) or not all(isinstance(c, str) for c in names) \
+            or len(set(names)) != len(names):
+        raise ValueError(f"column names must be distinct strings, got {names}")
+    arrays, columns = {}, []
+    for i, column in enumerate(names):
+        arrays[f"column_{i}"], spec = _column_array(table[column], f"column {column!r}")
+        columns.append({"name": column, **spec})
+    index = table.index
+    if isinstance(index, pd.RangeIndex):
+        index_spec = {"range": [index.start, index.step]}
+    elif isinstance(index, pd.MultiIndex):
+        raise ValueError("a MultiIndex cannot be stored (reset_index() first)")
+    else:
+        arrays["index"], index_spec = _column_array(index, "the index")
+    index_spec["name"] = index.name if index.name is None or isinstance(index.name, str) else str(index.name)
+    schema = {"format": TABLE_FORMAT, "version": TABLE_FORMAT_VERSION, "name": name, "rows": len(table),
+              "columns": columns, "index": index_spec}
+    arrays["schema"] = np.array(json.dumps(schema))
+    return arrays
+
+
+def _column_values(path: Path, arrays: dict[str, np.ndarray], member: str, spec: object, rows: int) -> np.ndarray:
+    """The checked array ``member`` described by the schema entry ``spec``."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("dtype"), str) or not isinstance(spec.get("nan"), bool):
+        raise CorruptEntryError(f"{path}: bad schema entry for {member}: {spec!r}")
+    array, dtype = arrays.get(member), spec["dtype"]
+    if array is None:
+        raise CorruptEntryError(f"{path}: {member} is missing")
+    if array.dtype.kind != "U" if dtype == "str" else (dtype not in _STORABLE_DTYPES
+                                                      or array.dtype != _STORABLE_DTYPES[dtype]):
+        raise CorruptEntryError(f"{path}: {member} ({spec.get('name', 'index')}) holds {array.dtype}, "
+                                f"the schema says {dtype}")
+    if array.shape != (rows,):
+        raise CorruptEntryError(f"{path}: {member} has shape {array.shape}, expected ({rows},)")
+    if array.dtype.kind == "f" and np.isinf(array).any():
+        raise CorruptEntryError(f"{path}: {member} ({spec.get('name', 'index')}) holds inf")
+    if array.dtype.kind == "f" and not spec["nan"] and np.isnan(array).any():
+        raise CorruptEntryError(f"{path}: {member} ({spec.get('name', 'index')}) holds NaN, "
+                                "which its schema does not allow")
+    return array
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The table stored at ``path`` (``<name>.npz``), after checking it.
+
+    Format (version :data:`TABLE_FORMAT_VERSION`): an npz read with ``allow_pickle=False``
+    (:func:`~imclib._files.read_npz`: nothing in the file is ever executed) holding
+    ``schema``, a JSON text ``{"format", "version", "name", "rows", "columns": [{"name",
+    "dtype", "nan"}, ...], "index": {"range": [start, step] | "dtype", "nan", "name"}}``,
+    one array ``column_<i>`` per column (bool, integer, float or unicode) and ``index`` when
+    the index is not a range. Checks: the format and version, ``name`` equal to the file's
+    stem (the digest of the key it answers), exactly the declared members, each column's
+    dtype and length as declared, no inf, and NaN only in a column whose schema entry has
+    ``"nan": true`` (e.g. an optimum that does not exist for some settings).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CorruptEntryError
+        Naming the file, if any check fails.
+    """
+    arrays = read_npz(path, finite=False)
+    schema_text = arrays.get("schema")
+    try:
+        if schema_text is None or schema_text.dtype.kind != "U" or schema_text.shape != ():
+            raise ValueError("no schema")
+        schema = json.loads(str(schema_text))
+        columns, index, rows = schema["columns"], schema["index"], schema["rows"]
+        if not (isinstance(columns, list) and isinstance(index, dict) and isinstance(rows, int) and rows >= 0):
+            raise ValueError("bad schema fields")
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptEntryError(f"{path}: not a table file ({error})") from error
+    if (schema.get("format"), schema.get("version")) != (TABLE_FORMAT, TABLE_FORMAT_VERSION):
+        raise CorruptEntryError(f"{path}: format {schema.get('format')!r} version {schema.get('version')!r}, "
+                                f"expected {TABLE_FORMAT!r} version {TABLE_FORMAT_VERSION}")
+    if schema.get("name") != path.stem:
+        raise CorruptEntryError(f"{path}: holds the table {schema.get('name')!r}, not {path.stem}")
+    members = {"schema", *(f"column_{i}" for i in range(len(columns))), *(() if "range" in index else ("index",))}
+    if set(arrays) != members:
+        raise CorruptEntryError(f"{path}: holds {sorted(arrays)}, the schema declares {sorted(members)}")
+    names = [spec.get("name") if isinstance(spec, dict) else None for spec in columns]
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise CorruptEntryError(f"{path}: column names must be distinct strings, got {names}")
+    data = {n: _column_values(path, arrays, f"column_{i}", spec, rows) for i, (n, spec) in enumerate(zip(names, columns))}
+    if "range" in index:
+        start_step = index["range"]
+        if not (isinstance(start_step, list) and len(start_step) == 2 and all(type(v) is int for v in start_step)
+                and start_step[1] != 0):
+            raise CorruptEntryError(f"{path}: bad range index {start_step!r}")
+        start, step = start_step
+        labels = pd.RangeIndex(start, start + rows * step, step, name=index.get("name"))
+    else:
+        labels = pd.Index(_column_values(path, arrays, "index", index, rows), name=index.get("name"))
+    return pd.DataFrame(data, index=labels)
+
+
+def save_table(path: Path, table: pd.DataFrame) -> bool:
+    """Write ``table`` to ``path`` (``<name>.npz``, see :func:`read_table`) atomically; a table
+    the format cannot hold exactly, or an unwritable location, is not stored: warn and return
+    ``False`` (the caller keeps its result in memory)."""
+    try:
+        arrays = table_arrays(table, path.stem)
+    except ValueError as error:
+        warnings.warn(f"not caching the table {path.name}: {error}; keeping it in memory only",
+                      RuntimeWarning, stacklevel=3)
+        return False
+    return save_arrays(path, arrays)
+
+
+def cached_table(name: str, compute: Callable[[], pd.DataFrame], user_dir: Path) -> pd.DataFrame:
+    """The table ``name`` (``<digest>.npz``): from the shipped store's ``tables/`` folder
+    (only read), else from ``user_dir``, else ``compute()`` stored into ``user_dir``
+    (see :func:`_load_first` for bad entries and ``$IMCLIB_RETRAIN``); every lookup is logged
+    to ``$IMCLIB_MODEL_LOG`` so that :func:`ship_models` can ship the tables a run used."""
+    found = _load_first(shipped_store_dir() / "tables" / name, user_dir / name, "table", read_table)
+    if found is not None:
+        table, source = found
+        log_lookup(name, "table", str((shipped_store_dir() / "tables") if source == "store" else user_dir))
+        return table
+    table = compute()
+    save_table(user_dir / name, table)
+    log_lookup(name, "table", "computed")
+    return table
 
 
 # --------------------------------------------------------------------------- shipping
@@ -384,7 +470,7 @@ def ship_models(log: Path, store: Path | None = None, cache_dir: Path | None = N
     for name in dict.fromkeys(tables):
         source, target = cache_dir / "tables" / name, store / "tables" / name
         if source.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            read_table(source)  # refuse to ship a bad table
             atomic_write(target, lambda file, source=source: file.write(source.read_bytes()))
             written.append(target)
         elif not target.exists():

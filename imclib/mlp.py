@@ -13,8 +13,9 @@ added digitally afterwards.
 Training (:func:`train_mlp`) is minibatch AdamW on the softmax cross-entropy
 with a cosine learning-rate schedule, optionally with quantization-aware
 training (QAT) through a straight-through estimator so the network tolerates
-the device's few weight levels. :func:`cached_train` (from :mod:`imclib.cache`)
-memoises trained models on disk and in the repository's shipped store.
+the device's few weight levels. :func:`imclib.cache.cached_train` memoises trained
+models on disk and in the repository's shipped store (the store imports this module, never
+the reverse).
 """
 
 from __future__ import annotations
@@ -31,14 +32,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validate
-from .cache import atomic_write as _atomic_write
-from .cache import cached_train, default_cache_dir
+from ._files import atomic_write
 
 __all__ = [
     "MLP",
     "TrainConfig",
-    "cached_train",
-    "default_cache_dir",
     "train_mlp",
 ]
 
@@ -379,7 +377,7 @@ class MLP:
         """Write the parameters to ``path`` as ``.npz`` (atomically, exact path)."""
         arrays = {f"weight_{i}": w for i, w in enumerate(self.weights)}
         arrays.update({f"bias_{i}": b for i, b in enumerate(self.biases)})
-        _atomic_write(Path(path), lambda file: np.savez(file, **arrays))
+        atomic_write(Path(path), lambda file: np.savez(file, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MLP:

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from .cache import atomic_write
+from ._files import atomic_write
 
 try:
     import fcntl

@@ -3,7 +3,8 @@
 
 Cache kinds: MNIST (``imclib.data``), trained models and the shipped model store
 (``imclib.cache.cached_train``), derived arrays such as the PCA projection
-(``imclib.cache.load_arrays``) and ``results.json`` (``imclib.results.record_claim``).
+(``imclib.cache.load_arrays``) and ``results.json`` (``imclib.results.record_claim``). Result
+tables: ``tests/test_store.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 import pytest
 
 from imclib import cache, data, results
-from imclib.mlp import MLP, TrainConfig, cached_train, train_mlp
+from imclib.cache import cached_train
+from imclib.mlp import MLP, TrainConfig, train_mlp
 
 # --------------------------------------------------------------------------- MNIST
 
@@ -388,27 +390,3 @@ def test_corrupt_results_json_is_refused_naming_the_file(tmp_path, monkeypatch, 
     with pytest.raises(ValueError, match="results.json is corrupt"):
         results.record_claim("C1", "s", {"x": 1}, True)
     assert path.read_bytes() == content.encode("latin-1")  # left untouched
-
-
-def test_cached_table_is_shipped_logged_and_heals(tmp_path, monkeypatch):
-    import pandas as pd
-
-    from imclib import cache
-    from imclib.experiments import mnist
-
-    store, user, log = tmp_path / "store", tmp_path / "user", tmp_path / "log.jsonl"
-    monkeypatch.setattr(cache, "shipped_store_dir", lambda: store)
-    monkeypatch.setattr(mnist, "default_cache_dir", lambda: user)
-    monkeypatch.setenv("IMCLIB_MODEL_LOG", str(log))
-    calls = []
-    compute = lambda: calls.append(1) or pd.DataFrame({"seed": [0], "accuracy": [0.5]})  # noqa: E731
-    first = mnist.cached_table({"probe": 1}, compute)
-    assert mnist.cached_table({"probe": 1}, compute).equals(first) and len(calls) == 1
-    shipped = cache.ship_models(log, store, user)
-    assert [p.parent.name for p in shipped] == ["tables"] and shipped[0].exists()
-    (user / "tables" / shipped[0].name).unlink()
-    assert mnist.cached_table({"probe": 1}, compute).equals(first) and len(calls) == 1  # from the shipped store
-    shipped[0].write_bytes(b"not a pickle")
-    with pytest.warns(RuntimeWarning, match="bad cache entry"):
-        assert mnist.cached_table({"probe": 1}, compute).equals(first)
-    assert len(calls) == 2

@@ -8,12 +8,11 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from imclib.cache import cached_train, default_cache_dir
 from imclib.mlp import (
     MLP,
     TrainConfig,
     _loss_and_gradients,
-    cached_train,
-    default_cache_dir,
     train_mlp,
 )
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imclib import CrossbarConfig
+from imclib import CrossbarConfig, cache
 from imclib.experiments import tables
 from imclib.mlp import MLP
 
@@ -100,8 +100,8 @@ def test_cached_call_stores_tuples_part_by_part(caches):
     pd.testing.assert_frame_equal(b, b2)
     assert list(b.columns) == ["b", "c"] and len(b) == 3
     # a lost part is recomputed (the function runs again, once)
-    for path in sorted((caches / "user" / "tables").glob("*.pkl")):
-        if list(pd.read_pickle(path).columns) == ["b", "c"]:
+    for path in sorted((caches / "user" / "tables").glob("*.npz")):
+        if list(cache.read_table(path).columns) == ["b", "c"]:
             path.unlink()
     _, b3 = tables.cached_call(two_tables, 3)
     assert len(CALLS) == 2

@@ -5,7 +5,7 @@ train on the first 55,000, every choice is made on training or validation images
 10,000 test images only report. Converter ranges are calibrated on ``CALIBRATION``
 training images (:mod:`imclib.deploy`).
 
-Models are trained once and cached by config hash (:func:`imclib.mlp.cached_train`).
+Models are trained once and cached by config hash (:func:`imclib.cache.cached_train`).
 Hardware accuracy is reported per device seed: each seed programs the whole network anew
 (static deviations) and redraws read noise. Hardware accuracy tables are cached too, keyed
 by everything that determines them including a digest of the package's source code, so a
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,7 +30,8 @@ from .. import cache
 from ..config import CrossbarConfig
 from ..data import load_mnist
 from ..hwa import train_hwa
-from ..mlp import MLP, TrainConfig, cached_train, default_cache_dir, train_mlp
+from ..cache import cached_train, default_cache_dir
+from ..mlp import MLP, TrainConfig, train_mlp
 from ..network import device_quantizer, hardware_accuracy, hardware_logits
 
 FLOAT_TRAINING = TrainConfig()
@@ -130,9 +130,11 @@ def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = 
 
 
 TABLE_CODE = ("cells.py", "array.py", "layer.py", "mapping.py", "deploy.py", "network.py", "periphery.py",
-              "nonidealities.py", "circuit.py", "config.py", "defaults.py", "mlp.py", "hwa.py", "cache.py", "data.py",
+              "nonidealities.py", "circuit.py", "config.py", "defaults.py", "mlp.py", "hwa.py", "data.py",
               "experiments/mnist.py")
-"""The modules a cached accuracy table depends on (the physics, deployment, training and data)."""
+"""The modules a cached accuracy table depends on (the physics, deployment, training and data).
+The store (:mod:`imclib.cache`, :mod:`imclib._files`) is not among them: how a table is
+written does not change its values, and the file format is versioned inside each file."""
 
 
 def _code_digest() -> str:
@@ -146,35 +148,23 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def cached_table(key: dict, compute) -> pd.DataFrame:
-    """``compute()`` (a DataFrame), memoised under ``key`` plus the code digest: looked up
-    in the shipped store (``imclib/models/tables/``, written by ``python -m imclib.cache
-    --ship-models``), then in the user cache, else computed and stored in the user cache.
-    An unreadable entry is moved aside with a warning and recomputed; every lookup is
-    logged like a model's (``$IMCLIB_MODEL_LOG``), so the tables a reproduce run used can
-    be shipped."""
+def table_name(key: dict) -> str:
+    """File name ``<sha256>.npz`` of the table of ``key``: the digest of
+    ``json.dumps({"key": key, "code": <digest of TABLE_CODE>}, sort_keys=True, default=repr)``."""
     text = json.dumps({"key": key, "code": _code_digest()}, sort_keys=True, default=repr)
-    name = f"{hashlib.sha256(text.encode()).hexdigest()}.pkl"
-    stores = [] if cache.retraining() else [cache.shipped_store_dir() / "tables", default_cache_dir() / "tables"]
-    for path in stores:
-        if path.joinpath(name).exists():
-            try:
-                table = pd.read_pickle(path / name)
-            except Exception as error:  # noqa: BLE001 - any unreadable entry is healed the same way
-                cache.move_aside(path / name, f"unreadable table ({type(error).__name__}: {error})")
-                continue
-            if isinstance(table, pd.DataFrame):
-                cache.log_lookup(name, "table", str(path))
-                return table
-            cache.move_aside(path / name, f"not a DataFrame but {type(table).__name__}")
-    table = compute()
-    path = default_cache_dir() / "tables" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    table.to_pickle(partial)
-    os.replace(partial, path)
-    cache.log_lookup(name, "table", "computed")
-    return table
+    return f"{hashlib.sha256(text.encode()).hexdigest()}.npz"
+
+
+def cached_table(key: dict, compute) -> pd.DataFrame:
+    """``compute()`` (a DataFrame), memoised under ``key`` plus the code digest
+    (:func:`table_name`): looked up in the shipped store (``imclib/models/tables/``, only
+    read, written by ``python -m imclib.cache --ship-models``), then in the user cache, else
+    computed and stored in the user cache, in a data-only format whose schema is checked on
+    load (:func:`imclib.cache.read_table`). A bad shipped entry is skipped with a warning, a
+    bad user entry is moved aside with a warning, and the table is recomputed; every lookup
+    is logged like a model's (``$IMCLIB_MODEL_LOG``), so the tables a reproduce run used can
+    be shipped."""
+    return cache.cached_table(table_name(key), compute, default_cache_dir() / "tables")
 
 
 SCHEMES = {"offset/digital": {}, "offset/reference": {"input_sum": "reference"},

@@ -7,7 +7,9 @@ deployment, training and data modules (``mnist.TABLE_CODE``). The key added here
 function, fingerprints every argument (arrays and networks by a SHA-256 of their values,
 configurations by their full ``repr``) and digests the source of the function's module and of
 every ``imclib`` module it imports, directly or not, so that an edit to a study or to a
-model outside ``TABLE_CODE`` (e.g. :mod:`imclib.cost`) recomputes the table.
+model outside ``TABLE_CODE`` (e.g. :mod:`imclib.cost`) recomputes the table. The store
+modules (:data:`STORE_MODULES`) are left out of that digest, as they are of ``TABLE_CODE``:
+how a table is written does not change its values.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from . import mnist
 PACKAGE = Path(__file__).resolve().parents[1]
 UNKEYED = frozenset({"progress"})
 """Arguments that do not change a table (left out of its key)."""
+STORE_MODULES = frozenset({PACKAGE / "cache.py", PACKAGE / "_files.py"})
+"""Modules that load and save tables and models (left out of :func:`code_digest`; the table
+format is versioned inside each file)."""
 
 
 def fingerprint(value):
@@ -88,7 +93,7 @@ def _imports(path: Path) -> set[Path]:
 @lru_cache(maxsize=None)
 def code_digest(path: Path) -> str:
     """SHA-256 of the module file ``path`` and of every ``imclib`` module it imports,
-    transitively (each file once, in path order)."""
+    transitively (each file once, in path order), except :data:`STORE_MODULES`."""
     seen, todo = set(), [Path(path).resolve()]
     while todo:
         current = todo.pop()
@@ -96,7 +101,7 @@ def code_digest(path: Path) -> str:
             seen.add(current)
             todo.extend(_imports(current) - seen)
     digest = hashlib.sha256()
-    for file in sorted(seen):
+    for file in sorted(seen - STORE_MODULES):
         digest.update(str(file.relative_to(PACKAGE) if PACKAGE in file.parents else file.name).encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()

@@ -1,32 +1,46 @@
-"""Trained models and derived arrays on disk: a shipped read-only store, a user cache, healing.
+"""The store: trained models, result tables and derived arrays on disk, in data-only formats
+(npz read with ``allow_pickle=False``); a shipped read-only store, a user cache, healing.
 
-:func:`cached_train` looks a training run up by the SHA-256 digest of its key, in order:
+The store imports the model (:mod:`imclib.mlp`); the model never imports the store. File
+helpers shared with the model and :mod:`imclib.results` (atomic writes with the umask's
+permissions, the hardened npz reader, the user-cache location) are in :mod:`imclib._files`.
+
+:func:`cached_train` looks a training run up by the SHA-256 digest of its key, and
+:func:`cached_table` a result table by its name (the digest of its key, given by
+:func:`imclib.experiments.mnist.table_name`), in order:
 
 1. the **shipped store** ``imclib/models/`` (package data, in the repository: the studies'
-   trained networks, so tests and notebooks never retrain them; ``$IMCLIB_MODEL_STORE``
-   replaces it);
+   trained networks and, in ``tables/``, their result tables, so tests and notebooks never
+   recompute them; ``$IMCLIB_MODEL_STORE`` replaces it). It is only read, never written or
+   renamed: a bad shipped entry is skipped with a warning naming it;
 2. the **user cache** :func:`default_cache_dir` (``$IMCLIB_CACHE``, else
-   ``$XDG_CACHE_HOME/imclib/models``, else ``~/.cache/imclib/models``);
-3. training: ``train_fn()`` runs and its result is written to the user cache.
+   ``$XDG_CACHE_HOME/imclib/models``, else ``~/.cache/imclib/models``; tables in
+   ``tables/``). A bad entry there is moved aside (``<name>.bad-<time>``, kept for
+   inspection) with a warning naming it;
+3. computing: ``train_fn()`` or ``compute()`` runs and its result is written to the user
+   cache (atomically; when the cache cannot be written the result is returned from memory
+   with a warning).
 
 ``$IMCLIB_RETRAIN=1`` skips both stores (``python -m imclib.reproduce --retrain`` sets it).
-Every entry is one compressed ``<digest>.npz``: the weights and biases as **float32**, the
-training history, and the key's digest and JSON text. A freshly trained model is rounded
-through float32 before it is returned, so a retrained model and a loaded one are
-bit-identical (float32 keeps 24 bits of mantissa, a relative rounding of at most 6e-8 per
-weight, far below any effect the studies measure).
 
-Every entry is validated on load: it must open, carry the requested digest, hold finite
-float32 arrays whose shapes chain into an MLP, and match the architecture expected from the
-key (``layer_sizes`` if given, else the hidden widths of ``key["training"]``). A bad entry in
-the user cache is moved aside (``<name>.bad-<time>``) with a warning and the model is
-retrained; a bad shipped entry is skipped with a warning. A non-finite (diverged) training is
-never stored; when the cache cannot be written the model is returned from memory with a
-warning.
+**Models.** One compressed ``<digest>.npz`` per training run: the weights and biases as
+**float32**, the training history, and the key's digest and JSON text. A freshly trained
+model is rounded through float32 before it is returned, so a retrained model and a loaded
+one are bit-identical (float32 keeps 24 bits of mantissa, a relative rounding of at most
+6e-8 per weight, far below any effect the studies measure). Every entry is validated on
+load: it must open, carry the requested digest, hold finite float32 arrays whose shapes
+chain into an MLP, and match the architecture expected from the key (``layer_sizes`` if
+given, else the hidden widths of ``key["training"]``). A non-finite (diverged) training is
+never stored.
 
-``$IMCLIB_MODEL_LOG`` names a file to which every lookup appends one JSON line (digest,
-where it was found); ``python -m imclib.cache --ship-models LOG`` copies the entries a run
-used into the shipped store.
+**Tables.** One compressed ``<name>.npz`` per table: a JSON schema and one typed array per
+column (:func:`read_table` gives the format and its checks: name, columns, dtypes, no inf,
+NaN only where the schema allows it). The format is versioned inside the file, so the
+store's code is not part of any table's key.
+
+``$IMCLIB_MODEL_LOG`` names a file to which every lookup appends one JSON line (digest or
+table name, where it was found); ``python -m imclib.cache --ship-models LOG`` copies the
+models and tables a run used into the shipped store, after validating each.
 """
 
 from __future__ import annotations
@@ -58,7 +72,7 @@ SHIPPED_STORE = Path(__file__).resolve().parent / "models"
 
 
 def shipped_store_dir() -> Path:
-    """The read-only store of shipped models: ``$IMCLIB_MODEL_STORE``, else ``imclib/models``."""
+    """The read-only store of shipped models and tables: ``$IMCLIB_MODEL_STORE``, else ``imclib/models``."""
     override = os.environ.get("IMCLIB_MODEL_STORE")
     return Path(override).expanduser() if override else SHIPPED_STORE
 
@@ -318,8 +332,8 @@ def table_arrays(table: pd.DataFrame, name: str) -> dict[str, np.ndarray]:
         If ``table`` is not a DataFrame.
     ValueError
         If the table holds what the format cannot store exactly (column names that are not
-        distinct strings, other dtypes, missing strings, inf, an index other than a
-        ``RangeIndex`` or one column of values); the message names the column.
+        distinct strings, other dtypes, missing strings, inf, a MultiIndex, an index name
+        that is not a string); the message names the column.
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"a cached table must be a DataFrame, got {type(table).__name__}")
@@ -338,7 +352,9 @@ def table_arrays(table: pd.DataFrame, name: str) -> dict[str, np.ndarray]:
         raise ValueError("a MultiIndex cannot be stored (reset_index() first)")
     else:
         arrays["index"], index_spec = _column_array(index, "the index")
-    index_spec["name"] = index.name if index.name is None or isinstance(index.name, str) else str(index.name)
+    if not (index.name is None or isinstance(index.name, str)):
+        raise ValueError(f"the index name must be a string or None, got {index.name!r}")
+    index_spec["name"] = index.name
     schema = {"format": TABLE_FORMAT, "version": TABLE_FORMAT_VERSION, "name": name, "rows": len(table),
               "columns": columns, "index": index_spec}
     arrays["schema"] = np.array(json.dumps(schema))
@@ -393,9 +409,10 @@ def read_table(path: Path) -> pd.DataFrame:
             raise ValueError("no schema")
         schema = json.loads(str(schema_text))
         columns, index, rows = schema["columns"], schema["index"], schema["rows"]
-        if not (isinstance(columns, list) and isinstance(index, dict) and isinstance(rows, int) and rows >= 0):
+        if not (isinstance(columns, list) and isinstance(index, dict) and type(rows) is int and rows >= 0
+                and (index.get("name") is None or isinstance(index["name"], str))):
             raise ValueError("bad schema fields")
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise CorruptEntryError(f"{path}: not a table file ({error})") from error
     if (schema.get("format"), schema.get("version")) != (TABLE_FORMAT, TABLE_FORMAT_VERSION):
         raise CorruptEntryError(f"{path}: format {schema.get('format')!r} version {schema.get('version')!r}, "
@@ -408,7 +425,8 @@ def read_table(path: Path) -> pd.DataFrame:
     names = [spec.get("name") if isinstance(spec, dict) else None for spec in columns]
     if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise CorruptEntryError(f"{path}: column names must be distinct strings, got {names}")
-    data = {n: _column_values(path, arrays, f"column_{i}", spec, rows) for i, (n, spec) in enumerate(zip(names, columns))}
+    data = {name: _column_values(path, arrays, f"column_{i}", spec, rows)
+            for i, (name, spec) in enumerate(zip(names, columns))}
     if "range" in index:
         start_step = index["range"]
         if not (isinstance(start_step, list) and len(start_step) == 2 and all(type(v) is int for v in start_step)
@@ -439,10 +457,11 @@ def cached_table(name: str, compute: Callable[[], pd.DataFrame], user_dir: Path)
     (only read), else from ``user_dir``, else ``compute()`` stored into ``user_dir``
     (see :func:`_load_first` for bad entries and ``$IMCLIB_RETRAIN``); every lookup is logged
     to ``$IMCLIB_MODEL_LOG`` so that :func:`ship_models` can ship the tables a run used."""
-    found = _load_first(shipped_store_dir() / "tables" / name, user_dir / name, "table", read_table)
+    shipped = shipped_store_dir() / "tables"
+    found = _load_first(shipped / name, user_dir / name, "table", read_table)
     if found is not None:
         table, source = found
-        log_lookup(name, "table", str((shipped_store_dir() / "tables") if source == "store" else user_dir))
+        log_lookup(name, "table", str(shipped if source == "store" else user_dir))
         return table
     table = compute()
     save_table(user_dir / name, table)

@@ -22,7 +22,7 @@ import pytest
 import imclib
 from imclib import _numba_cache, cache, results
 from imclib.experiments import mnist
-from imclib.mlp import MLP
+from imclib.mlp import MLP, TrainConfig, train_mlp
 
 PACKAGE = Path(imclib.__file__).resolve().parent
 
@@ -105,14 +105,31 @@ def test_cached_table_computes_once_then_reads_the_user_cache(stores):
     assert compute.calls == 1 and [p.name for p in stores[1].iterdir()] == [mnist.table_name({"probe": 1})]
 
 
-def test_table_names_do_not_depend_on_the_store_modules():
-    """A storage module's source changes no table's values: it is in neither digest."""
-    assert not {"cache.py", "_files.py"} & set(mnist.TABLE_CODE)
-    from imclib.experiments import tables
+NAMES = textwrap.dedent("""
+    from pathlib import Path
+    from imclib.experiments import mnist, tables
+    print(mnist.table_name({"probe": 1}), tables.code_digest(Path(tables.PACKAGE) / "experiments" / "cost.py"))
+""")
 
-    closure = tables._imports(PACKAGE / "experiments" / "mnist.py")
-    assert PACKAGE / "cache.py" in closure and tables.STORE_MODULES <= {PACKAGE / "cache.py", PACKAGE / "_files.py"}
-    assert all(path.exists() for path in tables.STORE_MODULES)
+
+def test_editing_a_store_module_keeps_every_table_name(tmp_path):
+    """How a table is written changes none of its values: editing the store (``cache.py``,
+    ``_files.py``) keeps both the TABLE_CODE digest and a study module's import-closure
+    digest, while editing the model (``mlp.py``) changes both."""
+
+    def names(*edited: str) -> list[str]:
+        copy = tmp_path / "-".join(("copy", *edited)) / "imclib"
+        shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "models", "*.bad-*"))
+        for module in edited:
+            (copy / module).write_text((copy / module).read_text() + "\n# an edit\n")
+        env = {**os.environ, "PYTHONPATH": str(copy.parent), "OPENBLAS_NUM_THREADS": "1"}
+        return subprocess.run([sys.executable, "-c", NAMES], capture_output=True, text=True, check=True, env=env,
+                              cwd=tmp_path).stdout.split()
+
+    unedited = names()
+    assert names("cache.py", "_files.py") == unedited
+    edited_model = names("mlp.py")
+    assert edited_model[0] != unedited[0] and edited_model[1] != unedited[1]
 
 
 def test_cached_tables_are_shipped_logged_and_read_from_the_store(stores, tmp_path, monkeypatch):
@@ -184,16 +201,16 @@ PLANTED = {
         path, {"schema": np.array(Payload(marker), dtype=object)}),
 }
 
-SEED, ACCURACY_NAN = {"name": "seed", "dtype": "int64", "nan": False}, {"name": "accuracy", "dtype": "float64"}
+SEED, ACCURACY_COLUMN = {"name": "seed", "dtype": "int64", "nan": False}, {"name": "accuracy", "dtype": "float64"}
 BAD_TABLES = {
     "NaN accuracies": lambda path: _table_file(path, {"column_1": np.array([0.9, np.nan, 0.9])}),
     "inf accuracy": lambda path: _table_file(path, {"column_1": np.array([0.9, np.inf, 0.9])}),
     "NaN declared but inf": lambda path: _table_file(path, {"column_1": np.array([0.9, -np.inf, 0.9])},
-                                                     columns=[SEED, {**ACCURACY_NAN, "nan": True}]),
+                                                     columns=[SEED, {**ACCURACY_COLUMN, "nan": True}]),
     "wrong columns": lambda path: _table_file(path, columns=[SEED]),
     "an extra member": lambda path: _table_file(path, {"column_7": np.zeros(3)}),
     "dtype other than declared": lambda path: _table_file(path, {"column_0": np.array([0.0, 1.0, 2.0])}),
-    "undeclared dtype": lambda path: _table_file(path, columns=[{**SEED, "dtype": "object"}, {**ACCURACY_NAN,
+    "undeclared dtype": lambda path: _table_file(path, columns=[{**SEED, "dtype": "object"}, {**ACCURACY_COLUMN,
                                                                                            "nan": False}]),
     "big-endian column": lambda path: _table_file(path, {"column_1": np.array([0.9, 0.9, 0.9], ">f8")}),
     "short column": lambda path: _table_file(path, {"column_1": np.array([0.9, 0.9])}),
@@ -247,8 +264,6 @@ def test_planted_or_bad_tables_never_run_and_are_refused_naming_the_file(stores,
 
 
 def test_a_bad_shipped_model_is_skipped_and_the_store_left_unchanged(stores, tmp_path):
-    from imclib.mlp import TrainConfig, train_mlp
-
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
     config = TrainConfig(hidden=(4,), epochs=1, batch_size=20)

@@ -393,6 +393,15 @@ READ_ONLY_CHECK = textwrap.dedent("""
 """)
 
 
+PROBE = textwrap.dedent("""
+    import pathlib, numba, pandas
+    try:
+        pathlib.Path("imclib/__pycache__").mkdir()
+    except OSError:
+        print("read-only")
+""")
+
+
 def _run_as_reader(code: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter as a user the read-only files refuse: the current
     user, or, for root (whom permission bits do not stop), the unprivileged ``nobody``."""
@@ -416,10 +425,12 @@ def test_a_read_only_checkout_imports_and_caches_numba_kernels_in_the_user_cache
         env.update(HOME=str(root / "home"), XDG_CACHE_HOME=str(root / "home" / ".cache"),
                    PYTHONPATH=str(root / "checkout"), IMCLIB_CACHE=str(root / "user"), OPENBLAS_NUM_THREADS="1")
         try:
-            probe = _run_as_reader("import pathlib; pathlib.Path('imclib/__pycache__').mkdir()", env, root / "checkout")
+            probe = _run_as_reader(PROBE, env, root / "checkout")
         except PermissionError:
             pytest.skip("root without the right to switch to an unprivileged user here")
-        if probe.returncode == 0:
+        if probe.returncode != 0:
+            pytest.skip(f"the reading user cannot run this Python environment: {probe.stderr[-300:]}")
+        if probe.stdout.strip() != "read-only":
             pytest.skip("this user can write into a read-only folder: nothing to test")
         run = _run_as_reader(READ_ONLY_CHECK, env, root)
         assert run.returncode == 0, run.stderr[-2000:]

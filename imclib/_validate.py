@@ -186,10 +186,14 @@ def class_labels(name: str, value, n_samples: int, n_classes: int) -> np.ndarray
     return labels.astype(np.int64)
 
 
-def seed(name: str, value) -> int:
-    """Require a non-negative integer seed (not bool) and return it as an ``int``."""
+def seed(name: str, value, *, optional: bool = False) -> int | None:
+    """Require a non-negative integer seed (not bool), or also ``None`` when ``optional``;
+    return it as an ``int`` (or ``None``)."""
+    if optional and value is None:
+        return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {_describe(value)}")
+        allowed = "None or a non-negative integer" if optional else "a non-negative integer"
+        raise ValueError(f"{name} must be {allowed}, got {_describe(value)}")
     return int(value)
 
 

@@ -185,9 +185,11 @@ class CrossbarConfig:
         ``x_max`` only sets the volts per input unit, ``s = v_read / x_max``: an input beyond
         it drives its row above ``v_read`` and is read as exactly as any other. That is the
         ideal limit (:meth:`ideal`), whose driver has no voltage limit. A real driver's
-        range is modelled with a DAC (``dac_bits``), which clips; quantized cells always
-        clip, since their levels are known (and bias-dependent ones tabulated) up to
-        ``v_read`` only.
+        range is modelled with a DAC (``dac_bits``), which clips. Quantized cells always
+        clip: they model junction stacks, read at ``v_read`` at most (read disturb and
+        breakdown bound it, :func:`imclib.cells.stack_physics`; bias-dependent levels are
+        tabulated up to ``v_read`` only). No study deploys analog cells without a DAC, so
+        this exception changes none of their numbers.
         """
         return self.quantize or self.periphery.dac_bits is not None
 

@@ -48,8 +48,8 @@ WEIGHT_LIMIT = 1e100
 (they overflow float64 beyond about 1e150), the gain ``a = w / (G_max - G_min)`` exceeds
 ``|w|`` by up to the inverse of the narrowest level window (1e18 per siemens) and the decode
 divides it by ``s = v_read / x_max``; 1e100 leaves room for all three. Trained weights are
-of order 1. Tiny weights need no bound: subnormal weights (below 2.2e-308) are read back
-correctly rounded."""
+of order 1. Tiny weights need no bound: on the ideal config even subnormal weights (below
+2.2e-308) give ``x @ W`` correctly rounded."""
 _LLOYD_ITERATIONS = 30
 _START_PERCENTILES = (0.0, 1.0, 5.0)
 """Starting ranges of the Lloyd-Max fit: ``[P_p, P_(100-p)]`` of each column's weights."""

@@ -24,8 +24,12 @@ from .mlp import MLP
 def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     """A ``matmul(i, x, W)`` hook for :meth:`MLP.forward` that reads programmed layer ``i``."""
     rng = _validate.generator(rng)
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(layer, ProgrammedLayer) for layer in layers):
+        raise ValueError(f"layers must be a list of ProgrammedLayer (deploy_network), got {type(layers).__name__}")
 
     def matmul(index: int, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        if index >= len(layers):
+            raise ValueError(f"layers holds {len(layers)} programmed layers, the model has more (layer {index})")
         if weights.shape != (layers[index].n_in, layers[index].n_out):
             raise ValueError(
                 f"layer {index} was programmed with shape {(layers[index].n_in, layers[index].n_out)}, "

@@ -183,6 +183,7 @@ def sweep(
     if n_jobs != -1:
         _validate.integer_at_least("n_jobs", n_jobs, 1)
     _validate.choice("backend", backend, BACKENDS)
+    _validate.seed("seed", seed, optional=True)
     points = grid_points(grid)
     takes_rng = seed is not None and "rng" in inspect.signature(fn).parameters
     seeds = np.random.SeedSequence(seed).spawn(len(points)) if takes_rng else [None] * len(points)

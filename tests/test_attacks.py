@@ -18,7 +18,7 @@ from imclib import CellLevels, CrossbarConfig, MTJ, Periphery, program_layer, si
 from imclib.circuit import WireParasitics, linear_column_currents, nonlinear_column_currents, transfer_matrix
 from imclib.deploy import deploy_network
 from imclib.mlp import MLP
-from imclib.network import hardware_accuracy, hardware_logits
+from imclib.network import hardware_accuracy, hardware_logits, hardware_matmul
 from imclib.sweep import SweepTaskError, sweep
 
 RNG = np.random.default_rng(19)
@@ -71,6 +71,15 @@ REFUSED = [
     ("an empty grid point", lambda: sweep(lambda: 1, [{}], progress=False), "every grid point must name"),
     ("an axis without values", lambda: sweep(lambda a: a, {"a": []}, progress=False), "grid has no points"),
     ("a grid of numbers", lambda: sweep(lambda a: a, [1, 2], progress=False), "grid must be a mapping"),
+    ("a negative sweep seed", lambda: sweep(divide, {"a": [1.0], "b": [1.0]}, seed=-1, progress=False),
+     "seed must be None or a non-negative integer"),
+    ("a fractional sweep seed", lambda: sweep(divide, {"a": [1.0], "b": [1.0]}, seed=1.5, progress=False),
+     "seed must be None or a non-negative integer"),
+    ("fewer programmed layers than the model has", lambda: MODEL.forward(X, matmul=hardware_matmul(
+        deploy_network(MLP(MODEL.weights[:1], MODEL.biases[:1]), IDEAL, X, 0)[0], 0)),
+     r"layers holds 1 programmed layers, the model has more \(layer 1\)"),
+    ("layers that are not programmed layers", lambda: hardware_matmul(MODEL.weights, 0),
+     "layers must be a list of ProgrammedLayer"),
     # configs: sizes that hung or asked for terabytes
     ("1024-state binary cells read with bias dependence", lambda: CrossbarConfig(cell=CellLevels(1024, "binary")),
      r"cell.n_states must be <= 256 for kind='binary' with bias_dependence=True"),

@@ -864,9 +864,11 @@ def nonlinear_column_currents(
         for it in range(1, max_iter + 1):
             try:
                 G = _call_conductance(conductance_at, v.reshape(b, *tiles, k, m), it > 1)
-                if method == "picard" and it > 1 and not _solvable(G, par):  # the matrix holds G: iterated
-                    raise _Diverged  # voltages gave conductances too large for the wires
-            except _Diverged:
+                if method == "picard" and it == 1:  # the matrix holds G (chord: G0, checked above)
+                    _check_solvable(G, par, "conductance_at")  # and at the solution, below
+                G = G.reshape(b, P, k * m)
+                v_new = step(G, v, Vc)  # (b, P, km)
+            except (_Diverged, ZeroDivisionError):  # a zero pivot: iterated conductances beyond the wires'
                 raise RuntimeError(
                     f"nonlinear crossbar solve ({method}) diverged at iteration {it} of "
                     f"max_iter={max_iter} (non-finite cell voltages or conductances, or conductances too large "
@@ -876,10 +878,6 @@ def nonlinear_column_currents(
                     + (" or use method='picard'" if method != "picard" else "")
                     + " (in a layer: CrossbarConfig.solver)."
                 ) from None
-            if method == "picard" and it == 1:
-                _check_solvable(G, par, "conductance_at")
-            G = G.reshape(b, P, k * m)
-            v_new = step(G, v, Vc)  # (b, P, km)
             # column current = sum of the cell currents of the linear network just solved
             if method == "picard":
                 i_cell = G * v_new
@@ -892,6 +890,8 @@ def nonlinear_column_currents(
                 residual = change / np.where(scale > 0, scale, 1.0)
                 worst = float(residual.max())
                 if worst <= tol:
+                    if method == "picard":  # the solution's own solve must have kept its precision
+                        _check_solvable(G, par, "conductance_at")
                     break
             I_old = I_new
             v = v + damping * (v_new - v) if damping != 1.0 else v_new

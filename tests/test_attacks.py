@@ -111,6 +111,9 @@ REFUSED = [
                                                                                 V[:, :4], ONE_OHM, n_cols=4,
                                                                                 method="picard"),
      r"conductance_at \(max 1e\+300 S\)"),
+    ("a nonlinear cell of 1e20 S at its solution (picard: returned zeros)", lambda: nonlinear_column_currents(
+        lambda v: np.where(np.abs(v) > 0.19, 1e-4, 1e20), np.full((2, 4), 0.2), WireParasitics(50.0, 50.0, 1e3, 1e3),
+        n_cols=4, method="picard"), r"conductance_at \(max 1e\+20 S\) times the largest wire resistance \(1e\+03 ohm\)"),
     ("1-milliohm junctions behind 1-gigaohm wires", lambda: program_layer(W, CrossbarConfig.quantization_only(
         CellLevels(4, "binary", MTJ(r_p=1e-3)), wires=WireParasitics(r_row=1e9))), "times the largest wire resistance"),
     # device parameters (R_AP = R_P (1 + TMR0) > R_P, resistances > 0)

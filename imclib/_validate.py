@@ -41,6 +41,18 @@ def positive(name: str, value: float, *, allow_inf: bool = False) -> None:
         raise ValueError(message)
 
 
+def positive_sequence(name: str, value, length: int, per: str) -> list[float]:
+    """Require a sequence of ``length`` numbers (one per ``per``), each in (0, inf); return
+    them as floats."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise ValueError(f"{name} must be a sequence of one value per {per} ({length}), got {_describe(value)}")
+    if len(value) != length:
+        raise ValueError(f"{name} must give one value per {per} ({length}), got {len(value)}")
+    for index, item in enumerate(value):
+        positive(f"{name}[{index}]", item)
+    return [float(item) for item in value]
+
+
 def non_negative(name: str, value: float) -> None:
     """Require ``0 <= value < inf``."""
     message = f"{name} must be in [0, inf), got {_describe(value)}"
@@ -78,6 +90,13 @@ def integer_at_least(name: str, value: int, low: int) -> None:
     """Require an integer ``value >= low``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {_describe(value)}")
+
+
+def integer_in_range(name: str, value: int, low: int, high: int) -> None:
+    """Require an integer ``low <= value <= high``."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+            or not low <= value <= high):
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {_describe(value)}")
 
 
 def optional_bits(name: str, value: int | None) -> None:
@@ -136,6 +155,48 @@ def finite_array(name: str, value, ndim: int) -> np.ndarray:
     return array
 
 
+def features(name: str, value, n_in: int) -> np.ndarray:
+    """:func:`finite_array` of shape ``(batch, n_in)``: inputs of a layer or network."""
+    array = finite_array(name, value, 2)
+    if array.shape[1] != n_in:
+        raise ValueError(f"{name} must have shape (batch, {n_in}), one column per input, got shape {array.shape}")
+    return array
+
+
+def magnitude_at_most(name: str, array: np.ndarray, limit: float, why: str) -> None:
+    """Require ``max |array| <= limit`` (``array`` already checked finite), saying ``why``."""
+    largest = float(np.max(np.abs(array), initial=0.0))
+    if largest > limit:
+        raise ValueError(f"{name} must have |{name}| <= {limit:g} ({why}), got max |{name}| = {largest:.3g}")
+
+
+def class_labels(name: str, value, n_samples: int, n_classes: int) -> np.ndarray:
+    """Return ``value`` as int64 class labels of shape ``(n_samples,)``, each an integer in
+    ``[0, n_classes)``; integer-valued floats are accepted, bools and fractions refused."""
+    labels = np.asarray(value)
+    if labels.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},), one label per input, got shape {labels.shape}")
+    if labels.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+        raise ValueError(f"{name} must hold integer class labels in [0, {n_classes}), got non-integer values")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"{name} must hold class labels in [0, {n_classes}) (the model has {n_classes} outputs), "
+                         f"got values in [{labels.min():g}, {labels.max():g}]")
+    return labels.astype(np.int64)
+
+
+def seed(name: str, value, *, optional: bool = False) -> int | None:
+    """Require a non-negative integer seed (not bool), or also ``None`` when ``optional``;
+    return it as an ``int`` (or ``None``)."""
+    if optional and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        allowed = "None or a non-negative integer" if optional else "a non-negative integer"
+        raise ValueError(f"{name} must be {allowed}, got {_describe(value)}")
+    return int(value)
+
+
 def finite_scale(name: str, numerator: float, denominator: float, explain: str) -> float:
     """Return ``numerator / denominator``, refusing a result that is not finite and non-zero
     (e.g. ``v_read / x_max`` for inputs so small that the scale overflows)."""
@@ -166,9 +227,10 @@ def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
     (``None``, a non-negative integer or a ``numpy.random.SeedSequence``)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    valid_seed = (rng is None or isinstance(rng, np.random.SeedSequence)
-                  or (isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)) and rng >= 0))
-    if not valid_seed:
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    try:
+        return np.random.default_rng(seed("rng", rng))
+    except ValueError:
         raise ValueError(f"rng must be a numpy.random.Generator, a non-negative integer seed or None, "
-                         f"got {_describe(rng)}")
-    return np.random.default_rng(rng)
+                         f"got {_describe(rng)}") from None

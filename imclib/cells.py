@@ -51,6 +51,12 @@ R_P_RANGE_OHM = (1e-3, 1e12)
 """Accepted R_P (ohms): beyond it ``1/R_P`` or the level window leaves float precision."""
 TMR0_RANGE = (1e-6, 1e3)
 """Accepted TMR0: below it the level window ``G_P - G_AP`` vanishes in float64."""
+MAX_STATES = {"uniform": 2**22, "series": 4096, "binary": 2**20, "writable": 2**20}
+"""Largest N per kind: the level and junction arrays (N x J float64) stay within about
+170 MB, and quantization onto them takes a few seconds at most (uniform 2^22: 2.5 s, series
+4096: 0.3 s, binary 2^20: 1 s; series 8192 took 5.6 s, one shared core). Bias-dependent
+cells are bounded far lower, by the cost of tabulating them
+(:data:`imclib.config.BIAS_LEVELS_MAX`). The states studied are N <= 16."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ class CellLevels:
     Parameters
     ----------
     n_states : int
-        Number of levels N, >= 2 (a power of two for ``kind="binary"``).
+        Number of levels N, in [2, ``MAX_STATES[kind]``] (a power of two for
+        ``kind="binary"``): 2^22 uniform, 4096 series, 2^20 binary and writable.
     kind : {"uniform", "series", "binary", "writable"}
         How the levels are built (see the module docstring); ``writable`` is the
         binary-weighted stack for any N, ``series`` a contrast that cannot be written.
@@ -109,6 +116,9 @@ class CellLevels:
     def __post_init__(self):
         _validate.integer_at_least("n_states", self.n_states, 2)
         _validate.choice("kind", self.kind, LEVEL_KINDS)
+        if self.n_states > MAX_STATES[self.kind]:
+            raise ValueError(f"n_states must be in [2, {MAX_STATES[self.kind]}] for kind={self.kind!r}, "
+                             f"got {self.n_states}")
         _validate.instance("mtj", self.mtj, MTJ)
         if self.kind == "binary" and self.n_states & (self.n_states - 1):
             raise ValueError(
@@ -176,6 +186,8 @@ class CellLevels:
         if not np.all(np.isfinite(v)):
             raise ValueError("v must contain only finite voltages (volts)")
         if self.kind == "uniform":
+            _validate.memory(f"CellLevels({self.n_states}, 'uniform').conductances at {v.size} voltages",
+                             3 * 8 * v.size * self.n_states)  # ~3 float64 temporaries of shape S + (N,)
             g_p = 1.0 / mtj.r_p
             g_ap = 1.0 / (mtj.r_p * (1.0 + mtj.tmr(v)))
             step = np.arange(self.n_states) / (self.n_states - 1)

@@ -118,6 +118,12 @@ _SOLVERS = ("auto", "dense", "sparse")
 _NL_METHODS = ("auto", "picard", "chord")
 WIRE_RANGE_OHM = (1e-9, 1e9)
 """Accepted non-zero wire resistances (ohms): a smaller one makes the nodal system singular in float64."""
+CONDUCTANCE_TIMES_WIRE_MAX = 1e6
+"""Largest accepted ``max G * max r`` (cell conductance in siemens times the largest wire,
+driver or sense resistance in ohms). Eliminating a cell of conductance ``G`` behind a wire
+of conductance ``1/r`` cancels ``G`` against itself and leaves pivots of order ``1/r``, so
+the solve keeps a relative precision of about ``1e-16 G r``: 4e-10 at ``G r = 1e6`` (4 x 4
+arrays, against a pivoted sparse LU), 2e-4 at 1e12, and a zero pivot beyond about 1e16."""
 
 _BLAS = ThreadpoolController()
 
@@ -229,6 +235,28 @@ def _check_conductance(G, name: str = "G") -> np.ndarray:
     if np.any(G < 0):
         raise ValueError(f"{name} must be >= 0 siemens everywhere, got min {G.min()!r}")
     return G
+
+
+def _largest_wire(par: WireParasitics) -> float:
+    """The largest of the four resistances (ohms)."""
+    return max(par.r_row, par.r_col, par.r_driver, par.r_sense)
+
+
+def _solvable(G: np.ndarray, par: WireParasitics) -> bool:
+    """Whether ``max G * max r`` is within :data:`CONDUCTANCE_TIMES_WIRE_MAX`."""
+    return float(np.max(G, initial=0.0)) * _largest_wire(par) <= CONDUCTANCE_TIMES_WIRE_MAX
+
+
+def _check_solvable(G: np.ndarray, par: WireParasitics, name: str = "G") -> None:
+    """Refuse conductances too large for the wires: ``max G * max r`` above
+    :data:`CONDUCTANCE_TIMES_WIRE_MAX` (the nodal solve would lose every digit)."""
+    if not _solvable(G, par):
+        r_max, g_max = _largest_wire(par), float(np.max(G))
+        raise ValueError(
+            f"{name} (max {g_max:.3g} S) times the largest wire resistance ({r_max:.3g} ohm) must be <= "
+            f"{CONDUCTANCE_TIMES_WIRE_MAX:g}, got {g_max * r_max:.3g}: the cell conductances must stay below "
+            f"{CONDUCTANCE_TIMES_WIRE_MAX / r_max:.3g} S with these wires, or the nodal solve loses its precision"
+        )
 
 
 def _check_voltages(V, k: int, tile_shape: tuple[int, ...]) -> np.ndarray:
@@ -555,6 +583,7 @@ def transfer_matrix(G, parasitics: WireParasitics, *, solver: str = "auto") -> n
     par = _check_parasitics(parasitics)
     if par.is_ideal:
         return G.copy()
+    _check_solvable(G, par)
     k, m = G.shape[-2:]
     tiles = G.shape[:-2]
     topo = _Topology(k, m, par)
@@ -611,6 +640,7 @@ def linear_column_currents(G, V, parasitics: WireParasitics, *, solver: str = "a
     _validate.choice("solver", solver, _SOLVERS)
     if par.is_ideal:
         return np.matmul(V[..., None, :], G)[..., 0, :]
+    _check_solvable(G, par)
     k, m = G.shape[-2:]
     if V.shape[0] >= k:  # k right-hand sides per array serve the whole batch
         T = transfer_matrix(G, par, solver=solver)
@@ -819,6 +849,7 @@ def nonlinear_column_currents(
             step, chunk = _picard_sparse(topo, P)
     else:
         G0 = _call_conductance(conductance_at, np.zeros((1, *tiles, k, m))).reshape(P, k * m)
+        _check_solvable(G0, par, "conductance_at")
         if dense:
             step, chunk = _chord_dense(topo, G0)
         else:
@@ -833,17 +864,20 @@ def nonlinear_column_currents(
         for it in range(1, max_iter + 1):
             try:
                 G = _call_conductance(conductance_at, v.reshape(b, *tiles, k, m), it > 1)
-            except _Diverged:
+                if method == "picard" and it == 1:  # the matrix holds G (chord: G0, checked above)
+                    _check_solvable(G, par, "conductance_at")  # and at the solution, below
+                G = G.reshape(b, P, k * m)
+                v_new = step(G, v, Vc)  # (b, P, km)
+            except (_Diverged, ZeroDivisionError):  # a zero pivot: iterated conductances beyond the wires'
                 raise RuntimeError(
                     f"nonlinear crossbar solve ({method}) diverged at iteration {it} of "
-                    f"max_iter={max_iter} (non-finite cell voltages or conductances; last "
+                    f"max_iter={max_iter} (non-finite cell voltages or conductances, or conductances too large "
+                    f"for the wires; last "
                     f"relative change of the column currents {worst:.3g}, tol={tol:.3g}). "
                     f"Lower damping (now {damping})"
                     + (" or use method='picard'" if method != "picard" else "")
                     + " (in a layer: CrossbarConfig.solver)."
                 ) from None
-            G = G.reshape(b, P, k * m)
-            v_new = step(G, v, Vc)  # (b, P, km)
             # column current = sum of the cell currents of the linear network just solved
             if method == "picard":
                 i_cell = G * v_new
@@ -856,6 +890,8 @@ def nonlinear_column_currents(
                 residual = change / np.where(scale > 0, scale, 1.0)
                 worst = float(residual.max())
                 if worst <= tol:
+                    if method == "picard":  # the solution's own solve must have kept its precision
+                        _check_solvable(G, par, "conductance_at")
                     break
             I_old = I_new
             v = v + damping * (v_new - v) if damping != 1.0 else v_new

@@ -21,6 +21,16 @@ INPUT_SUMS = ("digital", "reference")
 SCENARIOS = ("per_tile", "reused")
 V_READ_RANGE_V = (1e-6, 10.0)
 """Accepted full-scale read voltage (volts)."""
+ARRAY_SIDE_MAX = 4096
+"""Largest ``rows`` and ``cols`` of one physical array: four times the largest arrays built
+(1024 x 1024); one padded 4096 x 4096 tile already holds 128 MiB per float64 matrix."""
+BIAS_LEVELS_MAX = 4096
+"""Largest ``N x J`` (levels times junctions per cell, J = 1 for the uniform cell) with
+``bias_dependence``: the cell is tabulated at 4097 (8193 behind resistive wires) voltages,
+solving N x J junction voltages at each (:class:`imclib.array.LevelTable`). Allowed: binary
+N <= 256, writable N <= 455, series N <= 64, uniform N <= 4096; programming takes about
+5 s at the largest (one shared core), binary N = 512 took 8 s, series N = 128 19 s and
+binary N = 1024 36 s."""
 WEIGHT_MAPS = ("calibrated", "naive")
 ADC_CALIBRATIONS = ("signal", "worst_case")
 
@@ -42,7 +52,7 @@ class CrossbarConfig:
         Snap weights to the cell's levels; ``False`` programs any conductance in
         ``[G_min, G_max]`` (an analog cell, the infinitely-many-states limit).
     rows, cols : int
-        Size of one physical array (k x m), >= 1.
+        Size of one physical array (k x m), in [1, :data:`ARRAY_SIDE_MAX`].
     v_read : float
         Full-scale row voltage (volts); inputs map as ``V_i = s x_i``, ``s = v_read / x_max``.
     mapping : {"offset", "differential"}
@@ -67,7 +77,7 @@ class CrossbarConfig:
         deviations repeat in every tile.
     input_percentile : float
         DAC full scale ``x_max`` of a layer: this percentile of ``|x|`` over calibration
-        inputs (:mod:`imclib.deploy`); larger inputs clip.
+        inputs (:mod:`imclib.deploy`); larger inputs clip (see :attr:`clips_inputs`).
     adc_calibration : {"signal", "worst_case"}
         ``signal``: the known common-mode current is subtracted before the ADC and the ADC
         full scale is the ``adc_percentile`` of the signal's partial currents per column
@@ -112,8 +122,8 @@ class CrossbarConfig:
     def __post_init__(self):
         _validate.instance("cell", self.cell, CellLevels)
         _validate.boolean("quantize", self.quantize)
-        _validate.integer_at_least("rows", self.rows, 1)
-        _validate.integer_at_least("cols", self.cols, 1)
+        for name in ("rows", "cols"):
+            _validate.integer_in_range(name, getattr(self, name), 1, ARRAY_SIDE_MAX)
         _validate.in_range("v_read", self.v_read, V_READ_RANGE_V[0], V_READ_RANGE_V[1], "V")
         _validate.choice("mapping", self.mapping, MAPPINGS)
         _validate.choice("scale", self.scale, SCALES)
@@ -136,6 +146,13 @@ class CrossbarConfig:
             self.nonideal.rp_error or self.nonideal.tmr_error
             or self.nonideal.bias_dependence or self.nonideal.decode_as_uniform
         )
+        cell = self.cell
+        if self.nonideal.bias_dependence and cell.n_states * cell.n_junctions > BIAS_LEVELS_MAX:
+            raise ValueError(
+                f"cell.n_states must be <= {_largest_tabulated(cell.kind)} for kind={cell.kind!r} with "
+                f"bias_dependence=True (levels x junctions <= {BIAS_LEVELS_MAX}, the cost of tabulating the "
+                f"cell), got n_states={cell.n_states} ({cell.n_junctions} junctions)"
+            )
         if not self.quantize and level_effects:
             raise ValueError(
                 "rp_error, tmr_error, bias_dependence and decode_as_uniform act on a level "
@@ -145,8 +162,9 @@ class CrossbarConfig:
     @classmethod
     def ideal(cls, rows: int = defaults.ARRAY_ROWS, cols: int = defaults.ARRAY_COLS) -> "CrossbarConfig":
         """The ideal limit: uniform analog cells, no quantization, no nonidealities, ideal
-        converters. Its MVM equals ``x @ W`` to float precision (for inputs within the
-        calibrated input range, e.g. any inputs given to :func:`imclib.deploy.simulate_mvm`)."""
+        converters. Its MVM equals ``x @ W`` to float precision on any input, also inputs
+        beyond the calibrated DAC full scale: analog cells without a DAC clip nothing
+        (:attr:`clips_inputs`), so a deployed network equals the float network."""
         return cls(
             cell=CellLevels(2, "uniform", MTJ()),
             quantize=False,
@@ -156,6 +174,24 @@ class CrossbarConfig:
             input_percentile=100.0,
             periphery=Periphery(),
         )
+
+    @property
+    def clips_inputs(self) -> bool:
+        """Whether inputs beyond the DAC full scale ``x_max`` clip
+        (:meth:`imclib.layer.ProgrammedLayer.applied_inputs`).
+
+        They do, except for analog cells (``quantize=False``, hence no bias dependence:
+        linear at any voltage) read without a DAC (``periphery.dac_bits=None``). Then
+        ``x_max`` only sets the volts per input unit, ``s = v_read / x_max``: an input beyond
+        it drives its row above ``v_read`` and is read as exactly as any other. That is the
+        ideal limit (:meth:`ideal`), whose driver has no voltage limit. A real driver's
+        range is modelled with a DAC (``dac_bits``), which clips. Quantized cells always
+        clip: they model junction stacks, read at ``v_read`` at most (read disturb and
+        breakdown bound it, :func:`imclib.cells.stack_physics`; bias-dependent levels are
+        tabulated up to ``v_read`` only). No study deploys analog cells without a DAC, so
+        this exception changes none of their numbers.
+        """
+        return self.quantize or self.periphery.dac_bits is not None
 
     @classmethod
     def quantization_only(cls, cell: CellLevels | None = None, **kwargs) -> "CrossbarConfig":
@@ -178,3 +214,9 @@ class CrossbarConfig:
             tmr0=nominal.tmr0 * (1.0 + self.nonideal.tmr_error),
             v_half=nominal.v_half if self.nonideal.bias_dependence else float("inf"),
         )
+
+
+def _largest_tabulated(kind: str) -> int:
+    """Largest N of ``kind`` whose levels x junctions is within :data:`BIAS_LEVELS_MAX`."""
+    sizes = (2**bits for bits in range(1, 13)) if kind == "binary" else range(2, BIAS_LEVELS_MAX + 1)
+    return max(n for n in sizes if n * CellLevels(n, kind).n_junctions <= BIAS_LEVELS_MAX)

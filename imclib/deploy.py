@@ -129,11 +129,13 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         One row per layer: ``layer`` and the columns of :func:`range_report` on the
         calibration inputs of that layer.
     """
+    _validate.instance("model", model, MLP)
+    _validate.instance("config", config, CrossbarConfig)
+    x = _validate.features("calibration", calibration, model.layer_sizes[0])
+    if input_ranges is not None:
+        input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
     rng = _validate.generator(rng)
     read_rng = rng.spawn(1)[0]
-    x = _validate.finite_array("calibration", calibration, 2)
-    if input_ranges is not None and len(input_ranges) != len(model.weights):
-        raise ValueError(f"input_ranges must give one range per layer ({len(model.weights)}), got {len(input_ranges)}")
     layers, records = [], []
     for index, (weights, bias) in enumerate(zip(model.weights, model.biases)):
         layer, currents = _calibrated(program_layer(weights, config, rng), x,

@@ -185,7 +185,9 @@ class ProgrammedLayer:
     def applied_inputs(self, x: np.ndarray) -> np.ndarray:
         """Inputs as the DAC applies them (input units): clipped to its full scale
         ``[0, x_max]`` or ``[-x_max, x_max]``, then rounded to its codes when
-        ``dac_bits`` is set."""
+        ``dac_bits`` is set; ``x`` itself when ``config.clips_inputs`` is False."""
+        if not self.config.clips_inputs:
+            return x
         low = -self.input_range if self.input_signed else 0.0
         bits = self.config.periphery.dac_bits
         if bits is None:
@@ -194,6 +196,8 @@ class ProgrammedLayer:
 
     def clipped_fraction(self, x: np.ndarray) -> float:
         """Fraction of the entries of ``x`` beyond the DAC full scale (clipped)."""
+        if not self.config.clips_inputs:
+            return 0.0
         low = -self.input_range if self.input_signed else 0.0
         return float(np.mean((x > self.input_range) | (x < low))) if x.size else 0.0
 

@@ -43,6 +43,13 @@ import numpy as np
 from . import _validate
 from .config import CrossbarConfig
 
+WEIGHT_LIMIT = 1e100
+"""Largest accepted ``|w|`` (weight units). The calibrated fit sums squared weight errors
+(they overflow float64 beyond about 1e150), the gain ``a = w / (G_max - G_min)`` exceeds
+``|w|`` by up to the inverse of the narrowest level window (1e18 per siemens) and the decode
+divides it by ``s = v_read / x_max``; 1e100 leaves room for all three. Trained weights are
+of order 1. Tiny weights need no bound: on the ideal config even subnormal weights (below
+2.2e-308) give ``x @ W`` correctly rounded."""
 _LLOYD_ITERATIONS = 30
 _START_PERCENTILES = (0.0, 1.0, 5.0)
 """Starting ranges of the Lloyd-Max fit: ``[P_p, P_(100-p)]`` of each column's weights."""
@@ -236,7 +243,7 @@ def map_weights(weights: np.ndarray, config: CrossbarConfig) -> tuple[np.ndarray
     Parameters
     ----------
     weights : ndarray, shape (n_in, n_out)
-        Finite weights.
+        Finite weights, ``|w| <=`` :data:`WEIGHT_LIMIT`.
     config : CrossbarConfig
 
     Returns
@@ -248,6 +255,8 @@ def map_weights(weights: np.ndarray, config: CrossbarConfig) -> tuple[np.ndarray
     weight_map : WeightMap
     """
     weights = _validate.finite_array("weights", weights, 2)
+    _validate.magnitude_at_most("weights", weights, WEIGHT_LIMIT,
+                                "the weight map's squared errors and gains must stay finite")
     key = (hashlib.blake2b(np.ascontiguousarray(weights).tobytes(), digest_size=16).digest(), weights.shape,
            config.cell, config.quantize, config.mapping, config.scale, config.weight_map, config.weight_percentile,
            config.nonideal.decode_as_uniform)

@@ -24,8 +24,12 @@ from .mlp import MLP
 def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     """A ``matmul(i, x, W)`` hook for :meth:`MLP.forward` that reads programmed layer ``i``."""
     rng = _validate.generator(rng)
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(layer, ProgrammedLayer) for layer in layers):
+        raise ValueError(f"layers must be a list of ProgrammedLayer (deploy_network), got {type(layers).__name__}")
 
     def matmul(index: int, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        if index >= len(layers):
+            raise ValueError(f"layers holds {len(layers)} programmed layers, the model has more (layer {index})")
         if weights.shape != (layers[index].n_in, layers[index].n_out):
             raise ValueError(
                 f"layer {index} was programmed with shape {(layers[index].n_in, layers[index].n_out)}, "
@@ -39,10 +43,13 @@ def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
 def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int, calibration) -> np.ndarray:
     """Logits of ``model`` on hardware deployed with device seed ``seed``.
 
+    ``x``: finite inputs, shape (batch, n_in); ``seed``: a non-negative integer;
     ``calibration``: inputs the converter ranges are calibrated on (training images, never
     the evaluated data: required, so that no range is set on the data it is scored on).
     """
-    rng = np.random.default_rng(seed)
+    _validate.instance("model", model, MLP)
+    x = _validate.features("x", x, model.layer_sizes[0])
+    rng = np.random.default_rng(_validate.seed("seed", seed))
     layers, _ = deploy_network(model, config, calibration, rng)
     return model.forward(x, matmul=hardware_matmul(layers, rng))
 
@@ -51,7 +58,19 @@ def hardware_accuracy(
     model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration
 ) -> pd.DataFrame:
     """Accuracy on hardware for each device seed: columns ``seed``, ``accuracy``.
-    ``calibration`` as in :func:`hardware_logits`."""
+
+    ``y``: one class label per row of ``x``, integers in ``[0, n_out)``; ``seeds``: a
+    non-empty sequence of non-negative integers; ``calibration`` as in
+    :func:`hardware_logits`.
+    """
+    _validate.instance("model", model, MLP)
+    x = _validate.features("x", x, model.layer_sizes[0])
+    y = _validate.class_labels("y", y, x.shape[0], model.layer_sizes[-1])
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds must be a non-empty sequence of non-negative integer seeds, got {seeds!r}")
+    seeds = [_validate.seed(f"seeds[{index}]", seed) for index, seed in enumerate(seeds)]
+    if not seeds:
+        raise ValueError("seeds must be a non-empty sequence of non-negative integer seeds, got none")
     rows = [
         {"seed": seed,
          "accuracy": float(np.mean(hardware_logits(model, x, config, seed, calibration).argmax(1) == y))}

@@ -72,7 +72,7 @@ BAD_CASES = [
     (lambda: program_layer(np.zeros((8, 0))), "weights"),
     (lambda: program_layer(W, CrossbarConfig.ideal()).mvm(X + 1j), "x"),
     # 6. memory: refuse instead of trying to allocate tens of GB
-    (lambda: program_layer(W, CrossbarConfig(cell=CellLevels(1000, "series"))), "memory"),
+    (lambda: program_layer(W, CrossbarConfig(cell=CellLevels(1000, "series"))), "n_states"),
     # bad rng values
     (lambda: simulate_mvm(W, X, CrossbarConfig(), rng="seed"), "rng"),
     (lambda: simulate_mvm(W, X, CrossbarConfig(), rng=-1), "rng"),

@@ -14,7 +14,7 @@ only:
    column's noise-free partial currents ``|I'|`` on the programmed (actual) arrays.
 
 Layer ``i + 1`` is calibrated on the activations the programmed layers ``0 .. i`` produce
-(hardware outputs, plus bias, ReLU), as they would be measured on the chip. The ranges are
+(hardware outputs, plus bias, the layer's activation), as they would be measured on the chip. The ranges are
 stored with each :class:`~imclib.layer.ProgrammedLayer`, so every later read is a fixed
 function of its own input row.
 """
@@ -27,7 +27,7 @@ import pandas as pd
 from . import _validate
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, program_layer, with_ranges
-from .mlp import MLP
+from .mlp import ACTIVATIONS, MLP
 
 ADC_SAMPLES = 256
 """Calibration inputs whose partial currents set the ADC full scale (evenly spaced rows)."""
@@ -143,5 +143,5 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         layers.append(layer)
         records.append({"layer": index, **_report(layer, x, currents)})
         if index < len(model.weights) - 1:
-            x = np.maximum(layer.mvm(x, read_rng) + bias, 0.0)
+            x = ACTIVATIONS[model.activations[index]](layer.mvm(x, read_rng) + bias)
     return layers, pd.DataFrame(records)

@@ -19,6 +19,9 @@ hardware would, in weight units (:mod:`imclib.deploy`), with fresh noise at ever
 
 Gradients use the straight-through estimator: ``dL/dW := dL/dw~`` for the float shadow
 weights, and ``dL/dx`` passes the DAC unchanged inside its range (zero where it clips).
+Every layer's activation (:data:`imclib.mlp.ACTIVATIONS`) is applied digitally as in
+inference, and backpropagated through its derivative at the layer's output as the next layer's DAC
+applies it (:func:`imclib.mlp.activation_derivative`; for ReLU ``[x_applied > 0]``).
 The map ``(a, b)``, the DAC and the ADC ranges are refit every ``refit_every`` steps on a
 fixed calibration batch of training images. Not modelled in training: bias-dependent TMR,
 wire resistance, stuck cells (the deployed evaluation includes whatever the config has).
@@ -37,7 +40,7 @@ from . import _validate
 from .config import CrossbarConfig
 from .deploy import ADC_SAMPLES, input_full_scale
 from .mapping import _pair_targets, level_set, map_weights, nearest_level, refine_affine_map
-from .mlp import MLP, TrainConfig, _AdamW, _cosine_learning_rate, softmax_cross_entropy
+from .mlp import ACTIVATIONS, MLP, TrainConfig, _AdamW, _cosine_learning_rate, activation_derivative, softmax_cross_entropy
 from .periphery import dac
 
 
@@ -119,8 +122,7 @@ def _calibrate(model: MLP, x_cal: np.ndarray, config: CrossbarConfig,
         volts_per_unit = config.v_read / x_max
         variance += blocks * (periphery.sense_noise * gain / volts_per_unit) ** 2
         states.append(_LayerState(state.gain, state.offset, x_max, state.signed, np.sqrt(variance)))
-        pre = applied @ quantized + bias
-        activation = pre if index == len(model.weights) - 1 else np.maximum(pre, 0.0)
+        activation = ACTIVATIONS[model.activations[index]](applied @ quantized + bias)
     return states
 
 
@@ -153,17 +155,20 @@ def _step(model: MLP, states: list[_LayerState], x: np.ndarray, y: np.ndarray, c
         inputs.append(applied)
         masks.append(inside)
         used.append(effective)
-        activation = pre if index == last else np.maximum(pre, 0.0)
+        activation = ACTIVATIONS[model.activations[index]](pre)
     logits = activation
     if y is None:
         return logits
     loss, delta = softmax_cross_entropy(logits, y)
     weight_grads, bias_grads = [None] * len(used), [None] * len(used)
     for index in range(last, -1, -1):
+        if model.activations[index] != "identity":
+            output = logits if index == last else inputs[index + 1]
+            delta = delta * activation_derivative(model.activations[index], output)
         weight_grads[index] = inputs[index].T @ delta
         bias_grads[index] = delta.sum(axis=0)
         if index > 0:
-            delta = (delta @ used[index].T) * masks[index] * (inputs[index] > 0)
+            delta = (delta @ used[index].T) * masks[index]
     return loss, weight_grads, bias_grads, logits
 
 

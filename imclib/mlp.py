@@ -1,7 +1,9 @@
 """Small numpy multilayer perceptron for crossbar-inference experiments.
 
-The network is a stack of fully connected layers ``x @ W + b`` with ReLU
-hidden activations and a softmax output. Weights are stored as float64 arrays
+The network is a stack of fully connected layers ``a_{i+1} = f_i(a_i W_i + b_i)`` with a
+per-layer activation ``f_i`` (:data:`ACTIVATIONS`: ReLU, tanh, logistic, identity; by
+default ReLU on hidden layers and the identity on the last, whose output are the logits of
+a softmax). Weights are stored as float64 arrays
 shaped ``(n_in, n_out)``, so a layer's weight matrix maps directly onto a
 crossbar whose rows are driven by the layer input and whose columns are read
 out as the layer output.
@@ -35,6 +37,7 @@ from . import _validate
 from ._files import atomic_write
 
 __all__ = [
+    "ACTIVATIONS",
     "MLP",
     "TrainConfig",
     "train_mlp",
@@ -45,6 +48,37 @@ MatmulFn = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
 
 QuantizeFn = Callable[[int, np.ndarray], np.ndarray]
 """``quantize(layer_index, W) -> W snapped onto the device's weight levels``."""
+
+ACTIVATIONS = {
+    "relu": lambda z: np.maximum(z, 0.0),
+    "tanh": np.tanh,
+    "logistic": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),
+    "identity": lambda z: z,
+}
+"""Activation functions by name: ``relu(z) = max(z, 0)``, ``tanh(z)``,
+``logistic(z) = 1 / (1 + e^{-z}) = (1 + tanh(z / 2)) / 2`` (the tanh form cannot overflow)
+and ``identity(z) = z``."""
+
+_DERIVATIVES = {
+    "relu": lambda a: (a > 0).astype(np.float64),
+    "tanh": lambda a: 1.0 - a * a,
+    "logistic": lambda a: a * (1.0 - a),
+    "identity": np.ones_like,
+}
+"""``f'(z)`` of each activation written in terms of its output ``a = f(z)`` (what the
+backward pass keeps): ``[a > 0]``, ``1 - a^2``, ``a (1 - a)``, ``1``."""
+
+
+def activation_derivative(name: str, output: np.ndarray) -> np.ndarray:
+    """``f'(z)`` of activation ``name`` at the point whose output is ``a = f(z)``
+    (:data:`_DERIVATIVES`), the factor backpropagation multiplies the gradient by."""
+    return _DERIVATIVES[name](output)
+
+
+def default_activations(n_layers: int) -> tuple[str, ...]:
+    """ReLU on the ``n_layers - 1`` hidden layers, the identity on the output (logits)."""
+    return ("relu",) * (n_layers - 1) + ("identity",)
+
 
 MAX_EPOCHS = 1000
 MAX_WIDTH = 65536
@@ -175,16 +209,18 @@ def _layer_inputs_and_logits(
     biases: list[np.ndarray],
     x: np.ndarray,
     matmul: MatmulFn | None = None,
+    activations: tuple[str, ...] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Forward pass returning each layer's input and the output logits.
+    """Forward pass returning each layer's input and the output.
 
-    Layer ``i`` computes :math:`a_{i+1} = \\mathrm{ReLU}(a_i W_i + b_i)` for
-    hidden layers and the logits :math:`z = a_L W_L + b_L` for the last one,
-    where :math:`a_i W_i` is ``matmul(i, a_i, W_i)`` when a hook is given.
+    Layer ``i`` computes :math:`a_{i+1} = f_i(a_i W_i + b_i)` with ``f_i`` the activation
+    ``activations[i]`` (:data:`ACTIVATIONS`; default :func:`default_activations`: ReLU on
+    hidden layers, the identity on the last, whose output are the logits), where
+    :math:`a_i W_i` is ``matmul(i, a_i, W_i)`` when a hook is given.
     """
     layer_inputs = []
     activation = x
-    last_layer = len(weights) - 1
+    activations = default_activations(len(weights)) if activations is None else activations
     for index, (weight, bias) in enumerate(zip(weights, biases)):
         layer_inputs.append(activation)
         if matmul is None:
@@ -197,8 +233,7 @@ def _layer_inputs_and_logits(
                     f"matmul for layer {index} must return shape {expected}, "
                     f"got {product.shape}"
                 )
-        pre_activation = product + bias
-        activation = pre_activation if index == last_layer else np.maximum(pre_activation, 0.0)
+        activation = ACTIVATIONS[activations[index]](product + bias)
     return layer_inputs, activation
 
 
@@ -236,6 +271,7 @@ def _loss_and_gradients(
     biases: list[np.ndarray],
     x: np.ndarray,
     y: np.ndarray,
+    activations: tuple[str, ...] | None = None,
 ) -> _LossAndGradients:
     """Mean softmax cross-entropy and its gradients by backpropagation.
 
@@ -244,11 +280,13 @@ def _loss_and_gradients(
             - z_{n y_n}\\right), \\qquad
         \\frac{\\partial L}{\\partial z} = \\frac{1}{B}\\,(p - \\mathrm{onehot}(y)),
 
-    then for layer :math:`i` with input :math:`a_i` and output gradient
-    :math:`\\delta_i`: :math:`\\partial L/\\partial W_i = a_i^\\top\\delta_i`,
+    with :math:`z` the network output; then for layer :math:`i` with input :math:`a_i`,
+    output :math:`a_{i+1} = f_i(a_i W_i + b_i)` and output gradient :math:`g_i`:
+    :math:`\\delta_i = g_i \\odot f_i'` (:func:`activation_derivative`),
+    :math:`\\partial L/\\partial W_i = a_i^\\top\\delta_i`,
     :math:`\\partial L/\\partial b_i = \\sum_n \\delta_{i,n}` and
-    :math:`\\delta_{i-1} = (\\delta_i W_i^\\top)\\odot[a_i > 0]` (ReLU).
-    The gradient with respect to the network input is not computed.
+    :math:`g_{i-1} = \\delta_i W_i^\\top`. The gradient with respect to the network input
+    is not computed.
 
     Parameters
     ----------
@@ -259,6 +297,8 @@ def _loss_and_gradients(
         Inputs.
     y : ndarray of int, shape (batch,)
         Class labels.
+    activations : tuple of str, optional
+        One name of :data:`ACTIVATIONS` per layer (default :func:`default_activations`).
 
     Returns
     -------
@@ -266,20 +306,25 @@ def _loss_and_gradients(
         ``loss`` (float), ``weight_grads`` and ``bias_grads`` (same shapes as
         the parameters) and the forward ``logits``.
     """
-    layer_inputs, logits = _layer_inputs_and_logits(weights, biases, x)
+    activations = default_activations(len(weights)) if activations is None else activations
+    layer_inputs, logits = _layer_inputs_and_logits(weights, biases, x, activations=activations)
+    outputs = layer_inputs[1:] + [logits]
     loss, delta = softmax_cross_entropy(logits, y)
     weight_grads, bias_grads = [], []
     for index in range(len(weights) - 1, -1, -1):
+        if activations[index] != "identity":
+            delta = delta * activation_derivative(activations[index], outputs[index])
         weight_grads.append(layer_inputs[index].T @ delta)
         bias_grads.append(delta.sum(axis=0))
         if index > 0:
-            delta = (delta @ weights[index].T) * (layer_inputs[index] > 0)
+            delta = delta @ weights[index].T
     return _LossAndGradients(loss, weight_grads[::-1], bias_grads[::-1], logits)
 
 
 @dataclass(eq=False)
 class MLP:
-    """Fully connected ReLU network with a softmax output.
+    """Fully connected network ``a_{i+1} = f_i(a_i W_i + b_i)``; the last layer's output are
+    the logits of a softmax (:meth:`predict_proba`).
 
     Parameters
     ----------
@@ -288,6 +333,10 @@ class MLP:
         ``x @ W + b``. Consecutive shapes must chain.
     biases : list of ndarray
         Layer biases, each float64 shaped ``(n_out,)``.
+    activations : sequence of str, optional
+        One name of :data:`ACTIVATIONS` per layer ("relu", "tanh", "logistic",
+        "identity"); default ReLU on hidden layers and the identity on the output
+        (:func:`default_activations`). Stored as a tuple.
 
     Notes
     -----
@@ -297,6 +346,7 @@ class MLP:
 
     weights: list[np.ndarray]
     biases: list[np.ndarray]
+    activations: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.weights = [np.asarray(w, dtype=np.float64) for w in self.weights]
@@ -308,6 +358,7 @@ class MLP:
             )
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             self._check_layer(index, weight, bias)
+        self.activations = _checked_activations(self.activations, len(self.weights))
 
     def _check_layer(self, index: int, weight: np.ndarray, bias: np.ndarray) -> None:
         if weight.ndim != 2:
@@ -342,7 +393,7 @@ class MLP:
             afterwards.
         """
         x = _check_features(x, self.layer_sizes[0])
-        return _layer_inputs_and_logits(self.weights, self.biases, x, matmul)[1]
+        return _layer_inputs_and_logits(self.weights, self.biases, x, matmul, self.activations)[1]
 
     def predict_proba(self, x: np.ndarray, matmul: MatmulFn | None = None) -> np.ndarray:
         """Softmax class probabilities, shape ``(batch, n_out)``."""
@@ -361,42 +412,63 @@ class MLP:
     def hidden_activations(
         self, x: np.ndarray, matmul: MatmulFn | None = None
     ) -> list[np.ndarray]:
-        """Input of every layer: ``[x, relu(layer 0 output), ...]``.
+        """Input of every layer: ``[x, f_0(layer 0 output), ...]``.
 
         Element ``i`` is the matrix fed to layer ``i``'s matmul, i.e. a
         realistic set of MVM input vectors for that layer's crossbar.
         """
         x = _check_features(x, self.layer_sizes[0])
-        return _layer_inputs_and_logits(self.weights, self.biases, x, matmul)[0]
+        return _layer_inputs_and_logits(self.weights, self.biases, x, matmul, self.activations)[0]
 
     def copy(self) -> MLP:
         """Deep copy of the parameters."""
-        return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases])
+        return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases], self.activations)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the parameters to ``path`` as ``.npz`` (atomically, exact path)."""
+        """Write the parameters and the activations to ``path`` as ``.npz`` (atomically,
+        exact path; data only: float arrays and one array of activation names)."""
         arrays = {f"weight_{i}": w for i, w in enumerate(self.weights)}
         arrays.update({f"bias_{i}": b for i, b in enumerate(self.biases)})
+        arrays["activations"] = np.array(self.activations)
         atomic_write(Path(path), lambda file: np.savez(file, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MLP:
-        """Read a model written by :meth:`save`.
+        """Read a model written by :meth:`save`. A file without ``activations`` (written
+        before they were stored) holds the default ReLU network.
 
         Raises
         ------
         ValueError
             Naming ``path``, if the file is truncated, not an npz, lacks a layer, or holds
-            parameters that do not chain or are not finite.
+            parameters that do not chain or are not finite, or unknown activations.
         """
         try:
             with np.load(path, allow_pickle=False) as data:
                 n_layers = sum(1 for name in data.files if name.startswith("weight_"))
                 weights = [data[f"weight_{i}"] for i in range(n_layers)]
                 biases = [data[f"bias_{i}"] for i in range(n_layers)]
-            return cls(weights, biases)
+                activations = tuple(data["activations"].tolist()) if "activations" in data.files else None
+            return cls(weights, biases, activations)
         except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a valid MLP file: {type(error).__name__}: {error}") from error
+
+
+def _checked_activations(activations, n_layers: int) -> tuple[str, ...]:
+    """``activations`` as a tuple of ``n_layers`` names of :data:`ACTIVATIONS` (the default
+    when None); a ValueError names what is wrong."""
+    if activations is None:
+        return default_activations(n_layers)
+    allowed = ", ".join(ACTIVATIONS)
+    if isinstance(activations, (str, bytes)) or not isinstance(activations, (list, tuple, np.ndarray)):
+        raise ValueError(f"activations must be a sequence of {n_layers} names in ({allowed}), got {activations!r}")
+    activations = tuple(activations)
+    if len(activations) != n_layers:
+        raise ValueError(f"activations must name one activation per layer ({n_layers}), got {len(activations)}")
+    for index, name in enumerate(activations):
+        if not isinstance(name, str) or name not in ACTIVATIONS:
+            raise ValueError(f"activations[{index}] must be one of ({allowed}), got {name!r}")
+    return tuple(str(name) for name in activations)
 
 
 def _he_init(layer_sizes: tuple[int, ...], rng: np.random.Generator) -> MLP:
@@ -554,8 +626,8 @@ def train_mlp(
         ``quantize(layer_index, W) -> ndarray`` of W's shape; required if and
         only if ``config.qat``.
     init : MLP, optional
-        Starting weights (copied), e.g. a float-pretrained model for QAT;
-        its layer sizes must match ``(n_in, *config.hidden, n_out)``.
+        Starting weights and activations (copied), e.g. a float-pretrained model for
+        QAT; its layer sizes must match ``(n_in, *config.hidden, n_out)``.
     x_val, y_val : ndarray, optional
         Validation set, given together.
     progress : bool
@@ -624,6 +696,7 @@ def train_mlp(
                 model.biases,
                 x_batch,
                 y[batch],
+                model.activations,
             )
             step = (epoch - 1) * steps_per_epoch + start // config.batch_size
             optimizer.step(
@@ -655,4 +728,4 @@ def _deployed_accuracy(
         return math.nan
     if quantize is None:
         return model.accuracy(x, y)
-    return MLP(_quantized_weights(model.weights, quantize), model.biases).accuracy(x, y)
+    return MLP(_quantized_weights(model.weights, quantize), model.biases, model.activations).accuracy(x, y)

@@ -34,6 +34,12 @@ Bias dependence: a junction with voltage ``v`` across it has
 ``TMR(v) = TMR0 / (1 + (v / V_h)^2)``, so ``R_AP(v) = R_P (1 + TMR(v))``; ``R_P`` is taken
 bias independent. In a stack the junction voltages follow from the series divider and are
 solved self-consistently.
+
+``measured`` (:class:`MeasuredCell`)
+    A device described by a table instead of junctions: N measured level conductances
+    ``G_q`` (siemens), the relative programming spread of each level, and optionally the
+    conductance of each level against read voltage. Presets of published devices are in
+    :mod:`imclib.devices`.
 """
 
 from __future__ import annotations
@@ -216,6 +222,155 @@ class CellLevels:
         """Level resistances ``1 / G_q`` (ohms) at cell voltage ``v``, descending."""
         return 1.0 / self.conductances(v, mtj)
 
+    @property
+    def level_sigma(self) -> np.ndarray | None:
+        """Programming spread of each level beyond ``Nonidealities.programming_sigma``:
+        None for junction stacks (their variation is the config's), the measured spread for
+        a :class:`MeasuredCell`."""
+        return None
+
+
+MEASURED_MAX_STATES = 4096
+"""Largest N of a :class:`MeasuredCell`: with bias dependence the cell is tabulated at 4097
+voltages (:data:`imclib.config.BIAS_LEVELS_MAX`, one device per cell)."""
+MEASURED_G_RANGE_S = (1e-12, 1e3)
+"""Accepted measured conductances (siemens): ``1 / R`` over the accepted R_P range."""
+MEASURED_SIGMA_MAX = 1.0
+"""Largest accepted spread of a level (sigma of ln G): a spread of 100 % leaves no level."""
+
+
+@dataclass(frozen=True)
+class MeasuredCell(CellLevels):
+    """A cell described by measured levels: a table, not a junction model.
+
+    A programmed cell in level q has the static conductance
+    ``G = G_q(v) exp(s_q z - s_q^2 / 2)`` (siemens), ``z ~ N(0, 1)`` drawn once per cell when
+    the array is programmed (mean-normalised lognormal, as
+    :func:`imclib.nonidealities.draw_variation`; to first order ``s_q`` is the relative
+    standard deviation of level q), on top of ``Nonidealities.programming_sigma``
+    (set it to 0 to keep only the measured spread) and read noise. ``G_q(v)`` is
+    ``levels[q]`` at every voltage, or, with a bias table,
+    ``G_q(v) = levels[q] b_q(|v|)``, ``b_q`` interpolated linearly in ``bias_factors[q]``
+    over ``voltages`` (volts; no extrapolation: reading beyond ``voltages[-1]`` is refused).
+
+    It stands wherever a built-in cell does (``CrossbarConfig(cell=...)``: mapping,
+    deployment, the read path with ``bias_dependence``, studies, cost as one device per
+    cell). Systematic errors: ``rp_error`` scales every level by ``1 / (1 + rp_error)``
+    (a level gain, as for a junction's R_P); ``tmr_error`` has no meaning here and is refused.
+    The junction-stack analyses (:func:`stack_physics`, :func:`junction_conductance_samples`,
+    the read margins of :mod:`imclib.sensing`) do not apply and refuse it.
+
+    Parameters
+    ----------
+    levels : sequence of float
+        Level conductances ``G_q`` (siemens), ascending, distinct, in
+        :data:`MEASURED_G_RANGE_S`; N = len(levels) in [2, :data:`MEASURED_MAX_STATES`].
+    spread : sequence of float
+        Relative programming spread ``s_q`` of each level (sigma of ln G), in
+        [0, :data:`MEASURED_SIGMA_MAX`]; one per level.
+    voltages : sequence of float, optional
+        Read voltages (volts) of the bias table: ascending, ``voltages[0] == 0``, at least two.
+    bias_factors : sequence of sequences of float, optional
+        ``G_q(v) / G_q(0)`` per level (rows) and voltage (columns), positive, first column 1;
+        given together with ``voltages``.
+    source : str
+        Where the numbers come from (paper, figure or table); shown in the repr.
+    """
+
+    n_states: int = field(init=False, repr=False, default=2)
+    kind: str = field(init=False, repr=False, default="measured")
+    mtj: MTJ = field(init=False, repr=False, default_factory=MTJ)
+    levels: tuple[float, ...] = ()
+    spread: tuple[float, ...] = ()
+    voltages: tuple[float, ...] | None = None
+    bias_factors: tuple[tuple[float, ...], ...] | None = None
+    source: str = ""
+
+    def __post_init__(self):
+        levels = _validate.finite_array("levels", self.levels, 1)
+        if not 2 <= levels.size <= MEASURED_MAX_STATES:
+            raise ValueError(f"levels must hold between 2 and {MEASURED_MAX_STATES} conductances, got {levels.size}")
+        low, high = MEASURED_G_RANGE_S
+        if levels.min() < low or levels.max() > high:
+            raise ValueError(f"levels must be conductances in [{low:g}, {high:g}] siemens, got "
+                             f"[{levels.min():.3g}, {levels.max():.3g}]")
+        if np.any(np.diff(levels) <= 0):
+            raise ValueError("levels must be distinct and sorted ascending (siemens)")
+        spread = _validate.finite_array("spread", self.spread, 1)
+        if spread.shape != levels.shape:
+            raise ValueError(f"spread must hold one value per level ({levels.size}), got {spread.size}")
+        if spread.min() < 0 or spread.max() > MEASURED_SIGMA_MAX:
+            raise ValueError(f"spread must be in [0, {MEASURED_SIGMA_MAX}] (sigma of ln G), got "
+                             f"[{spread.min():.3g}, {spread.max():.3g}]")
+        object.__setattr__(self, "levels", tuple(levels.tolist()))
+        object.__setattr__(self, "spread", tuple(spread.tolist()))
+        object.__setattr__(self, "n_states", levels.size)
+        if not isinstance(self.source, str):
+            raise ValueError(f"source must be a string naming where the levels come from, got {self.source!r}")
+        self._check_bias_table()
+
+    def _check_bias_table(self) -> None:
+        """Validate ``voltages`` and ``bias_factors`` (given together) and store them as tuples."""
+        if (self.voltages is None) != (self.bias_factors is None):
+            raise ValueError("voltages and bias_factors must be given together (or neither)")
+        if self.voltages is None:
+            return
+        voltages = _validate.finite_array("voltages", self.voltages, 1)
+        if voltages.size < 2 or voltages[0] != 0 or np.any(np.diff(voltages) <= 0):
+            raise ValueError("voltages must be at least two ascending read voltages (volts) starting at 0")
+        factors = _validate.finite_array("bias_factors", self.bias_factors, 2)
+        if factors.shape != (self.n_states, voltages.size):
+            raise ValueError(f"bias_factors must have shape (levels, voltages) = ({self.n_states}, {voltages.size}), "
+                             f"got {factors.shape}")
+        if np.any(factors <= 0) or np.any(factors[:, 0] != 1):
+            raise ValueError("bias_factors must be positive, G_q(v) / G_q(0), with first column 1")
+        object.__setattr__(self, "voltages", tuple(voltages.tolist()))
+        object.__setattr__(self, "bias_factors", tuple(tuple(row) for row in factors.tolist()))
+
+    @property
+    def n_junctions(self) -> int:
+        """One device per cell (for the cost model's area)."""
+        return 1
+
+    @property
+    def level_sigma(self) -> np.ndarray:
+        """The measured spread ``s_q`` of each level (sigma of ln G)."""
+        return np.array(self.spread)
+
+    def codes(self) -> np.ndarray:
+        """Refused: a measured cell is no junction stack."""
+        raise ValueError("a MeasuredCell has no junction stack: codes() and junction_layout() apply to "
+                         "CellLevels(kind='series'|'binary'|'writable')")
+
+    def junction_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Refused: a measured cell is no junction stack."""
+        return self.codes()
+
+    def conductances(self, v=0.0, mtj: MTJ | None = None) -> np.ndarray:
+        """Level conductances (siemens) at cell voltage ``v`` (volts), shape ``v.shape + (N,)``.
+
+        ``G_q(v) = levels[q] / (1 + rp_error) b_q(|v|)`` (class docstring); ``mtj`` is the
+        actual device of :attr:`imclib.config.CrossbarConfig.actual_mtj`, whose R_P ratio to
+        the nominal one carries ``rp_error`` and whose infinite ``v_half`` switches the bias
+        table off (``bias_dependence=False``). Default: the nominal device, bias table on.
+        """
+        v = np.asarray(v, dtype=np.float64)
+        if not np.all(np.isfinite(v)):
+            raise ValueError("v must contain only finite voltages (volts)")
+        if mtj is not None and mtj.tmr0 != self.mtj.tmr0:
+            raise ValueError("tmr_error does not apply to a MeasuredCell (it has no TMR); use rp_error for a level gain")
+        gain = 1.0 if mtj is None else self.mtj.r_p / mtj.r_p
+        levels = gain * np.array(self.levels)
+        if self.voltages is None or (mtj is not None and math.isinf(mtj.v_half)) or not np.any(v):
+            return np.broadcast_to(levels, v.shape + levels.shape).copy()
+        magnitude = np.abs(v)
+        if magnitude.max() > self.voltages[-1]:
+            raise ValueError(f"cell voltage {magnitude.max():.3g} V is beyond the bias table of this MeasuredCell "
+                             f"(valid up to {self.voltages[-1]:g} V)")
+        factors = np.stack([np.interp(magnitude, self.voltages, row) for row in self.bias_factors], axis=-1)
+        return levels * factors
+
+
 
 def junction_conductance_samples(cell: CellLevels, state, sigma: float, rng, mtj: MTJ | None = None) -> np.ndarray:
     """Zero-bias conductance (siemens) of every cell, with per-junction variation drawn per cell.
@@ -246,10 +401,10 @@ def junction_conductance_samples(cell: CellLevels, state, sigma: float, rng, mtj
     _validate.non_negative("sigma", sigma)
     rng = _validate.generator(rng)
     mtj = cell.mtj if mtj is None else mtj
+    scale, flags = cell.junction_layout()
     state = np.asarray(state)
     if cell.kind == "uniform":
         return cell.conductances(0.0, mtj)[state] * np.exp(sigma * rng.standard_normal(state.shape))
-    scale, flags = cell.junction_layout()
     factors = np.exp(sigma * rng.standard_normal(state.shape + scale.shape))
     resistance = mtj.r_p * scale * (1.0 + mtj.tmr0 * flags[state]) * factors
     return 1.0 / resistance.sum(axis=-1)

@@ -9,7 +9,8 @@ hardware would, in weight units (:mod:`imclib.deploy`), with fresh noise at ever
   ``w_q = a L_q + b``, and programming variation (mean-normalised lognormal,
   ``programming_sigma``) and read noise (``read_sigma``) multiply every cell's conductance:
   ``w~ = a (G_q eps) + b`` (offset) or ``a (G+ eps+ - G- eps-) + b`` (differential),
-  ``eps = exp(sigma z - sigma^2 / 2) (1 + sigma_read xi)``;
+  ``eps = exp(sigma z - sigma^2 / 2) (1 + sigma_read xi)``, for a measured cell also times
+  its level's spread ``exp(s_q z' - s_q^2 / 2)`` (:class:`imclib.cells.MeasuredCell`);
 * ADC: each of the ``B`` row-block partial sums is rounded with step
   ``Delta_j = (2) FS_j / (2^b - 1)`` (bipolar / unipolar), ``FS_j`` the ``adc_percentile``
   of the column's partial sums ``|sum_{i in block} x_i w_q,ij|`` on calibration inputs
@@ -126,14 +127,21 @@ def _calibrate(model: MLP, x_cal: np.ndarray, config: CrossbarConfig,
     return states
 
 
-def _cell_noise(shape: tuple[int, ...], config: CrossbarConfig, rng: np.random.Generator) -> np.ndarray | None:
-    """Per-cell factor ``exp(sigma z - sigma^2/2) (1 + sigma_read xi)``, or None without noise."""
+def _cell_noise(shape: tuple[int, ...], config: CrossbarConfig, rng: np.random.Generator,
+                conductance: np.ndarray | None = None) -> np.ndarray | None:
+    """Per-cell factor ``exp(sigma z - sigma^2/2) (1 + sigma_read xi)``, or None without noise;
+    for a measured cell (:class:`imclib.cells.MeasuredCell`) times its level's
+    ``exp(s_q z' - s_q^2/2)``, ``s_q`` looked up from the nominal ``conductance`` (siemens)."""
     sigma, read = config.nonideal.programming_sigma, config.nonideal.read_sigma
-    if not sigma and not read:
+    level_sigma = config.cell.level_sigma if config.quantize else None
+    if not sigma and not read and level_sigma is None:
         return None
     noise = np.exp(sigma * rng.standard_normal(shape) - 0.5 * sigma**2) if sigma else np.ones(shape)
     if read:
         noise *= 1.0 + read * rng.standard_normal(shape)
+    if level_sigma is not None:
+        spread = np.interp(conductance, config.cell.conductances(), level_sigma)
+        noise *= np.exp(spread * rng.standard_normal(shape) - 0.5 * spread**2)
     return noise
 
 
@@ -147,7 +155,7 @@ def _step(model: MLP, states: list[_LayerState], x: np.ndarray, y: np.ndarray, c
     for index, (weights, bias, state) in enumerate(zip(model.weights, model.biases, states)):
         applied, inside = _dac(activation, state, config)
         conductance = _conductances(weights, state, levels, config)
-        noise = _cell_noise(conductance.shape, config, rng) if noisy else None
+        noise = _cell_noise(conductance.shape, config, rng, conductance) if noisy else None
         effective = _decoded(conductance, state, noise)
         pre = applied @ effective + bias
         if noisy and np.any(state.adc_sigma):

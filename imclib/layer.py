@@ -536,6 +536,10 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
     variation = _tile_draw(lambda s, g: draw_variation(s, nonideal.programming_sigma, g), config, shape, rng)
     stuck = _tile_draw(lambda s, g: draw_stuck(s, nonideal.stuck_fraction, g), config, shape, rng)
     cells = np.where(stuck < 0, lowest, np.where(stuck > 0, highest, cells))
+    if config.quantize and config.cell.level_sigma is not None:  # a measured cell's spread per level
+        sigma = config.cell.level_sigma[cells]  # exp(s_q z - s_q^2 / 2), imclib.cells.MeasuredCell
+        variation = variation * np.exp(sigma * _tile_draw(lambda s, g: g.standard_normal(s), config, shape, rng)
+                                       - 0.5 * sigma**2)
     if config.quantize:
         actual_levels = config.cell.conductances(0.0, config.actual_mtj)
         conductance, state = actual_levels[cells] * variation, cells

@@ -21,7 +21,8 @@ import pandas as pd
 from . import defaults, plots
 from .cells import MTJ, CellLevels
 from .config import CrossbarConfig
-from .experiments import basics, errors, mnist, states, tables, xor
+from .experiments import basics, errors, mnist, states, tables, xor, your_network
+from .importers import from_sklearn
 from .network import hardware_accuracy
 
 
@@ -340,3 +341,29 @@ def cost_widget() -> w.interactive:
                  size=w.Dropdown(options=list(cost.SIZES), value=4, description="array"),
                  adc_bits=w.IntSlider(8, min=min(cost.ADC_BITS), max=max(cost.ADC_BITS), step=2, description="ADC bits"),
                  t_read_ns=w.FloatSlider(defaults.T_READ_S * 1e9, min=5, max=100, step=5, description="t_read (ns)"))
+
+
+# ---- 08: your network, your device ---------------------------------------------------
+
+def your_device_accuracy(device: str, n_states: int) -> float:
+    """Hardware accuracy (%) of notebook 08's scikit-learn network (PTQ, device seed 0) on
+    the held-out digits, on ``device`` (:data:`imclib.experiments.your_network.DEVICES`)."""
+    return your_network.device_accuracy(device, n_states)
+
+
+def your_device_widget() -> w.interactive:
+    """Device and states -> accuracy of the imported scikit-learn network beside its software
+    accuracy (held-out digits, device seed 0); fixed 50-100 % axis."""
+    _, _, x_test, y_test = your_network.digits()
+    software = 100.0 * from_sklearn(your_network.sklearn_classifier()).accuracy(x_test, y_test)
+
+    def show(device=your_network.DEVICES[0], n_states=4):
+        value = your_device_accuracy(device, n_states)
+        fig, ax = plt.subplots(figsize=(7, 1.8))
+        ax.barh(["software", f"{device}, {n_states} states"], [software, value], color=["0.6", "C0"])
+        ax.set(xlim=(50, 100), xlabel=f"accuracy (%), {y_test.size} held-out digits")
+        plt.show(fig)
+        print(f"{device}, {n_states} states: accuracy {value:.2f} % (software {software:.2f} %)")
+        _report("your_device_accuracy", {"device": device, "n_states": n_states}, value)
+    return _live(show, device=w.Dropdown(options=list(your_network.DEVICES), description="device"),
+                 n_states=w.Dropdown(options=[2, 4, 8, 16], value=4, description="states"))

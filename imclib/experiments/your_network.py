@@ -1,0 +1,138 @@
+"""Study 08: your network on your device.
+
+Two networks trained elsewhere on scikit-learn's 8 x 8 digits (1797 images, 64 pixels
+scaled to [0, 1]; 1200 for training, 597 held out, stratified with ``random_state=0``):
+
+* a scikit-learn ``MLPClassifier`` (64-32-10, tanh), imported with :func:`imclib.from_sklearn`;
+* a ReLU network 64-32-10 written as a PyTorch ``nn.Sequential(Linear, ReLU, Linear)`` state
+  dict (``0.weight`` (32, 64), ``0.bias``, ``2.weight``, ``2.bias``) to a ``.safetensors``
+  file and read back with :func:`imclib.load_weights`. It is trained here with
+  :func:`imclib.mlp.train_mlp` to stand in for a PyTorch model.
+
+Each runs on two devices, post-training quantized (PTQ) and after a short hardware-aware
+fine-tune (:func:`imclib.hwa.train_hwa`): the default binary-stack MTJ cell
+(``CrossbarConfig()``) and the multi-level RRAM preset :func:`imclib.devices.rram_milo`
+(measured programming spread per level; read noise as the default device, no other
+nonideality, since the preset gives none).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import defaults
+from ..cells import CellLevels
+from ..config import CrossbarConfig
+from ..devices import rram_milo
+from ..hwa import train_hwa
+from ..importers import from_sklearn
+from ..mlp import MLP, TrainConfig, train_mlp
+from ..network import hardware_accuracy
+from ..nonidealities import Nonidealities
+
+DEVICES = ("MTJ stack", "RRAM (Milo 2021)")
+"""Device names of :func:`device_config`."""
+N_TRAIN = 1200
+HIDDEN = 32
+FINE_TUNE = TrainConfig(hidden=(HIDDEN,), epochs=8, batch_size=50, learning_rate=5e-4, weight_decay=0.0)
+"""The hardware-aware fine-tune: 8 epochs of 24 steps (about a second per network)."""
+
+
+@functools.lru_cache(maxsize=1)
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x_train, y_train, x_test, y_test)`` of the digits split (module docstring)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(data.data / 16.0, data.target, train_size=N_TRAIN,
+                                                        stratify=data.target, random_state=0)
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=1)
+def sklearn_classifier():
+    """The fitted ``MLPClassifier(hidden_layer_sizes=(32,), activation="tanh",
+    learning_rate_init=0.01)`` (seed 0; it stops when the loss stalls)."""
+    from sklearn.neural_network import MLPClassifier
+
+    x, y, _, _ = digits()
+    return MLPClassifier(hidden_layer_sizes=(HIDDEN,), activation="tanh", learning_rate_init=0.01,
+                         random_state=0).fit(x, y)
+
+
+def torch_style_state(model: MLP) -> dict[str, np.ndarray]:
+    """``model`` as the state dict of ``nn.Sequential(Linear, act, Linear, ...)``: layer i is
+    module ``2 i`` (the activations sit between), weights shaped (out, in), float32."""
+    state = {}
+    for index, (weight, bias) in enumerate(zip(model.weights, model.biases)):
+        state[f"{2 * index}.weight"] = np.ascontiguousarray(weight.T, dtype=np.float32)  # save_file needs C order
+        state[f"{2 * index}.bias"] = bias.astype(np.float32)
+    return state
+
+
+def write_weight_file(folder: Path) -> Path:
+    """Train the ReLU network (:func:`imclib.mlp.train_mlp`, seed 0) and write it to
+    ``folder/relu_mlp.safetensors`` as a PyTorch-style state dict; return the path."""
+    from safetensors.numpy import save_file
+
+    x, y, _, _ = digits()
+    model, _ = train_mlp(x, y, TrainConfig(hidden=(HIDDEN,), epochs=40, batch_size=50, learning_rate=3e-3),
+                         progress=False)
+    path = Path(folder) / "relu_mlp.safetensors"
+    save_file(torch_style_state(model), str(path))
+    return path
+
+
+def device_config(device: str, n_states: int = 4) -> CrossbarConfig:
+    """The config of a device of :data:`DEVICES` with ``n_states`` levels: the default MTJ
+    config with a binary stack of ``n_states`` (power of two; 4 is ``CrossbarConfig()``), or
+    the RRAM preset with read noise :data:`imclib.defaults.READ_SIGMA` and nothing else."""
+    if device == DEVICES[0]:
+        return CrossbarConfig().with_(cell=CellLevels(n_states, "binary"))
+    if device == DEVICES[1]:
+        return CrossbarConfig(cell=rram_milo(n_states), nonideal=Nonidealities(read_sigma=defaults.READ_SIGMA))
+    raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+
+
+def fine_tune(model: MLP, config: CrossbarConfig) -> MLP:
+    """``model`` after the hardware-aware fine-tune :data:`FINE_TUNE` for ``config``."""
+    x, y, _, _ = digits()
+    return train_hwa(x, y, config, FINE_TUNE, model, n_calibration=300, refit_every=24, progress=False)[0]
+
+
+def study(networks: dict[str, MLP], seeds=range(5), n_states: int = 4) -> pd.DataFrame:
+    """Test accuracy (%) of every network on every device, PTQ and fine-tuned, per device
+    seed: columns ``network``, ``device``, ``training``, ``seed``, ``accuracy`` (%), plus one
+    ``training="software"`` row per network (float, seed -1)."""
+    x, _, x_test, y_test = digits()
+    rows = []
+    for name, model in networks.items():
+        rows.append({"network": name, "device": "float", "training": "software", "seed": -1,
+                     "accuracy": 100.0 * model.accuracy(x_test, y_test)})
+        for device in DEVICES:
+            config = device_config(device, n_states)
+            for training, deployed in (("PTQ", model), ("HWA", fine_tune(model, config))):
+                table = hardware_accuracy(deployed, x_test, y_test, config, seeds, x)
+                rows += [{"network": name, "device": device, "training": training, "seed": int(seed),
+                          "accuracy": 100.0 * accuracy} for seed, accuracy in zip(table.seed, table.accuracy)]
+    return pd.DataFrame(rows)
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard error and count of the accuracy (%) per network, device and training."""
+    grouped = table.groupby(["network", "device", "training"], sort=False).accuracy
+    return pd.DataFrame({"mean": grouped.mean(), "sem": grouped.sem().fillna(0.0), "n": grouped.size()})
+
+
+def device_accuracy(device: str, n_states: int) -> float:
+    """Hardware accuracy (%) of the scikit-learn network (PTQ, device seed 0) on the held-out
+    digits, on ``device`` with ``n_states`` levels."""
+    x, _, x_test, y_test = digits()
+    model = from_sklearn(sklearn_classifier())
+    return 100.0 * float(hardware_accuracy(model, x_test, y_test, device_config(device, n_states), [0], x).accuracy[0])
+

@@ -7,7 +7,7 @@ scaled to [0, 1]; 1200 for training, 597 held out, stratified with ``random_stat
 * a ReLU network 64-32-10 written as a PyTorch ``nn.Sequential(Linear, ReLU, Linear)`` state
   dict (``0.weight`` (32, 64), ``0.bias``, ``2.weight``, ``2.bias``) to a ``.safetensors``
   file and read back with :func:`imclib.load_weights`. It is trained here with
-  :func:`imclib.mlp.train_mlp` to stand in for a PyTorch model.
+  :func:`imclib.mlp.train_mlp` to stand in for a PyTorch model (:func:`relu_network`).
 
 Each runs on two devices, post-training quantized (PTQ) and after a short hardware-aware
 fine-tune (:func:`imclib.hwa.train_hwa`): the default binary-stack MTJ cell
@@ -75,15 +75,21 @@ def torch_style_state(model: MLP) -> dict[str, np.ndarray]:
     return state
 
 
-def write_weight_file(folder: Path) -> Path:
-    """Train the ReLU network (:func:`imclib.mlp.train_mlp`, seed 0) and write it to
-    ``folder/relu_mlp.safetensors`` as a PyTorch-style state dict; return the path."""
+@functools.lru_cache(maxsize=1)
+def relu_network() -> MLP:
+    """The 64-32-10 ReLU network standing in for a PyTorch model (:func:`imclib.mlp.train_mlp`,
+    40 epochs, seed 0)."""
+    x, y, _, _ = digits()
+    return train_mlp(x, y, TrainConfig(hidden=(HIDDEN,), epochs=40, batch_size=50, learning_rate=3e-3),
+                     progress=False)[0]
+
+
+def write_weight_file(model: MLP, folder: Path) -> Path:
+    """Write ``model`` to ``folder/mlp.safetensors`` as a PyTorch-style state dict
+    (:func:`torch_style_state`); return the path."""
     from safetensors.numpy import save_file
 
-    x, y, _, _ = digits()
-    model, _ = train_mlp(x, y, TrainConfig(hidden=(HIDDEN,), epochs=40, batch_size=50, learning_rate=3e-3),
-                         progress=False)
-    path = Path(folder) / "relu_mlp.safetensors"
+    path = Path(folder) / "mlp.safetensors"
     save_file(torch_style_state(model), str(path))
     return path
 

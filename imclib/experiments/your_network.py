@@ -34,8 +34,8 @@ from ..mlp import MLP, TrainConfig, train_mlp
 from ..network import hardware_accuracy
 from ..nonidealities import Nonidealities
 
-DEVICES = ("MTJ stack", "RRAM (Milo 2021)")
-"""Device names of :func:`device_config`."""
+DEVICES = ("MTJ-stack", "RRAM-Milo-2021")
+"""Device names of :func:`device_config` (no spaces: a dropdown shows them as non-breaking spaces)."""
 N_TRAIN = 1200
 HIDDEN = 32
 FINE_TUNE = TrainConfig(hidden=(HIDDEN,), epochs=8, batch_size=50, learning_rate=5e-4, weight_decay=0.0)

@@ -134,12 +134,12 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> bool:
 def _as_float32_model(model):
     """``model`` with every parameter rounded through float32 (see the module docstring)."""
     return MLP([w.astype(np.float32).astype(np.float64) for w in model.weights],
-               [b.astype(np.float32).astype(np.float64) for b in model.biases])
+               [b.astype(np.float32).astype(np.float64) for b in model.biases], model.activations)
 
 
 def _entry_arrays(entry_digest: str, key_text: str, model, history: pd.DataFrame) -> dict[str, np.ndarray]:
     arrays = {"digest": np.array(entry_digest), "key": np.array(key_text),
-              "history_columns": np.array(list(map(str, history.columns)))}
+              "history_columns": np.array(list(map(str, history.columns))), "activations": np.array(model.activations)}
     arrays.update({f"weight_{i}": w.astype(np.float32) for i, w in enumerate(model.weights)})
     arrays.update({f"bias_{i}": b.astype(np.float32) for i, b in enumerate(model.biases)})
     arrays.update({f"history_{i}": history[c].to_numpy(dtype=np.float64) for i, c in enumerate(history.columns)})
@@ -171,7 +171,9 @@ def load_entry(path: Path, entry_digest: str, architecture: tuple[int | None, ..
     if any(arrays[name].dtype != np.float32 for name in names):
         raise CorruptEntryError(f"{path}: parameters must be float32")
     try:
-        model = MLP([arrays[f"weight_{i}"] for i in range(n_layers)], [arrays[f"bias_{i}"] for i in range(n_layers)])
+        activations = tuple(arrays["activations"].tolist()) if "activations" in arrays else None  # absent: ReLU
+        model = MLP([arrays[f"weight_{i}"] for i in range(n_layers)], [arrays[f"bias_{i}"] for i in range(n_layers)],
+                    activations)
     except ValueError as error:
         raise CorruptEntryError(f"{path}: {error}") from error
     if architecture is not None and (

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from safetensors.numpy import save_file
 from sklearn.datasets import load_digits
@@ -168,3 +169,15 @@ def test_top_level_entry_points():
     for name in ("deploy_network", "hardware_accuracy", "hardware_logits", "MLP", "CellLevels", "MeasuredCell",
                  "from_sklearn", "load_weights"):
         assert name in imclib.__all__ and getattr(imclib, name) is not None
+
+
+def test_the_store_keeps_activations(tmp_path):
+    from imclib import cache
+
+    rng = np.random.default_rng(6)
+    model = MLP([rng.normal(size=(4, 3)), rng.normal(size=(3, 2))], [np.zeros(3), np.zeros(2)], ("tanh", "identity"))
+    history = pd.DataFrame({"epoch": [1], "loss": [0.5]})
+    folders = {"cache_dir": tmp_path / "cache", "store_dir": tmp_path / "store"}
+    first, _ = cache.cached_train({"task": "tanh-activations"}, lambda: (model, history), **folders)
+    again, _ = cache.cached_train({"task": "tanh-activations"}, lambda: pytest.fail("retrained"), **folders)
+    assert first.activations == again.activations == ("tanh", "identity")

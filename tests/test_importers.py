@@ -181,3 +181,21 @@ def test_the_store_keeps_activations(tmp_path):
     first, _ = cache.cached_train({"task": "tanh-activations"}, lambda: (model, history), **folders)
     again, _ = cache.cached_train({"task": "tanh-activations"}, lambda: pytest.fail("retrained"), **folders)
     assert first.activations == again.activations == ("tanh", "identity")
+
+
+@pytest.mark.parametrize("activations", [("tanh", "identity"), ("logistic", "tanh")])
+def test_hardware_aware_gradients_honour_the_activations(activations):
+    from imclib import hwa
+
+    rng = np.random.default_rng(7)
+    model = MLP([rng.normal(size=(64, 16)) / 8, rng.normal(size=(16, 10)) / 4], [rng.normal(size=16) * 0.1,
+                                                                                 rng.normal(size=10) * 0.1],
+                activations)
+    x, y = X[:50], Y[:50]
+    config = imclib.CrossbarConfig.ideal()  # the hardware-aware pass is the float pass
+    states = hwa._calibrate(model, x, config)
+    loss, weight_grads, bias_grads, _ = hwa._step(model, states, x, y, config, np.random.default_rng(0))
+    reference = _loss_and_gradients(model.weights, model.biases, x, y, activations)
+    assert loss == pytest.approx(reference.loss, rel=1e-12)
+    for got, want in zip(weight_grads + bias_grads, reference.weight_grads + reference.bias_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

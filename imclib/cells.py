@@ -358,7 +358,8 @@ class MeasuredCell(CellLevels):
         if not np.all(np.isfinite(v)):
             raise ValueError("v must contain only finite voltages (volts)")
         if mtj is not None and mtj.tmr0 != self.mtj.tmr0:
-            raise ValueError("tmr_error does not apply to a MeasuredCell (it has no TMR); use rp_error for a level gain")
+            raise ValueError("tmr_error does not apply to a MeasuredCell (it has no TMR); "
+                             "use rp_error for a level gain")
         gain = 1.0 if mtj is None else self.mtj.r_p / mtj.r_p
         levels = gain * np.array(self.levels)
         if self.voltages is None or (mtj is not None and math.isinf(mtj.v_half)) or not np.any(v):

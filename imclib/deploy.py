@@ -14,9 +14,9 @@ only:
    column's noise-free partial currents ``|I'|`` on the programmed (actual) arrays.
 
 Layer ``i + 1`` is calibrated on the activations the programmed layers ``0 .. i`` produce
-(hardware outputs, plus bias, the layer's activation), as they would be measured on the chip. The ranges are
-stored with each :class:`~imclib.layer.ProgrammedLayer`, so every later read is a fixed
-function of its own input row.
+(hardware outputs, plus bias, then each layer's activation), as they would be measured on
+the chip. The ranges are stored with each :class:`~imclib.layer.ProgrammedLayer`, so every
+later read is a fixed function of its own input row.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ from . import _validate
 from .config import CrossbarConfig
 from .deploy import ADC_SAMPLES, input_full_scale
 from .mapping import _pair_targets, level_set, map_weights, nearest_level, refine_affine_map
-from .mlp import ACTIVATIONS, MLP, TrainConfig, _AdamW, _cosine_learning_rate, activation_derivative, softmax_cross_entropy
+from .mlp import (ACTIVATIONS, MLP, TrainConfig, _AdamW, _cosine_learning_rate, activation_derivative,
+                  softmax_cross_entropy)
 from .periphery import dac
 
 

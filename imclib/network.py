@@ -1,9 +1,8 @@
 """A trained MLP on tiled crossbars: deploy every layer once, then infer.
 
 Each layer's ``x @ W`` runs on its own tiled arrays, programmed and with converter ranges
-calibrated by :func:`imclib.deploy.deploy_network`; biases, activations (:data:`imclib.mlp.ACTIVATIONS`) and softmax
-stay digital.
-One device seed programs the whole network (static deviations), and read noise is redrawn
+calibrated by :func:`imclib.deploy.deploy_network`; biases, activations
+(:data:`imclib.mlp.ACTIVATIONS`) and softmax stay digital. One device seed programs the whole network (static deviations), and read noise is redrawn
 at every inference.
 """
 

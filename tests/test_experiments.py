@@ -88,22 +88,32 @@ def test_pca_size_is_chosen_on_validation_and_tested_on_test(monkeypatch):
     assert row.gap_pca == pytest.approx(0.02) and row.gap_no_pca == pytest.approx(0.03)
 
 
+def _one_sided_welch_by_hand(with_pca, without):
+    """(t, p = P(T <= t)) of Welch's test that the gap with PCA is smaller."""
+    from scipy import stats
+
+    v1, v2 = with_pca.var(ddof=1) / with_pca.size, without.var(ddof=1) / without.size
+    t = (with_pca.mean() - without.mean()) / np.sqrt(v1 + v2)
+    dof = (v1 + v2) ** 2 / (v1 ** 2 / (with_pca.size - 1) + v2 ** 2 / (without.size - 1))
+    return t, stats.t.cdf(t, dof)
+
+
 def test_welch_gap_test_by_hand():
     from scipy import stats
 
     with_pca, without = np.array([0.01, 0.02, 0.015, 0.012]), np.array([0.03, 0.028, 0.035, 0.031, 0.029])
     gaps = pd.DataFrame({"network": "HWA", "pca": [32] * 4 + ["none"] * 5, "gap": np.concatenate([with_pca, without])})
     result = pca.welch_gap_test(gaps, "HWA", 32)
-    v1, v2 = with_pca.var(ddof=1) / 4, without.var(ddof=1) / 5
-    t = (with_pca.mean() - without.mean()) / np.sqrt(v1 + v2)
-    dof = (v1 + v2) ** 2 / (v1 ** 2 / 3 + v2 ** 2 / 4)
-    assert result["p_value"] == pytest.approx(stats.t.cdf(t, dof))
-    assert result["p_value"] < 0.01 and result["n_seeds"] == 4
+    t, p_value = _one_sided_welch_by_hand(with_pca, without)
+    assert result["p_value"] == pytest.approx(p_value) and t < 0
+    assert result["n_seeds"] == 4
     assert result["difference"] == pytest.approx(with_pca.mean() - without.mean())
     half = stats.t.ppf(0.975, 3) * with_pca.std(ddof=1) / 2
     assert result["ci95_pca"] == pytest.approx([with_pca.mean() - half, with_pca.mean() + half])
-    # a wider gap with PCA gives a large p (the test is one-sided)
-    assert pca.welch_gap_test(gaps.assign(pca=["none"] * 4 + [32] * 5), "HWA", 32)["p_value"] > 0.99
+    # the test is one-sided: a wider gap with PCA gives the upper tail, P(T <= t) with t > 0
+    swapped = pca.welch_gap_test(gaps.assign(pca=["none"] * 4 + [32] * 5), "HWA", 32)
+    t, p_value = _one_sided_welch_by_hand(without, with_pca)
+    assert swapped["p_value"] == pytest.approx(p_value) and t > 0
     with pytest.raises(ValueError, match="device seeds"):
         pca.welch_gap_test(gaps.iloc[3:], "HWA", 32)
 

@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import datetime
+import math
 import os
 import queue
 import re
@@ -251,9 +252,25 @@ def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, s
 
 
 def _format(value) -> str:
-    if isinstance(value, float):
+    """A measured or paper value for the table: a number to 4 significant digits, a text as
+    it is, anything else as :func:`_format_item` writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
         return f"{value:.4g}"
-    return str(value)
+    return _format_item(value)
+
+
+def _format_item(value) -> str:
+    """A value as Python prints it, but "n/a" for a missing or non-finite number (``null`` in
+    results.json), also inside lists and dicts."""
+    if isinstance(value, list):
+        return f"[{', '.join(map(_format_item, value))}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_format_item(item)}" for key, item in value.items()) + "}"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return repr(value)
 
 
 def _verdict(entry: dict) -> str:

@@ -148,6 +148,18 @@ def test_record_claim_and_readme_table(tmp_path, monkeypatch):
     assert "| C8 | another | – | n = 3 | – | – | reproduced |" in table
 
 
+def test_non_finite_numbers_are_written_as_null_and_shown_as_n_a(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    entry = record_claim("C7", "s", {"ratio": float("nan"), "slope": [1.0, float("inf")], "n": 4}, passed=False,
+                         paper={"ratio": -np.inf}, statistics={"p_value": np.float64("nan")})
+    assert entry["measured"] == {"ratio": None, "slope": [1.0, None], "n": 4} and entry["p_value"] is None
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not strict JSON"))
+    assert strict["C7"]["paper"] == {"ratio": None}
+    assert "| C7 | s | – | ratio = n/a; slope = [1.0, n/a]; n = 4 | ratio = n/a |" in results_table(strict)
+
+
 def test_cell_window_widget_value_by_hand():
     from imclib.widgets import cell_window_uS
 

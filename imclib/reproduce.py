@@ -401,6 +401,10 @@ def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, t
     return status, reason
 
 
+def _output_dir(args: argparse.Namespace) -> Path:
+    return Path(args.output).expanduser().resolve()
+
+
 def _refusal(args: argparse.Namespace, paths: list[Path]) -> str | None:
     """Why the arguments cannot run (checked before anything is created), else None."""
     for name, value in (("--jobs", args.jobs), ("--cell-timeout", args.cell_timeout),
@@ -410,10 +414,12 @@ def _refusal(args: argparse.Namespace, paths: list[Path]) -> str | None:
     if args.output is not None:
         if not args.output.strip():
             return "--output must name a folder outside the repository, got an empty string"
-        output = Path(args.output).expanduser().resolve()
+        output = _output_dir(args)
         if output == ROOT or output.is_relative_to(ROOT):
             return (f"--output must be a folder outside the repository {ROOT}, got {args.output!r} ({output}); "
                     "omit --output to regenerate the repository in place")
+        if output.exists() and not output.is_dir():
+            return f"--output must be a folder, got the file {output}"
     elif os.environ.get("IMCLIB_FIGURES_DIR"):
         return ("IMCLIB_FIGURES_DIR is set, but reproduce without --output rewrites the repository's "
                 "notebooks, figures/ and README together: pass --output DIR instead")
@@ -449,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         figures, notebooks_out, log = ROOT / "figures", None, ROOT / ".reproduce" / "models-used.jsonl"
     else:
-        output = Path(args.output).expanduser().resolve()
+        output = _output_dir(args)
         figures, notebooks_out, log = output / "figures", output / "notebooks", output / "models-used.jsonl"
         notebooks_out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)

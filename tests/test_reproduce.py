@@ -87,14 +87,17 @@ def _repository_state() -> dict:
     (["--output", "{tmp}/out", "--total-timeout", "-5"], "--total-timeout must be >= 1, got -5"),
     (["--output", "{tmp}/out", "{tmp}/missing.ipynb"], "notebooks must be existing .ipynb files"),
     (["--output", "{tmp}/out", "{tmp}"], "notebooks must be existing .ipynb files"),
+    (["--output", "{tmp}/out/file"], "--output must be a folder, got the file"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_created(tmp_path, capsys, arguments, message):
-    before = _repository_state()
+    if "{tmp}/out/file" in arguments:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "file").write_text("")
+    before = _repository_state(), sorted(tmp_path.rglob("*"))
     arguments = [a.format(root=reproduce.ROOT, tmp=tmp_path) for a in arguments]
     assert reproduce.main(arguments) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-    assert _repository_state() == before
+    assert (_repository_state(), sorted(tmp_path.rglob("*"))) == before
 
 
 def test_figures_dir_without_output_is_refused(monkeypatch, capsys):

@@ -11,6 +11,9 @@ On first use (and whenever pyproject.toml changes) this creates a virtual enviro
 ``python3 workbook.py setup`` does only that. ``--no-venv`` (before the command) runs with
 the current interpreter instead, e.g. in the conda environment of environment.yml:
 ``python workbook.py --no-venv test``.
+
+Ctrl-C or SIGTERM is passed on to the running command (which stops its kernels); this
+process then exits with 128 + the signal number.
 """
 
 from __future__ import annotations

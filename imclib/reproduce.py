@@ -138,13 +138,13 @@ class _WatchedClient(NotebookClient):
         self.cell_index, self.cell = cell_index, cell
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-        watchdog = asyncio.ensure_future(self._watch_for_a_lost_reply())
+        watchdog = asyncio.ensure_future(self._watch_for_a_lost_reply(cell))
         try:
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         finally:
             watchdog.cancel()
 
-    async def _watch_for_a_lost_reply(self) -> None:
+    async def _watch_for_a_lost_reply(self, cell) -> None:
         # its own session: replies are routed by the session id, and the probe must not take the cell's
         session = Session(key=self.km.session.key, signature_scheme=self.km.session.signature_scheme)
         probe = self.km.client(session=session)
@@ -160,6 +160,8 @@ class _WatchedClient(NotebookClient):
                 if reply["parent_header"].get("msg_id") == msg_id:
                     break
             await asyncio.sleep(self.grace)
+            if "shell.execute_reply" in cell.metadata.get("execution", {}):
+                return  # the reply came (nbclient records its time); late outputs meet iopub_timeout
             self.lost = (f"the kernel finished the cell, but its reply did not arrive within {self.grace:g} s "
                          "(a lost message)")
             self.kill_kernel()  # nbclient then stops with DeadKernelError
@@ -231,7 +233,7 @@ def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, s
     while True:
         notebook = nbformat.read(path, as_version=4)
         client = _WatchedClient(notebook, grace=grace, stop=stop, timeout=cell_timeout, kernel_name="python3",
-                                iopub_timeout=IOPUB_TIMEOUT_S, raise_on_iopub_timeout=True,
+                                iopub_timeout=IOPUB_TIMEOUT_S, raise_on_iopub_timeout=True, record_timing=True,
                                 resources={"metadata": {"path": str(path.parent)}})
         clients.add(client)
         try:

@@ -11,12 +11,16 @@ On first use (and whenever pyproject.toml changes) this creates a virtual enviro
 ``python3 workbook.py setup`` does only that. ``--no-venv`` (before the command) runs with
 the current interpreter instead, e.g. in the conda environment of environment.yml:
 ``python workbook.py --no-venv test``.
+
+Ctrl-C or SIGTERM is passed on to the running command (which stops its kernels); this
+process then exits with 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,14 +51,49 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
+STOP_WAIT_S = 60
+"""Seconds a child may take to stop after SIGTERM (on the timeout) before it is killed."""
+
+
 def run(args: list[str], timeout: float | None = None, env: dict | None = None) -> int:
-    """Run ``args`` with the environment's Python from the repository root."""
-    full_env = {**os.environ, **(env or {})}
+    """Run ``args`` with the environment's Python from the repository root.
+
+    SIGINT and SIGTERM are forwarded to the child (in its own session, so that a terminal's
+    Ctrl-C reaches it once, through here); once it has stopped, this process exits with
+    128 + the signal number. On the timeout the child gets SIGTERM, then SIGKILL after
+    ``STOP_WAIT_S`` seconds; the return value is then 124.
+    """
+    received, children = [], []
+
+    def forward(signum, frame):
+        received.append(signum)
+        for child in children:
+            child.send_signal(signum)
+
+    handlers = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.run([INTERPRETER, *args], cwd=ROOT, timeout=timeout, env=full_env).returncode
-    except subprocess.TimeoutExpired:
-        print(f"timed out after {timeout} s: {' '.join(args)}", file=sys.stderr)
-        return 124
+        child = subprocess.Popen([INTERPRETER, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                                 start_new_session=os.name != "nt")
+        children.append(child)
+        if received:  # a signal came while the child was starting
+            child.send_signal(received[0])
+        try:
+            code = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"timed out after {timeout} s: {' '.join(args)}", file=sys.stderr)
+            child.terminate()
+            try:
+                child.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            code = 124
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if received:
+        sys.exit(128 + received[0])
+    return code
 
 
 def test() -> int:

@@ -16,16 +16,38 @@ With ``--output DIR`` the repository is not touched: the executed notebooks go t
 ``--retrain`` ignores the shipped model store and the user cache (``IMCLIB_RETRAIN=1`` in
 the kernels), retrains every model, and then rewrites the shipped entries
 (``imclib/models/``) with the models the run used.
+
+Failures and interruptions:
+
+* A failed notebook is reported by name with its cell (index and first source line) and the
+  cause (the exception, the cell timeout, a dead kernel); the other notebooks are stopped.
+* A lost message (the kernel finished a cell but its reply never arrived, or the cell's
+  outputs stopped short of the kernel's "idle") is found within seconds: while a cell runs,
+  a second client asks the kernel for its info on the same shell channel; the kernel answers
+  only once the cell is done, so an answer followed by ``LOST_REPLY_GRACE_S`` seconds
+  without the cell's reply means the reply was lost. The notebook is then run again from
+  the start in a new kernel, ``RETRIES`` times at most, before it is reported as failed.
+* SIGINT and SIGTERM stop the run: every kernel (with its process group) is killed, the
+  exit status is 128 + the signal number.
+* While a run is under way, an ``INCOMPLETE`` file (in ``DIR``, or ``.reproduce/`` in
+  place) says so; it is removed when every notebook has run, and otherwise states why the
+  run stopped. Executed notebooks are written to a temporary file and moved into place.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
-import json
+import datetime
+import math
 import os
+import queue
 import re
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,7 +55,9 @@ from . import cache
 from .results import read_results
 
 import nbformat
+from jupyter_client.session import Session
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -77,22 +101,178 @@ def clean_for_storage(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
-def execute(path: Path, cell_timeout: int, destination: Path | None = None) -> float:
+LOST_REPLY_GRACE_S = 10.0
+"""Seconds a cell's reply may lag behind the kernel's answer to a later request (a lost message
+costs about this, plus the time to run the notebook again)."""
+IOPUB_TIMEOUT_S = 30
+"""Seconds the outputs of a cell may lag behind its reply before the notebook counts as failed
+(nbclient's default, 4 s, drops the missing outputs with a warning)."""
+RETRIES = 1
+"""Times a notebook is run again from the start after a lost message."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook did not run to the end; the message names it, the cell and the cause."""
+
+
+class Stopped(Exception):
+    """The run was stopped (a signal, the total timeout, or another notebook's failure)."""
+
+
+def _first_line(cell) -> str:
+    return next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+
+
+class _WatchedClient(NotebookClient):
+    """A notebook client that knows the cell it runs, finds lost replies within
+    ``grace`` seconds (module docstring), and can be stopped from another thread."""
+
+    def __init__(self, notebook, *, grace: float, stop: threading.Event, **kwargs):
+        super().__init__(notebook, **kwargs)
+        self.grace, self.stop = grace, stop
+        self.cell_index, self.cell, self.lost = None, None, None
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if self.stop.is_set():
+            raise Stopped(f"stopped before cell {cell_index}")
+        self.cell_index, self.cell = cell_index, cell
+        if cell.cell_type != "code" or not cell.source.strip():
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        watchdog = asyncio.ensure_future(self._watch_for_a_lost_reply(cell))
+        try:
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        finally:
+            watchdog.cancel()
+
+    async def _watch_for_a_lost_reply(self, cell) -> None:
+        # its own session: replies are routed by the session id, and the probe must not take the cell's
+        session = Session(key=self.km.session.key, signature_scheme=self.km.session.signature_scheme)
+        probe = self.km.client(session=session)
+        probe.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        try:
+            await asyncio.sleep(self.grace)  # the cell's request reaches the kernel before the probe
+            msg_id = probe.kernel_info()
+            while True:  # answered only once the kernel is done with the cell
+                try:
+                    reply = await probe.shell_channel.get_msg(timeout=1)
+                except queue.Empty:
+                    continue
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            await asyncio.sleep(self.grace)
+            if "shell.execute_reply" in cell.metadata.get("execution", {}):
+                return  # the reply came (nbclient records its time); late outputs meet iopub_timeout
+            self.lost = (f"the kernel finished the cell, but its reply did not arrive within {self.grace:g} s "
+                         "(a lost message)")
+            self.kill_kernel()  # nbclient then stops with DeadKernelError
+        finally:
+            probe.stop_channels()
+
+    def kill_kernel(self) -> None:
+        """Kill the kernel and its process group (safe from any thread)."""
+        provisioner = getattr(self.km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        if process is None or process.poll() is not None:
+            return
+        pgid = getattr(provisioner, "pgid", None)
+        if pgid and hasattr(os, "killpg"):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+                return
+            except ProcessLookupError:
+                return
+        process.kill()
+
+
+def _failure(path: Path, client: _WatchedClient, error: BaseException, cell_timeout: int) -> tuple[str, bool]:
+    """The report of a failed run of ``path`` and whether it was a lost message (worth a retry)."""
+    where = "before its first cell" if client.cell is None else \
+        f"cell {client.cell_index} ({_first_line(client.cell)!r})"
+    lost = client.lost is not None or (isinstance(error, CellTimeoutError) and "IOPub" in str(error))
+    if client.lost is not None:
+        cause = client.lost
+    elif isinstance(error, CellTimeoutError):
+        cause = (f"its outputs did not arrive within {IOPUB_TIMEOUT_S} s of its reply (a lost message)" if lost
+                 else f"the cell ran longer than the cell timeout of {cell_timeout} s")
+    elif isinstance(error, CellExecutionError):
+        cause = f"{error.ename}: {error.evalue}"
+    elif isinstance(error, DeadKernelError):
+        cause = "the kernel died"
+    else:
+        cause = f"{type(error).__name__}: {error}"
+    return f"{path.name}: {where}: {cause}", lost
+
+
+def _write_atomically(notebook: nbformat.NotebookNode, destination: Path) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=destination.parent, prefix=f".{destination.name}.",
+                                     suffix=".tmp", delete=False, encoding="utf-8") as file:
+        nbformat.write(notebook, file)
+    os.replace(file.name, destination)
+
+
+def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, stop: threading.Event | None = None,
+            clients: set | None = None, grace: float = LOST_REPLY_GRACE_S, retries: int = RETRIES) -> float:
     """Execute one notebook (working directory: its own folder) and write it, cleaned for
-    storage (:func:`clean_for_storage`), to ``destination`` (default: in place); return the
-    seconds it took."""
-    notebook = nbformat.read(path, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(notebook, timeout=cell_timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    nbformat.write(clean_for_storage(notebook), destination or path)
+    storage (:func:`clean_for_storage`), to ``destination`` (default: in place), through a
+    temporary file; return the seconds it took.
+
+    A lost message runs the notebook again from the start, ``retries`` times at most.
+    ``stop`` (set from another thread) ends the run at the next cell; the running client is
+    kept in ``clients`` meanwhile, so that its kernel can be killed.
+
+    Raises
+    ------
+    NotebookFailed
+        Naming the notebook, the cell (index and first line) and the cause.
+    Stopped
+        When ``stop`` was set.
+    """
+    stop = stop or threading.Event()
+    clients = set() if clients is None else clients
+    start, attempt = time.perf_counter(), 0
+    while True:
+        notebook = nbformat.read(path, as_version=4)
+        client = _WatchedClient(notebook, grace=grace, stop=stop, timeout=cell_timeout, kernel_name="python3",
+                                iopub_timeout=IOPUB_TIMEOUT_S, raise_on_iopub_timeout=True, record_timing=True,
+                                resources={"metadata": {"path": str(path.parent)}})
+        clients.add(client)
+        try:
+            client.execute()
+            break
+        except Exception as error:  # noqa: BLE001 - every cause is reported with the notebook and cell
+            if stop.is_set():
+                raise Stopped(f"{path.name} stopped") from None
+            report, lost = _failure(path, client, error, cell_timeout)
+            if not lost or attempt == retries:
+                raise NotebookFailed(report + (f" (after {attempt} retries)" if attempt else "")) from None
+            attempt += 1
+            print(f"  {report}; running {path.name} again ({attempt} of {retries})", file=sys.stderr, flush=True)
+        finally:
+            clients.discard(client)
+    _write_atomically(clean_for_storage(notebook), destination or path)
     return time.perf_counter() - start
 
 
 def _format(value) -> str:
-    if isinstance(value, float):
+    """A measured or paper value for the table: a number to 4 significant digits, a text as
+    it is, anything else as :func:`_format_item` writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
         return f"{value:.4g}"
-    return str(value)
+    return _format_item(value)
+
+
+def _format_item(value) -> str:
+    """A value as Python prints it, but "n/a" for a missing or non-finite number (``null`` in
+    results.json), also inside lists and dicts."""
+    if isinstance(value, list):
+        return f"[{', '.join(map(_format_item, value))}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_format_item(item)}" for key, item in value.items()) + "}"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return repr(value)
 
 
 def _verdict(entry: dict) -> str:
@@ -166,84 +346,155 @@ def update_readme(results: dict, readme: Path = README, notebooks: list[Path] | 
     readme.write_text(text)
 
 
-def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, total_timeout: int, jobs: int) -> int:
-    """Execute ``paths`` (in order, or ``jobs`` at a time in worker processes); 124 when the
-    total timeout passes before a notebook starts."""
+class _Run:
+    """The notebooks under way: stop them all (kill their kernels) on a signal, the total
+    timeout or a failure."""
+
+    def __init__(self) -> None:
+        self.stop, self.clients, self.signal = threading.Event(), set(), None
+
+    def halt(self) -> None:
+        self.stop.set()
+        for client in list(self.clients):
+            client.kill_kernel()
+
+    def on_signal(self, signum, frame) -> None:
+        self.signal = self.signal or signum
+        self.halt()
+
+
+def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, total_timeout: int, jobs: int,
+             run: _Run) -> tuple[int, str]:
+    """Execute ``paths`` (in order, or ``jobs`` at a time), each notebook's client in a thread of
+    this process; return the exit status and, unless 0, why the run stopped: 124 when the
+    total timeout passes, 1 when a notebook fails, 128 + n on signal n."""
     deadline = time.perf_counter() + total_timeout
 
-    def destination(path: Path) -> Path | None:
-        return None if notebooks_out is None else notebooks_out / path.name
+    def task(path: Path) -> float:
+        if run.stop.is_set():
+            raise Stopped(f"{path.name} not started")
+        print(f"running {path.name} ...", flush=True)
+        destination = None if notebooks_out is None else notebooks_out / path.name
+        return execute(path.resolve(), cell_timeout, destination, stop=run.stop, clients=run.clients)
 
-    if jobs == 1:
-        for path in paths:
-            if time.perf_counter() > deadline:
-                print(f"total timeout of {total_timeout} s reached before {path.name}", file=sys.stderr)
-                return 124
-            print(f"running {path.name} ...", flush=True)
-            print(f"  done in {execute(path.resolve(), cell_timeout, destination(path)):.0f} s", flush=True)
-        return 0
-    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
-        futures = {pool.submit(execute, path.resolve(), cell_timeout, destination(path)): path for path in paths}
-        print(f"running {len(paths)} notebooks, {jobs} at a time ...", flush=True)
-        remaining = max(1.0, deadline - time.perf_counter())
-        try:
-            for future in concurrent.futures.as_completed(futures, timeout=remaining):
-                print(f"  {futures[future].name} done in {future.result():.0f} s", flush=True)
-        except concurrent.futures.TimeoutError:
-            print(f"total timeout of {total_timeout} s reached", file=sys.stderr)
-            for future in futures:
+    status, reason = 0, ""
+    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="notebook") as pool:
+        futures = {pool.submit(task, path): path for path in paths}
+        pending = set(futures)
+        while pending and not status:
+            done, pending = concurrent.futures.wait(pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                try:
+                    print(f"  {futures[future].name} done in {future.result():.0f} s", flush=True)
+                except NotebookFailed as failure:
+                    status, reason = 1, f"failed: {failure}"
+                except Stopped:
+                    pass
+            if run.signal is not None:
+                status, reason = 128 + run.signal, f"stopped by {signal.Signals(run.signal).name}"
+            elif not status and pending and time.perf_counter() > deadline:
+                running = ", ".join(sorted(futures[f].name for f in pending if f.running())) or "none"
+                status, reason = 124, f"total timeout of {total_timeout} s reached (running: {running})"
+        if status:
+            print(reason, file=sys.stderr, flush=True)
+            run.halt()
+            for future in pending:
                 future.cancel()
-            return 124
-    return 0
+    return status, reason
+
+
+def _output_dir(args: argparse.Namespace) -> Path:
+    return Path(args.output).expanduser().resolve()
+
+
+def _refusal(args: argparse.Namespace, paths: list[Path]) -> str | None:
+    """Why the arguments cannot run (checked before anything is created), else None."""
+    for name, value in (("--jobs", args.jobs), ("--cell-timeout", args.cell_timeout),
+                        ("--total-timeout", args.total_timeout)):
+        if value < 1:
+            return f"{name} must be >= 1, got {value}"
+    if args.output is not None:
+        if not args.output.strip():
+            return "--output must name a folder outside the repository, got an empty string"
+        output = _output_dir(args)
+        if output == ROOT or output.is_relative_to(ROOT):
+            return (f"--output must be a folder outside the repository {ROOT}, got {args.output!r} ({output}); "
+                    "omit --output to regenerate the repository in place")
+        if output.exists() and not output.is_dir():
+            return f"--output must be a folder, got the file {output}"
+    elif os.environ.get("IMCLIB_FIGURES_DIR"):
+        return ("IMCLIB_FIGURES_DIR is set, but reproduce without --output rewrites the repository's "
+                "notebooks, figures/ and README together: pass --output DIR instead")
+    missing = [str(path) for path in paths if path.suffix != ".ipynb" or not path.is_file()]
+    if missing:
+        return f"notebooks must be existing .ipynb files, got {', '.join(missing)}"
+    return None
+
+
+INCOMPLETE = "INCOMPLETE"
+"""Marker file of a run under way (in DIR, or .reproduce/ in place); removed when it completes."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/NN_*.ipynb")
-    parser.add_argument("--output", type=Path, metavar="DIR",
-                        help="write notebooks, figures, results.json and results.md under DIR "
-                             "instead of rewriting the repository")
+    parser.add_argument("--output", metavar="DIR",
+                        help="write notebooks, figures, results.json and results.md under DIR (outside the "
+                             "repository) instead of rewriting the repository")
     parser.add_argument("--retrain", action="store_true",
                         help="ignore the shipped models and the user cache, retrain, and rewrite "
                              "the shipped entries (imclib/models/) with the models used")
-    parser.add_argument("--cell-timeout", type=int, default=900, help="seconds one cell may take")
-    parser.add_argument("--total-timeout", type=int, default=3600, help="seconds all notebooks may take")
+    parser.add_argument("--cell-timeout", type=int, default=900, help="seconds one cell may take (>= 1)")
+    parser.add_argument("--total-timeout", type=int, default=3600, help="seconds all notebooks may take (>= 1)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks executed at once, each in its own kernel (default 1: in order)")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    refusal = _refusal(args, paths)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     if args.output is None:
-        if os.environ.get("IMCLIB_FIGURES_DIR"):
-            print("IMCLIB_FIGURES_DIR is set, but reproduce without --output rewrites the repository's "
-                  "notebooks, figures/ and README together: pass --output DIR instead", file=sys.stderr)
-            return 2
         figures, notebooks_out, log = ROOT / "figures", None, ROOT / ".reproduce" / "models-used.jsonl"
     else:
-        output = args.output.resolve()
+        output = _output_dir(args)
         figures, notebooks_out, log = output / "figures", output / "notebooks", output / "models-used.jsonl"
         notebooks_out.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
+    marker = log.parent / INCOMPLETE
+    marker.write_text(f"imclib.reproduce started {datetime.datetime.now().isoformat(timespec='seconds')} with "
+                      f"{' '.join(sys.argv[1:] if argv is None else argv)}\nThis file is removed when every notebook "
+                      "has run: until then (or if the run stopped) the outputs here are partial.\n")
     log.write_text("")
     # The kernels nbclient starts inherit these.
     os.environ["IMCLIB_FIGURES_DIR"] = str(figures)
     os.environ["IMCLIB_MODEL_LOG"] = str(log)
     if args.retrain:
         os.environ["IMCLIB_RETRAIN"] = "1"
-    if args.jobs < 1:
-        print(f"--jobs must be >= 1, got {args.jobs}", file=sys.stderr)
-        return 2
-    status = _run_all(paths, notebooks_out, args.cell_timeout, args.total_timeout, args.jobs)
+    run = _Run()
+    handlers = {signum: signal.signal(signum, run.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status, reason = _run_all(paths, notebooks_out, args.cell_timeout, args.total_timeout, args.jobs, run)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     if status:
+        with marker.open("a") as file:
+            file.write(f"The run stopped: {reason}\n")
         return status
     if not (figures / "results.json").exists():
-        print(f"the notebooks recorded no claim ({figures / 'results.json'} is missing)", file=sys.stderr)
+        reason = f"the notebooks recorded no claim ({figures / 'results.json'} is missing)"
+        print(reason, file=sys.stderr)
+        with marker.open("a") as file:
+            file.write(f"The run stopped: {reason}\n")
         return 1
     results = read_results(figures / "results.json")
     if notebooks_out is None:
         update_readme(results, notebooks=sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")))
     else:
-        (args.output / "results.md").write_text(results_table(results) + "\n")
+        (notebooks_out.parent / "results.md").write_text(results_table(results) + "\n")
+    marker.unlink()
     print(results_table(results))
     if args.retrain:
         shipped = cache.ship_models(log)

@@ -8,6 +8,7 @@ folder, so only ``python3 workbook.py reproduce`` rewrites the committed figures
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -28,6 +29,18 @@ def figures_dir() -> Path:
     return folder
 
 
+def strict_json(value):
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, in nested dicts,
+    lists and tuples: strict JSON (RFC 8259 has no NaN) writes them as ``null``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper: dict | None = None,
                  verdict: str | None = None, criterion: str | None = None, *, by_scheme: dict | None = None,
                  statistics: dict | None = None) -> dict:
@@ -40,7 +53,9 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
     statement : str
         The claim in one sentence.
     measured : dict
-        Measured values (JSON-able numbers, rounded as they should be reported).
+        Measured values (JSON-able numbers, rounded as they should be reported); NaN and
+        infinities are written as ``null`` (shown as "n/a"), like every non-finite number
+        of the entry.
     passed : bool
         Whether the measurement supports the claim.
     paper : dict, optional
@@ -74,14 +89,15 @@ def record_claim(claim: str, statement: str, measured: dict, passed: bool, paper
     verdict = verdict or ("reproduced" if passed else "not reproduced")
     extra = {"verdict": verdict, "by_scheme": by_scheme, "criterion": criterion, **(statistics or {})}
     entry.update({key: value for key, value in extra.items() if value is not None})
-    json.dumps(entry)  # a value JSON cannot hold raises TypeError here, before the file is touched
+    entry = strict_json(entry)
+    json.dumps(entry, allow_nan=False)  # a value JSON cannot hold raises TypeError here, before the file is touched
     path = figures_dir() / "results.json"
     with open(path.with_name(f".{path.name}.lock"), "a") as lock:
         if fcntl is not None:  # POSIX; elsewhere the atomic replace still prevents torn files
             fcntl.flock(lock, fcntl.LOCK_EX)
         results = read_results(path) if path.exists() else {}
         results[claim] = entry
-        new_text = json.dumps(dict(sorted(results.items())), indent=2) + "\n"
+        new_text = json.dumps(strict_json(dict(sorted(results.items()))), indent=2, allow_nan=False) + "\n"
         atomic_write(path, lambda file: file.write(new_text.encode()))
     return entry
 

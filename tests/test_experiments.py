@@ -88,22 +88,32 @@ def test_pca_size_is_chosen_on_validation_and_tested_on_test(monkeypatch):
     assert row.gap_pca == pytest.approx(0.02) and row.gap_no_pca == pytest.approx(0.03)
 
 
+def _one_sided_welch_by_hand(with_pca, without):
+    """(t, p = P(T <= t)) of Welch's test that the gap with PCA is smaller."""
+    from scipy import stats
+
+    v1, v2 = with_pca.var(ddof=1) / with_pca.size, without.var(ddof=1) / without.size
+    t = (with_pca.mean() - without.mean()) / np.sqrt(v1 + v2)
+    dof = (v1 + v2) ** 2 / (v1 ** 2 / (with_pca.size - 1) + v2 ** 2 / (without.size - 1))
+    return t, stats.t.cdf(t, dof)
+
+
 def test_welch_gap_test_by_hand():
     from scipy import stats
 
     with_pca, without = np.array([0.01, 0.02, 0.015, 0.012]), np.array([0.03, 0.028, 0.035, 0.031, 0.029])
     gaps = pd.DataFrame({"network": "HWA", "pca": [32] * 4 + ["none"] * 5, "gap": np.concatenate([with_pca, without])})
     result = pca.welch_gap_test(gaps, "HWA", 32)
-    v1, v2 = with_pca.var(ddof=1) / 4, without.var(ddof=1) / 5
-    t = (with_pca.mean() - without.mean()) / np.sqrt(v1 + v2)
-    dof = (v1 + v2) ** 2 / (v1 ** 2 / 3 + v2 ** 2 / 4)
-    assert result["p_value"] == pytest.approx(stats.t.cdf(t, dof))
-    assert result["p_value"] < 0.01 and result["n_seeds"] == 4
+    t, p_value = _one_sided_welch_by_hand(with_pca, without)
+    assert result["p_value"] == pytest.approx(p_value) and t < 0
+    assert result["n_seeds"] == 4
     assert result["difference"] == pytest.approx(with_pca.mean() - without.mean())
     half = stats.t.ppf(0.975, 3) * with_pca.std(ddof=1) / 2
     assert result["ci95_pca"] == pytest.approx([with_pca.mean() - half, with_pca.mean() + half])
-    # a wider gap with PCA gives a large p (the test is one-sided)
-    assert pca.welch_gap_test(gaps.assign(pca=["none"] * 4 + [32] * 5), "HWA", 32)["p_value"] > 0.99
+    # the test is one-sided: a wider gap with PCA gives the upper tail, P(T <= t) with t > 0
+    swapped = pca.welch_gap_test(gaps.assign(pca=["none"] * 4 + [32] * 5), "HWA", 32)
+    t, p_value = _one_sided_welch_by_hand(without, with_pca)
+    assert swapped["p_value"] == pytest.approx(p_value) and t > 0
     with pytest.raises(ValueError, match="device seeds"):
         pca.welch_gap_test(gaps.iloc[3:], "HWA", 32)
 
@@ -136,6 +146,18 @@ def test_record_claim_and_readme_table(tmp_path, monkeypatch):
     table = results_table(results)
     assert "| C9 | a statement | – | value = 0.1235 | value = 0.2 | – | **not reproduced** |" in table
     assert "| C8 | another | – | n = 3 | – | – | reproduced |" in table
+
+
+def test_non_finite_numbers_are_written_as_null_and_shown_as_n_a(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    entry = record_claim("C7", "s", {"ratio": float("nan"), "slope": [1.0, float("inf")], "n": 4}, passed=False,
+                         paper={"ratio": -np.inf}, statistics={"p_value": np.float64("nan")})
+    assert entry["measured"] == {"ratio": None, "slope": [1.0, None], "n": 4} and entry["p_value"] is None
+    text = (tmp_path / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not strict JSON"))
+    assert strict["C7"]["paper"] == {"ratio": None}
+    assert "| C7 | s | – | ratio = n/a; slope = [1.0, n/a]; n = 4 | ratio = n/a |" in results_table(strict)
 
 
 def test_cell_window_widget_value_by_hand():

@@ -9,6 +9,7 @@ from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery
 from imclib import hwa
 from imclib.mlp import MLP, TrainConfig, _loss_and_gradients, train_mlp
 from imclib.network import hardware_accuracy
+from seed_statistics import assert_above_four_standard_errors
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +77,22 @@ def test_training_is_deterministic_and_rejects_qat(digits):
 
 
 def test_hardware_aware_training_beats_ptq_on_a_noisy_two_state_device(digits):
+    # One accuracy gain (aware - PTQ, paired on the same device draws and test images) per
+    # training seed: float training and fine-tuning are trajectories that a CPU's rounding
+    # changes, so the gain must exceed 4 standard errors of its spread over trajectories.
+    # Without the effect (fine-tuning that does nothing, or harm) the mean gain is <= 0 and
+    # the assertion fails.
     x, y, x_test, y_test = digits
-    float_model, _ = train_mlp(x, y, TrainConfig(hidden=(32,), epochs=30, batch_size=64), progress=False)
     config = CrossbarConfig(cell=CellLevels(2, "binary"), nonideal=Nonidealities(programming_sigma=0.15))
-    training = TrainConfig(hidden=(32,), epochs=15, batch_size=64, learning_rate=2e-3, weight_decay=0.0)
-    trained, _ = hwa.train_hwa(x, y, config, training, float_model, progress=False, n_calibration=300)
-    seeds = range(4)
-    ptq = hardware_accuracy(float_model, x_test, y_test, config, seeds, x[:300]).accuracy.mean()
-    aware = hardware_accuracy(trained, x_test, y_test, config, seeds, x[:300]).accuracy.mean()
-    assert aware > ptq + 0.02, (ptq, aware)
+    device_seeds = range(6)
+    gains = []
+    for seed in range(8):
+        float_model, _ = train_mlp(x, y, TrainConfig(hidden=(32,), epochs=30, batch_size=64, seed=seed),
+                                   progress=False)
+        training = TrainConfig(hidden=(32,), epochs=40, batch_size=64, learning_rate=2e-3, weight_decay=0.0,
+                               seed=seed)
+        trained, _ = hwa.train_hwa(x, y, config, training, float_model, progress=False, n_calibration=300)
+        ptq = hardware_accuracy(float_model, x_test, y_test, config, device_seeds, x[:300]).accuracy
+        aware = hardware_accuracy(trained, x_test, y_test, config, device_seeds, x[:300]).accuracy
+        gains.append(np.mean(aware - ptq))
+    assert_above_four_standard_errors(gains, "hardware-aware minus PTQ accuracy, per training seed")

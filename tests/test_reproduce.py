@@ -1,9 +1,15 @@
-"""``python -m imclib.reproduce --output DIR`` writes only under DIR (the repository is untouched)."""
+"""``python -m imclib.reproduce``: writes only under ``--output DIR``, refuses bad arguments
+before creating anything, reports a failed notebook by name, cell and cause, finds lost
+replies fast, and leaves no process behind on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -55,16 +61,150 @@ def test_jobs_run_notebooks_side_by_side_with_the_same_outputs(tmp_path, monkeyp
         assert executed.cells[0].outputs[0]["text"] == "ran\n"
 
 
-def test_jobs_below_one_is_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
-    assert reproduce.main(["--output", str(tmp_path), "--jobs", "0"]) == 2
-    assert "--jobs must be >= 1" in capsys.readouterr().err
+def _code_notebook(path: Path, *sources: str) -> Path:
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}})
+    notebook.cells = [nbformat.v4.new_markdown_cell("# a test notebook"),
+                      *map(nbformat.v4.new_code_cell, sources)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def _repository_state() -> dict:
+    """Names at the repository's top level and in figures/, and the README and notebooks' digests."""
+    return {"top": sorted(p.name for p in reproduce.ROOT.iterdir()),
+            "figures": sorted(p.name for p in (reproduce.ROOT / "figures").iterdir()),
+            **{str(p): _digest(p) for p in [reproduce.README, *reproduce.NOTEBOOKS.glob("*.ipynb")]}}
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--output", ""], "--output must name a folder outside the repository, got an empty string"),
+    (["--output", "{root}"], "--output must be a folder outside the repository"),
+    (["--output", "{root}/figures/run"], "--output must be a folder outside the repository"),
+    (["--output", "{tmp}/out", "--jobs", "0"], "--jobs must be >= 1, got 0"),
+    (["--output", "{tmp}/out", "--cell-timeout", "0"], "--cell-timeout must be >= 1, got 0"),
+    (["--output", "{tmp}/out", "--total-timeout", "-5"], "--total-timeout must be >= 1, got -5"),
+    (["--output", "{tmp}/out", "{tmp}/missing.ipynb"], "notebooks must be existing .ipynb files"),
+    (["--output", "{tmp}/out", "{tmp}"], "notebooks must be existing .ipynb files"),
+    (["--output", "{tmp}/out/file"], "--output must be a folder, got the file"),
+])
+def test_bad_arguments_are_refused_before_anything_is_created(tmp_path, capsys, arguments, message):
+    if "{tmp}/out/file" in arguments:
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "file").write_text("")
+    before = _repository_state(), sorted(tmp_path.rglob("*"))
+    arguments = [a.format(root=reproduce.ROOT, tmp=tmp_path) for a in arguments]
+    assert reproduce.main(arguments) == 2
+    assert message in capsys.readouterr().err
+    assert (_repository_state(), sorted(tmp_path.rglob("*"))) == before
 
 
 def test_figures_dir_without_output_is_refused(monkeypatch, capsys):
     monkeypatch.setenv("IMCLIB_FIGURES_DIR", "/tmp/somewhere")
     assert reproduce.main(["--total-timeout", "1"]) == 2
     assert "--output" in capsys.readouterr().err
+
+
+FAILURES = {
+    "an exception": (["x = 1", "y = 2\nraise ValueError('boom')"], [],
+                     "98_fails.ipynb: cell 2 ('y = 2'): ValueError: boom"),
+    "the cell timeout": (["import time\ntime.sleep(120)"], ["--cell-timeout", "2"],
+                         "98_fails.ipynb: cell 1 ('import time'): the cell ran longer than the cell timeout of 2 s"),
+}
+
+
+@pytest.mark.parametrize("failure, jobs", [("an exception", 1), ("an exception", 2), ("the cell timeout", 2)])
+def test_a_failed_notebook_is_reported_by_name_cell_and_cause(tmp_path, capsys, jobs, failure):
+    # with --jobs 2, nbclient's CellTimeoutError (a TimeoutError) is no "total timeout"
+    sources, options, report = FAILURES[failure]
+    notebook = _code_notebook(tmp_path / "src" / "98_fails.ipynb", *sources)
+    out = tmp_path / "out"
+    assert reproduce.main([str(notebook), "--output", str(out), "--jobs", str(jobs), *options]) == 1
+    err = capsys.readouterr().err
+    assert f"failed: {report}" in err and "total timeout" not in err
+    assert f"The run stopped: failed: {report}" in (out / reproduce.INCOMPLETE).read_text()
+    assert not (out / "notebooks" / notebook.name).exists()
+
+
+DROP_THIS_CELLS_REPLY = """
+import pathlib
+flag = pathlib.Path({flag!r})
+if {always} or not flag.exists():  # the kernel sends no execute_reply from now on: a lost message
+    flag.touch()
+    kernel = get_ipython().kernel
+    send = kernel.session.send
+    def dropping_send(stream, msg_type, content=None, parent=None, *args, **kwargs):
+        if msg_type == "execute_reply":
+            return kernel.session.msg(msg_type, content, parent, metadata=kwargs.get("metadata"))
+        return send(stream, msg_type, content, parent, *args, **kwargs)
+    kernel.session.send = dropping_send
+"""
+
+
+def test_a_lost_reply_is_found_fast_and_the_notebook_run_again(tmp_path, capsys):
+    # the first run loses the reply of cell 1, the second does not; cell 2 runs for longer than
+    # the grace period, and its (late) reply is no lost message. Without the watchdog the lost
+    # reply would be waited for until the cell timeout (120 s), and the notebook not run again.
+    notebook = _code_notebook(tmp_path / "97_lost_once.ipynb",
+                              DROP_THIS_CELLS_REPLY.format(flag=str(tmp_path / "dropped"), always=False),
+                              "import time\ntime.sleep(2)\nprint('slept')")
+    reproduce.execute(notebook, 120, tmp_path / "executed.ipynb", grace=1.0)
+    assert ("97_lost_once.ipynb: cell 1 ('import pathlib'): the kernel finished the cell, but its reply did not "
+            "arrive within 1 s (a lost message); running 97_lost_once.ipynb again (1 of 1)") in capsys.readouterr().err
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    assert executed.cells[2].outputs[0]["text"] == "slept\n"
+
+
+def test_a_reply_lost_every_time_fails_with_the_cell_named(tmp_path):
+    notebook = _code_notebook(tmp_path / "96_lost.ipynb",
+                              DROP_THIS_CELLS_REPLY.format(flag=str(tmp_path / "dropped"), always=True))
+    with pytest.raises(reproduce.NotebookFailed, match=r"96_lost.ipynb: cell 1 \('import pathlib'\): .*"
+                                                       r"a lost message\) \(after 1 retries\)"):
+        reproduce.execute(notebook, 120, tmp_path / "executed.ipynb", grace=1.0)
+    assert not (tmp_path / "executed.ipynb").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is no zombie (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _wait_for(condition, what: str, limit_s: float = 180.0):
+    end = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not after {limit_s} s")
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from Linux's /proc")
+@pytest.mark.parametrize("command, signum", [
+    (["workbook.py", "--no-venv", "reproduce"], signal.SIGTERM),
+    (["-m", "imclib.reproduce"], signal.SIGINT),
+])
+def test_a_signal_stops_every_process_and_leaves_the_incomplete_marker(tmp_path, command, signum):
+    pid_file = tmp_path / "kernel.pid"
+    notebook = _code_notebook(tmp_path / "src" / "95_sleeps.ipynb",
+                              f"import os, pathlib, time\npathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+                              "time.sleep(600)")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, *command, str(notebook), "--output", str(out)], cwd=reproduce.ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the kernel did not start")
+        kernel = int(pid_file.read_text())
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum, output
+    _wait_for(lambda: not _alive(kernel), "the kernel outlived the run", 30)
+    assert f"The run stopped: stopped by {signum.name}" in (out / reproduce.INCOMPLETE).read_text()
+    assert not (out / "notebooks" / notebook.name).exists()
 
 
 @pytest.fixture(autouse=True)

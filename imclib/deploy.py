@@ -75,8 +75,29 @@ def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None
     currents = np.abs(partial_signal(layer, _subsample(x, adc_samples)))
     if config.adc_calibration != "signal" or config.periphery.adc_range is not None:
         return layer, currents
-    full_scale = np.percentile(currents.reshape(-1, layer.layout.n_physical), config.adc_percentile, axis=0)
+    full_scale = percentile_rows(currents.reshape(-1, layer.layout.n_physical), config.adc_percentile)
     return with_ranges(layer, x_max, layer.input_signed, np.where(full_scale > 0, full_scale, layer.adc_range)), currents
+
+
+def percentile_rows(values: np.ndarray, q: float) -> np.ndarray:
+    """``np.percentile(values, q, axis=0)`` (linear interpolation), identical to it, by
+    selecting only the two order statistics it needs per column, in column-contiguous
+    memory (a strided partition over rows is ten times slower).
+
+    With ``n`` rows, ``h = (q / 100) (n - 1)``, ``lo = floor(h)``, ``g = h - lo``: ``a + g
+    (b - a)`` (``g < 0.5``) or ``b - (1 - g)(b - a)`` of the ``lo``-th and ``(lo + 1)``-th
+    smallest values ``a, b``, as numpy computes it.
+    """
+    n = values.shape[0]
+    virtual = np.true_divide(q, 100) * (n - 1)
+    lo = min(int(np.floor(virtual)), n - 1)
+    gamma = virtual - lo if lo < n - 1 else 0.0
+    columns = np.ascontiguousarray(values.T)
+    columns.partition(lo, axis=1)
+    a = columns[:, lo]
+    b = columns[:, lo + 1 :].min(axis=1) if lo < n - 1 else a
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
 def partial_signal(layer: ProgrammedLayer, x: np.ndarray) -> np.ndarray:

@@ -47,8 +47,11 @@ _MANTISSA = np.uint64((1 << 52) - 1)
 _ONE = np.uint64(0x3FF0000000000000)
 _LN2 = math.log(2.0)
 _SQRT_HALF = math.sqrt(0.5)
-# 2 atanh(s) = ln((1 + s) / (1 - s)): odd series, coefficients 2 / (2n + 1), n = 0..6 (|s| < 0.172: 4e-13)
-_LOG_SERIES = tuple(2.0 / (2 * n + 1) for n in range(7))
+# ln(1 + x) on [sqrt(1/2) - 1, sqrt(2) - 1]: least-squares Chebyshev fit of degree 12 in powers
+# of x, coefficients of x^1 .. x^12 (largest error 6e-11): no division, so the loop vectorises
+_LOG1P_SERIES = (1.0000000002581686, -0.5000000077820854, 0.33333327734293566, -0.24999900089840585,
+                 0.20000288183647075, -0.16671424135218907, 0.14282201276102638, -0.12397888919881438,
+                 0.11049219973050926, -0.10965993333408573, 0.10641818464966533, -0.057459178074605426)
 # cos and sin on |x| < pi/4: Taylor coefficients (-1)^n / (2n)! and (-1)^n / (2n + 1)!, n = 0..7 (2e-15)
 _COS_SERIES = tuple((-1) ** n / math.factorial(2 * n) for n in range(8))
 _SIN_SERIES = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(8))
@@ -87,18 +90,18 @@ def _unit(bits32):  # pragma: no cover - compiled
 @numba.njit(inline="always", error_model="numpy")
 def _log(u):  # pragma: no cover - compiled
     """``ln u`` for normal positive ``u``: ``u = 2^e m``, ``m`` in [sqrt(1/2), sqrt(2)),
-    ``ln u = e ln 2 + 2 atanh((m - 1) / (m + 1))`` (series to ``s^13``, error < 1e-12)."""
+    ``ln u = e ln 2 + ln(1 + (m - 1))`` (polynomial :data:`_LOG1P_SERIES`, error < 1e-10)."""
     bits = _bits(u)
     exponent = _float((bits >> np.uint64(52)) | _EXPONENT_52) - 2.0**52 - 1023.0
     m = _float((bits & _MANTISSA) | _ONE)
     high = m > 1.0 / _SQRT_HALF
-    m = m * 0.5 if high else m
+    x = (m * 0.5 if high else m) - 1.0
     exponent = exponent + 1.0 if high else exponent
-    s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    c = _LOG_SERIES
-    series = c[0] + s2 * (c[1] + s2 * (c[2] + s2 * (c[3] + s2 * (c[4] + s2 * (c[5] + s2 * c[6])))))
-    return exponent * _LN2 + s * series
+    c = _LOG1P_SERIES
+    series = c[8] + x * (c[9] + x * (c[10] + x * c[11]))
+    series = c[4] + x * (c[5] + x * (c[6] + x * (c[7] + x * series)))
+    series = c[0] + x * (c[1] + x * (c[2] + x * (c[3] + x * series)))
+    return exponent * _LN2 + x * series
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -162,7 +165,8 @@ def read_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndar
     64-bit finalizer ``mix``); the high and low 32 bits give ``u, v = (bits + 1/2) 2^-32`` in
     (0, 1) and ``z = sqrt(-2 ln u) cos(2 pi v)`` for ``j < H``, ``sqrt(-2 ln u) sin(2 pi v)``
     otherwise: exactly normal but for the 32-bit grid of ``u`` (``|z| <= 6.8``, the normal
-    tail beyond has probability 1e-11). ``ln``, ``cos`` and ``sin`` are series to 1e-12
+    tail beyond has probability 1e-11). ``ln``, ``cos`` and ``sin`` are polynomials (error
+    below 1e-10)
     (:func:`_log`, :func:`_cos_sin`), so the loop vectorises. Every number depends only on
     (key, input row, block, column): not on threads or chunks.
     """
@@ -286,6 +290,11 @@ def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
 
 # ---- entry points -----------------------------------------------------------------------
 
+def _no_adc(p: int) -> tuple:
+    """ADC constants that mean "no ADC" to the kernels (``top = 0``)."""
+    return np.ones(p), np.zeros(p), np.ones(p), 0.0
+
+
 LINEAR = np.zeros((1, 2, 0))
 """``segments`` of linear cells: no level table, the voltage is the only drive."""
 
@@ -302,10 +311,10 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
         Read matrices ``M`` (siemens, or dimensionless masks) and variance kernels ``M2``
         (their squares' counterparts; unused without read noise), ``L = N`` levels of
         ``segments`` plus one if the voltage itself is a drive.
-    adc : tuple
+    adc : tuple or None
         ``(fs, low, per_ampere, top)``: per-column full scale, lower end, codes per ampere
         (amperes, shape (p,)) and ``2^bits - 1`` (:func:`imclib.periphery.adc_constants`);
-        the sums returned are code sums.
+        the sums returned are then code sums. None: no ADC, the sums are amperes.
     segments, per_volt
         Level table of bias-dependent cells (:func:`level_drives`); :data:`LINEAR` otherwise.
     read_var : float
@@ -317,12 +326,13 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
 
     Returns
     -------
-    code_sums : ndarray, shape (batch, p)
-        ``sum_r c_brj``.
+    sums : ndarray, shape (batch, p)
+        ``sum_r c_brj`` (code sums), or the noisy currents summed (amperes) without an ADC.
     saturated : int
         Saturated conversions.
     """
     voltages = np.ascontiguousarray(voltages, dtype=np.float64)
+    adc = _no_adc(masks.shape[3]) if adc is None else adc
     out = np.empty((voltages.shape[0], masks.shape[3]))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
     _read(voltages, segments, float(per_volt), masks, masks2, float(read_var), float(sense_var), np.uint64(key),
@@ -342,8 +352,7 @@ def convert(currents, adc, *, variance=None, read_var=0.0, sense_var=0.0, key=np
     currents = np.ascontiguousarray(currents, dtype=np.float64)
     batch, _, p = currents.shape
     variance = np.zeros((1, 1, p)) if variance is None else np.ascontiguousarray(variance, dtype=np.float64)
-    if adc is None:
-        adc = (np.ones(p), np.zeros(p), np.ones(p), 0.0)
+    adc = _no_adc(p) if adc is None else adc
     out = np.empty((batch, p))
     saturated = np.zeros(-(-batch // GROUP), dtype=np.int64)
     _convert(currents, variance, float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated)

@@ -221,10 +221,11 @@ GROUP = 16
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key, row0,
-          fs, low, per_ampere, top, out, saturated):  # pragma: no cover - compiled
+          fs, low, per_ampere, top, out, saturated, partials):  # pragma: no cover - compiled
     batch, blocks, k = voltages.shape
-    levels, width, p = segments.shape[2], masks.shape[2], masks.shape[3]
+    width, p = masks.shape[2], masks.shape[3]
     noisy_cells = read_var > 0.0
+    store = partials.shape[0] > 0  # keep the partial currents, no conversion
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
         current, variance, z, drive = np.empty(p), np.zeros(p), np.empty(p + p % 2), np.empty(width)
@@ -251,6 +252,9 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
                         else:
                             for j in range(p):
                                 current[j] += d * masks[r, i, q, j]
+                if store:
+                    partials[b, r] = current
+                    continue
                 stream = _stream(key, row0 + b, blocks, r, p)
                 over += _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
         saturated[group] = over
@@ -336,8 +340,19 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     out = np.empty((voltages.shape[0], masks.shape[3]))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
     _read(voltages, segments, float(per_volt), masks, masks2, float(read_var), float(sense_var), np.uint64(key),
-          int(row0), *adc, out, saturated)
+          int(row0), *adc, out, saturated, np.empty((0, 0, 0)))
     return out, int(saturated.sum())
+
+
+def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.ndarray:
+    """Step 1 of the module docstring alone: the noise-free partial currents ``I_brj``
+    (amperes), shape (batch, blocks, p), with the arguments of :func:`read`."""
+    voltages = np.ascontiguousarray(voltages, dtype=np.float64)
+    batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
+    partials = np.empty((batch, blocks, p))
+    _read(voltages, segments, float(per_volt), masks, masks, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
+          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials)
+    return partials
 
 
 def convert(currents, adc, *, variance=None, read_var=0.0, sense_var=0.0, key=np.uint64(0),
@@ -373,3 +388,58 @@ def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_v
     codes = np.clip(np.rint((noisy - low) * per_ampere), 0, top)
     return codes.sum(axis=1), int(np.count_nonzero(np.abs(noisy) > fs))
 
+
+
+# ---- calibration: order statistics per column ---------------------------------------------
+
+@numba.njit(inline="always", error_model="numpy")
+def _sift_down(heap, position, value):  # pragma: no cover - compiled
+    """Put ``value`` at ``position`` of the min-heap ``heap`` and sift it down."""
+    size = heap.shape[0]
+    while True:
+        child = 2 * position + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= value:
+            break
+        heap[position] = heap[child]
+        position = child
+    heap[position] = value
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _largest(values, m, out):  # pragma: no cover - compiled
+    a, b, p = values.shape
+    heap = np.empty((p, m))
+    count = 0
+    for i in range(a):
+        for r in range(b):
+            row = values[i, r]
+            if count < m:  # the first m values of every column, then heapified
+                heap[:, count] = row
+                count += 1
+                if count == m:
+                    for j in range(p):
+                        for position in range(m // 2 - 1, -1, -1):
+                            _sift_down(heap[j], position, heap[j, position])
+                continue
+            for j in range(p):
+                if row[j] > heap[j, 0]:
+                    _sift_down(heap[j], 0, row[j])
+    for j in range(p):
+        out[j, 0] = heap[j, 0]
+        out[j, 1] = heap[j, 0] if m == 1 else (heap[j, 1] if m == 2 else min(heap[j, 1], heap[j, 2]))
+
+
+def largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m``-th and ``(m - 1)``-th largest value of every column (last axis) of
+    ``values`` (a, b, p), over its first two axes, in one streaming pass with a min-heap of
+    ``m`` values per column (``O(n log m)``, n = a b); the second is the first when ``m = 1``.
+    Reference: ``np.sort(values.reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
+    if not 1 <= m <= values.shape[0] * values.shape[1]:
+        raise ValueError(f"m must be in [1, {values.shape[0] * values.shape[1]}], got {m}")
+    out = np.empty((values.shape[2], 2))
+    _largest(values, int(m), out)
+    return out[:, 0], out[:, 1]

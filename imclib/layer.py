@@ -312,6 +312,10 @@ class ProgrammedLayer:
         (batch, blocks, physical columns): what reaches the ADCs."""
         if self.solves_circuit:
             return self._solved_currents(voltages, blocks)
+        if blocks == self.row_blocks > 1:  # per array: the read kernel's first step
+            segments, per_volt, masks, _ = self._read_matrices
+            return kernels.partial_currents(voltages.reshape(voltages.shape[0], blocks, -1), masks,
+                                            segments=segments, per_volt=per_volt)
         return self._block_currents(voltages, blocks)
 
     @property

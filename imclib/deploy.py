@@ -73,7 +73,8 @@ def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None
     x_max = input_full_scale(x, config.input_percentile) if input_range is None else input_range
     layer = with_ranges(layer, x_max, bool(np.any(x < 0)))
     _, voltages, _ = layer.row_voltages(_subsample(x, adc_samples))
-    currents = np.abs(layer.signal_currents(voltages, layer.row_blocks))  # memory order kept: no copy
+    currents = layer.signal_currents(voltages, layer.row_blocks)  # a new array: |I'| in place, memory order kept
+    np.abs(currents, out=currents)
     if config.adc_calibration != "signal" or config.periphery.adc_range is not None:
         return layer, currents
     in_memory_order = currents if currents.flags.c_contiguous else currents.transpose(1, 0, 2)

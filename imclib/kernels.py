@@ -52,9 +52,9 @@ _SQRT_HALF = math.sqrt(0.5)
 _LOG1P_SERIES = (1.0000000002581686, -0.5000000077820854, 0.33333327734293566, -0.24999900089840585,
                  0.20000288183647075, -0.16671424135218907, 0.14282201276102638, -0.12397888919881438,
                  0.11049219973050926, -0.10965993333408573, 0.10641818464966533, -0.057459178074605426)
-# cos and sin on |x| < pi/4: Taylor coefficients (-1)^n / (2n)! and (-1)^n / (2n + 1)!, n = 0..7 (2e-15)
-_COS_SERIES = tuple((-1) ** n / math.factorial(2 * n) for n in range(8))
-_SIN_SERIES = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(8))
+# cos and sin on |x| < pi/4: Taylor coefficients (-1)^n / (2n)! and (-1)^n / (2n + 1)!, n = 0..5 (1.2e-10)
+_COS_SERIES = tuple((-1) ** n / math.factorial(2 * n) for n in range(6))
+_SIN_SERIES = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(6))
 
 
 @intrinsic
@@ -113,8 +113,8 @@ def _cos_sin(bits32):  # pragma: no cover - compiled
     x = (_float((bits32 & np.uint64(0x3FFFFFFF)) | _EXPONENT_52) - 2.0**52 + 0.5) * (0.5 * math.pi * 2.0**-30) - 0.25 * math.pi
     x2 = x * x
     c, s = _COS_SERIES, _SIN_SERIES
-    cos_x = c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * (c[5] + x2 * (c[6] + x2 * c[7]))))))
-    sin_x = x * (s[0] + x2 * (s[1] + x2 * (s[2] + x2 * (s[3] + x2 * (s[4] + x2 * (s[5] + x2 * (s[6] + x2 * s[7])))))))
+    cos_x = c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * c[5]))))
+    sin_x = x * (s[0] + x2 * (s[1] + x2 * (s[2] + x2 * (s[3] + x2 * (s[4] + x2 * s[5])))))
     cos_phi, sin_phi = _SQRT_HALF * (cos_x - sin_x), _SQRT_HALF * (cos_x + sin_x)  # phi = x + pi/4
     odd, upper = (quadrant & np.uint64(1)) == 1, quadrant >= 2
     cos_q = -sin_phi if odd else cos_phi  # rotate by quadrant pi/2
@@ -196,21 +196,17 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
 def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
     (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions."""
-    p = current.shape[0]
-    if read_var > 0.0 or sense_var > 0.0:
+    noisy = read_var > 0.0 or sense_var > 0.0
+    if noisy:
         _normals(stream, z)
-        for j in range(p):
-            z[j] = current[j] + math.sqrt(read_var * variance[j] + sense_var) * z[j]
-    else:
-        z[:p] = current
-    if top == 0.0:
-        for j in range(p):
-            out[j] += z[j]
-        return 0
     over = 0
-    for j in range(p):
-        over += (z[j] > fs[j]) | (z[j] < -fs[j])
-        out[j] += np.rint(min(max((z[j] - low[j]) * per_ampere[j], 0.0), top))
+    for j in range(current.shape[0]):  # loop-invariant branches: unswitched by the compiler
+        value = current[j] + math.sqrt(read_var * variance[j] + sense_var) * z[j] if noisy else current[j]
+        if top == 0.0:
+            out[j] += value
+        else:
+            over += (value > fs[j]) | (value < -fs[j])
+            out[j] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
     return over
 
 

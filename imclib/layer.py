@@ -33,11 +33,13 @@ for the offset mapping. The ADC full scale is then a property of the signal (a p
 of its partial currents on calibration inputs), per physical column.
 
 Without an ADC the digitization is the identity and the decode is linear, so the partial
-sums are accumulated inside one matmul (exact). With an ADC and noise-free linear reads the
-partial sums are never stored: :func:`imclib.periphery.digitized_matmul` computes, digitizes
-and sums them in one compiled pass. Read noise is Gaussian per cell and read,
-so a column's noise is Gaussian with variance ``sum_i V_i^2 (sigma G_ij)^2``: a matmul
-gives it exactly in distribution.
+sums are accumulated inside one matmul (exact). With an ADC the partial sums are never
+stored: :func:`imclib.kernels.read` computes them, adds the noise, digitizes and sums them
+in one compiled pass (linear or bias-dependent cells, ideal wires or transfer matrices).
+Read noise is Gaussian per cell and read, so a column's noise is Gaussian with variance
+``sum_i V_i^2 (sigma G_ij)^2``: it is drawn once per conversion, with the sense noise, from
+a counter-based stream keyed by one number drawn from the read's generator
+(:func:`imclib.kernels.read_normals`), so that a read does not depend on threads or chunks.
 
 Wire resistance (``config.wires``) is solved by nodal analysis (:mod:`imclib.circuit`).
 With linear cells every array is a fixed linear map ``I = V @ T`` (its transfer matrix,
@@ -260,21 +262,8 @@ class ProgrammedLayer:
 
     @functools.cached_property
     def _read_matrices(self) -> tuple:
-        """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
-        (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
-        level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the
-        level ``-G0_j`` driven by the voltage itself when a common mode is subtracted."""
-        shape = (self.row_blocks, self.config.rows, 1, self.layout.n_physical)
-        if self.levels is None:
-            return kernels.LINEAR, 0.0, self.transfer.reshape(shape), np.square(self.conductance).reshape(shape)
-        state, variation = (a.reshape(self.row_blocks, self.config.rows, -1) for a in (self.state, self.variation))
-        masks, masks2 = (level_masks(state, variation, self.levels.table.shape[1], power) for power in (1, 2))
-        masks = _fold_common_mode(masks.reshape(-1, shape[-1]), 0.0, self.mirror, self.layout,
-                                  self.config.cols).reshape(masks.shape)
-        if np.any(self.common_mode):
-            masks = np.concatenate([masks, np.broadcast_to(-self.common_mode, shape)], axis=2)
-            masks2 = np.concatenate([masks2, np.zeros(shape)], axis=2)
-        return self.levels.segments, self.levels.per_volt, masks, np.ascontiguousarray(masks2)
+        """:func:`read_matrices` of this layer, computed once."""
+        return read_matrices(self)
 
     @property
     def solves_circuit(self) -> bool:
@@ -348,16 +337,6 @@ class ProgrammedLayer:
             saturated += saturated_here
         return totals, saturated
 
-    def _noise(self, blocks: int, rng: np.random.Generator) -> dict:
-        """Read noise of the cells (``read_var``, relative variance), sense noise of one
-        conversion of ``blocks`` (``sense_var``, A^2) and the read's stream ``key``; empty
-        without noise (then ``rng`` is not used)."""
-        read_var = self.config.nonideal.read_sigma**2
-        sense_var = self.row_blocks // blocks * self.config.periphery.sense_noise**2
-        if read_var == 0 and sense_var == 0:
-            return {}
-        return {"read_var": read_var, "sense_var": sense_var, "key": kernels.stream_key(rng)}
-
     def column_currents(self, x: np.ndarray, rng=None) -> tuple[np.ndarray, np.ndarray, float]:
         """Physical column currents (amperes) after the common-mode subtraction, with read
         and sense noise, through the ADC per array and summed over row blocks.
@@ -369,7 +348,7 @@ class ProgrammedLayer:
         adc_bits, p = self.config.periphery.adc_bits, self.layout.n_physical
         blocks = self.row_blocks if adc_bits is not None else 1
         adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
-        noise = self._noise(blocks, rng)
+        noise = _read_noise(self, blocks, rng)
         if self._reads_in_one_pass:  # one compiled pass, no partial sums stored
             segments, per_volt, masks, masks2 = self._read_matrices
             totals, saturated = kernels.read(voltages.reshape(x.shape[0], blocks, -1), masks, masks2, adc,
@@ -427,6 +406,35 @@ class ProgrammedLayer:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
         currents, applied, volts_per_unit = self.column_currents(x, rng)
         return self.decode(currents, applied, volts_per_unit)
+
+
+def read_matrices(layer: ProgrammedLayer) -> tuple:
+    """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
+    (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
+    level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
+    ``-G0_j`` driven by the voltage itself when a common mode is subtracted."""
+    shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
+    if layer.levels is None:
+        return kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape)
+    state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
+    masks, masks2 = (level_masks(state, variation, layer.levels.table.shape[1], power) for power in (1, 2))
+    masks = _fold_common_mode(masks.reshape(-1, shape[-1]), 0.0, layer.mirror, layer.layout,
+                              layer.config.cols).reshape(masks.shape)
+    if np.any(layer.common_mode):
+        masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
+        masks2 = np.concatenate([masks2, np.zeros(shape)], axis=2)
+    return layer.levels.segments, layer.levels.per_volt, masks, np.ascontiguousarray(masks2)
+
+
+def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:
+    """Read noise of the cells (``read_var``, relative variance), sense noise of one
+    conversion of ``blocks`` (``sense_var``, A^2) and the read's stream ``key``; empty
+    without noise (then ``rng`` is not used)."""
+    read_var = layer.config.nonideal.read_sigma**2
+    sense_var = layer.row_blocks // blocks * layer.config.periphery.sense_noise**2
+    if read_var == 0 and sense_var == 0:
+        return {}
+    return {"read_var": read_var, "sense_var": sense_var, "key": kernels.stream_key(rng)}
 
 
 def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
+from scipy.special import ndtr
 
 # ---- counter-based standard normals ---------------------------------------------------
 
@@ -175,8 +176,9 @@ def read_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndar
     return out
 
 
-def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
-    """Plain-numpy :func:`read_normals` (numpy's ``log``, ``cos`` and ``sin``)."""
+def _reference_hashes(key, batch: int, blocks: int, p: int, row0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plain-numpy hashes of a read: ``(hi, lo)`` 32-bit halves of ``mix(key + c phi)`` for
+    every conversion's counter ``c`` (:func:`read_normals`), and whether ``j < H``."""
     half = (p + 1) // 2
     j = np.arange(p)
     counter = ((row0 + np.arange(batch))[:, None, None] * blocks + np.arange(blocks)[:, None]) * p + j % half
@@ -185,9 +187,22 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
         h = (h ^ (h >> np.uint64(30))) * _MIX1
         h = (h ^ (h >> np.uint64(27))) * _MIX2
         h = h ^ (h >> np.uint64(31))
-    u, v = (((bits).astype(np.float64) + 0.5) * 2.0**-32 for bits in (h >> np.uint64(32), h & _LOW32))
+    return h >> np.uint64(32), h & _LOW32, j < half
+
+
+def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
+    """Plain-numpy :func:`read_normals` (numpy's ``log``, ``cos`` and ``sin``)."""
+    hi, lo, first = _reference_hashes(key, batch, blocks, p, row0)
+    u, v = ((bits.astype(np.float64) + 0.5) * 2.0**-32 for bits in (hi, lo))
     angle = 2 * np.pi * v
-    return np.sqrt(-2 * np.log(u)) * np.where(j < half, np.cos(angle), np.sin(angle))
+    return np.sqrt(-2 * np.log(u)) * np.where(first, np.cos(angle), np.sin(angle))
+
+
+def reference_uniform_bits(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
+    """Plain-numpy 32-bit uniform integers of a read's zero-current conversions
+    (:func:`zero_current_codes`): the high half of the hash for ``j < H``, the low half otherwise."""
+    hi, lo, first = _reference_hashes(key, batch, blocks, p, row0)
+    return np.where(first, hi, lo)
 
 
 # ---- noise, ADC and digital sum of one conversion row -----------------------------------
@@ -210,6 +225,23 @@ def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per
     return over
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _zero_current_codes(stream, base, thresholds, bits, out):  # pragma: no cover - compiled
+    """``out[j] += base_j + sum_a [n_j < T_aj]`` with ``n_j`` the 32 bits of column ``j``'s
+    hash (:func:`zero_current_codes`)."""
+    half = bits.shape[0] // 2
+    for t in range(half):
+        h = _mix(stream + np.uint64(t) * _GOLDEN)
+        bits[t] = h >> np.uint64(32)
+        bits[half + t] = h & _LOW32
+    p = out.shape[0]
+    for j in range(p):
+        out[j] += base[j]
+    for a in range(thresholds.shape[0]):
+        for j in range(p):
+            out[j] += bits[j] < thresholds[a, j]
+
+
 # Inputs per group: their sums (group x p) stay in cache while one array's read matrices
 # serve all of them (16: 0.25 s for 10,000 inputs on 196 x 256 4x4 arrays; 1: 0.29 s, 64: 0.35 s).
 GROUP = 16
@@ -217,19 +249,24 @@ GROUP = 16
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key, row0,
-          fs, low, per_ampere, top, out, saturated, partials):  # pragma: no cover - compiled
+          fs, low, per_ampere, top, out, saturated, partials, zero_base, zero_thresholds):  # pragma: no cover
     batch, blocks, k = voltages.shape
     width, p = masks.shape[2], masks.shape[3]
     noisy_cells = read_var > 0.0
     store = partials.shape[0] > 0  # keep the partial currents, no conversion
+    zero_codes = zero_thresholds.shape[0] > 0
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
         current, variance, z, drive = np.empty(p), np.zeros(p), np.empty(p + p % 2), np.empty(width)
+        bits = np.empty(p + p % 2, dtype=np.uint64)
         over = 0
         for b in range(first, last):
             out[b, :] = 0.0
         for r in range(blocks):
             for b in range(first, last):
+                if zero_codes and not np.any(voltages[b, r]):  # sense noise only: codes from one uniform
+                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, out[b])
+                    continue
                 current[:] = 0.0
                 if noisy_cells:
                     variance[:] = 0.0
@@ -290,6 +327,43 @@ def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
 
 # ---- entry points -----------------------------------------------------------------------
 
+ZERO_CODES_MAX = 16
+"""Codes a zero-current conversion may take for :func:`zero_current_codes` (sense noise up to
+about one code rms; 0.15-0.7 codes in the default device)."""
+_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint64))
+
+
+def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of a conversion whose partial current is exactly 0 (every row voltage of its
+    array 0), sampled exactly from one uniform number instead of a normal one.
+
+    Only sense noise remains: ``c = rint(clip(a_j + s_j z, 0, 2^b - 1))`` with ``a_j = -low_j K_j``
+    and ``s_j = sigma_sense K_j`` (codes), so ``P(c >= k) = Phi((a_j - k + 1/2) / s_j)``, and
+    ``c = base_j + sum_a [n < T_aj]`` for a uniform 32-bit integer ``n`` and the thresholds
+    ``T_aj = round(2^32 P(c >= k_a))`` of the codes ``k_a`` whose probability lies strictly
+    between 0 and 1 at that resolution (the same ``2^-32`` grid as :func:`read_normals`).
+    ``base_j`` counts the codes reached with probability 1. Used when every column has at
+    most :data:`ZERO_CODES_MAX` such codes and the full scale is at least 9 sense sigmas
+    (saturation probability below 1e-18, counted as 0); else (or without an ADC,
+    ``adc=None`` or ``top = 0``) ``(empty, empty)``.
+    """
+    if adc is None or adc[3] == 0.0 or sense_var == 0.0 or np.any(adc[0] < 9 * np.sqrt(sense_var)):
+        return _NO_ZERO_CODES
+    _, low, per_ampere, top = adc
+    k = np.arange(1, top + 1)
+    center, spread = -low * per_ampere, np.sqrt(sense_var) * per_ampere
+    thresholds = np.rint(2.0**32 * ndtr((center[:, None] - k + 0.5) / spread[:, None]))
+    active = (thresholds > 0) & (thresholds < 2.0**32)
+    most = active.sum(axis=1).max()
+    if most > ZERO_CODES_MAX:
+        return _NO_ZERO_CODES
+    base = np.count_nonzero(thresholds >= 2.0**32, axis=1).astype(np.float64)
+    # the active thresholds of each column first, padded with zeros (never reached)
+    order = np.argsort(~active, axis=1, kind="stable")[:, :most]
+    picked = np.where(np.take_along_axis(active, order, 1), np.take_along_axis(thresholds, order, 1), 0.0)
+    return base, np.ascontiguousarray(picked.T.astype(np.uint64))
+
+
 def _no_adc(p: int) -> tuple:
     """ADC constants that mean "no ADC" to the kernels (``top = 0``)."""
     return np.ones(p), np.zeros(p), np.ones(p), 0.0
@@ -335,8 +409,9 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     adc = _no_adc(masks.shape[3]) if adc is None else adc
     out = np.empty((voltages.shape[0], masks.shape[3]))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
+    zero_base, zero_thresholds = zero_current_codes(adc, sense_var) if read_var or sense_var else _NO_ZERO_CODES
     _read(voltages, segments, float(per_volt), masks, masks2, float(read_var), float(sense_var), np.uint64(key),
-          int(row0), *adc, out, saturated, np.empty((0, 0, 0)))
+          int(row0), *adc, out, saturated, np.empty((0, 0, 0)), zero_base, zero_thresholds)
     return out, int(saturated.sum())
 
 
@@ -347,7 +422,7 @@ def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.nd
     batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
     partials = np.empty((batch, blocks, p))
     _read(voltages, segments, float(per_volt), masks, masks, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
-          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials)
+          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_ZERO_CODES)
     return partials
 
 
@@ -370,10 +445,13 @@ def convert(currents, adc, *, variance=None, read_var=0.0, sense_var=0.0, key=np
     return out, int(saturated.sum())
 
 
-def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_var=0.0, sense_var=0.0):
+def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_var=0.0, sense_var=0.0,
+                   uniform_bits=None):
     """Plain-numpy :func:`read` with the standard normals ``normals`` (batch, blocks, p)
-    given (:func:`reference_normals` of the read, or any generator's);
-    ``drives`` (batch, blocks, k, L) defaults to the voltages (linear cells)."""
+    given (:func:`reference_normals` of the read, or any generator's); ``drives`` (batch,
+    blocks, k, L) defaults to the voltages (linear cells). With ``uniform_bits`` (batch,
+    blocks, p; :func:`reference_uniform_bits`), the conversions of arrays whose row voltages
+    are all 0 take the codes of :func:`zero_current_codes` where it applies, as :func:`read` does."""
     drives = voltages[..., None] if drives is None else drives
     currents = np.einsum("brkl,rklp->brp", drives, masks)
     sigma = np.sqrt(read_var * np.einsum("brkl,rklp->brp", drives**2, masks2) + sense_var)
@@ -382,7 +460,13 @@ def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_v
         return noisy.sum(axis=1), 0
     fs, low, per_ampere, top = adc
     codes = np.clip(np.rint((noisy - low) * per_ampere), 0, top)
-    return codes.sum(axis=1), int(np.count_nonzero(np.abs(noisy) > fs))
+    saturated = np.abs(noisy) > fs
+    base, thresholds = zero_current_codes(adc, sense_var) if uniform_bits is not None else _NO_ZERO_CODES
+    if thresholds.size:
+        silent = ~np.any(voltages, axis=-1)[..., None]
+        zero_codes = base + (uniform_bits[..., None, :] < thresholds).sum(axis=-2)
+        codes, saturated = np.where(silent, zero_codes, codes), saturated & ~silent
+    return codes.sum(axis=1), int(np.count_nonzero(saturated))
 
 
 

@@ -75,7 +75,7 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     rng = np.random.default_rng(0 if bits is None else bits)
     batch, blocks, k, p = 37, 5, 4, 9  # input groups: 16, 16 and 5
     if cells == "linear":
-        voltages = rng.uniform(-0.1, 0.1, size=(batch, blocks, k)) * (rng.uniform(size=(batch, blocks, k)) < 0.7)
+        voltages = rng.uniform(-0.1, 0.1, size=(batch, blocks, k)) * (rng.uniform(size=(batch, blocks, k)) < 0.5)
         transfer = rng.uniform(-1e-4, 1e-4, size=(blocks, k, 1, p))
         masks2, drives, extra = rng.uniform(0, 1e-8, size=(blocks, k, 1, p)), None, {}
         masks = transfer
@@ -87,9 +87,14 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     adc = None if bits is None else adc_constants(bits, full_scale, True, p)
     noise = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2}
     key = np.uint64(2**64 - 5)
+    # 4 bits: a step far above the sense noise, so all-zero arrays take zero_current_codes
+    assert (kernels.zero_current_codes(adc, noise["sense_var"])[1].size > 0) == (bits == 4)
+    assert np.any(~np.any(voltages, axis=-1))
     sums, saturated = kernels.read(voltages, masks, masks2, adc, **extra, **noise, key=key, row0=3)
     normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
-    expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives, **noise)
+    uniform = kernels.reference_uniform_bits(key, batch, blocks, p, row0=3)
+    expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives,
+                                                          uniform_bits=uniform, **noise)
     if bits is None:
         np.testing.assert_allclose(sums, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
     else:  # code sums: integers, equal unless a rounding error meets a code boundary (~1e-12)
@@ -114,24 +119,27 @@ def test_convert_equals_the_numpy_reference_and_the_adc_semantics():
 
 # --- noise statistics: fused path against the numpy path -----------------------------------
 
-@pytest.mark.parametrize("bits", [None, 8])
-def test_conversion_noise_statistics_match_the_numpy_path(bits):
+@pytest.mark.parametrize("case", ["no ADC", "8-bit ADC", "zero current, 8-bit ADC"])
+def test_conversion_noise_statistics_match_the_numpy_path(case):
     """One row block, so every output is one conversion: the fused path (counter-based
-    normals) and the numpy reference path (``numpy.random.Generator.standard_normal``) must
-    give the same per-conversion mean and variance, within 4 standard errors of their own
-    samples (which are below 1 % of the variance for 1e6 conversions)."""
+    normals; for a zero current with a step far above the sense noise, codes sampled from
+    one uniform number) and the numpy reference path (``numpy.random.Generator``'s normals)
+    must give the same per-conversion mean and variance, within 4 standard errors of their
+    own samples (which are below 1 % of the variance for 1e6 conversions per column)."""
     rng = np.random.default_rng(5)
     n, k, p = 1_000_000, 4, 2  # 1e6 conversions per column
-    row = rng.uniform(0.02, 0.1, size=(1, 1, k))
+    row = np.zeros((1, 1, k)) if case.startswith("zero") else rng.uniform(0.02, 0.1, size=(1, 1, k))
     voltages = np.broadcast_to(row, (n, 1, k))
     conductance = rng.uniform(1e-4, 2e-4, size=(1, k, 1, p))
     masks, masks2 = conductance - 1.5e-4, conductance**2  # common mode folded in, variance of the cells
     noise = {"read_var": 0.02**2, "sense_var": (1e-7) ** 2}
-    currents = np.einsum("brk,rkp->brp", row, masks[:, :, 0])
-    sigma = np.sqrt(noise["read_var"] * np.einsum("brk,rkp->brp", row**2, masks2[:, :, 0]) + noise["sense_var"])
-    adc = None if bits is None else adc_constants(bits, np.abs(currents[0, 0]) + 4 * sigma[0, 0], True, p)
-    step = 1.0 if adc is None else 1 / adc[2]
-    assert np.all(sigma > (0 if adc is None else step))  # the noise spans codes: the ADC sees it
+    currents = np.einsum("brk,rkp->brp", row, masks[:, :, 0])[0, 0]
+    sigma = np.sqrt(noise["read_var"] * np.einsum("brk,rkp->brp", row**2, masks2[:, :, 0]) + noise["sense_var"])[0, 0]
+    full_scale = {"no ADC": None, "8-bit ADC": np.abs(currents) + 4 * sigma, "zero current, 8-bit ADC": 200 * sigma}[case]
+    adc = None if full_scale is None else adc_constants(8, full_scale, True, p)
+    # the ADC sees the noise: it spans codes, or (zero current) decides between two codes
+    assert adc is None or np.all(sigma * adc[2] > (0.01 if case.startswith("zero") else 1))
+    assert (kernels.zero_current_codes(adc, noise["sense_var"])[1].size > 0) == case.startswith("zero")
     fused = kernels.read(voltages, masks, masks2, adc, **noise, key=kernels.stream_key(rng))[0]
     numpy_path = kernels.reference_read(voltages, masks, masks2, adc, rng.standard_normal((n, 1, p)), **noise)[0]
     for column in range(p):

@@ -20,10 +20,14 @@ A read of a tiled layer, per input row ``b``, row block (array) ``r`` and physic
 
 :func:`read` does all four in one pass over groups of inputs (parallel over the groups
 with numba, ``numba.set_num_threads``), never storing a partial current; the per-input
-work skips rows whose voltage is 0. :func:`convert` does 2-4 on partial currents computed
-elsewhere (nonlinear circuit solves, calibration). Random numbers depend only on (key,
-input row, block, column), so a read gives the same numbers whatever the thread count or
-chunk size.
+work skips rows whose voltage is 0, and a conversion whose array sees no voltage at all
+carries only sense noise: it takes its code from one uniform number, by the exact code
+distribution of that noise (:func:`zero_current_codes`). :func:`convert` does 2-4 on
+partial currents computed elsewhere (nonlinear circuit solves), :func:`partial_currents`
+step 1 alone (calibration). Random numbers depend only on (key, input row, block, column),
+so a read gives the same numbers whatever the thread count or chunk size. Each kernel has
+a plain-numpy reference (``reference_*``) that ``tests/test_kernels.py`` compares it with;
+:func:`largest` selects the order statistics of the ADC calibration.
 """
 
 from __future__ import annotations

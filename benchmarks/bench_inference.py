@@ -6,7 +6,7 @@ Run by hand (not a test)::
     .venv/bin/python benchmarks/bench_inference.py [--rounds 7] [--threads 1 2] [--out DIR]
     .venv/bin/python benchmarks/bench_inference.py --scaling      # time vs batch, width, tile
     .venv/bin/python benchmarks/bench_inference.py --sweep        # (g) with n_jobs 1 and 2
-    .venv/bin/python benchmarks/bench_inference.py --cases "" --sweep   # (g) only
+    .venv/bin/python benchmarks/bench_inference.py --cases --sweep      # (g) only
     .venv/bin/python benchmarks/bench_inference.py --commit ...   # also refresh benchmarks/results/
 
 Network: the cached 784-256-10 float MLP (:func:`imclib.experiments.mnist.float_model`).
@@ -17,6 +17,11 @@ c. (b) with read noise (0.5 %) redrawn at every read;
 d. (b) with an 8-bit ADC on every array's partial sums;
 e. (b) with 1 ohm per wire segment, solved by nodal analysis (linear cells);
 f. (b) with bias-dependent MTJ conductance (ideal wires);
+default. the default device, ``CrossbarConfig()``: (f) with read noise (0.5 %), sense noise
+   (10 nA) and 8-bit DAC and ADC per array (the one-pass noisy read of :mod:`imclib.kernels`);
+deploy. ``deploy_network`` of the default device for one device seed (programming, DAC and
+   ADC ranges calibrated on 1,000 training images, the noisy read of those images through
+   layer 1): timed per call like a read;
 g. a Monte-Carlo sweep of 100 device seeds of (b) (``--sweep``): ``imclib.sweep`` with
    ``n_jobs=1`` and ``n_jobs=2`` (each task deploys its seed and reads all images; the two
    workers are started by a warm-up call before the timed runs).
@@ -32,11 +37,12 @@ already cast to float64; ``float32``, the same in float32; ``package``,
 of the three references, in one process, in rounds (the order of the cases rotates from
 round to round); the paired ratio of a round is the case's time over the reference's time
 measured just before it, so that a change of machine load between rounds cancels. Reported:
-median and interquartile range (IQR) of the paired ratios over the rounds, for each BLAS
-thread count (threadpoolctl); ``x_float64_cpu`` is the same ratio of CPU times
+median and interquartile range (IQR) of the paired ratios over the rounds, for each thread
+count (BLAS through threadpoolctl, and the read kernels' numba threads); ``x_float64_cpu`` is the same ratio of CPU times
 (``time.process_time``), less sensitive to other processes competing for the cores (with
-2 threads it adds both threads' time). Targets are checked on the wall-clock ratio. The BLAS library, the load average and the machine are
-written with the results.
+2 threads it adds both threads' time). Targets are checked on the wall-clock ratio. The BLAS
+kernel (threadpoolctl) and the range of the load average over the rounds are written beside
+every number (``blas``, ``load``; per round in the raw rounds), the machine in the header.
 """
 
 from __future__ import annotations
@@ -64,8 +70,12 @@ CASES = {
     "d": "(b) + 8-bit ADC on every array's partial sums",
     "e": "(b) + 1 Ω wire segments, nodal analysis (linear cells)",
     "f": "(b) + bias-dependent MTJ conductance",
+    "default": "CrossbarConfig(): (f) + read and sense noise, 8-bit DAC and ADC per array",
+    "deploy": "deploy_network(CrossbarConfig()), one device seed",
 }
-TARGETS = {"b": 1.5, "c": 2.5, "d": 6.0, "e": 2.5, "f": 5.0}  # paired ratio to the float64 forward
+# paired ratio to the float64 forward; a dict gives the target per thread count
+TARGETS = {"b": 1.5, "c": 2.5, "d": 5.0, "e": 2.5, "f": 5.0, "default": {1: 8.0, 2: 5.0}, "deploy": 2.0}
+DEPLOY_TARGETS = {"default": 2.0}  # one-off deployment (deploy_s) over the float64 forward; 1.0 otherwise
 SWEEP_SPEEDUP_TARGET = 1.7
 REFERENCES = ("float64", "float32", "package")
 
@@ -75,6 +85,8 @@ def hardware_config(case: str):
     from imclib import CrossbarConfig, Nonidealities, Periphery, defaults
     from imclib.circuit import WireParasitics
 
+    if case in ("default", "deploy"):
+        return CrossbarConfig()
     base = CrossbarConfig.quantization_only().with_(nonideal=Nonidealities(programming_sigma=defaults.PROGRAMMING_SIGMA))
     changes = {
         "b": {},
@@ -97,7 +109,7 @@ def workload():
     return model, x_test, y_test
 
 
-def runners() -> dict:
+def runners(cases) -> dict:
     """Every timed function, by name: the three references and the hardware cases (reads of
     a network deployed once per case, device seed 0; the deployment times are in
     ``runners.deploy_s``)."""
@@ -117,8 +129,11 @@ def runners() -> dict:
     }
     calibration = mnist.calibration_inputs()  # converter ranges set on 1,000 training images, as the studies do
     runners.deploy_s = {}
-    for case in CASES:
+    for case in cases:
         deploy_network(model, hardware_config(case), calibration, 0)  # warm-up: weight-map memo, JIT
+        if case == "deploy":
+            run[case] = functools.partial(deploy_network, model, hardware_config(case), calibration, 1)
+            continue
         rng = np.random.default_rng(0)
         start = time.perf_counter()
         layers, _ = deploy_network(model, hardware_config(case), calibration, rng)
@@ -134,17 +149,21 @@ def _seconds(function) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def paired_rounds(cases: str, rounds: int, threads: int) -> pd.DataFrame:
+def paired_rounds(cases: list, rounds: int, threads: int) -> pd.DataFrame:
     """Per round and case: the case's time and the references' times just before it."""
-    run = runners()
+    import numba
+
+    run = runners(cases)
     rows = []
+    numba.set_num_threads(threads)  # the read kernels' threads
     with threadpool_limits(limits=threads, user_api="blas"):
         for name in (*REFERENCES, *cases):  # warm-up: caches, lazy imports, JIT, page faults
             run[name]()
         for index in range(rounds):
             order = cases[index % len(cases):] + cases[: index % len(cases)]
             for case in order:
-                row = {"threads": threads, "round": index, "case": case}
+                row = {"threads": threads, "round": index, "case": case, "load": os.getloadavg()[0],
+                       "blas": blas_kernel()}
                 for reference in REFERENCES:
                     row[f"{reference}_s"], row[f"{reference}_cpu_s"] = _seconds(run[reference])
                 row["case_s"], row["case_cpu_s"] = _seconds(run[case])
@@ -165,10 +184,15 @@ def summarize(raw: pd.DataFrame) -> pd.DataFrame:
             row[f"x_{reference}_IQR"] = f"{q1:.2f}-{q3:.2f}"
         cpu_ratio = group["case_cpu_s"] / group["float64_cpu_s"]
         row["x_float64_cpu"] = round(float(cpu_ratio.median()), 2)
-        target = TARGETS[case]
+        target = TARGETS[case][threads] if isinstance(TARGETS[case], dict) else TARGETS[case]
         row["target"] = f"<= {target:g}x float64"
         row["met"] = "yes" if row["x_float64"] <= target else "NO"
-        row["deploy_s"] = round(runners.deploy_s[case], 3)
+        if case in runners.deploy_s:  # one-off deployment of a read case, over the median float64 forward
+            deploy_x = runners.deploy_s[case] / group["float64_s"].median()
+            row["deploy_s"] = round(runners.deploy_s[case], 3)
+            row["deploy_x_float64"] = f"{deploy_x:.2f} (<= {DEPLOY_TARGETS.get(case, 1.0):g})"
+        row["load"] = f"{group['load'].min():.1f}-{group['load'].max():.1f}"
+        row["blas"] = "; ".join(sorted(set(group["blas"])))
         rows.append(row)
     table = pd.DataFrame(rows)
     references = raw.drop_duplicates(["threads", "round", "case"]).groupby("threads")
@@ -252,23 +276,31 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def blas_kernel() -> str:
+    """The BLAS library, version and kernel in use (threadpoolctl), e.g. ``openblas 0.3.27 SkylakeX``."""
+    return "; ".join(f"{info['internal_api']} {info.get('version')} {info.get('architecture')}"
+                     for info in threadpool_info() if info["user_api"] == "blas")
+
+
 def machine(load_before, load_after) -> str:
     """The machine, BLAS and load, one line."""
     blas = [f"{info['internal_api']} {info.get('version')} ({info.get('architecture')}, "
             f"{info.get('threading_layer')})" for info in threadpool_info() if info["user_api"] == "blas"]
     import numba
 
+    numba_threads = f"numba {numba.__version__} ({numba.config.THREADING_LAYER} threading layer, up to {numba.config.NUMBA_NUM_THREADS} threads)"
     return (f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs "
             f"({platform.processor() or platform.machine()}), load average {load_before:.2f} before / "
             f"{load_after:.2f} after, BLAS: {'; '.join(blas)}, Python {platform.python_version()}, "
-            f"numpy {np.__version__}, numba {numba.__version__}")
+            f"numpy {np.__version__}, {numba_threads}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="paired rounds per case (>= 7 recommended)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts")
-    parser.add_argument("--cases", default="".join(CASES), help="hardware cases, e.g. 'bd' ('' with --sweep: (g) only)")
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES),
+                        help="hardware cases, e.g. 'b d default' (none, with --sweep: (g) only)")
     parser.add_argument("--sweep", action="store_true", help="also time case (g), n_jobs 1 and 2")
     parser.add_argument("--scaling", action="store_true", help="time vs batch, width and tile size only")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: a new temporary folder)")

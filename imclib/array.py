@@ -15,6 +15,8 @@ from typing import Callable
 import numba
 import numpy as np
 
+from .kernels import level_drives
+
 
 def column_currents(voltages: np.ndarray, conductances: np.ndarray) -> np.ndarray:
     """Ideal Kirchhoff column currents ``I_bj = sum_i V_bi G_ij`` per block.
@@ -118,20 +120,15 @@ class LevelTable:
 
 @numba.njit(nogil=True, cache=True)
 def _level_drives(voltages, segments, per_volt, power, out):  # pragma: no cover - compiled
-    n_segments, _, levels = segments.shape
     for b in range(voltages.shape[0]):
         for i in range(voltages.shape[1]):
-            v = voltages[b, i]
-            if v == 0.0:  # no drive (unused inputs, padding rows): skip the lookup
-                for q in range(levels):
-                    out[b, i, q] = 0.0
+            drive = out[b, i]
+            if voltages[b, i] == 0.0:  # no drive (unused inputs, padding rows): skip the lookup
+                drive[:] = 0.0
                 continue
-            position = abs(v) * per_volt
-            node = min(int(position), n_segments - 1)
-            fraction = position - node
-            for q in range(levels):
-                drive = v * (segments[node, 0, q] + fraction * segments[node, 1, q])
-                out[b, i, q] = drive * drive if power == 2 else drive
+            level_drives(voltages[b, i], segments, per_volt, drive)
+            if power == 2:
+                drive *= drive
 
 
 def level_masks(state: np.ndarray, variation: np.ndarray, levels: int, power: int = 1) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import _validate
+from . import _validate, kernels
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, program_layer, with_ranges
 from .mlp import ACTIVATIONS, MLP
@@ -72,11 +72,34 @@ def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None
     config = layer.config
     x_max = input_full_scale(x, config.input_percentile) if input_range is None else input_range
     layer = with_ranges(layer, x_max, bool(np.any(x < 0)))
-    currents = np.abs(partial_signal(layer, _subsample(x, adc_samples)))
+    _, voltages, _ = layer.row_voltages(_subsample(x, adc_samples))
+    currents = layer.signal_currents(voltages, layer.row_blocks)  # a new array: |I'| in place, memory order kept
+    np.abs(currents, out=currents)
     if config.adc_calibration != "signal" or config.periphery.adc_range is not None:
         return layer, currents
-    full_scale = np.percentile(currents.reshape(-1, layer.layout.n_physical), config.adc_percentile, axis=0)
+    in_memory_order = currents if currents.flags.c_contiguous else currents.transpose(1, 0, 2)
+    full_scale = percentile_rows(in_memory_order, config.adc_percentile)
     return with_ranges(layer, x_max, layer.input_signed, np.where(full_scale > 0, full_scale, layer.adc_range)), currents
+
+
+def percentile_rows(values: np.ndarray, q: float) -> np.ndarray:
+    """``np.percentile(values, q, axis=0)`` (linear interpolation) of ``values`` (n, p),
+    identical to it, from only the two order statistics it needs per column
+    (:func:`imclib.kernels.largest`). ``values`` may also be (a, b, p): the percentile
+    over the first two axes.
+
+    With ``h = (q / 100) (n - 1)``, ``lo = floor(h)``, ``g = h - lo`` and ``x, y`` the
+    ``lo``-th and ``(lo + 1)``-th smallest values (from 0): ``x + g (y - x)`` for
+    ``g < 0.5``, else ``y - (1 - g)(y - x)``, as numpy computes it.
+    """
+    values = values if values.ndim == 3 else values[None]
+    n = values.shape[0] * values.shape[1]
+    virtual = np.true_divide(q, 100) * (n - 1)
+    lo = min(int(np.floor(virtual)), n - 1)
+    gamma = virtual - lo if lo < n - 1 else 0.0
+    x, y = kernels.largest(values, n - lo)
+    diff = y - x
+    return y - diff * (1 - gamma) if gamma >= 0.5 else x + diff * gamma
 
 
 def partial_signal(layer: ProgrammedLayer, x: np.ndarray) -> np.ndarray:

@@ -33,11 +33,13 @@ for the offset mapping. The ADC full scale is then a property of the signal (a p
 of its partial currents on calibration inputs), per physical column.
 
 Without an ADC the digitization is the identity and the decode is linear, so the partial
-sums are accumulated inside one matmul (exact). With an ADC and noise-free linear reads the
-partial sums are never stored: :func:`imclib.periphery.digitized_matmul` computes, digitizes
-and sums them in one compiled pass. Read noise is Gaussian per cell and read,
-so a column's noise is Gaussian with variance ``sum_i V_i^2 (sigma G_ij)^2``: a matmul
-gives it exactly in distribution.
+sums are accumulated inside one matmul (exact). With an ADC the partial sums are never
+stored: :func:`imclib.kernels.read` computes them, adds the noise, digitizes and sums them
+in one compiled pass (linear or bias-dependent cells, ideal wires or transfer matrices).
+Read noise is Gaussian per cell and read, so a column's noise is Gaussian with variance
+``sum_i V_i^2 (sigma G_ij)^2``: it is drawn once per conversion, with the sense noise, from
+a counter-based stream keyed by one number drawn from the read's generator
+(:func:`imclib.kernels.read_normals`), so that a read does not depend on threads or chunks.
 
 Wire resistance (``config.wires``) is solved by nodal analysis (:mod:`imclib.circuit`).
 With linear cells every array is a fixed linear map ``I = V @ T`` (its transfer matrix,
@@ -59,13 +61,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate
+from . import _validate, kernels
 from .array import LevelTable, bias_dependent_currents, column_currents, level_masks
 from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
 from .mapping import WeightMap, map_weights
 from .nonidealities import draw_stuck, draw_variation
-from .periphery import dac, digitized_matmul, digitized_sum, warn_saturation
+from .periphery import adc_constants, dac, scale_codes, warn_saturation
 
 # Work per chunk of inputs: of 1, 4, 16 and 64 MiB, 16 MiB was fastest (ADC: 25 %, bias-dependent
 # cells: 8 % faster than 64 MiB; benchmarks/bench_inference.py). Nonlinear solves take larger
@@ -262,11 +264,10 @@ class ProgrammedLayer:
         """``G_ij^2`` (siemens^2) in float32, for the read-noise variance ``sum_i V_i^2 (sigma G_ij)^2``."""
         return np.square(self.conductance, dtype=np.float32)
 
-    @property
-    def _reads_noise_free_linear(self) -> bool:
-        """Whether every read is ``I = V @ T`` exactly: linear cells, no read or sense noise."""
-        return (self.levels is None and self.config.nonideal.read_sigma == 0
-                and self.config.periphery.sense_noise == 0)
+    @functools.cached_property
+    def _read_matrices(self) -> tuple:
+        """:func:`read_matrices` of this layer, computed once."""
+        return read_matrices(self)
 
     @property
     def solves_circuit(self) -> bool:
@@ -304,38 +305,21 @@ class ProgrammedLayer:
         (batch, blocks, physical columns): what reaches the ADCs."""
         if self.solves_circuit:
             return self._solved_currents(voltages, blocks)
+        if blocks == self.row_blocks > 1:  # per array: the read kernel's first step
+            segments, per_volt, masks, _ = self._read_matrices
+            return kernels.partial_currents(voltages.reshape(voltages.shape[0], blocks, -1), masks,
+                                            segments=segments, per_volt=per_volt)
         return self._block_currents(voltages, blocks)
 
-    def partial_currents(self, voltages: np.ndarray, rng, blocks: int) -> np.ndarray:
-        """Column currents (amperes) per row block after the common-mode subtraction, with
-        read and sense noise.
+    @property
+    def _reads_in_one_pass(self) -> bool:
+        """Whether reads go through :func:`imclib.kernels.read` (an ADC, no circuit solve)."""
+        return self.config.periphery.adc_bits is not None and not self.solves_circuit
 
-        Parameters
-        ----------
-        voltages : ndarray, shape (batch, padded n_in)
-        blocks : int
-            ``row_blocks`` for per-array partial sums, or 1 to accumulate all row blocks
-            in one matmul (then the sense noise of ``row_blocks`` reads is added).
-
-        Returns
-        -------
-        ndarray, shape (batch, blocks, physical columns)
-        """
-        currents = self.signal_currents(voltages, blocks)
-        read_sigma = self.config.nonideal.read_sigma
-        reads_per_block = self.row_blocks // blocks
-        variance = reads_per_block * self.config.periphery.sense_noise**2
-        if read_sigma > 0:
-            variance = variance + read_sigma**2 * self._block_currents(voltages, blocks, power=2)
-        if np.any(variance):
-            noise = rng.standard_normal(currents.shape)
-            noise *= np.sqrt(variance)
-            currents += noise  # a fresh array from the read above
-        return currents
-
-    def _chunked_read(self, voltages, rng, blocks, adc_bits, full_scale, signed) -> tuple[np.ndarray, int]:
+    def _chunked_read(self, voltages, blocks, adc, noise) -> tuple[np.ndarray, int]:
         """Column currents summed over ``blocks``, chunk by chunk of inputs (bounded memory):
-        partial currents with noise (:meth:`partial_currents`), then the ADC and the sum."""
+        noise-free partial currents (:meth:`signal_currents`) and the read-noise variance
+        kernel, then noise, ADC and sum (:func:`imclib.kernels.convert`)."""
         # live float64 arrays per input: about four of the partial currents, four of the inputs
         row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
         budget = _CHUNK_BYTES
@@ -346,34 +330,39 @@ class ProgrammedLayer:
         totals = np.empty((voltages.shape[0], self.layout.n_physical))
         saturated = 0
         for start in range(0, voltages.shape[0], chunk):
-            part = self.partial_currents(voltages[start : start + chunk], rng, blocks)
-            if adc_bits is None:
-                totals[start : start + chunk] = part[:, 0]
-            else:
-                totals[start : start + chunk], saturated_here = digitized_sum(part, adc_bits, full_scale, signed)
-                saturated += saturated_here
+            part = voltages[start : start + chunk]
+            currents = self.signal_currents(part, blocks)
+            if adc is None and not noise:
+                totals[start : start + chunk] = currents[:, 0]
+                continue
+            variance = self._block_currents(part, blocks, power=2) if noise.get("read_var") else None
+            totals[start : start + chunk], saturated_here = kernels.convert(currents, adc, variance=variance,
+                                                                            row0=start, **noise)
+            saturated += saturated_here
         return totals, saturated
 
     def column_currents(self, x: np.ndarray, rng=None) -> tuple[np.ndarray, np.ndarray, float]:
-        """Physical column currents (amperes) after the common-mode subtraction, summed
-        over row blocks, after the ADC.
+        """Physical column currents (amperes) after the common-mode subtraction, with read
+        and sense noise, through the ADC per array and summed over row blocks.
 
         Returns ``(currents (batch, physical columns), applied inputs, s)``.
         """
         rng = _validate.generator(rng)
         applied, voltages, volts_per_unit = self.row_voltages(x)
-        adc_bits = self.config.periphery.adc_bits
+        adc_bits, p = self.config.periphery.adc_bits, self.layout.n_physical
         blocks = self.row_blocks if adc_bits is not None else 1
-        full_scale, signed = self.adc_range, self.adc_signed
-        if adc_bits is not None and self._reads_noise_free_linear:  # one fused pass, no partial sums stored
-            k, p = self.config.rows, self.layout.n_physical
-            totals, saturated = digitized_matmul(voltages.reshape(x.shape[0], blocks, k),
-                                                 self.transfer.reshape(blocks, k, p), adc_bits, full_scale, signed)
+        adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
+        noise = _read_noise(self, blocks, rng)
+        if self._reads_in_one_pass:  # one compiled pass, no partial sums stored
+            segments, per_volt, masks, masks2 = self._read_matrices
+            totals, saturated = kernels.read(voltages.reshape(x.shape[0], blocks, -1), masks, masks2, adc,
+                                             segments=segments, per_volt=per_volt, **noise)
         else:
-            totals, saturated = self._chunked_read(voltages, rng, blocks, adc_bits, full_scale, signed)
-        reads = x.shape[0] * blocks * self.layout.n_physical
-        if saturated > _SATURATION_WARNING * reads:
-            warn_saturation(saturated, reads, float(np.max(full_scale)))
+            totals, saturated = self._chunked_read(voltages, blocks, adc, noise)
+        if adc is not None:
+            totals = scale_codes(totals, blocks, adc)
+        if saturated > _SATURATION_WARNING * x.shape[0] * blocks * p:
+            warn_saturation(saturated, x.shape[0] * blocks * p, float(np.max(self.adc_range)))
         return totals, applied, volts_per_unit
 
     def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float) -> np.ndarray:
@@ -421,6 +410,35 @@ class ProgrammedLayer:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
         currents, applied, volts_per_unit = self.column_currents(x, rng)
         return self.decode(currents, applied, volts_per_unit)
+
+
+def read_matrices(layer: ProgrammedLayer) -> tuple:
+    """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
+    (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
+    level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
+    ``-G0_j`` driven by the voltage itself when a common mode is subtracted."""
+    shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
+    if layer.levels is None:
+        return kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape)
+    state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
+    masks, masks2 = (level_masks(state, variation, layer.levels.table.shape[1], power) for power in (1, 2))
+    masks = _fold_common_mode(masks.reshape(-1, shape[-1]), 0.0, layer.mirror, layer.layout,
+                              layer.config.cols).reshape(masks.shape)
+    if np.any(layer.common_mode):
+        masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
+        masks2 = np.concatenate([masks2, np.zeros(shape)], axis=2)
+    return layer.levels.segments, layer.levels.per_volt, masks, np.ascontiguousarray(masks2)
+
+
+def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:
+    """Read noise of the cells (``read_var``, relative variance), sense noise of one
+    conversion of ``blocks`` (``sense_var``, A^2) and the read's stream ``key``; empty
+    without noise (then ``rng`` is not used)."""
+    read_var = layer.config.nonideal.read_sigma**2
+    sense_var = layer.row_blocks // blocks * layer.config.periphery.sense_noise**2
+    if read_var == 0 and sense_var == 0:
+        return {}
+    return {"read_var": read_var, "sense_var": sense_var, "key": kernels.stream_key(rng)}
 
 
 def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
@@ -496,8 +514,8 @@ def with_ranges(layer: ProgrammedLayer, input_range: float, input_signed: bool,
     """
     _validate.positive("input_range", input_range)
     config = layer.config
-    layer = dataclasses.replace(layer, input_range=float(input_range), input_signed=bool(input_signed),
-                                adc_signed=adc_polarity(config, input_signed))
+    layer = _replace(layer, input_range=float(input_range), input_signed=bool(input_signed),
+                     adc_signed=adc_polarity(config, input_signed))
     if adc_range is None:
         if config.periphery.adc_range is not None:
             adc_range = config.periphery.adc_range
@@ -508,7 +526,16 @@ def with_ranges(layer: ProgrammedLayer, input_range: float, input_signed: bool,
     adc_range = np.broadcast_to(np.asarray(adc_range, dtype=np.float64), (layer.layout.n_physical,)).copy()
     if not np.all(adc_range > 0):
         raise ValueError("adc_range must be > 0 amperes for every physical column")
-    return dataclasses.replace(layer, adc_range=adc_range)
+    return _replace(layer, adc_range=adc_range)
+
+
+def _replace(layer: ProgrammedLayer, **ranges) -> ProgrammedLayer:
+    """``dataclasses.replace`` of converter ranges, keeping the matrices derived from the
+    programmed cells (``functools.cached_property``), which the ranges do not change."""
+    new = dataclasses.replace(layer, **ranges)
+    new.__dict__.update({name: value for name, value in layer.__dict__.items()
+                         if isinstance(getattr(ProgrammedLayer, name, None), functools.cached_property)})
+    return new
 
 
 def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,

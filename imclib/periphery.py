@@ -17,10 +17,9 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-from . import _validate
+from . import _validate, kernels
 
 CURRENT_RANGE_A = (1e-18, 1.0)
 """Accepted ADC full scale and non-zero sense noise (amperes)."""
@@ -90,8 +89,9 @@ def adc(current: np.ndarray, bits: int | None, full_scale, signed: bool) -> tupl
     return uniform_quantize(current, bits, -full_scale if signed else 0.0, full_scale), saturated
 
 
-def _adc_constants(bits: int, full_scale, signed: bool, p: int):
-    """Per physical column: ``I_fs``, ``low`` and codes per ampere, each shape (p,) float64."""
+def adc_constants(bits: int, full_scale, signed: bool, p: int) -> tuple:
+    """Per physical column ``I_fs``, ``low`` and codes per ampere, each shape (p,) float64,
+    and ``2^bits - 1``: the ADC as the compiled kernels take it (:func:`imclib.kernels.read`)."""
     try:
         fs = np.ascontiguousarray(np.broadcast_to(np.asarray(full_scale, dtype=np.float64), (p,)))
     except ValueError:
@@ -102,58 +102,7 @@ def _adc_constants(bits: int, full_scale, signed: bool, p: int):
     if not np.all(fs > 0) or not np.all(np.isfinite(fs)):
         raise ValueError("full_scale must be in (0, inf) amperes in every column")
     low = -fs if signed else np.zeros(p)
-    return fs, low, _codes_per_ampere(bits, low, fs)
-
-
-@numba.njit(nogil=True, cache=True)
-def _digitize_sum_kernel(currents, fs, low, per_ampere, top, codes):  # pragma: no cover - compiled
-    batch, blocks, p = currents.shape
-    saturated = 0
-    for b in range(batch):
-        total = codes[b]
-        total[:] = 0.0
-        for r in range(blocks):
-            over = 0
-            for j in range(p):
-                current = currents[b, r, j]
-                over += (current > fs[j]) | (current < -fs[j])
-                total[j] += np.rint(min(max((current - low[j]) * per_ampere[j], 0.0), top))
-            saturated += over
-    return saturated
-
-
-# Inputs per group of the fused kernel: their code sums (group x p) stay in the L1/L2 cache
-# while one array's conductances are applied to all of them (16: 0.25 s for 10,000 inputs
-# on 196 x 256 4x4 arrays; 1: 0.29 s, 64: 0.35 s).
-_GROUP = 16
-
-
-@numba.njit(nogil=True, cache=True)
-def _digitized_matmul_kernel(voltages, conductances, fs, low, per_ampere, top, codes):  # pragma: no cover
-    batch, blocks, k = voltages.shape
-    p = conductances.shape[2]
-    current = np.empty(p)
-    saturated = 0
-    for first in range(0, batch, _GROUP):
-        last = min(first + _GROUP, batch)
-        for b in range(first, last):
-            codes[b, :] = 0.0
-        for r in range(blocks):
-            for b in range(first, last):
-                total = codes[b]
-                v = voltages[b, r, 0]
-                for j in range(p):
-                    current[j] = v * conductances[r, 0, j]
-                for i in range(1, k):
-                    v = voltages[b, r, i]
-                    for j in range(p):
-                        current[j] += v * conductances[r, i, j]
-                over = 0
-                for j in range(p):
-                    over += (current[j] > fs[j]) | (current[j] < -fs[j])
-                    total[j] += np.rint(min(max((current[j] - low[j]) * per_ampere[j], 0.0), top))
-                saturated += over
-    return saturated
+    return fs, low, _codes_per_ampere(bits, low, fs), float(2**bits - 1)
 
 
 def digitized_sum(currents: np.ndarray, bits: int, full_scale, signed: bool) -> tuple[np.ndarray, int]:
@@ -164,7 +113,7 @@ def digitized_sum(currents: np.ndarray, bits: int, full_scale, signed: bool) -> 
     ``c = clip(rint((I - low) / step), 0, 2^b - 1)``, the digital sum is
     ``sum_r (low + c_r step) = R low + step sum_r c_r``: the codes are summed (exact
     integers in float64) and scaled once. A read saturates when ``|I| > I_fs``. One compiled
-    pass (numba) reads every current once: no temporaries.
+    pass (:func:`imclib.kernels.convert`) reads every current once: no temporaries.
 
     Parameters
     ----------
@@ -185,11 +134,9 @@ def digitized_sum(currents: np.ndarray, bits: int, full_scale, signed: bool) -> 
         Number of saturated reads.
     """
     currents = np.asarray(currents, dtype=np.float64)
-    batch, blocks, p = currents.shape
-    fs, low, per_ampere = _adc_constants(bits, full_scale, signed, p)
-    codes = np.empty((batch, p))
-    saturated = _digitize_sum_kernel(currents, fs, low, per_ampere, float(2**bits - 1), codes)
-    return _scale_codes(codes, blocks, low, fs, bits), int(saturated)
+    constants = adc_constants(bits, full_scale, signed, currents.shape[2])
+    codes, saturated = kernels.convert(currents, constants)
+    return scale_codes(codes, currents.shape[1], constants), saturated
 
 
 def digitized_matmul(voltages: np.ndarray, conductances: np.ndarray, bits: int, full_scale,
@@ -200,8 +147,8 @@ def digitized_matmul(voltages: np.ndarray, conductances: np.ndarray, bits: int, 
     Equals ``digitized_sum(column_currents(voltages, conductances), ...)``
     (:func:`digitized_sum`, :func:`imclib.array.column_currents`) up to the rounding of the
     partial currents ``I_brj = sum_i V_bri G_rij`` (accumulated in the order ``i = 0..k-1``,
-    where BLAS may use another order). Inputs are taken in groups of 16, so that their code
-    sums stay in cache while one array's conductances are applied to all of them.
+    where BLAS may use another order): :func:`imclib.kernels.read` on linear cells without
+    noise.
 
     Parameters
     ----------
@@ -222,16 +169,17 @@ def digitized_matmul(voltages: np.ndarray, conductances: np.ndarray, bits: int, 
     batch, blocks, k = voltages.shape
     if conductances.shape[:2] != (blocks, k):
         raise ValueError(f"conductances must have shape ({blocks}, {k}, p), got {conductances.shape}")
-    p = conductances.shape[2]
-    fs, low, per_ampere = _adc_constants(bits, full_scale, signed, p)
-    codes = np.empty((batch, p))
-    saturated = _digitized_matmul_kernel(voltages, conductances, fs, low, per_ampere, float(2**bits - 1), codes)
-    return _scale_codes(codes, blocks, low, fs, bits), int(saturated)
+    constants = adc_constants(bits, full_scale, signed, conductances.shape[2])
+    matrices = conductances[:, :, None, :]
+    codes, saturated = kernels.read(voltages, matrices, matrices, constants)
+    return scale_codes(codes, blocks, constants), saturated
 
 
-def _scale_codes(codes: np.ndarray, blocks: int, low: np.ndarray, fs: np.ndarray, bits: int) -> np.ndarray:
-    """Code sums -> amperes, ``R low + step sum_r c_r`` (in place)."""
-    codes *= (fs - low) / (2**bits - 1)
+def scale_codes(codes: np.ndarray, blocks: int, constants: tuple) -> np.ndarray:
+    """Code sums -> amperes, ``R low + step sum_r c_r`` (in place), with the
+    :func:`adc_constants` ``constants``."""
+    fs, low, _, top = constants
+    codes *= (fs - low) / top
     codes += blocks * low
     return codes
 

@@ -105,7 +105,7 @@ def test_layer_fused_path_equals_chunked_path(monkeypatch, wires):
         wires=WireParasitics(r_row=1.0, r_col=1.0) if wires else WireParasitics())
     layer = program_layer(weights, config, 0)
     fused = layer.mvm(x)
-    monkeypatch.setattr(type(layer), "_reads_noise_free_linear", property(lambda self: False))
+    monkeypatch.setattr(type(layer), "_reads_in_one_pass", property(lambda self: False))
     chunked = layer.mvm(x)
     np.testing.assert_allclose(fused, chunked, rtol=1e-12, atol=1e-12 * np.abs(chunked).max())
 

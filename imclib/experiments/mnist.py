@@ -129,7 +129,7 @@ def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = 
                                                x_val=data["x_val"], y_val=data["y_val"], n_calibration=CALIBRATION))
 
 
-TABLE_CODE = ("cells.py", "array.py", "layer.py", "mapping.py", "deploy.py", "network.py", "periphery.py",
+TABLE_CODE = ("cells.py", "array.py", "kernels.py", "layer.py", "mapping.py", "deploy.py", "network.py", "periphery.py",
               "nonidealities.py", "circuit.py", "config.py", "defaults.py", "mlp.py", "hwa.py", "data.py",
               "experiments/mnist.py")
 """The modules a cached accuracy table depends on (the physics, deployment, training and data).

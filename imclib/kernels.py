@@ -1,0 +1,530 @@
+"""The compiled inner loops of a read, each with the plain-numpy reference it must match.
+
+A read of a tiled layer, per input row ``b``, row block (array) ``r`` and physical column
+``j`` (amperes, volts, siemens):
+
+1. partial current ``I_brj = sum_{i,q} d_briq M_riqj``: the row drives ``d`` meet the read
+   matrices ``M``. Linear cells have one "level", ``d_bri0 = V_bri`` and ``M_ri0j = T_ij``
+   (the transfer matrix, common mode folded in). Bias-dependent cells have one drive per
+   level ``q``, ``d_briq = V_bri G_q(|V_bri|)`` (:class:`imclib.array.LevelTable`), and the
+   masks ``M_riqj = (q_ij == q) D_ij``, plus a last level ``d = V``, ``M = -G0_j`` for the
+   common-mode current;
+2. noise: ``I_brj + sigma_brj z_brj`` with ``sigma^2 = R s_sense^2 + s_read^2 sum_{i,q}
+   d_briq^2 M2_riqj`` (``M2 = G_ij^2`` or ``(q_ij == q) D_ij^2``): Gaussian read noise per
+   cell and the sense amplifier's noise in one variance per conversion, ``z`` standard
+   normal from a counter-based stream (:func:`read_normals`);
+3. ADC: codes ``c = clip(rint((I - low) K), 0, 2^bits - 1)`` with ``low = -I_fs`` (bipolar)
+   or 0 and ``K = (2^bits - 1) / (I_fs - low)`` codes per ampere, one full scale per
+   column; a conversion saturates when ``|I| > I_fs``;
+4. digital sum over the row blocks, ``sum_r (low + c_r / K) = R low + sum_r c_r / K``.
+
+:func:`read` does all four in one pass over groups of inputs (parallel over the groups
+with numba, ``numba.set_num_threads``), never storing a partial current; the per-input
+work skips rows whose voltage is 0, and a conversion whose array sees no voltage at all
+carries only sense noise: it takes its code from one uniform number, by the exact code
+distribution of that noise (:func:`zero_current_codes`). :func:`convert` does 2-4 on
+partial currents computed elsewhere (nonlinear circuit solves), :func:`partial_currents`
+step 1 alone (calibration). Random numbers depend only on (key, input row, block, column),
+so a read gives the same numbers whatever the thread count or chunk size. Each kernel has
+a plain-numpy reference (``reference_*``) that ``tests/test_kernels.py`` compares it with;
+:func:`largest` selects the order statistics of the ADC calibration.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+from scipy.special import ndtr
+
+# ---- counter-based standard normals ---------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_EXPONENT_52 = np.uint64(0x4330000000000000)  # the bits of 2^52: int -> float by bit tricks
+_MANTISSA = np.uint64((1 << 52) - 1)
+_ONE = np.uint64(0x3FF0000000000000)
+_LN2 = math.log(2.0)
+_SQRT_HALF = math.sqrt(0.5)
+# ln(1 + x) on [sqrt(1/2) - 1, sqrt(2) - 1]: least-squares Chebyshev fit of degree 12 in powers
+# of x, coefficients of x^1 .. x^12 (largest error 6e-11): no division, so the loop vectorises
+_LOG1P_SERIES = (1.0000000002581686, -0.5000000077820854, 0.33333327734293566, -0.24999900089840585,
+                 0.20000288183647075, -0.16671424135218907, 0.14282201276102638, -0.12397888919881438,
+                 0.11049219973050926, -0.10965993333408573, 0.10641818464966533, -0.057459178074605426)
+# cos and sin on |x| < pi/4: Taylor coefficients (-1)^n / (2n)! and (-1)^n / (2n + 1)!, n = 0..5 (1.2e-10)
+_COS_SERIES = tuple((-1) ** n / math.factorial(2 * n) for n in range(6))
+_SIN_SERIES = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(6))
+
+
+@intrinsic
+def _bits(typingctx, x):  # pragma: no cover - compiled
+    """The 64 bits of a float64, as uint64 (no conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.uint64(types.float64), codegen
+
+
+@intrinsic
+def _float(typingctx, x):  # pragma: no cover - compiled
+    """The float64 with the bits of a uint64 (no conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.uint64), codegen
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _mix(x):  # pragma: no cover - compiled
+    """SplitMix64's finalizer: a bijective 64-bit hash."""
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _unit(bits32):  # pragma: no cover - compiled
+    """``(n + 1/2) 2^-32`` for a 32-bit integer ``n``: in (0, 1), never 0 or 1."""
+    return (_float(bits32 | _EXPONENT_52) - 2.0**52 + 0.5) * 2.0**-32
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _log(u):  # pragma: no cover - compiled
+    """``ln u`` for normal positive ``u``: ``u = 2^e m``, ``m`` in [sqrt(1/2), sqrt(2)),
+    ``ln u = e ln 2 + ln(1 + (m - 1))`` (polynomial :data:`_LOG1P_SERIES`, error < 1e-10)."""
+    bits = _bits(u)
+    exponent = _float((bits >> np.uint64(52)) | _EXPONENT_52) - 2.0**52 - 1023.0
+    m = _float((bits & _MANTISSA) | _ONE)
+    high = m > 1.0 / _SQRT_HALF
+    x = (m * 0.5 if high else m) - 1.0
+    exponent = exponent + 1.0 if high else exponent
+    c = _LOG1P_SERIES
+    series = c[8] + x * (c[9] + x * (c[10] + x * c[11]))
+    series = c[4] + x * (c[5] + x * (c[6] + x * (c[7] + x * series)))
+    series = c[0] + x * (c[1] + x * (c[2] + x * (c[3] + x * series)))
+    return exponent * _LN2 + x * series
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _cos_sin(bits32):  # pragma: no cover - compiled
+    """``(cos 2 pi v, sin 2 pi v)``, ``v = (n + 1/2) 2^-32`` for a 32-bit integer ``n``:
+    quadrant from the top two bits, then the Taylor series about the middle of the
+    quadrant, ``x = 2 pi v - quadrant pi/2 - pi/4`` in (-pi/4, pi/4)."""
+    quadrant = bits32 >> np.uint64(30)
+    x = (_float((bits32 & np.uint64(0x3FFFFFFF)) | _EXPONENT_52) - 2.0**52 + 0.5) * (0.5 * math.pi * 2.0**-30) - 0.25 * math.pi
+    x2 = x * x
+    c, s = _COS_SERIES, _SIN_SERIES
+    cos_x = c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * c[5]))))
+    sin_x = x * (s[0] + x2 * (s[1] + x2 * (s[2] + x2 * (s[3] + x2 * (s[4] + x2 * s[5])))))
+    cos_phi, sin_phi = _SQRT_HALF * (cos_x - sin_x), _SQRT_HALF * (cos_x + sin_x)  # phi = x + pi/4
+    odd, upper = (quadrant & np.uint64(1)) == 1, quadrant >= 2
+    cos_q = -sin_phi if odd else cos_phi  # rotate by quadrant pi/2
+    sin_q = cos_phi if odd else sin_phi
+    return (-cos_q if upper else cos_q), (-sin_q if upper else sin_q)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _normals(stream, out):  # pragma: no cover - compiled
+    """``out[j] = z_j`` of one conversion row with hash stream ``stream`` (:func:`read_normals`);
+    ``out`` of even length ``2 H`` (the caller uses the first ``p``)."""
+    half = out.shape[0] // 2
+    for t in range(half):
+        h = _mix(stream + np.uint64(t) * _GOLDEN)
+        radius = math.sqrt(-2.0 * _log(_unit(h >> np.uint64(32))))
+        cos_v, sin_v = _cos_sin(h & _LOW32)
+        out[t] = radius * cos_v
+        out[half + t] = radius * sin_v
+
+
+def stream_key(rng: np.random.Generator) -> np.uint64:
+    """A 64-bit key for one read, drawn from ``rng`` (the read's only draw from it)."""
+    return rng.integers(2**64, dtype=np.uint64)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _stream(key, row, blocks, r, p):  # pragma: no cover - compiled
+    """Hash stream of input row ``row``, block ``r``: ``key + ((row blocks + r) p) phi``."""
+    return key + np.uint64((row * blocks + r) * p) * _GOLDEN
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _read_normals(key, row0, out):  # pragma: no cover - compiled
+    batch, blocks, p = out.shape
+    z = np.empty(p + p % 2)
+    for b in range(batch):
+        for r in range(blocks):
+            _normals(_stream(key, row0 + b, blocks, r, p), z)
+            out[b, r] = z[:p]
+
+
+def read_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
+    """The standard normals ``z_brj`` of a read (:func:`read`), shape (batch, blocks, p).
+
+    Counter-based Box-Muller: with ``H = ceil(p / 2)``, conversion ``(b, r, j)`` of input
+    row ``n = row0 + b`` hashes the counter ``c = (n R + r) p + (j mod H)`` to
+    ``h = mix(key + c phi)`` (SplitMix64: Weyl step ``phi = 0x9E3779B97F4A7C15``, then its
+    64-bit finalizer ``mix``); the high and low 32 bits give ``u, v = (bits + 1/2) 2^-32`` in
+    (0, 1) and ``z = sqrt(-2 ln u) cos(2 pi v)`` for ``j < H``, ``sqrt(-2 ln u) sin(2 pi v)``
+    otherwise: exactly normal but for the 32-bit grid of ``u`` (``|z| <= 6.8``, the normal
+    tail beyond has probability 1e-11). ``ln``, ``cos`` and ``sin`` are polynomials (error
+    below 1e-10)
+    (:func:`_log`, :func:`_cos_sin`), so the loop vectorises. Every number depends only on
+    (key, input row, block, column): not on threads or chunks.
+    """
+    out = np.empty((batch, blocks, p))
+    _read_normals(np.uint64(key), int(row0), out)
+    return out
+
+
+def _reference_hashes(key, batch: int, blocks: int, p: int, row0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plain-numpy hashes of a read: ``(hi, lo)`` 32-bit halves of ``mix(key + c phi)`` for
+    every conversion's counter ``c`` (:func:`read_normals`), and whether ``j < H``."""
+    half = (p + 1) // 2
+    j = np.arange(p)
+    counter = ((row0 + np.arange(batch))[:, None, None] * blocks + np.arange(blocks)[:, None]) * p + j % half
+    with np.errstate(over="ignore"):
+        h = np.uint64(key) + counter.astype(np.uint64) * _GOLDEN
+        h = (h ^ (h >> np.uint64(30))) * _MIX1
+        h = (h ^ (h >> np.uint64(27))) * _MIX2
+        h = h ^ (h >> np.uint64(31))
+    return h >> np.uint64(32), h & _LOW32, j < half
+
+
+def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
+    """Plain-numpy :func:`read_normals` (numpy's ``log``, ``cos`` and ``sin``)."""
+    hi, lo, first = _reference_hashes(key, batch, blocks, p, row0)
+    u, v = ((bits.astype(np.float64) + 0.5) * 2.0**-32 for bits in (hi, lo))
+    angle = 2 * np.pi * v
+    return np.sqrt(-2 * np.log(u)) * np.where(first, np.cos(angle), np.sin(angle))
+
+
+def reference_uniform_bits(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
+    """Plain-numpy 32-bit uniform integers of a read's zero-current conversions
+    (:func:`zero_current_codes`): the high half of the hash for ``j < H``, the low half otherwise."""
+    hi, lo, first = _reference_hashes(key, batch, blocks, p, row0)
+    return np.where(first, hi, lo)
+
+
+# ---- noise, ADC and digital sum of one conversion row -----------------------------------
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out):  # pragma: no cover
+    """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
+    (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions."""
+    noisy = read_var > 0.0 or sense_var > 0.0
+    if noisy:
+        _normals(stream, z)
+    over = 0
+    for j in range(current.shape[0]):  # loop-invariant branches: unswitched by the compiler
+        value = current[j] + math.sqrt(read_var * variance[j] + sense_var) * z[j] if noisy else current[j]
+        if top == 0.0:
+            out[j] += value
+        else:
+            over += (value > fs[j]) | (value < -fs[j])
+            out[j] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
+    return over
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _zero_current_codes(stream, base, thresholds, bits, out):  # pragma: no cover - compiled
+    """``out[j] += base_j + sum_a [n_j < T_aj]`` with ``n_j`` the 32 bits of column ``j``'s
+    hash (:func:`zero_current_codes`)."""
+    half = bits.shape[0] // 2
+    for t in range(half):
+        h = _mix(stream + np.uint64(t) * _GOLDEN)
+        bits[t] = h >> np.uint64(32)
+        bits[half + t] = h & _LOW32
+    p = out.shape[0]
+    for j in range(p):
+        out[j] += base[j]
+    for a in range(thresholds.shape[0]):
+        for j in range(p):
+            out[j] += bits[j] < thresholds[a, j]
+
+
+# Inputs per group: their sums (group x p) stay in cache while one array's read matrices
+# serve all of them (measured on the noise-free linear read of 10,000 inputs on 196 x 256
+# 4x4 arrays: 16 inputs 0.25 s; 1: 0.29 s, 64: 0.35 s). The results do not depend on it.
+GROUP = 16
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key, row0,
+          fs, low, per_ampere, top, out, saturated, partials, zero_base, zero_thresholds):  # pragma: no cover
+    batch, blocks, k = voltages.shape
+    width, p = masks.shape[2], masks.shape[3]
+    noisy_cells = read_var > 0.0
+    store = partials.shape[0] > 0  # keep the partial currents, no conversion
+    zero_codes = zero_thresholds.shape[0] > 0
+    for group in numba.prange((batch + GROUP - 1) // GROUP):
+        first, last = group * GROUP, min(group * GROUP + GROUP, batch)
+        current, variance, z, drive = np.empty(p), np.zeros(p), np.empty(p + p % 2), np.empty(width)
+        bits = np.empty(p + p % 2, dtype=np.uint64)
+        over = 0
+        for b in range(first, last):
+            out[b, :] = 0.0
+        for r in range(blocks):
+            for b in range(first, last):
+                if zero_codes and not np.any(voltages[b, r]):  # sense noise only: codes from one uniform
+                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, out[b])
+                    continue
+                current[:] = 0.0
+                if noisy_cells:
+                    variance[:] = 0.0
+                for i in range(k):
+                    v = voltages[b, r, i]
+                    if v == 0.0:  # no drive: nothing to add
+                        continue
+                    level_drives(v, segments, per_volt, drive)
+                    for q in range(width):
+                        d = drive[q]
+                        if noisy_cells:
+                            d2 = d * d
+                            for j in range(p):
+                                current[j] += d * masks[r, i, q, j]
+                                variance[j] += d2 * masks2[r, i, q, j]
+                        else:
+                            for j in range(p):
+                                current[j] += d * masks[r, i, q, j]
+                if store:
+                    partials[b, r] = current
+                    continue
+                stream = _stream(key, row0 + b, blocks, r, p)
+                over += _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
+        saturated[group] = over
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _convert(currents, variance, read_var, sense_var, key, row0, fs, low, per_ampere, top, out, saturated):  # pragma: no cover
+    batch, blocks, p = currents.shape
+    for group in numba.prange((batch + GROUP - 1) // GROUP):
+        z = np.empty(p + p % 2)
+        over = 0
+        for b in range(group * GROUP, min(group * GROUP + GROUP, batch)):
+            out[b, :] = 0.0
+            for r in range(blocks):
+                stream = _stream(key, row0 + b, blocks, r, p)
+                row = variance[b, r] if read_var > 0.0 else variance[0, 0]
+                over += _convert_row(currents[b, r], row, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
+        saturated[group] = over
+
+
+@numba.njit(inline="always", error_model="numpy")
+def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
+    """Drives of one row voltage ``v``: ``drive[q] = v G_q(|v|)`` for the ``N`` levels of
+    ``segments`` (:attr:`imclib.array.LevelTable.segments`: ``G_q(v_n)`` and
+    ``G_q(v_{n+1}) - G_q(v_n)`` per node ``n``, interpolated at ``|v| per_volt``), then
+    ``drive[N] = v`` if ``drive`` is longer (the voltage itself: linear cells, common mode)."""
+    n_segments, _, levels = segments.shape
+    if levels:
+        position = abs(v) * per_volt
+        node = min(int(position), n_segments - 1)
+        fraction = position - node
+        for q in range(levels):
+            drive[q] = v * (segments[node, 0, q] + fraction * segments[node, 1, q])
+    if drive.shape[0] > levels:
+        drive[levels] = v
+
+
+# ---- entry points -----------------------------------------------------------------------
+
+ZERO_CODES_MAX = 16
+"""Codes a zero-current conversion may take for :func:`zero_current_codes` (sense noise up to
+about one code rms; 0.15-0.7 codes in the default device)."""
+_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint64))
+
+
+def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of a conversion whose partial current is exactly 0 (every row voltage of its
+    array 0), sampled exactly from one uniform number instead of a normal one.
+
+    Only sense noise remains: ``c = rint(clip(a_j + s_j z, 0, 2^b - 1))`` with ``a_j = -low_j K_j``
+    and ``s_j = sigma_sense K_j`` (codes), so ``P(c >= k) = Phi((a_j - k + 1/2) / s_j)``, and
+    ``c = base_j + sum_a [n < T_aj]`` for a uniform 32-bit integer ``n`` and the thresholds
+    ``T_aj = round(2^32 P(c >= k_a))`` of the codes ``k_a`` whose probability lies strictly
+    between 0 and 1 at that resolution (the same ``2^-32`` grid as :func:`read_normals`).
+    ``base_j`` counts the codes reached with probability 1. Used when every column has at
+    most :data:`ZERO_CODES_MAX` such codes and the full scale is at least 9 sense sigmas
+    (saturation probability below 1e-18, counted as 0); else (or without an ADC,
+    ``adc=None`` or ``top = 0``) ``(empty, empty)``.
+    """
+    if adc is None or adc[3] == 0.0 or sense_var == 0.0 or np.any(adc[0] < 9 * np.sqrt(sense_var)):
+        return _NO_ZERO_CODES
+    _, low, per_ampere, top = adc
+    k = np.arange(1, top + 1)
+    center, spread = -low * per_ampere, np.sqrt(sense_var) * per_ampere
+    thresholds = np.rint(2.0**32 * ndtr((center[:, None] - k + 0.5) / spread[:, None]))
+    active = (thresholds > 0) & (thresholds < 2.0**32)
+    most = active.sum(axis=1).max()
+    if most > ZERO_CODES_MAX:
+        return _NO_ZERO_CODES
+    base = np.count_nonzero(thresholds >= 2.0**32, axis=1).astype(np.float64)
+    # the active thresholds of each column first, padded with zeros (never reached)
+    order = np.argsort(~active, axis=1, kind="stable")[:, :most]
+    picked = np.where(np.take_along_axis(active, order, 1), np.take_along_axis(thresholds, order, 1), 0.0)
+    return base, np.ascontiguousarray(picked.T.astype(np.uint64))
+
+
+def _no_adc(p: int) -> tuple:
+    """ADC constants that mean "no ADC" to the kernels (``top = 0``)."""
+    return np.ones(p), np.zeros(p), np.ones(p), 0.0
+
+
+LINEAR = np.zeros((1, 2, 0))
+"""``segments`` of linear cells: no level table, the voltage is the only drive."""
+
+
+def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_var=0.0, sense_var=0.0,
+         key=np.uint64(0), row0=0) -> tuple[np.ndarray, int]:
+    """Steps 1-4 of the module docstring in one compiled pass: ``sum_r ADC(I_brj + sigma_brj z_brj)``.
+
+    Parameters
+    ----------
+    voltages : ndarray, shape (batch, blocks, k)
+        Row voltages (volts) of each array.
+    masks, masks2 : ndarray, shape (blocks, k, L, p)
+        Read matrices ``M`` (siemens, or dimensionless masks) and variance kernels ``M2``
+        (their squares' counterparts; unused without read noise), ``L = N`` levels of
+        ``segments`` plus one if the voltage itself is a drive.
+    adc : tuple or None
+        ``(fs, low, per_ampere, top)``: per-column full scale, lower end, codes per ampere
+        (amperes, shape (p,)) and ``2^bits - 1`` (:func:`imclib.periphery.adc_constants`);
+        the sums returned are then code sums. None: no ADC, the sums are amperes.
+    segments, per_volt
+        Level table of bias-dependent cells (:func:`level_drives`); :data:`LINEAR` otherwise.
+    read_var : float
+        ``s_read^2`` (relative read noise variance, dimensionless).
+    sense_var : float
+        Sense noise variance per conversion (A^2).
+    key, row0
+        Stream key (:func:`stream_key`) and index of the first input row in the read.
+
+    Returns
+    -------
+    sums : ndarray, shape (batch, p)
+        ``sum_r c_brj`` (code sums), or the noisy currents summed (amperes) without an ADC.
+    saturated : int
+        Saturated conversions.
+    """
+    voltages = np.ascontiguousarray(voltages, dtype=np.float64)
+    adc = _no_adc(masks.shape[3]) if adc is None else adc
+    out = np.empty((voltages.shape[0], masks.shape[3]))
+    saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
+    zero_base, zero_thresholds = zero_current_codes(adc, sense_var) if read_var or sense_var else _NO_ZERO_CODES
+    _read(voltages, segments, float(per_volt), masks, masks2, float(read_var), float(sense_var), np.uint64(key),
+          int(row0), *adc, out, saturated, np.empty((0, 0, 0)), zero_base, zero_thresholds)
+    return out, int(saturated.sum())
+
+
+def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.ndarray:
+    """Step 1 of the module docstring alone: the noise-free partial currents ``I_brj``
+    (amperes), shape (batch, blocks, p), with the arguments of :func:`read`."""
+    voltages = np.ascontiguousarray(voltages, dtype=np.float64)
+    batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
+    partials = np.empty((batch, blocks, p))
+    _read(voltages, segments, float(per_volt), masks, masks, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
+          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_ZERO_CODES)
+    return partials
+
+
+def convert(currents, adc, *, variance=None, read_var=0.0, sense_var=0.0, key=np.uint64(0),
+            row0=0) -> tuple[np.ndarray, int]:
+    """Steps 2-4 of the module docstring on given partial currents.
+
+    ``currents`` (batch, blocks, p, amperes) and ``variance`` (the same shape,
+    ``sum_i V^2 G^2``, or None without read noise) are not modified. ``adc`` as in
+    :func:`read`, or None for no ADC (the sums are then amperes). Returns the sums over
+    blocks, shape (batch, p), and the saturated conversions.
+    """
+    currents = np.ascontiguousarray(currents, dtype=np.float64)
+    batch, _, p = currents.shape
+    variance = np.zeros((1, 1, p)) if variance is None else np.ascontiguousarray(variance, dtype=np.float64)
+    adc = _no_adc(p) if adc is None else adc
+    out = np.empty((batch, p))
+    saturated = np.zeros(-(-batch // GROUP), dtype=np.int64)
+    _convert(currents, variance, float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated)
+    return out, int(saturated.sum())
+
+
+def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_var=0.0, sense_var=0.0,
+                   uniform_bits=None):
+    """Plain-numpy :func:`read` with the standard normals ``normals`` (batch, blocks, p)
+    given (:func:`reference_normals` of the read, or any generator's); ``drives`` (batch,
+    blocks, k, L) defaults to the voltages (linear cells). With ``uniform_bits`` (batch,
+    blocks, p; :func:`reference_uniform_bits`), the conversions of arrays whose row voltages
+    are all 0 take the codes of :func:`zero_current_codes` where it applies, as :func:`read` does."""
+    drives = voltages[..., None] if drives is None else drives
+    currents = np.einsum("brkl,rklp->brp", drives, masks)
+    sigma = np.sqrt(read_var * np.einsum("brkl,rklp->brp", drives**2, masks2) + sense_var)
+    noisy = currents + sigma * normals
+    if adc is None:
+        return noisy.sum(axis=1), 0
+    fs, low, per_ampere, top = adc
+    codes = np.clip(np.rint((noisy - low) * per_ampere), 0, top)
+    saturated = np.abs(noisy) > fs
+    base, thresholds = zero_current_codes(adc, sense_var) if uniform_bits is not None else _NO_ZERO_CODES
+    if thresholds.size:
+        silent = ~np.any(voltages, axis=-1)[..., None]
+        zero_codes = base + (uniform_bits[..., None, :] < thresholds).sum(axis=-2)
+        codes, saturated = np.where(silent, zero_codes, codes), saturated & ~silent
+    return codes.sum(axis=1), int(np.count_nonzero(saturated))
+
+
+
+# ---- calibration: order statistics per column ---------------------------------------------
+
+@numba.njit(inline="always", error_model="numpy")
+def _sift_down(heap, position, value):  # pragma: no cover - compiled
+    """Put ``value`` at ``position`` of the min-heap ``heap`` and sift it down."""
+    size = heap.shape[0]
+    while True:
+        child = 2 * position + 1
+        if child >= size:
+            break
+        if child + 1 < size and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= value:
+            break
+        heap[position] = heap[child]
+        position = child
+    heap[position] = value
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _largest(values, m, out):  # pragma: no cover - compiled
+    a, b, p = values.shape
+    heap = np.empty((p, m))
+    count = 0
+    for i in range(a):
+        for r in range(b):
+            row = values[i, r]
+            if count < m:  # the first m values of every column, then heapified
+                heap[:, count] = row
+                count += 1
+                if count == m:
+                    for j in range(p):
+                        for position in range(m // 2 - 1, -1, -1):
+                            _sift_down(heap[j], position, heap[j, position])
+                continue
+            for j in range(p):
+                if row[j] > heap[j, 0]:
+                    _sift_down(heap[j], 0, row[j])
+    for j in range(p):
+        out[j, 0] = heap[j, 0]
+        out[j, 1] = heap[j, 0] if m == 1 else (heap[j, 1] if m == 2 else min(heap[j, 1], heap[j, 2]))
+
+
+def largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m``-th and ``(m - 1)``-th largest value of every column (last axis) of
+    ``values`` (a, b, p), over its first two axes, in one streaming pass with a min-heap of
+    ``m`` values per column (``O(n log m)``, n = a b); the second is the first when ``m = 1``.
+    Reference: ``np.sort(values.reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
+    if not 1 <= m <= values.shape[0] * values.shape[1]:
+        raise ValueError(f"m must be in [1, {values.shape[0] * values.shape[1]}], got {m}")
+    out = np.empty((values.shape[2], 2))
+    _largest(values, int(m), out)
+    return out[:, 0], out[:, 1]

@@ -1,0 +1,221 @@
+"""The compiled read kernels (:mod:`imclib.kernels`) against their plain-numpy references,
+the counter-based normals against the normal distribution and numpy's generator, and the
+determinism of a noisy read across thread counts and chunk sizes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import imclib.layer
+from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, kernels, program_layer
+from imclib.array import LevelTable
+from imclib.deploy import calibrate, percentile_rows
+from imclib.periphery import adc_constants
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- counter-based normals -----------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [1, 7, 256])
+def test_read_normals_equal_the_numpy_reference(p):
+    compiled = kernels.read_normals(2**63 + 12345, 5, 3, p, row0=11)
+    # the kernel's ln, cos and sin are polynomials with errors below 1e-10
+    np.testing.assert_allclose(compiled, kernels.reference_normals(2**63 + 12345, 5, 3, p, row0=11),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_read_normals_are_standard_normal_and_independent():
+    z = kernels.read_normals(7, 2000, 4, 125)  # 1e6 numbers; columns j and j + 63 share a hash
+    n = z.size
+    assert abs(z.mean()) < 4 / np.sqrt(n)
+    assert abs(z.var() - 1) < 4 * np.sqrt(2 / n)
+    # the distribution: Kolmogorov-Smirnov at the 0.1 % level (critical value 1.95 / sqrt(n))
+    assert stats.kstest(z.ravel(), "norm").statistic < 1.95 / np.sqrt(n)
+    # the tails: fraction beyond 3 sigma within 4 binomial standard errors
+    tail = 2 * stats.norm.sf(3)
+    assert abs(np.mean(np.abs(z) > 3) - tail) < 4 * np.sqrt(tail * (1 - tail) / n)
+    # no correlation between the two numbers of one hash, nor between neighbouring blocks
+    for a, b in [(z[..., :62], z[..., 63:]), (z[:, :-1], z[:, 1:])]:
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 4 / np.sqrt(a.size)
+
+
+def test_read_normals_depend_on_the_key_row_and_block():
+    z = kernels.read_normals(1, 2, 2, 16)
+    assert not np.allclose(z, kernels.read_normals(2, 2, 2, 16))
+    np.testing.assert_array_equal(z[1:], kernels.read_normals(1, 1, 2, 16, row0=1))
+    assert not np.allclose(z[:, 0], z[:, 1]) and not np.allclose(z[0], z[1])
+
+
+# --- the fused read and the conversion against the numpy reference -------------------------
+
+def _bias_dependent_operands(rng, batch, blocks, k, p):
+    """Voltages with zeros, a level table, level masks plus a common-mode level, and the
+    drives the numpy reference needs."""
+    table = LevelTable.build(CellLevels(4, "binary").conductances, 0.1)
+    voltages = rng.uniform(0, 0.1, size=(batch, blocks, k)) * (rng.uniform(size=(batch, blocks, k)) < 0.5)
+    state = rng.integers(0, 4, size=(blocks, k, p))
+    variation = np.exp(0.03 * rng.standard_normal((blocks, k, p)))
+    masks = (state[:, :, None] == np.arange(4)[:, None]) * variation[:, :, None]
+    common_mode = rng.uniform(1e-4, 2e-4, size=p)
+    masks = np.concatenate([masks, np.broadcast_to(-common_mode, (blocks, k, 1, p))], axis=2)
+    masks2 = np.concatenate([masks[:, :, :4] ** 2, np.zeros((blocks, k, 1, p))], axis=2)
+    drives = np.concatenate([voltages[..., None] * table.levels(voltages), voltages[..., None]], axis=-1)
+    return voltages, table, np.ascontiguousarray(masks), masks2, drives
+
+
+@pytest.mark.parametrize("bits", [None, 4, 8])
+@pytest.mark.parametrize("cells", ["linear", "bias-dependent"])
+def test_fused_read_equals_the_numpy_reference(bits, cells):
+    rng = np.random.default_rng(0 if bits is None else bits)
+    batch, blocks, k, p = 37, 5, 4, 9  # input groups: 16, 16 and 5
+    if cells == "linear":
+        voltages = rng.uniform(-0.1, 0.1, size=(batch, blocks, k)) * (rng.uniform(size=(batch, blocks, k)) < 0.5)
+        transfer = rng.uniform(-1e-4, 1e-4, size=(blocks, k, 1, p))
+        masks2, drives, extra = rng.uniform(0, 1e-8, size=(blocks, k, 1, p)), None, {}
+        masks = transfer
+    else:
+        voltages, table, masks, masks2, drives = _bias_dependent_operands(rng, batch, blocks, k, p)
+        extra = {"segments": table.segments, "per_volt": table.per_volt}
+    currents = np.einsum("brkl,rklp->brp", voltages[..., None] if drives is None else drives, masks)
+    full_scale = np.quantile(np.abs(currents), 0.9, axis=(0, 1))  # some conversions saturate
+    adc = None if bits is None else adc_constants(bits, full_scale, True, p)
+    noise = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2}
+    key = np.uint64(2**64 - 5)
+    # 4 bits: a step far above the sense noise, so all-zero arrays take zero_current_codes
+    assert (kernels.zero_current_codes(adc, noise["sense_var"])[1].size > 0) == (bits == 4)
+    assert np.any(~np.any(voltages, axis=-1))
+    sums, saturated = kernels.read(voltages, masks, masks2, adc, **extra, **noise, key=key, row0=3)
+    normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
+    uniform = kernels.reference_uniform_bits(key, batch, blocks, p, row0=3)
+    expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives,
+                                                          uniform_bits=uniform, **noise)
+    if bits is None:
+        np.testing.assert_allclose(sums, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+    else:  # code sums: integers, equal unless a rounding error meets a code boundary (~1e-12)
+        np.testing.assert_array_equal(sums, expected)
+        assert saturated == expected_saturated > 0
+
+
+def test_convert_equals_the_numpy_reference_and_the_adc_semantics():
+    rng = np.random.default_rng(4)
+    currents = rng.uniform(-2e-5, 2e-5, size=(40, 3, 6))
+    variance = rng.uniform(0, 1e-8, size=currents.shape)
+    adc = adc_constants(6, np.full(6, 1.5e-5), True, 6)
+    noise = {"read_var": 0.1**2, "sense_var": (1e-7) ** 2}
+    sums, saturated = kernels.convert(currents, adc, variance=variance, key=9, **noise)
+    normals = kernels.reference_normals(9, 40, 3, 6)
+    sigma = np.sqrt(noise["read_var"] * variance + noise["sense_var"])
+    noisy = currents + sigma * normals
+    codes = np.clip(np.rint((noisy - adc[1]) * adc[2]), 0, adc[3])
+    np.testing.assert_array_equal(sums, codes.sum(axis=1))
+    assert saturated == np.count_nonzero(np.abs(noisy) > adc[0]) > 0
+
+
+# --- noise statistics: fused path against the numpy path -----------------------------------
+
+@pytest.mark.parametrize("case", ["no ADC", "8-bit ADC", "zero current, 8-bit ADC"])
+def test_conversion_noise_statistics_match_the_numpy_path(case):
+    """One row block, so every output is one conversion: the fused path (counter-based
+    normals; for a zero current with a step far above the sense noise, codes sampled from
+    one uniform number) and the numpy reference path (``numpy.random.Generator``'s normals)
+    must give the same per-conversion mean and variance, within 4 standard errors of their
+    own samples (which are below 1 % of the variance for 1e6 conversions per column)."""
+    rng = np.random.default_rng(5)
+    n, k, p = 1_000_000, 4, 2  # 1e6 conversions per column
+    row = np.zeros((1, 1, k)) if case.startswith("zero") else rng.uniform(0.02, 0.1, size=(1, 1, k))
+    voltages = np.broadcast_to(row, (n, 1, k))
+    conductance = rng.uniform(1e-4, 2e-4, size=(1, k, 1, p))
+    masks, masks2 = conductance - 1.5e-4, conductance**2  # common mode folded in, variance of the cells
+    noise = {"read_var": 0.02**2, "sense_var": (1e-7) ** 2}
+    currents = np.einsum("brk,rkp->brp", row, masks[:, :, 0])[0, 0]
+    sigma = np.sqrt(noise["read_var"] * np.einsum("brk,rkp->brp", row**2, masks2[:, :, 0]) + noise["sense_var"])[0, 0]
+    full_scale = {"no ADC": None, "8-bit ADC": np.abs(currents) + 4 * sigma, "zero current, 8-bit ADC": 200 * sigma}[case]
+    adc = None if full_scale is None else adc_constants(8, full_scale, True, p)
+    # the ADC sees the noise: it spans codes, or (zero current) decides between two codes
+    assert adc is None or np.all(sigma * adc[2] > (0.01 if case.startswith("zero") else 1))
+    assert (kernels.zero_current_codes(adc, noise["sense_var"])[1].size > 0) == case.startswith("zero")
+    fused = kernels.read(voltages, masks, masks2, adc, **noise, key=kernels.stream_key(rng))[0]
+    numpy_path = kernels.reference_read(voltages, masks, masks2, adc, rng.standard_normal((n, 1, p)), **noise)[0]
+    for column in range(p):
+        a, b = fused[:, column], numpy_path[:, column]
+        se_mean = np.sqrt(a.var() / n + b.var() / n)
+        assert abs(a.mean() - b.mean()) < 4 * se_mean
+        se_variance = np.sqrt(2 / (n - 1)) * np.hypot(a.var(), b.var())
+        assert 4 * se_variance < 0.01 * b.var()  # the test resolves 1 %
+        assert abs(a.var() - b.var()) < 4 * se_variance
+
+
+# --- determinism of a noisy read -------------------------------------------------------------
+
+CONFIGS = {
+    "default (fused)": CrossbarConfig(),
+    "linear, ADC (fused)": CrossbarConfig().with_(nonideal=Nonidealities(programming_sigma=0.03, read_sigma=0.005)),
+    "read noise, no ADC (chunked)": CrossbarConfig.quantization_only().with_(
+        nonideal=Nonidealities(programming_sigma=0.03, read_sigma=0.005), periphery=Periphery(sense_noise=1e-8)),
+}
+_SCRIPT = """
+import sys, numpy as np
+from tests.test_kernels import _noisy_reads
+np.save(sys.argv[1], _noisy_reads())
+"""
+
+
+def _noisy_reads() -> np.ndarray:
+    """Every config of :data:`CONFIGS`: 70 inputs read twice (seed 3), stacked."""
+    rng = np.random.default_rng(1)
+    weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(70, 30)) * (rng.uniform(size=(70, 30)) < 0.5)
+    reads = []
+    for config in CONFIGS.values():
+        layer = calibrate(program_layer(weights, config, 0), x)
+        generator = np.random.default_rng(3)
+        reads += [layer.mvm(x, generator), layer.mvm(x, generator)]
+    return np.stack(reads)
+
+
+def test_same_seed_same_numbers_whatever_the_threads_and_chunks(monkeypatch, tmp_path):
+    import numba
+
+    numba.set_num_threads(1)
+    one_thread = _noisy_reads()
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "two.npy")], cwd=ROOT, env=env, check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), one_thread)
+    monkeypatch.setattr(imclib.layer, "_CHUNK_BYTES", 1)  # one input per chunk
+    np.testing.assert_array_equal(_noisy_reads(), one_thread)
+    for first, second in one_thread.reshape(len(CONFIGS), 2, *one_thread.shape[1:]):
+        assert not np.allclose(first, second)  # the second read draws other noise
+    rng = np.random.default_rng(1)
+    weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(70, 30))
+    layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
+    assert not np.allclose(layer.mvm(x, 3), layer.mvm(x, 4))
+
+
+def test_a_read_of_some_rows_is_independent_of_the_chunks_it_is_cut_into():
+    rng = np.random.default_rng(2)
+    weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(100, 30))
+    layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
+    _, voltages, _ = layer.row_voltages(x)
+    segments, per_volt, masks, masks2 = layer._read_matrices
+    adc = adc_constants(8, layer.adc_range, layer.adc_signed, layer.layout.n_physical)
+    arguments = {"segments": segments, "per_volt": per_volt, "read_var": 1e-4, "sense_var": 1e-16, "key": 77}
+    v = voltages.reshape(100, layer.row_blocks, -1)
+    whole = kernels.read(v, masks, masks2, adc, **arguments)[0]
+    parts = [kernels.read(v[a:b], masks, masks2, adc, row0=a, **arguments)[0] for a, b in [(0, 17), (17, 18), (18, 100)]]
+    np.testing.assert_array_equal(np.vstack(parts), whole)
+
+
+# --- calibration: percentile by selection --------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 3), (2, 5), (50176, 7), (1001, 4)])
+@pytest.mark.parametrize("q", [0.0, 50.0, 99.9, 99.99, 100.0])
+def test_percentile_by_selection_equals_numpy_percentile(shape, q):
+    rng = np.random.default_rng(shape[0])
+    values = np.abs(rng.standard_normal(shape)) * rng.uniform(1, 10, size=shape[1])
+    values[: shape[0] // 3, 0] = values[0, 0]  # ties
+    np.testing.assert_array_equal(percentile_rows(values, q), np.percentile(values, q, axis=0))

@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 
 import joblib
+import numba
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -106,9 +107,14 @@ def _rows(point: dict, result) -> pd.DataFrame:
     return rows
 
 
-def _task(fn: Callable, point: dict, seed_sequence: np.random.SeedSequence | None, index: int):
+def _task(fn: Callable, point: dict, seed_sequence: np.random.SeedSequence | None, index: int,
+          one_thread: bool = False):
     """``fn(**point)`` (with ``rng`` when a seed sequence is given); an exception leaves as
-    :class:`_TaskFailed`, tagged with the task's ``index``."""
+    :class:`_TaskFailed`, tagged with the task's ``index``. With ``one_thread`` (tasks run side
+    by side) the compiled read kernels use one thread, so that workers do not oversubscribe
+    the cores (their results do not depend on the thread count)."""
+    if one_thread:
+        numba.set_num_threads(1)
     try:
         if seed_sequence is None:
             return fn(**point)
@@ -193,7 +199,7 @@ def sweep(
     tasks = [(fn, point, child, index) for index, (point, child) in enumerate(zip(points, seeds))]
     with joblib.parallel_config(backend=backend, n_jobs=n_jobs) if parallel else contextlib.nullcontext():
         if parallel:
-            results = joblib.Parallel(return_as="generator")(joblib.delayed(_task)(*task) for task in tasks)
+            results = joblib.Parallel(return_as="generator")(joblib.delayed(_task)(*task, True) for task in tasks)
         else:
             results = (_task(*task) for task in tasks)
         bar = tqdm(results, total=len(points), desc=description, disable=not progress, leave=False)

@@ -384,9 +384,11 @@ def test_numba_cache_falls_back_to_the_user_cache_when_the_package_folder_is_unw
 
 READ_ONLY_CHECK = textwrap.dedent("""
     import os, sys, numba, imclib
-    from imclib import array, circuit, periphery
-    kernels = [f for m in (array, circuit, periphery) for f in vars(m).values()
-               if isinstance(f, numba.core.registry.CPUDispatcher) and hasattr(f._cache, "cache_path")]
+    from imclib import array, circuit, kernels as compiled
+    kernels = [f for m in (array, circuit, compiled) for f in vars(m).values()
+               if isinstance(f, numba.core.registry.CPUDispatcher)
+               and isinstance(f._cache, numba.core.caching.FunctionCache)]  # cache=True kernels
+    assert len(kernels) >= 8, len(kernels)
     for kernel in kernels:
         kernel._cache._impl.locator.ensure_cache_path()  # numba's own test that it can write there
     print(imclib.__file__, len(kernels), sorted({k._cache.cache_path.split(os.sep)[-2] for k in kernels}))

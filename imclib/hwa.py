@@ -80,7 +80,10 @@ def _decoded(conductance: np.ndarray, state: _LayerState, noise=None) -> np.ndar
 
 
 def _dac(x: np.ndarray, state: _LayerState, config: CrossbarConfig) -> tuple[np.ndarray, np.ndarray]:
-    """DAC-applied inputs and the straight-through mask (1 inside the range)."""
+    """DAC-applied inputs and the straight-through mask (1 inside the range); analog cells read
+    without a DAC clip nothing (``config.clips_inputs``, as in the read path)."""
+    if not config.clips_inputs:
+        return x, np.ones(x.shape, dtype=bool)
     low = -state.x_max if state.signed else 0.0
     inside = (x >= low) & (x <= state.x_max)
     bits = config.periphery.dac_bits

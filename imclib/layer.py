@@ -208,7 +208,8 @@ class ProgrammedLayer:
         input unit, ``v_read / x_max``)."""
         applied = self.applied_inputs(x)
         volts_per_unit = _validate.finite_scale("v_read / input_range", self.config.v_read, self.input_range,
-                                                "the DAC full scale (simulate_mvm: max |inputs|) is too small to map to volts")
+                                                "the DAC full scale input_range (calibrated on the inputs, or max |inputs| in simulate_mvm) "
+                                                "is too small to map to volts")
         if self.conductance.shape[0] == self.n_in:
             return applied, applied * volts_per_unit, volts_per_unit
         padded = np.zeros((x.shape[0], self.conductance.shape[0]))
@@ -374,7 +375,12 @@ class ProgrammedLayer:
         (``I_ref / (s G_max)``); differential: ``y_j = (a_j/s)(I'+_j - I'-_j) + b_j sum(x)``.
         """
         weight_map = self.weight_map
-        gain = weight_map.gain / volts_per_unit
+        with np.errstate(over="ignore"):
+            gain = weight_map.gain / volts_per_unit
+        if not np.all(np.isfinite(gain)):
+            raise ValueError(f"the decode gain a/s overflows: the weight scale a (up to {np.max(np.abs(weight_map.gain)):.3g} "
+                             f"per siemens) over s = v_read / input_range = {volts_per_unit:.3g} V per input unit; "
+                             "inputs (input_range) this large need a larger conductance window or v_read")
         if self.config.mapping == "differential":
             plus, minus = self.layout.weight[:, 0], self.layout.weight[:, 1]
             y = currents[:, plus]

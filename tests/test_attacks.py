@@ -219,3 +219,12 @@ def test_a_worker_traceback_travels_with_the_cause():
     traceback text is attached to it as a note."""
     cause = _sweep_failure(n_jobs=2, backend="loky").__cause__
     assert any("in divide" in note for note in getattr(cause, "__notes__", [])), cause
+
+
+def test_a_decode_gain_that_overflows_is_refused_by_name():
+    """Huge inputs on a weak conductance window make a/s overflow: refused, not inf."""
+    config = CrossbarConfig().with_(v_read=1e-6)
+    weights = np.random.default_rng(0).normal(size=(8, 4))
+    inputs = np.full((2, 8), 1e300)
+    with pytest.raises(ValueError, match="decode gain"):
+        simulate_mvm(weights, inputs, config, np.random.default_rng(1))

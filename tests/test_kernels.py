@@ -187,9 +187,17 @@ def test_same_seed_same_numbers_whatever_the_threads_and_chunks(monkeypatch, tmp
     subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "two.npy")], cwd=ROOT, env=env, check=True)
     np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), one_thread)
     monkeypatch.setattr(imclib.layer, "_CHUNK_BYTES", 1)  # one input per chunk
-    np.testing.assert_array_equal(_noisy_reads(), one_thread)
-    for first, second in one_thread.reshape(len(CONFIGS), 2, *one_thread.shape[1:]):
+    chunked = _noisy_reads()
+    pairs = one_thread.reshape(len(CONFIGS), 2, *one_thread.shape[1:])
+    for index, (first, second) in enumerate(pairs):
         assert not np.allclose(first, second)  # the second read draws other noise
+        # Same noise numbers: the fused reads are bit-identical; the chunked path's read-noise
+        # variance is a float32 GEMM whose rounding some BLAS kernels (e.g. Prescott) make
+        # depend on the batch, so it may differ by float32 rounding of the noise (1e-7
+        # relative), far below what another noise draw changes.
+        draw_difference = np.abs(first - second).max()
+        assert np.abs(chunked[2 * index : 2 * index + 2] - one_thread[2 * index : 2 * index + 2]).max() < 1e-5 * draw_difference
+    np.testing.assert_array_equal(chunked[:4], one_thread[:4])  # the fused configs: bit-identical
     rng = np.random.default_rng(1)
     weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(70, 30))
     layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)

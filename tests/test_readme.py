@@ -4,7 +4,8 @@ Every ```python block of a page runs, the blocks of one page in order in one nam
 reader pastes them into one session), in a fresh interpreter with one BLAS thread, from a
 temporary folder (so nothing is written into the repository). Each block asserts or prints
 what it shows; the blocks are kept to a few seconds each (small data, few device seeds, a
-one-worker in-process Dask cluster). ```bash blocks are not run (they install, train or
+one-worker in-process Dask cluster); the longest, the sweep example of docs/api.md, runs
+eight hardware evaluations of 1,000 MNIST images, about 10-15 s. ```bash blocks are not run (they install, train or
 benchmark for minutes); the files and notebooks they name, and every relative link of the
 pages, must exist.
 """

@@ -7,7 +7,8 @@ tables it needs, training them if missing; concurrent runs store cache entries a
 
 Without ``--output`` it regenerates the repository in place: the executed notebooks replace
 ``notebooks/*.ipynb`` (so a reader sees outputs without a kernel), the figures and
-``results.json`` go to ``figures/``, and the headline table of README.md is rewritten.
+``results.json`` go to ``figures/``, the headline table of README.md is rewritten, and so is
+the page of the notebooks' "What we found" paragraphs, ``docs/findings.md``.
 With ``--output DIR`` the repository is not touched: the executed notebooks go to
 ``DIR/notebooks/``, figures and ``results.json`` to ``DIR/figures/`` and the table to
 ``DIR/results.md``. Either way ``models-used.jsonl`` (in ``DIR``, or ``figures/``' parent
@@ -62,6 +63,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 README = ROOT / "README.md"
+FINDINGS_PAGE = ROOT / "docs" / "findings.md"
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
@@ -328,22 +330,27 @@ def findings_text(notebooks: list[Path]) -> str:
     return "\n\n".join(parts)
 
 
-def _replace_between(text: str, start: str, end: str, body: str) -> str:
+def _replaced(path: Path, start: str, end: str, body: str) -> str:
+    """The text of the file ``path`` with ``body`` between its markers ``start`` and ``end``."""
+    text = path.read_text()
     if start not in text or end not in text:
-        raise RuntimeError(f"README.md lacks the markers {start} ... {end}")
+        raise RuntimeError(f"{path.name} lacks the markers {start} ... {end}")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def update_readme(results: dict, readme: Path = README, notebooks: list[Path] | None = None) -> None:
+def update_readme(results: dict, readme: Path = README, notebooks: list[Path] | None = None,
+                  findings_page: Path = FINDINGS_PAGE) -> None:
     """Replace the text between the results markers in README.md with the table, and (given
-    executed ``notebooks``) the text between the findings markers with their "What we found"
-    paragraphs."""
-    text = _replace_between(readme.read_text(), TABLE_START, TABLE_END, results_table(results))
-    if notebooks is not None and FINDINGS_START in text:
-        text = _replace_between(text, FINDINGS_START, FINDINGS_END, findings_text(notebooks))
-    readme.write_text(text)
+    executed ``notebooks``) the text between the findings markers of ``findings_page``
+    (docs/findings.md) with their "What we found" paragraphs; both files are checked for
+    their markers before either is written."""
+    texts = {readme: _replaced(readme, TABLE_START, TABLE_END, results_table(results))}
+    if notebooks is not None:
+        texts[findings_page] = _replaced(findings_page, FINDINGS_START, FINDINGS_END, findings_text(notebooks))
+    for path, text in texts.items():
+        path.write_text(text)
 
 
 class _Run:
@@ -424,7 +431,7 @@ def _refusal(args: argparse.Namespace, paths: list[Path]) -> str | None:
             return f"--output must be a folder, got the file {output}"
     elif os.environ.get("IMCLIB_FIGURES_DIR"):
         return ("IMCLIB_FIGURES_DIR is set, but reproduce without --output rewrites the repository's "
-                "notebooks, figures/ and README together: pass --output DIR instead")
+                "notebooks, figures/, README and docs/findings.md together: pass --output DIR instead")
     missing = [str(path) for path in paths if path.suffix != ".ipynb" or not path.is_file()]
     if missing:
         return f"notebooks must be existing .ipynb files, got {', '.join(missing)}"

@@ -37,7 +37,8 @@ def test_output_option_writes_only_under_the_output_folder(tmp_path, monkeypatch
     source = tmp_path / "src" / "99_test.ipynb"
     source.parent.mkdir()
     _notebook(source)
-    before = {p: _digest(p) for p in [source, reproduce.README, *reproduce.NOTEBOOKS.glob("*.ipynb")]}
+    before = {p: _digest(p) for p in [source, reproduce.README, reproduce.FINDINGS_PAGE,
+                                      *reproduce.NOTEBOOKS.glob("*.ipynb")]}
     out = tmp_path / "out"
     assert reproduce.main([str(source), "--output", str(out), "--cell-timeout", "300"]) == 0
     executed = nbformat.read(out / "notebooks" / "99_test.ipynb", as_version=4)
@@ -45,7 +46,7 @@ def test_output_option_writes_only_under_the_output_folder(tmp_path, monkeypatch
     assert json.loads((out / "figures" / "results.json").read_text())["C0"]["passed"] is True
     assert "| C0 | a test claim | – | x = 1 |" in (out / "results.md").read_text()
     assert (out / "models-used.jsonl").exists()
-    assert before == {p: _digest(p) for p in before}  # notebooks and README untouched
+    assert before == {p: _digest(p) for p in before}  # notebooks, README and findings page untouched
 
 
 def test_jobs_run_notebooks_side_by_side_with_the_same_outputs(tmp_path, monkeypatch):
@@ -72,10 +73,12 @@ def _code_notebook(path: Path, *sources: str) -> Path:
 
 
 def _repository_state() -> dict:
-    """Names at the repository's top level and in figures/, and the README and notebooks' digests."""
+    """Names at the repository's top level and in figures/, and the digests of the README, the
+    findings page and the notebooks."""
     return {"top": sorted(p.name for p in reproduce.ROOT.iterdir()),
             "figures": sorted(p.name for p in (reproduce.ROOT / "figures").iterdir()),
-            **{str(p): _digest(p) for p in [reproduce.README, *reproduce.NOTEBOOKS.glob("*.ipynb")]}}
+            **{str(p): _digest(p) for p in [reproduce.README, reproduce.FINDINGS_PAGE,
+                                            *reproduce.NOTEBOOKS.glob("*.ipynb")]}}
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -260,8 +263,29 @@ def test_findings_come_from_the_computed_what_we_found_output(tmp_path):
     ])
     path = tmp_path / "09_probe.ipynb"
     nbformat.write(notebook, path)
-    readme = tmp_path / "README.md"
-    readme.write_text(f"a\n{TABLE_START}\nold\n{TABLE_END}\nb\n{FINDINGS_START}\nold\n{FINDINGS_END}\nc\n")
-    update_readme({}, readme, [path])
-    text = readme.read_text()
+    readme, page = tmp_path / "README.md", tmp_path / "findings.md"
+    readme.write_text(f"a\n{TABLE_START}\nold\n{TABLE_END}\nb\n")
+    page.write_text(f"p\n{FINDINGS_START}\nold\n{FINDINGS_END}\nc\n")
+    update_readme({"C0": {"statement": "s", "measured": {"x": 3}, "paper": {}, "passed": True}}, readme, [path], page)
+    assert "| C0 | s |" in readme.read_text() and "old" not in readme.read_text()
+    text = page.read_text()
     assert "**`09_probe`**\n\n* x = 3" in text and "old" not in text and text.endswith("c\n")
+
+
+def test_update_readme_writes_nothing_when_a_file_lacks_its_markers(tmp_path):
+    from imclib.reproduce import FINDINGS_START, TABLE_END, TABLE_START, update_readme
+
+    readme, page = tmp_path / "README.md", tmp_path / "findings.md"
+    readme.write_text(f"{TABLE_START}\nold\n{TABLE_END}\n")
+    page.write_text(f"{FINDINGS_START}\nno end marker\n")
+    with pytest.raises(RuntimeError, match="findings.md lacks the markers"):
+        update_readme({}, readme, [], page)
+    assert "old" in readme.read_text()  # the README was not rewritten either
+
+
+def test_the_repository_carries_every_marker_update_readme_rewrites():
+    from imclib.reproduce import FINDINGS_END, FINDINGS_START, TABLE_END, TABLE_START
+
+    readme, page = reproduce.README.read_text(), reproduce.FINDINGS_PAGE.read_text()
+    assert TABLE_START in readme and TABLE_END in readme
+    assert FINDINGS_START in page and FINDINGS_END in page

@@ -120,15 +120,19 @@ class LevelTable:
 
 @numba.njit(nogil=True, cache=True)
 def _level_drives(voltages, segments, per_volt, power, out):  # pragma: no cover - compiled
+    levels = out.shape[2]
     for b in range(voltages.shape[0]):
         for i in range(voltages.shape[1]):
+            v = voltages[b, i]
             drive = out[b, i]
-            if voltages[b, i] == 0.0:  # no drive (unused inputs, padding rows): skip the lookup
-                drive[:] = 0.0
+            if v == 0.0:  # no drive (unused inputs, padding rows): skip the lookup
+                for q in range(levels):  # element loops: whole-slice operations cost 4x here
+                    drive[q] = 0.0
                 continue
-            level_drives(voltages[b, i], segments, per_volt, drive)
+            level_drives(v, segments, per_volt, drive)
             if power == 2:
-                drive *= drive
+                for q in range(levels):
+                    drive[q] *= drive[q]
 
 
 def level_masks(state: np.ndarray, variation: np.ndarray, levels: int, power: int = 1) -> np.ndarray:

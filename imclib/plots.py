@@ -19,13 +19,26 @@ sns.set_theme(context="notebook", style="whitegrid")
 PAPER_COLOR = "0.3"
 
 
+SEED = 0
+"""Seed of every random draw a figure makes (seaborn's bootstrap confidence bands, jitter):
+drawing the same table twice gives the same pixels."""
+
+
+def _lineplot(**kwargs) -> plt.Axes:
+    """``seaborn.lineplot`` with its bootstrap confidence band seeded (:data:`SEED`)."""
+    return sns.lineplot(seed=SEED, **kwargs)
+
+
 def save(fig: plt.Figure, name: str) -> Path:
     """Save ``fig`` as ``<figures>/<name>.png`` (200 dpi, for the notebook and README) and
-    ``<figures>/<name>.svg`` (vector, for papers); return the PNG path."""
+    ``<figures>/<name>.svg`` (vector, for papers); return the PNG path.
+
+    Byte-reproducible: neither file records a date or the matplotlib version, and the SVG's
+    element ids come from a fixed salt (the figure's name)."""
     folder = figures_dir()
-    fig.savefig(folder / f"{name}.png", dpi=200, bbox_inches="tight")
+    fig.savefig(folder / f"{name}.png", dpi=200, bbox_inches="tight", metadata={"Software": None})
     with plt.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
-        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return folder / f"{name}.png"
 
 
@@ -126,29 +139,6 @@ def xor_noise(sweep: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def accuracy(table: pd.DataFrame, paper: dict | None = None) -> plt.Figure:
-    """Accuracy per network (points per device seed, bar = mean) with the paper's values."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.barplot(data=table, x="network", y="accuracy", errorbar=None, alpha=0.5, ax=ax)
-    sns.stripplot(data=table, x="network", y="accuracy", color="k", size=4, ax=ax)
-    for name, value in (paper or {}).items():
-        ax.axhline(value, ls="--", color=PAPER_COLOR, lw=1)
-        ax.text(ax.get_xlim()[1], value, f" paper {name}: {value:.2%}", va="center", fontsize=8)
-    low = max(0.0, table.accuracy.min() - 0.05)
-    ax.set(ylim=(low, 1.0), ylabel="MNIST test accuracy", xlabel="", title="MNIST: software vs 4-state 4x4 MTJ arrays")
-    return fig
-
-
-def confusion(table: pd.DataFrame) -> plt.Figure:
-    """Confusion matrix (row-normalized) from a tidy confusion table."""
-    counts = table.pivot(index="true", columns="predicted", values="count")
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sns.heatmap(counts.div(counts.sum(axis=1), axis=0), annot=counts, fmt="d", cmap="Blues", cbar=False,
-                annot_kws={"fontsize": 7}, ax=ax)
-    ax.set(xlabel="predicted digit", ylabel="true digit", title="Hardware confusion matrix (counts)")
-    return fig
-
-
 AXIS_FLOOR_PERCENT = 93.0
 """Lower end of :func:`deployment`'s accuracy axis; a network below it is marked by an arrow."""
 
@@ -165,7 +155,7 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
         intervals = confidence if scheme is None else confidence[confidence.scheme == scheme]
         order = list(intervals.network)
         position = rows.network.map({network: i for i, network in enumerate(order)}).to_numpy(float)
-        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(rows))  # seeded: the figure is reproducible
+        jitter = np.random.default_rng(SEED).uniform(-0.2, 0.2, len(rows))
         ax.scatter(position + jitter, rows.accuracy * 100, s=10, color="0.55", alpha=0.8)
         ax.set_xticks(range(len(order)), order)
         mean = intervals["mean"].to_numpy() * 100
@@ -194,7 +184,7 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
 def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
     """Accuracy (%) against ADC resolution for the naive and the calibrated ADC range."""
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    sns.lineplot(data=sweep.assign(percent=sweep.accuracy * 100), x="adc_bits", y="percent", hue="adc_range",
+    _lineplot(data=sweep.assign(percent=sweep.accuracy * 100), x="adc_bits", y="percent", hue="adc_range",
                  marker="o", errorbar=None, ax=ax)
     ax.set(xlabel="ADC resolution (bits)", ylabel="MNIST test accuracy (%)", ylim=(0, 100),
            title="Expert PTQ network vs ADC bits")
@@ -389,7 +379,7 @@ def states_sweep(sweep: pd.DataFrame, result: dict | None = None, title: str = "
     on fixed axes; ``result`` (:func:`imclib.experiments.states.interior_optimum`) marks the
     optimum or says there is none."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=sweep, x="states", y="error", hue="component", hue_order=["quantization", "resolution", "total"],
+    _lineplot(data=sweep, x="states", y="error", hue="component", hue_order=["quantization", "resolution", "total"],
                  marker="o", errorbar=("ci", 95), ax=ax, legend=legend)
     ax.set(yscale="log", ylim=ERROR_LIMITS, xlim=(1.5, 16.5), xticks=range(2, 17, 2), xlabel="states per cell N",
            ylabel="normalized MVM error (layer 1)", title=title)
@@ -423,12 +413,12 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
     if accuracy_table is not None:
         ax = axes[len(sweeps)]
         table = accuracy_table.assign(accuracy_pct=accuracy_table.accuracy * 100)
-        sns.lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
+        _lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
                      label=accuracy_label if contrast_table is not None else None)
         lowest = table.groupby("states").accuracy_pct.mean().min()
         if contrast_table is not None:
             contrast = contrast_table.assign(accuracy_pct=contrast_table.accuracy * 100)
-            sns.lineplot(data=contrast, x="states", y="accuracy_pct", marker="s", errorbar=("ci", 95), color="0.5",
+            _lineplot(data=contrast, x="states", y="accuracy_pct", marker="s", errorbar=("ci", 95), color="0.5",
                          ls="--", ax=ax, label=contrast_label)
             lowest = min(lowest, contrast.groupby("states").accuracy_pct.mean().min())
             ax.legend(fontsize=7, loc="lower left")
@@ -474,12 +464,12 @@ def cell_physics(cells: pd.DataFrame, budget: float = 1e-3, v_breakdown: float |
     """Per cell type: worst adjacent-level overlap probability (read margin, dotted: the
     ``budget``) and largest junction voltage while writing (dotted: ``v_breakdown``), against N."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    sns.lineplot(data=cells, x="n_states", y="worst_overlap", hue="kind", marker="o", ax=axes[0])
+    _lineplot(data=cells, x="n_states", y="worst_overlap", hue="kind", marker="o", ax=axes[0])
     axes[0].axhline(budget, color="k", ls=":", lw=1)
     axes[0].set(yscale="log", ylim=(1e-30, 1), xlabel="states per cell N", ylabel="worst adjacent-level overlap",
                 title="read margin of one cell at V_read")
     stacks = cells[cells.kind != "uniform"]
-    sns.lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="kind", marker="o", ax=axes[1], legend=False)
+    _lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="kind", marker="o", ax=axes[1], legend=False)
     if v_breakdown is not None:
         axes[1].axhline(v_breakdown, color="k", ls=":", lw=1)
         axes[1].text(16.3, v_breakdown, "breakdown limit", ha="right", va="bottom", fontsize=8)
@@ -506,19 +496,19 @@ def circuit_effects(errors: pd.DataFrame, accuracy_table: pd.DataFrame, column: 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.6))
     (ax_err, ax_acc), (ax_dev, ax_ratio) = axes
     main = errors[errors.device == device_names[-1]]
-    sns.lineplot(data=main, x="r_wire", y=column, hue="size", palette=palette, marker="o", ax=ax_err, legend=False)
+    _lineplot(data=main, x="r_wire", y=column, hue="size", palette=palette, marker="o", ax=ax_err, legend=False)
     ax_err.set(yscale="log", ylabel="normalized MVM error", title=f"(a) MVM error: {device_names[-1]}")
-    sns.lineplot(data=accuracy_table, x="r_wire", y="accuracy", hue="size", palette=palette, marker="o", ax=ax_acc,
+    _lineplot(data=accuracy_table, x="r_wire", y="accuracy", hue="size", palette=palette, marker="o", ax=ax_acc,
                  legend=False)
     ax_acc.set(ylabel="MNIST test accuracy", ylim=(0, 1.02), title=f"(b) accuracy: {accuracy_table.device.iloc[0]}")
     ends = errors[errors["size"].isin([sizes[0], sizes[-1]])]
-    sns.lineplot(data=ends, x="r_wire", y=column, hue="size", palette=palette, style="device", markers=True,
+    _lineplot(data=ends, x="r_wire", y=column, hue="size", palette=palette, style="device", markers=True,
                  ax=ax_dev, legend=False)
     ax_dev.set(yscale="log", ylabel="normalized MVM error",
                title=f"(c) device models, {sizes[0]}x{sizes[0]} vs {sizes[-1]}x{sizes[-1]}")
     means = errors.groupby(["device", "size", "r_wire"])[column].mean().unstack("size")
     ratio = (means[sizes[-1]] / means[sizes[0]]).rename("ratio").reset_index()
-    sns.lineplot(data=ratio, x="r_wire", y="ratio", style="device", markers=True, color="k", ax=ax_ratio, legend=False)
+    _lineplot(data=ratio, x="r_wire", y="ratio", style="device", markers=True, color="k", ax=ax_ratio, legend=False)
     ax_ratio.axhline(1, color="0.5", lw=1, ls="--")
     ax_ratio.set(yscale="log", ylabel=f"error {sizes[-1]}x{sizes[-1]} / error {sizes[0]}x{sizes[0]}",
                  title="(d) > 1: the small array wins")

@@ -27,6 +27,61 @@ def test_save_writes_png_and_svg_twin(tmp_path, monkeypatch):
     assert "<svg" in svg and str(tmp_path) not in svg
 
 
+def _draw_and_save(folder: Path, monkeypatch) -> dict[str, bytes]:
+    """A states sweep (bootstrap confidence bands over 5 seeds) drawn and saved into ``folder``."""
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(folder))
+    rng = np.random.default_rng(3)
+    sweep = pd.DataFrame([{"states": n, "seed": seed, "component": component, "error": scale / n + rng.uniform(0, 0.01)}
+                          for n in range(2, 17) for seed in range(5)
+                          for component, scale in (("quantization", 0.5), ("resolution", 0.05), ("total", 0.6))])
+    fig = plots.states_sweep(sweep, {"label": "optimum N = 8", "best_N": 8, "value": 0.1}, "probe")
+    plots.save(fig, "probe")
+    plt.close(fig)
+    return {name: (folder / name).read_bytes() for name in ("probe.png", "probe.svg")}
+
+
+def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path, monkeypatch):
+    """PNG and SVG are byte-reproducible: seeded bootstrap bands, no date or version in the files."""
+    first, second = _draw_and_save(tmp_path / "a", monkeypatch), _draw_and_save(tmp_path / "b", monkeypatch)
+    assert first == second
+    assert b"Date" not in first["probe.png"] and b"Matplotlib version" not in first["probe.png"]
+    assert b"<dc:date>" not in first["probe.svg"]
+
+
+def test_a_notebook_run_by_hand_leaves_the_tracked_figures_untouched(tmp_path, monkeypatch):
+    """A notebook executed without IMCLIB_FIGURES_DIR (as JupyterLab or ``jupyter nbconvert
+    --execute`` run it) saves its figure and claim into the git-ignored scratch folder of a
+    copy of the repository, never into its ``figures/``."""
+    import shutil
+    import subprocess
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "repo"
+    shutil.copytree(root / "imclib", copy / "imclib", ignore=shutil.ignore_patterns("models", "__pycache__"))
+    shutil.copytree(root / "figures", copy / "figures")
+    tracked = {p.name: p.read_bytes() for p in (copy / "figures").iterdir()}
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import matplotlib.pyplot as plt\n"
+        "from imclib import plots\n"
+        "from imclib.results import record_claim\n"
+        "fig, ax = plt.subplots()\n"
+        "ax.plot([0, 1], [0, 1])\n"
+        f"plots.save(fig, {sorted(tracked)[0][:-4]!r})\n"
+        "record_claim('C1', 'a hand-run claim', {'x': 1}, True)")])
+    monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(copy))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert {p.name: p.read_bytes() for p in (copy / "figures").iterdir()} == tracked
+    scratch = copy / ".imclib-figures"
+    assert {sorted(tracked)[0], "results.json"} <= {p.name for p in scratch.iterdir()}
+    ignored = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", ".imclib-figures/results.json"])
+    assert ignored.returncode == 0, ".imclib-figures/ is not git-ignored"
+
+
 def test_all_correct_fraction_wilson_interval_hand_computed():
     # 8 of 10 arrays with 4/4 rows at sigma 0.1: Wilson 95 % interval (0.4902, 0.9433) by hand
     rows = [4] * 8 + [3, 2]

@@ -184,17 +184,20 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
 ADC_ZOOM_POINTS = 0.5
 """Band of :func:`adc_bits`' zoomed panel: accuracies within this many points of the best
 calibrated one (the notebook's "comes within 0.5 points")."""
+ADC_ZOOM_SPAN = 3.0
+""":func:`adc_bits`' zoomed panel shows the accuracies within this many points of the best
+calibrated one (plus half a point of margin each way)."""
 
 
 def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
     """Accuracy (%) against ADC resolution for the naive and the calibrated ADC range: (a) the
-    full 0-100 % range, (b) zoomed to the points within a few points of the best calibrated
-    accuracy, with the band within :data:`ADC_ZOOM_POINTS` of it; a point below the zoomed axis
+    full 0-100 % range, (b) zoomed to the points within :data:`ADC_ZOOM_SPAN` points of the
+    best calibrated accuracy, with the band within :data:`ADC_ZOOM_POINTS` of it; a point below the zoomed axis
     is named at its lower edge."""
     table = sweep.assign(percent=sweep.accuracy * 100)
     means = table.groupby(["adc_range", "adc_bits"]).percent.mean()
     best = means["calibrated"].max()
-    near = means[means >= best - 5.0]
+    near = means[means >= best - ADC_ZOOM_SPAN]
     low, high = np.floor(2 * near.min() - 1) / 2, np.ceil(2 * best + 1) / 2
     fig, (ax_full, ax_zoom) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.4]})
     for ax, legend in ((ax_full, False), (ax_zoom, True)):

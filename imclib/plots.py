@@ -609,13 +609,13 @@ def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
     total_energy = totals[totals.component == "total"].set_index("configuration").energy_J.reindex(order)
     ax_e.scatter(total_energy, range(len(order)), marker="|", s=400, color="k", label="total", zorder=3)
     ax_e.set(xscale="log", xlabel="energy per inference (J)", ylabel="", title="Energy by component")
-    ax_e.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    ax_e.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3, frameon=False)
     area = totals[totals.component.isin(AREA_COMPONENTS) & (totals.area_m2 > 0)].assign(area_mm2=lambda t: t.area_m2 * 1e6)
     sns.stripplot(data=area, x="area_mm2", y="configuration", hue="component", order=order, jitter=False, size=9,
                   marker="s", ax=ax_a, hue_order=[c for c in AREA_COMPONENTS if c in set(area.component)],
                   palette="dark")
     ax_a.set(xscale="log", xlabel="area (mm²)", ylabel="", title="Area by component")
-    ax_a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    ax_a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     latency = totals[totals.component == "total"].set_index("configuration").latency_s.reindex(order)
     ax_t.scatter(latency, range(len(order)), color="k")
     ax_t.set(xscale="log", xlabel="latency per inference (s)", title="Latency")

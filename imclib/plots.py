@@ -19,13 +19,26 @@ sns.set_theme(context="notebook", style="whitegrid")
 PAPER_COLOR = "0.3"
 
 
+SEED = 0
+"""Seed of every random draw a figure makes (seaborn's bootstrap confidence bands, jitter):
+drawing the same table twice gives the same pixels."""
+
+
+def _lineplot(**kwargs) -> plt.Axes:
+    """``seaborn.lineplot`` with its bootstrap confidence band seeded (:data:`SEED`)."""
+    return sns.lineplot(seed=SEED, **kwargs)
+
+
 def save(fig: plt.Figure, name: str) -> Path:
     """Save ``fig`` as ``<figures>/<name>.png`` (200 dpi, for the notebook and README) and
-    ``<figures>/<name>.svg`` (vector, for papers); return the PNG path."""
+    ``<figures>/<name>.svg`` (vector, for papers); return the PNG path.
+
+    Byte-reproducible: neither file records a date or the matplotlib version, and the SVG's
+    element ids come from a fixed salt (the figure's name)."""
     folder = figures_dir()
-    fig.savefig(folder / f"{name}.png", dpi=200, bbox_inches="tight")
+    fig.savefig(folder / f"{name}.png", dpi=200, bbox_inches="tight", metadata={"Software": None})
     with plt.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
-        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return folder / f"{name}.png"
 
 
@@ -126,29 +139,6 @@ def xor_noise(sweep: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def accuracy(table: pd.DataFrame, paper: dict | None = None) -> plt.Figure:
-    """Accuracy per network (points per device seed, bar = mean) with the paper's values."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    sns.barplot(data=table, x="network", y="accuracy", errorbar=None, alpha=0.5, ax=ax)
-    sns.stripplot(data=table, x="network", y="accuracy", color="k", size=4, ax=ax)
-    for name, value in (paper or {}).items():
-        ax.axhline(value, ls="--", color=PAPER_COLOR, lw=1)
-        ax.text(ax.get_xlim()[1], value, f" paper {name}: {value:.2%}", va="center", fontsize=8)
-    low = max(0.0, table.accuracy.min() - 0.05)
-    ax.set(ylim=(low, 1.0), ylabel="MNIST test accuracy", xlabel="", title="MNIST: software vs 4-state 4x4 MTJ arrays")
-    return fig
-
-
-def confusion(table: pd.DataFrame) -> plt.Figure:
-    """Confusion matrix (row-normalized) from a tidy confusion table."""
-    counts = table.pivot(index="true", columns="predicted", values="count")
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sns.heatmap(counts.div(counts.sum(axis=1), axis=0), annot=counts, fmt="d", cmap="Blues", cbar=False,
-                annot_kws={"fontsize": 7}, ax=ax)
-    ax.set(xlabel="predicted digit", ylabel="true digit", title="Hardware confusion matrix (counts)")
-    return fig
-
-
 AXIS_FLOOR_PERCENT = 93.0
 """Lower end of :func:`deployment`'s accuracy axis; a network below it is marked by an arrow."""
 
@@ -165,7 +155,7 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
         intervals = confidence if scheme is None else confidence[confidence.scheme == scheme]
         order = list(intervals.network)
         position = rows.network.map({network: i for i, network in enumerate(order)}).to_numpy(float)
-        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(rows))  # seeded: the figure is reproducible
+        jitter = np.random.default_rng(SEED).uniform(-0.2, 0.2, len(rows))
         ax.scatter(position + jitter, rows.accuracy * 100, s=10, color="0.55", alpha=0.8)
         ax.set_xticks(range(len(order)), order)
         mean = intervals["mean"].to_numpy() * 100
@@ -191,14 +181,42 @@ def deployment(study: pd.DataFrame, confidence: pd.DataFrame, paper: dict | None
     return fig
 
 
+ADC_ZOOM_POINTS = 0.5
+"""Band of :func:`adc_bits`' zoomed panel: accuracies within this many points of the best
+calibrated one (the notebook's "comes within 0.5 points")."""
+ADC_ZOOM_SPAN = 3.0
+""":func:`adc_bits`' zoomed panel shows the accuracies within this many points of the best
+calibrated one (plus half a point of margin each way)."""
+
+
 def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
-    """Accuracy (%) against ADC resolution for the naive and the calibrated ADC range."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    sns.lineplot(data=sweep.assign(percent=sweep.accuracy * 100), x="adc_bits", y="percent", hue="adc_range",
-                 marker="o", errorbar=None, ax=ax)
-    ax.set(xlabel="ADC resolution (bits)", ylabel="MNIST test accuracy (%)", ylim=(0, 100),
-           title="Expert PTQ network vs ADC bits")
-    ax.legend(title="ADC range", fontsize=8)
+    """Accuracy (%) against ADC resolution for the naive and the calibrated ADC range: (a) the
+    full 0-100 % range, (b) zoomed to the points within :data:`ADC_ZOOM_SPAN` points of the
+    best calibrated accuracy, with the band within :data:`ADC_ZOOM_POINTS` of it; a point below the zoomed axis
+    is named at its lower edge."""
+    table = sweep.assign(percent=sweep.accuracy * 100)
+    means = table.groupby(["adc_range", "adc_bits"]).percent.mean()
+    best = means["calibrated"].max()
+    near = means[means >= best - ADC_ZOOM_SPAN]
+    low, high = np.floor(2 * near.min() - 1) / 2, np.ceil(2 * best + 1) / 2
+    fig, (ax_full, ax_zoom) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 1.4]})
+    for ax, legend in ((ax_full, False), (ax_zoom, True)):
+        _lineplot(data=table, x="adc_bits", y="percent", hue="adc_range", marker="o", errorbar=None, ax=ax, legend=legend)
+        ax.set(xlabel="ADC resolution (bits)", xticks=sorted(table.adc_bits.unique()))
+    ax_full.set(ylabel="MNIST test accuracy (%)", ylim=(0, 100), title="(a) full range")
+    ax_full.axhspan(low, high, color="0.85", zorder=0)
+    ax_full.text(0.72, low, "zoomed in (b)", transform=ax_full.get_yaxis_transform(), ha="center", va="top", fontsize=8,
+                 color="0.35")
+    ax_zoom.axhspan(best - ADC_ZOOM_POINTS, best, color="C2", alpha=0.15, lw=0,
+                    label=f"within {ADC_ZOOM_POINTS:g} points of the best calibrated")
+    below = means[means < low].reset_index()
+    for bits, rows in below.groupby("adc_bits"):
+        ax_zoom.annotate("below:\n" + "\n".join(f"{r.adc_range} {r.percent:.1f} %" for r in rows.itertuples()),
+                         (bits, low), xytext=(4, 6), textcoords="offset points", ha="left", va="bottom", fontsize=8)
+    ax_zoom.set(ylabel="", ylim=(low, high), title="(b) zoomed to the top")
+    ax_zoom.legend(title="ADC range", fontsize=8, loc="lower right")
+    fig.suptitle("Expert PTQ network vs ADC bits")
+    fig.tight_layout()
     return fig
 
 
@@ -374,29 +392,30 @@ ERROR_LIMITS = (3e-3, 10.0)
 """Fixed y range of the states-sweep error panels (normalized MVM error)."""
 
 
-def _mark_optimum(ax, label: str, best_n: int, y: float) -> None:
-    """A vertical line at an interior optimum, or the words "no interior optimum"."""
+def _mark_optimum(ax, label: str, best_n: int, height: float = 0.97) -> None:
+    """A vertical line at an interior optimum labelled beside it, or the words "no interior
+    optimum", at ``height`` (fraction of the axes; chosen where no curve runs)."""
     if label.startswith("N ="):
         ax.axvline(best_n, color="k", ls=":", lw=1)
-        ax.annotate(f"optimum {label}", (best_n, y), xytext=(4, 0), textcoords="offset points", fontsize=8, va="center")
+        ax.text(best_n, height, f" optimum {label}", transform=ax.get_xaxis_transform(), fontsize=8, va="top")
     else:
-        ax.text(0.98, 0.97, label, transform=ax.transAxes, ha="right", va="top", fontsize=8)
+        ax.text(0.98, height, label, transform=ax.transAxes, ha="right", va="top", fontsize=8)
 
 
 def states_sweep(sweep: pd.DataFrame, result: dict | None = None, title: str = "", ax: plt.Axes | None = None,
                  legend: bool = True) -> plt.Figure:
     """MVM error components (mean, 95 % CI band over device seeds) against states per cell,
     on fixed axes; ``result`` (:func:`imclib.experiments.states.interior_optimum`) marks the
-    optimum or says there is none."""
+    optimum or says there is none, at the top of the panel (the errors stay below 1)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=sweep, x="states", y="error", hue="component", hue_order=["quantization", "resolution", "total"],
+    _lineplot(data=sweep, x="states", y="error", hue="component", hue_order=["quantization", "resolution", "total"],
                  marker="o", errorbar=("ci", 95), ax=ax, legend=legend)
     ax.set(yscale="log", ylim=ERROR_LIMITS, xlim=(1.5, 16.5), xticks=range(2, 17, 2), xlabel="states per cell N",
            ylabel="normalized MVM error (layer 1)", title=title)
     if legend:
         ax.legend(loc="lower left", fontsize=8)
     if result is not None:
-        _mark_optimum(ax, result["label"], result["best_N"], result["value"])
+        _mark_optimum(ax, result["label"], result["best_N"])
     return fig
 
 
@@ -405,66 +424,82 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
                  accuracy_label: str = "QAT per N", contrast_table: pd.DataFrame | None = None,
                  contrast_label: str = "") -> plt.Figure:
     """Small multiples: error components per cell type / scheme (``sweeps``: title ->
-    sweep, ``results``: title -> :func:`interior_optimum` dict), then MNIST accuracy per N
-    (mean, 95 % CI band over device seeds) of the ``accuracy_label`` network, with an
-    optional ``contrast_table`` (dashed, ``contrast_label``). Cells beyond ``credible_max``
-    states are shaded (not physically credible)."""
-    panels = len(sweeps) + (accuracy_table is not None)
-    columns = min(panels, 3)
-    rows = -(-panels // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.7 * rows), squeeze=False)
-    axes = axes.ravel()
+    sweep, ``results``: title -> :func:`interior_optimum` dict) in two rows, one legend for
+    them below, and, in a column of its own on the right, MNIST accuracy per N (mean, 95 % CI
+    band over device seeds) of the ``accuracy_label`` network, with an optional
+    ``contrast_table`` (dashed, ``contrast_label``). Cells beyond ``credible_max`` states are
+    shaded (not physically credible)."""
+    rows = 1 if len(sweeps) == 1 else 2
+    columns = -(-len(sweeps) // rows)
+    extra = accuracy_table is not None
+    fig = plt.figure(figsize=(4.4 * (columns + extra), 3.7 * rows + 0.6))
+    grid = fig.add_gridspec(rows, columns + extra)
     for i, (title, sweep) in enumerate(sweeps.items()):
-        states_sweep(sweep, results[title], title, axes[i], legend=i == 0)
+        ax = fig.add_subplot(grid[i // columns, i % columns])
+        states_sweep(sweep, results[title], title, ax, legend=i == 0)
+        if i == 0:
+            legend = ax.get_legend()
+            fig.legend(legend.legend_handles, [t.get_text() for t in legend.texts], loc="upper center",
+                       bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False, title="MVM error component (layer 1)")
+            legend.remove()
         if credible_max is not None and title.startswith("writable"):
-            axes[i].axvspan(credible_max + 0.5, 16.5, color="0.88", zorder=0)
-            axes[i].text(credible_max + 0.7, ERROR_LIMITS[1] / 1.4, "not credible\nto build", fontsize=7, color="0.35",
-                         va="top")
-    if accuracy_table is not None:
-        ax = axes[len(sweeps)]
+            ax.axvspan(credible_max + 0.5, 16.5, color="0.88", zorder=0)
+            ax.text(credible_max + 0.7, 0.85, "not credible\nto build", transform=ax.get_xaxis_transform(), fontsize=7,
+                    color="0.35", va="top")
+    if extra:
+        ax = fig.add_subplot(grid[:, columns])
         table = accuracy_table.assign(accuracy_pct=accuracy_table.accuracy * 100)
-        sns.lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
-                     label=accuracy_label if contrast_table is not None else None)
+        _lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
+                  label=accuracy_label if contrast_table is not None else None)
         lowest = table.groupby("states").accuracy_pct.mean().min()
         if contrast_table is not None:
             contrast = contrast_table.assign(accuracy_pct=contrast_table.accuracy * 100)
-            sns.lineplot(data=contrast, x="states", y="accuracy_pct", marker="s", errorbar=("ci", 95), color="0.5",
-                         ls="--", ax=ax, label=contrast_label)
+            _lineplot(data=contrast, x="states", y="accuracy_pct", marker="s", errorbar=("ci", 95), color="0.5",
+                      ls="--", ax=ax, label=contrast_label)
             lowest = min(lowest, contrast.groupby("states").accuracy_pct.mean().min())
-            ax.legend(fontsize=7, loc="lower left")
+            ax.legend(fontsize=7, loc="lower right")
         low = max(0.0, 5.0 * np.floor(lowest / 5.0 - 0.5))
         ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2), ylim=(low, 100), xlabel="states per cell N",
                ylabel="MNIST test accuracy (%)", title=f"writable stack: accuracy ({accuracy_label})")
         if accuracy_result is not None:
-            _mark_optimum(ax, accuracy_result["label"], accuracy_result["best_N"], accuracy_result["value"] * 100)
+            _mark_optimum(ax, accuracy_result["label"], accuracy_result["best_N"], height=0.5)
         if credible_max is not None:
             ax.axvspan(credible_max + 0.5, 16.5, color="0.88", zorder=0)
-    for ax in axes[panels:]:
-        ax.set_visible(False)
     fig.suptitle("Quantization vs resolution with circuit-derived sense noise (bands: 95 % CI over device seeds; "
                  "grey: writable stacks that are not credible to build)", y=1.0)
     fig.tight_layout()
     return fig
 
 
+NO_OPTIMUM_ROW = 18
+"""Where :func:`optimum_shift` draws a setting without an interior optimum (above N = 16)."""
+
+
 def optimum_shift(table: pd.DataFrame) -> plt.Figure:
-    """Best N against TMR0, v_read and t_int (one panel each): filled markers are interior
-    optima, open markers the grid edge where there is none."""
+    """Best N against TMR0, v_read and t_int (one panel each), per scheme: interior optima are
+    filled markers joined by a line; a setting with none is an open marker in a row of its
+    own labelled "none", joined to nothing. Schemes are dodged sideways so that equal values
+    stay visible."""
     parameters = list(dict.fromkeys(table.parameter))
     fig, axes = plt.subplots(1, len(parameters), figsize=(3.6 * len(parameters), 4.2), sharey=True, squeeze=False)
+    groups = list(table.groupby("scheme", sort=False)) if "scheme" in table else [("", table)]
+    dodge = dict(zip([name for name, _ in groups], np.linspace(-0.02, 0.02, len(groups)) if len(groups) > 1 else [0.0]))
     for ax, parameter in zip(axes[0], parameters):
-        part = table[table.parameter == parameter]
-        for scheme, rows in part.groupby("scheme", sort=False) if "scheme" in part else [("", part)]:
-            line, = ax.plot(rows.value, rows.best_N, "-", lw=1, label=scheme or None)
-            interior = rows.optimum.notna()
-            ax.plot(rows.value[interior], rows.best_N[interior], "o", color=line.get_color())
-            ax.plot(rows.value[~interior], rows.best_N[~interior], "o", mfc="none", color=line.get_color())
-        ax.set(xscale="log", xlabel=parameter, ylim=(1, 17), yticks=range(2, 17, 2))
-        ax.set_xticks(sorted(part.value.unique()), [f"{v:g}" for v in sorted(part.value.unique())])
+        values = sorted(table[table.parameter == parameter].value.unique())
+        for (scheme, rows), color in zip(groups, sns.color_palette(n_colors=len(groups))):
+            rows = rows[rows.parameter == parameter].sort_values("value")
+            x = rows.value.to_numpy(float) * 10 ** dodge[scheme]
+            interior = rows.optimum.notna().to_numpy()
+            ax.plot(x, np.where(interior, rows.best_N, np.nan), "o-", lw=1, color=color, label=scheme or None)
+            ax.plot(x[~interior], np.full((~interior).sum(), NO_OPTIMUM_ROW), "o", mfc="none", color=color)
+        ax.axhline(NO_OPTIMUM_ROW - 1, color="0.6", lw=0.8)
+        ax.set(xscale="log", xlabel=parameter, ylim=(1, NO_OPTIMUM_ROW + 1))
+        ax.set_yticks([*range(2, 17, 2), NO_OPTIMUM_ROW], [*map(str, range(2, 17, 2)), "none"])
+        ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.minorticks_off()
-    axes[0, 0].set_ylabel("best N (open: no interior optimum)")
+    axes[0, 0].set_ylabel("best N (none: no interior optimum)")
     if "scheme" in table:
-        axes[0, -1].legend(fontsize=8)
+        axes[0, -1].legend(fontsize=8, loc="center right")
     fig.suptitle("Where the optimum number of states lies", y=1.02)
     fig.tight_layout()
     return fig
@@ -474,12 +509,12 @@ def cell_physics(cells: pd.DataFrame, budget: float = 1e-3, v_breakdown: float |
     """Per cell type: worst adjacent-level overlap probability (read margin, dotted: the
     ``budget``) and largest junction voltage while writing (dotted: ``v_breakdown``), against N."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    sns.lineplot(data=cells, x="n_states", y="worst_overlap", hue="kind", marker="o", ax=axes[0])
+    _lineplot(data=cells, x="n_states", y="worst_overlap", hue="kind", marker="o", ax=axes[0])
     axes[0].axhline(budget, color="k", ls=":", lw=1)
     axes[0].set(yscale="log", ylim=(1e-30, 1), xlabel="states per cell N", ylabel="worst adjacent-level overlap",
                 title="read margin of one cell at V_read")
     stacks = cells[cells.kind != "uniform"]
-    sns.lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="kind", marker="o", ax=axes[1], legend=False)
+    _lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="kind", marker="o", ax=axes[1], legend=False)
     if v_breakdown is not None:
         axes[1].axhline(v_breakdown, color="k", ls=":", lw=1)
         axes[1].text(16.3, v_breakdown, "breakdown limit", ha="right", va="bottom", fontsize=8)
@@ -506,19 +541,19 @@ def circuit_effects(errors: pd.DataFrame, accuracy_table: pd.DataFrame, column: 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.6))
     (ax_err, ax_acc), (ax_dev, ax_ratio) = axes
     main = errors[errors.device == device_names[-1]]
-    sns.lineplot(data=main, x="r_wire", y=column, hue="size", palette=palette, marker="o", ax=ax_err, legend=False)
+    _lineplot(data=main, x="r_wire", y=column, hue="size", palette=palette, marker="o", ax=ax_err, legend=False)
     ax_err.set(yscale="log", ylabel="normalized MVM error", title=f"(a) MVM error: {device_names[-1]}")
-    sns.lineplot(data=accuracy_table, x="r_wire", y="accuracy", hue="size", palette=palette, marker="o", ax=ax_acc,
-                 legend=False)
-    ax_acc.set(ylabel="MNIST test accuracy", ylim=(0, 1.02), title=f"(b) accuracy: {accuracy_table.device.iloc[0]}")
+    _lineplot(data=accuracy_table.assign(percent=accuracy_table.accuracy * 100), x="r_wire", y="percent", hue="size",
+              palette=palette, marker="o", ax=ax_acc, legend=False)
+    ax_acc.set(ylabel="MNIST test accuracy (%)", ylim=(0, 102), title=f"(b) accuracy: {accuracy_table.device.iloc[0]}")
     ends = errors[errors["size"].isin([sizes[0], sizes[-1]])]
-    sns.lineplot(data=ends, x="r_wire", y=column, hue="size", palette=palette, style="device", markers=True,
+    _lineplot(data=ends, x="r_wire", y=column, hue="size", palette=palette, style="device", markers=True,
                  ax=ax_dev, legend=False)
     ax_dev.set(yscale="log", ylabel="normalized MVM error",
                title=f"(c) device models, {sizes[0]}x{sizes[0]} vs {sizes[-1]}x{sizes[-1]}")
     means = errors.groupby(["device", "size", "r_wire"])[column].mean().unstack("size")
     ratio = (means[sizes[-1]] / means[sizes[0]]).rename("ratio").reset_index()
-    sns.lineplot(data=ratio, x="r_wire", y="ratio", style="device", markers=True, color="k", ax=ax_ratio, legend=False)
+    _lineplot(data=ratio, x="r_wire", y="ratio", style="device", markers=True, color="k", ax=ax_ratio, legend=False)
     ax_ratio.axhline(1, color="0.5", lw=1, ls="--")
     ax_ratio.set(yscale="log", ylabel=f"error {sizes[-1]}x{sizes[-1]} / error {sizes[0]}x{sizes[0]}",
                  title="(d) > 1: the small array wins")
@@ -561,7 +596,8 @@ AREA_COMPONENTS = ("cells", "row drivers", "ADC", "digital")
 
 def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
     """Energy per inference and area by component, and latency, for each array size and
-    scenario (dot plots on log axes), from study 07's cost tables (``layer == "total"``)."""
+    scenario (dot plots on log axes), from study 07's cost tables (``layer == "total"``); the
+    legends sit below the panels, clear of every row."""
     totals = components[(components.layer == "total")].copy()
     totals["configuration"] = [f"{s}x{s}, {scenario}" for s, scenario in zip(totals["size"], totals.scenario)]
     order = list(dict.fromkeys(totals.configuration))
@@ -573,13 +609,13 @@ def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
     total_energy = totals[totals.component == "total"].set_index("configuration").energy_J.reindex(order)
     ax_e.scatter(total_energy, range(len(order)), marker="|", s=400, color="k", label="total", zorder=3)
     ax_e.set(xscale="log", xlabel="energy per inference (J)", ylabel="", title="Energy by component")
-    ax_e.legend(fontsize=8, loc="lower left")
+    ax_e.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=3, frameon=False)
     area = totals[totals.component.isin(AREA_COMPONENTS) & (totals.area_m2 > 0)].assign(area_mm2=lambda t: t.area_m2 * 1e6)
     sns.stripplot(data=area, x="area_mm2", y="configuration", hue="component", order=order, jitter=False, size=9,
                   marker="s", ax=ax_a, hue_order=[c for c in AREA_COMPONENTS if c in set(area.component)],
                   palette="dark")
     ax_a.set(xscale="log", xlabel="area (mm²)", ylabel="", title="Area by component")
-    ax_a.legend(fontsize=8, loc="lower left")
+    ax_a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
     latency = totals[totals.component == "total"].set_index("configuration").latency_s.reindex(order)
     ax_t.scatter(latency, range(len(order)), color="k")
     ax_t.set(xscale="log", xlabel="latency per inference (s)", title="Latency")
@@ -588,47 +624,53 @@ def cost_breakdown(components: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def pareto(summary: pd.DataFrame, paper: dict, current: dict | None = None, xlim=None, ylim=None,
-           ax: plt.Axes | None = None) -> plt.Figure:
-    """Accuracy against energy per inference for every configuration (mean over seeds), the
-    Pareto front, the paper's configuration (star) and optionally the ``current`` one (ring)."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 5))
-    else:
-        fig = ax.figure
+def pareto(summary: pd.DataFrame, paper: dict) -> plt.Figure:
+    """Accuracy (%) against energy per inference for every configuration (mean over seeds),
+    the Pareto front and the paper's configuration (star)."""
+    fig, ax = plt.subplots(figsize=(8, 5))
     data = summary.assign(states=summary.n_states.astype(str), array=summary["size"].map(lambda s: f"{s}x{s}"),
-                          ADC=summary.adc_bits.map(lambda b: f"{b} bits"))
-    sns.scatterplot(data=data, x="energy_J", y="accuracy", hue="ADC", style="array", size="states",
+                          ADC=summary.adc_bits.map(lambda b: f"{b} bits"), percent=summary.accuracy * 100)
+    sns.scatterplot(data=data, x="energy_J", y="percent", hue="ADC", style="array", size="states",
                     hue_order=[f"{b} bits" for b in sorted(summary.adc_bits.unique())],
                     size_order=[str(n) for n in sorted(summary.n_states.unique(), reverse=True)],
                     style_order=[f"{n}x{n}" for n in sorted(summary["size"].unique())],
                     sizes=(25, 110), palette="viridis", ax=ax, legend="full")
-    front = summary[summary.on_front].sort_values("energy_J")
-    ax.step(front.energy_J, front.accuracy, where="post", color="k", lw=1, label="Pareto front")
-    mark = summary[(summary.n_states == paper["n_states"]) & (summary["size"] == paper["size"])
-                   & (summary.adc_bits == paper["adc_bits"])].iloc[0]
-    ax.scatter(mark.energy_J, mark.accuracy, marker="*", s=350, facecolor="none", edgecolor="crimson", lw=1.5,
+    front = data[data.on_front].sort_values("energy_J")
+    ax.step(front.energy_J, front.percent, where="post", color="k", lw=1, label="Pareto front")
+    mark = data[(data.n_states == paper["n_states"]) & (data["size"] == paper["size"])
+                & (data.adc_bits == paper["adc_bits"])].iloc[0]
+    ax.scatter(mark.energy_J, mark.percent, marker="*", s=350, facecolor="none", edgecolor="crimson", lw=1.5,
                label="paper's configuration", zorder=4)
-    if current is not None:
-        ax.scatter(current["energy_J"], current["accuracy"], marker="o", s=300, facecolor="none", edgecolor="red",
-                   lw=2, label="selected", zorder=5)
-    ax.set(xscale="log", xlabel="energy per MNIST inference (J)", ylabel="MNIST accuracy (test subset)",
+    ax.set(xscale="log", xlabel="energy per MNIST inference (J)", ylabel="MNIST accuracy (%, test subset)",
            title="Accuracy against energy: states, array size, ADC bits")
-    if xlim is not None:
-        ax.set_xlim(xlim)
-    if ylim is not None:
-        ax.set_ylim(ylim)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
-def cost_view(table: pd.DataFrame, summary: pd.DataFrame, paper: dict, current: dict, energy_range) -> plt.Figure:
-    """Widget view: one configuration's energy by component (fixed axis) beside the Pareto plot."""
+def _configuration(point: dict) -> str:
+    return f"{point['n_states']} states, {point['size']}x{point['size']}, {point['adc_bits']}-bit ADC"
+
+
+def cost_view(table: pd.DataFrame, paper: dict, current: dict, energy_range) -> plt.Figure:
+    """Widget view: one configuration's energy by component (fixed axis ``energy_range``, J)
+    beside accuracy (%) against energy for it and the paper's configuration (``paper`` and
+    ``current``: ``n_states``, ``size``, ``adc_bits``, ``energy_J``, ``accuracy``), on axes
+    fitted to the two points, each named with its configuration in the legend."""
     fig, (ax_e, ax_p) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
     totals = table[(table.layer == "total") & table.component.isin(ENERGY_COMPONENTS + ("total",))]
     totals = totals[totals.energy_J > 0]
     ax_e.scatter(totals.energy_J, totals.component, color="C0", s=60)
     ax_e.set(xscale="log", xlim=energy_range, xlabel="energy per inference (J)", title="Energy by component")
-    pareto(summary, paper, current, xlim=energy_range, ylim=(0, 1), ax=ax_p)
+    ax_p.scatter(paper["energy_J"], paper["accuracy"] * 100, marker="*", s=350, facecolor="none", edgecolor="crimson",
+                 lw=1.5, label=f"paper's configuration ({_configuration(paper)})", zorder=4)
+    ax_p.scatter(current["energy_J"], current["accuracy"] * 100, marker="o", s=300, facecolor="none", edgecolor="C0",
+                 lw=2, label=f"selected ({_configuration(current)})", zorder=5)
+    energies = np.array([paper["energy_J"], current["energy_J"]])
+    percents = np.array([paper["accuracy"], current["accuracy"]]) * 100
+    ax_p.set(xscale="log", xlim=(energies.min() / 3, energies.max() * 3),
+             ylim=(max(0.0, percents.min() - 5), min(100.0, percents.max() + 5) + 0.5),
+             xlabel="energy per MNIST inference (J)", ylabel="MNIST accuracy (%)",
+             title="Accuracy against energy (first 200 test images)")
+    ax_p.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     fig.tight_layout()
     return fig

@@ -71,35 +71,80 @@ FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 """What JupyterLab writes for the default kernel: stored as is, opening a notebook does not dirty it."""
 WIDGET_NOTE = "Run this cell to get the interactive controls (ipywidgets)."
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _PROGRESS = re.compile(r"\d+%\|")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+(?=>)")
+"""The memory address in a default repr such as ``<pandas.io.formats.style.Styler at 0x7f...>``."""
+_STYLER_ID = re.compile(r'<table id="T_([0-9a-f]+)"')
+"""The random ``uuid`` pandas gives a ``Styler``'s table (``T_<uuid>``, also in its CSS ids)."""
 
 
-def _clean_output(output: dict) -> dict | None:
-    """An output as users should see it stored: progress bars dropped (their saved text is
-    the 0 % they started at), a widget's text fallback replaced by a note, machine paths
-    made relative (the repository) or home-relative (``~``)."""
+def _stable_text(text: str, tables: list) -> str:
+    """``text`` without what changes from run to run or machine to machine: machine paths made
+    relative (the repository) or home-relative (``~``), memory addresses dropped from reprs,
+    and each pandas ``Styler`` id ``T_<random uuid>`` renamed ``T_table<k>`` (``k`` counts the
+    styled tables of the notebook; ``tables`` holds the ids seen so far)."""
+    text = text.replace(f"{ROOT}/", "").replace(str(ROOT), ".").replace(str(Path.home()), "~")
+    text = _ADDRESS.sub("", text)
+    for uuid in _STYLER_ID.findall(text):
+        tables.append(uuid)
+        text = re.sub(rf"\bT_{uuid}(?![0-9a-f])", f"T_table{len(tables)}", text)
+    return text
+
+
+def _widget_outputs(state: dict, model_id: str) -> list[dict]:
+    """The outputs held by the ``Output`` widgets under ``model_id`` in the saved widget
+    ``state`` (what the widget showed when the notebook ran: its figure and printed text),
+    in the order of the widget tree."""
+    found, seen, todo = [], set(), [model_id]
+    while todo:
+        current = todo.pop(0)
+        if current in seen or current not in state:
+            continue
+        seen.add(current)
+        model = state[current].get("state", {})
+        found.extend(model.get("outputs", []) or [])
+        todo.extend(child[len("IPY_MODEL_"):] for child in model.get("children", []) or []
+                    if isinstance(child, str) and child.startswith("IPY_MODEL_"))
+    return found
+
+
+def _clean_outputs(output: dict, state: dict, tables: list) -> list[dict]:
+    """An output as users should see it stored (a list: one output may become several).
+
+    A progress bar is dropped (its saved text is the 0 % it started at). Any other widget
+    view becomes :data:`WIDGET_NOTE` followed by what the widget showed when the notebook
+    ran (from its saved ``Output`` widgets), as plain outputs: the stored notebook holds no
+    widget model id and needs no saved widget state. Texts are made stable
+    (:func:`_stable_text`)."""
     data = output.get("data", {})
-    if "application/vnd.jupyter.widget-view+json" in data:
+    if WIDGET_VIEW in data:
         if _PROGRESS.search(data.get("text/plain", "")):
-            return None
-        data["text/plain"] = WIDGET_NOTE
-    for key, value in [*data.items(), ("text", output.get("text"))]:
+            return []
+        note = nbformat.v4.new_output("display_data", data={"text/plain": WIDGET_NOTE})
+        shown = _widget_outputs(state, data[WIDGET_VIEW].get("model_id", ""))
+        return [note, *(kept for item in shown for kept in _clean_outputs(nbformat.from_dict(item), state, tables))]
+    for key, value in data.items():
         if isinstance(value, str):
-            cleaned = value.replace(f"{ROOT}/", "").replace(str(ROOT), ".").replace(str(Path.home()), "~")
-            if key == "text":
-                output["text"] = cleaned
-            else:
-                data[key] = cleaned
-    return output
+            data[key] = _stable_text(value, tables)
+    if isinstance(output.get("text"), str):
+        output["text"] = _stable_text(output["text"], tables)
+    return [output]
 
 
 def clean_for_storage(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Normalise an executed notebook for the repository (see :func:`_clean_output`), and
-    give it the kernelspec JupyterLab writes, so that opening it does not mark it modified."""
+    """Normalise an executed notebook for the repository, so that executing it again stores
+    the same bytes: outputs cleaned (:func:`_clean_outputs`), the saved widget state and the
+    cells' execution timestamps dropped, and the kernelspec JupyterLab writes given, so that
+    opening it does not mark it modified."""
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
+    state = notebook.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    tables = []
     for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            cell.outputs = [kept for kept in map(_clean_output, cell.outputs) if kept is not None]
+            cell.outputs = [kept for output in cell.outputs for kept in _clean_outputs(output, state, tables)]
     return notebook
 
 

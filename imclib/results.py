@@ -1,8 +1,10 @@
-"""Where studies write their figures and claim results (``figures/results.json``).
+"""Where studies write their figures and claim results (``results.json``).
 
-The folder is ``$IMCLIB_FIGURES_DIR`` if set (the test command points it at a temporary
-folder, so only ``python3 workbook.py reproduce`` rewrites the committed figures), else
-``figures/`` of the repository.
+The folder is ``$IMCLIB_FIGURES_DIR`` if set, else the git-ignored ``.imclib-figures/`` at the
+repository root. ``python3 workbook.py reproduce`` sets it to ``figures/`` (the committed
+figures) or ``DIR/figures`` (``--output DIR``), the test command to a temporary folder; a
+notebook run by hand (JupyterLab, ``jupyter nbconvert --execute``) therefore never rewrites a
+tracked file.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-REPOSITORY_FIGURES = Path(__file__).resolve().parents[1] / "figures"
+SCRATCH_FIGURES = Path(__file__).resolve().parents[1] / ".imclib-figures"
+"""Where a notebook run by hand writes its figures and ``results.json`` (git-ignored)."""
 
 
 def figures_dir() -> Path:
-    """The folder figures and ``results.json`` go to (created if missing)."""
-    folder = Path(os.environ.get("IMCLIB_FIGURES_DIR", REPOSITORY_FIGURES))
+    """The folder figures and ``results.json`` go to: ``$IMCLIB_FIGURES_DIR`` if set, else
+    :data:`SCRATCH_FIGURES` (created if missing)."""
+    folder = Path(os.environ.get("IMCLIB_FIGURES_DIR") or SCRATCH_FIGURES)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

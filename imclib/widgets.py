@@ -297,7 +297,8 @@ def wire_widget() -> w.interactive:
 # ---- 07: cost -----------------------------------------------------------------------
 
 COST_ENERGY_RANGE_J = (1e-13, 1e-5)
-"""Fixed energy axis of the cost widget (joules per inference)."""
+"""Fixed energy axis of the cost widget's component panel (joules per inference), so that
+moving a control shows how each component moves."""
 
 
 def _live_cost(n_states: int, size: int, adc_bits: int, t_read_ns: float) -> pd.DataFrame:
@@ -326,12 +327,11 @@ def cost_widget() -> w.interactive:
     def show(n_states=4, size=4, adc_bits=8, t_read_ns=defaults.T_READ_S * 1e9):
         table = _live_cost(n_states, size, adc_bits, t_read_ns)
         energy, accuracy = _total_energy_J(table), float(table.accuracy.iloc[0])
-        paper = cost.PAPER_POINT
-        paper_table = _live_cost(**paper, t_read_ns=t_read_ns)
-        points = pd.DataFrame([{**paper, "accuracy": float(paper_table.accuracy.iloc[0]), "on_front": False,
-                                "energy_J": _total_energy_J(paper_table)}])
-        plt.show(plots.cost_view(table, points, paper, {"energy_J": energy, "accuracy": accuracy},
-                                 COST_ENERGY_RANGE_J))
+        paper_table = _live_cost(**cost.PAPER_POINT, t_read_ns=t_read_ns)
+        paper = {**cost.PAPER_POINT, "energy_J": _total_energy_J(paper_table),
+                 "accuracy": float(paper_table.accuracy.iloc[0])}
+        current = {"n_states": n_states, "size": size, "adc_bits": adc_bits, "energy_J": energy, "accuracy": accuracy}
+        plt.show(plots.cost_view(table, paper, current, COST_ENERGY_RANGE_J))
         print(f"{n_states} states, {size}x{size} arrays, {adc_bits}-bit ADC, {t_read_ns:.0f} ns reads: "
               f"{energy * 1e9:.2f} nJ per inference, accuracy {accuracy:.1%} (first 200 test images)")
         _report("energy_per_inference_nJ", {"n_states": n_states, "size": size, "adc_bits": adc_bits,

@@ -7,8 +7,11 @@ Fast, no kernel, no browser: each ``notebooks/NN_topic.ipynb`` (and the browser 
 * contain no saved error output,
 * have a saved ``image/png`` for every *figure cell*, and
 * degrade gracefully where it uses widgets: every widget view in a saved output has its
-  model in the notebook's saved widget state (``metadata.widgets``, as nbclient/
-  ``workbook.py reproduce`` store it), or the cell also has a plain ``image/png``.
+  model in the notebook's saved widget state (``metadata.widgets``), or the cell also has a
+  plain ``image/png`` (``workbook.py reproduce`` stores a widget as a note followed by the
+  figure and text it showed, with no widget view or state at all), and
+* hold nothing that changes from run to run (widget ids and state, timestamps, memory
+  addresses, random table ids).
 
 A *figure cell* is a code cell tagged ``figure``, or one whose top-level code (outside
 ``def``/``class``/``lambda``) calls ``plt.*``/``sns.*``/``plots.*`` drawing functions or
@@ -257,6 +260,26 @@ def test_stored_outputs_are_clean(path: Path):
     found = [f"{where}: {name}: {match.group(0)!r}" for where, text in _output_texts(nb)
              for name, pattern in FORBIDDEN_OUTPUT.items() for match in [pattern.search(text)] if match]
     assert not found, f"{path.name}: stored outputs a reader should not see:\n" + "\n".join(found[:20])
+
+
+VOLATILE = {
+    "saved widget state": lambda nb: "widgets" in nb.metadata,
+    "widget model id": lambda nb: any(WIDGET_VIEW in out.get("data", {}) for c in nb.cells for out in _outputs(c)),
+    "execution timestamps": lambda nb: any("execution" in c.get("metadata", {}) for c in nb.cells),
+    "memory address in a repr": lambda nb: any(re.search(r" at 0x[0-9a-fA-F]+>", text) for _, text in _output_texts(nb)),
+    "random pandas Styler id": lambda nb: any(re.search(r'<table id="T_[0-9a-f]{5}"', text)
+                                              for _, text in _output_texts(nb)),
+}
+
+
+@pytest.mark.parametrize("path", study_notebooks(), ids=[p.stem for p in study_notebooks()])
+def test_stored_notebooks_hold_nothing_that_changes_from_run_to_run(path: Path):
+    """What ``imclib.reproduce.clean_for_storage`` removes, so that two ``reproduce`` runs in a
+    row leave ``git status`` empty. NOTE: added with that cleaning; notebooks executed before
+    it fail here until they are re-executed (``python3 workbook.py reproduce``)."""
+    nb = nbformat.read(path, as_version=4)
+    found = [name for name, holds in VOLATILE.items() if holds(nb)]
+    assert not found, f"{path.name} stores {', '.join(found)} (re-execute it with python3 workbook.py reproduce)"
 
 
 def test_forbidden_output_patterns():

@@ -234,10 +234,56 @@ def test_clean_for_storage_drops_progress_bars_notes_widgets_and_hides_paths():
                                                                                                "display_name": "Python 3"}}))
     outputs = notebook.cells[0].outputs
     assert len(outputs) == 3
-    assert outputs[0].data["text/plain"] == reproduce.WIDGET_NOTE
+    assert outputs[0].data == {"text/plain": reproduce.WIDGET_NOTE}
     assert outputs[1].text == "imclib/layer.py:10: RuntimeWarning: x\n"
     assert outputs[2].text == "cached at ~/.cache/imclib/mnist.npz\n"
     assert notebook.metadata.kernelspec["display_name"] == "Python 3 (ipykernel)"
+
+
+def _executed_like_nbclient(styler_id: str, model_ids: tuple[str, str], address: str, when: str):
+    """A notebook as nbclient leaves it after one run: a styled table (pandas' random id, a
+    repr with a memory address), a widget (random model ids, saved widget state whose Output
+    widget holds the figure and text it showed) and execution timestamps."""
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    ui, out = model_ids
+    table = (f'<style type="text/css">\n#T_{styler_id}_row0_col0 {{ color: red; }}\n</style>\n'
+             f'<table id="T_{styler_id}">\n<td id="T_{styler_id}_row0_col0" class="data">1</td>\n</table>\n')
+    styled = new_code_cell("df.style", id="styled", execution_count=1, metadata={"execution": {"iopub.status.idle": when}}, outputs=[
+        new_output("execute_result", execution_count=1, data={
+            "text/html": table, "text/plain": f"<pandas.io.formats.style.Styler at 0x{address}>"})])
+    shown = [new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 640x480 with 1 Axes>"}),
+             new_output("stream", name="stdout", text="window 27.72 µS\n")]
+    state = {ui: {"model_name": "VBoxModel", "state": {"children": [f"IPY_MODEL_{out}"]}},
+             out: {"model_name": "OutputModel", "state": {"outputs": shown}}}
+    widget = new_code_cell("widgets.cell_levels_widget()", id="widget", execution_count=2,
+                           metadata={"execution": {"iopub.status.idle": when}}, outputs=[
+        new_output("execute_result", execution_count=2, data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": ui, "version_major": 2, "version_minor": 0},
+            "text/plain": "interactive(children=(IntSlider(value=4),))"})])
+    return new_notebook(cells=[styled, widget], metadata={
+        "widgets": {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2}}})
+
+
+def test_clean_for_storage_stores_two_runs_identically_without_ids_addresses_or_timestamps():
+    """Two runs differ in pandas' Styler id, the widget model ids, a memory address and the
+    execution timestamps; stored, they are the same text, which holds none of those, and the
+    widget is stored as its note followed by what it showed (no saved widget state needed).
+    (Cell ids are part of the source, fixed here as in a stored notebook.)"""
+    first = _executed_like_nbclient("3c21f", ("ae4e3f0c5fe5", "2b67c7636"), "7f3a2b1c9d40", "2026-12-06T15:12:47Z")
+    second = _executed_like_nbclient("140a2", ("b306fa2abe34", "c6c0e204c"), "7f99ee001230", "2026-12-07T09:01:02Z")
+    stored = [nbformat.writes(reproduce.clean_for_storage(nb)) for nb in (first, second)]
+    assert stored[0] == stored[1]
+    for volatile in ("3c21f", "ae4e3f0c5fe5", "2b67c7636", "7f3a2b1c9d40", "2026-12-06", " at 0x", "widget-view",
+                     "widget-state", '"execution"'):
+        assert volatile not in stored[0], volatile
+    cells = nbformat.reads(stored[0], as_version=4).cells
+    assert cells[0].outputs[0].data["text/plain"] == "<pandas.io.formats.style.Styler>"
+    html = cells[0].outputs[0].data["text/html"]
+    assert '<table id="T_table1">' in html and "#T_table1_row0_col0" in html and 'id="T_table1_row0_col0"' in html
+    assert [o.get("data", {}).get("text/plain") or o.get("text") for o in cells[1].outputs] == [
+        reproduce.WIDGET_NOTE, "<Figure size 640x480 with 1 Axes>", "window 27.72 µS\n"]
+    assert cells[1].outputs[1].data["image/png"] == "iVBORw0KGgo="
 
 
 def test_results_table_shows_verdict_per_scheme():

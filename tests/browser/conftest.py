@@ -123,17 +123,22 @@ def _is_progress_bar(state: dict, model_id: str) -> bool:
 def widget_notebook(notebook: Path):
     """``notebook`` reduced to what its widgets need: the first code cell (imports and
     setup; a widget cell may depend on nothing else) and every code cell whose stored
-    outputs hold an interactive widget view (progress bars do not count). Outputs are
-    kept; the suite clears them before running."""
+    outputs hold an interactive widget view (progress bars do not count) or, as
+    ``imclib.reproduce`` stores a widget, its note. Outputs are kept; the suite clears them
+    before running."""
     import nbformat
+
+    from imclib.reproduce import WIDGET_NOTE
 
     nb = nbformat.read(notebook, as_version=4)
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     code = [c for c in nb.cells if c.cell_type == "code"]
 
     def interactive(cell) -> bool:
-        views = [(o.get("data") or {}).get(WIDGET_VIEW, {}).get("model_id") for o in cell.get("outputs", [])]
-        return any(v and not _is_progress_bar(state, v) for v in views)
+        data = [o.get("data") or {} for o in cell.get("outputs", [])]
+        views = [d.get(WIDGET_VIEW, {}).get("model_id") for d in data]
+        return (any(v and not _is_progress_bar(state, v) for v in views)
+                or any(d.get("text/plain") == WIDGET_NOTE for d in data))
 
     nb.cells = code[:1] + [c for c in code[1:] if interactive(c)]
     return nb

@@ -6,6 +6,7 @@ from __future__ import annotations
 import nbformat
 
 import conftest
+from imclib.reproduce import WIDGET_NOTE
 
 
 def test_calibration_factor_is_at_least_one_and_can_be_overridden(monkeypatch):
@@ -41,7 +42,11 @@ def test_widget_notebook_keeps_setup_and_interactive_widget_cells(tmp_path):
         nbformat.v4.new_code_cell("slow_study()", outputs=[view("bar")]),
         nbformat.v4.new_code_cell("x = 1"),
         nbformat.v4.new_code_cell("widgets.some_widget()", outputs=[view("ui")]),
+        nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")]),
+        nbformat.v4.new_code_cell("widgets.stored_widget()", outputs=[  # as imclib.reproduce stores a widget
+            nbformat.v4.new_output("display_data", data={"text/plain": WIDGET_NOTE})]),
     ]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
-    assert [c.source for c in conftest.widget_notebook(path).cells] == ["import imclib", "widgets.some_widget()"]
+    assert [c.source for c in conftest.widget_notebook(path).cells] == ["import imclib", "widgets.some_widget()",
+                                                                       "widgets.stored_widget()"]

@@ -18,6 +18,7 @@ point and its seed, on every backend; the task's own exception is its ``__cause_
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import itertools
 import pickle
@@ -51,8 +52,9 @@ class _TaskFailed(Exception):
         self.index, self.error, self.trace = index, error, trace
 
     def __reduce__(self):
-        try:
-            error = pickle.loads(pickle.dumps(self.error))
+        try:  # it must pickle (importable class) and rebuild from its reduce tuple (its args)
+            pickle.dumps(self.error)
+            error = copy.deepcopy(self.error)
         except Exception:  # noqa: BLE001 - any exception that cannot travel is replaced
             error = RuntimeError(f"{type(self.error).__qualname__}: {self.error}")
         return _TaskFailed, (self.index, error, self.trace)

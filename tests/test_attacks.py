@@ -228,3 +228,21 @@ def test_a_decode_gain_that_overflows_is_refused_by_name():
     inputs = np.full((2, 8), 1e300)
     with pytest.raises(ValueError, match="decode gain"):
         simulate_mvm(weights, inputs, config, np.random.default_rng(1))
+
+
+class _TwoArgumentError(Exception):
+    """An exception whose reduce tuple cannot rebuild it (its __init__ takes two arguments)."""
+
+    def __init__(self, first, second):
+        super().__init__(f"{first} and {second}")
+
+
+def _raise_two_argument_error(a):
+    raise _TwoArgumentError(a, "b")
+
+
+def test_a_worker_exception_that_cannot_be_rebuilt_travels_as_runtime_error_with_the_task_named():
+    with pytest.raises(SweepTaskError, match=r"task \d of 2 failed at grid point") as info:
+        sweep(_raise_two_argument_error, {"a": [1, 2]}, n_jobs=2, backend="loky", progress=False)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "_TwoArgumentError" in str(info.value.__cause__)

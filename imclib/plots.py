@@ -432,7 +432,7 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
     rows = 1 if len(sweeps) == 1 else 2
     columns = -(-len(sweeps) // rows)
     extra = accuracy_table is not None
-    fig = plt.figure(figsize=(4.4 * (columns + extra), 3.7 * rows + 0.6))
+    fig = plt.figure(figsize=(3.6 * (columns + extra), 3.5 * rows + 0.6))  # within 15 in at 200 dpi
     grid = fig.add_gridspec(rows, columns + extra)
     for i, (title, sweep) in enumerate(sweeps.items()):
         ax = fig.add_subplot(grid[i // columns, i % columns])

@@ -47,12 +47,12 @@ import queue
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from . import cache
+from ._files import atomic_write
 from .results import read_results
 
 import nbformat
@@ -250,11 +250,12 @@ def _failure(path: Path, client: _WatchedClient, error: BaseException, cell_time
     return f"{path.name}: {where}: {cause}", lost
 
 
-def _write_atomically(notebook: nbformat.NotebookNode, destination: Path) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=destination.parent, prefix=f".{destination.name}.",
-                                     suffix=".tmp", delete=False, encoding="utf-8") as file:
-        nbformat.write(notebook, file)
-    os.replace(file.name, destination)
+def _write_notebook(notebook: nbformat.NotebookNode, destination: Path) -> None:
+    """Write ``notebook`` as ``nbformat.write`` would (ending in a newline), atomically and with
+    the umask's permissions (:func:`imclib._files.atomic_write`)."""
+    text = nbformat.writes(notebook)
+    text += "" if text.endswith("\n") else "\n"
+    atomic_write(destination, lambda file: file.write(text.encode("utf-8")))
 
 
 def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, stop: threading.Event | None = None,
@@ -296,7 +297,7 @@ def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, s
             print(f"  {report}; running {path.name} again ({attempt} of {retries})", file=sys.stderr, flush=True)
         finally:
             clients.discard(client)
-    _write_atomically(clean_for_storage(notebook), destination or path)
+    _write_notebook(clean_for_storage(notebook), destination or path)
     return time.perf_counter() - start
 
 

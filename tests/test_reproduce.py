@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -335,3 +336,17 @@ def test_the_repository_carries_every_marker_update_readme_rewrites():
     readme, page = reproduce.README.read_text(), reproduce.FINDINGS_PAGE.read_text()
     assert TABLE_START in readme and TABLE_END in readme
     assert FINDINGS_START in page and FINDINGS_END in page
+
+
+def test_an_executed_notebook_is_written_with_the_umask_permissions(tmp_path):
+    """The stored notebook follows the umask like any file (not a temp file's 0600)."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    previous = os.umask(0o022)
+    try:
+        reproduce._write_notebook(notebook, tmp_path / "a.ipynb")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.ipynb").stat().st_mode & 0o777 == 0o644
+    with open(tmp_path / "b.ipynb", "w", encoding="utf-8") as file:
+        nbformat.write(notebook, file)
+    assert (tmp_path / "a.ipynb").read_bytes() == (tmp_path / "b.ipynb").read_bytes()

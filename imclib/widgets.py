@@ -360,7 +360,8 @@ def your_device_widget() -> w.interactive:
     def show(device=your_network.DEVICES[0], n_states=4):
         value = your_device_accuracy(device, n_states)
         fig, ax = plt.subplots(figsize=(7, 1.8))
-        ax.barh(["software", f"{device}, {n_states} states"], [software, value], color=["0.6", "C0"])
+        # a dot plot: the axis does not start at zero, so no bars
+        ax.plot([software, value], ["software", f"{device}, {n_states} states"], "o", markersize=9)
         ax.set(xlim=(50, 100), xlabel=f"accuracy (%), {y_test.size} held-out digits")
         plt.show(fig)
         print(f"{device}, {n_states} states: accuracy {value:.2f} % (software {software:.2f} %)")

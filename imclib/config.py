@@ -33,6 +33,15 @@ N <= 256, writable N <= 455, series N <= 64, uniform N <= 4096; programming take
 binary N = 1024 36 s."""
 WEIGHT_MAPS = ("calibrated", "naive")
 ADC_CALIBRATIONS = ("signal", "worst_case")
+DECODE_SCHEMES = {
+    "offset/digital": {"mapping": "offset", "input_sum": "digital"},
+    "offset/reference": {"mapping": "offset", "input_sum": "reference"},
+    "differential": {"mapping": "differential", "input_sum": "digital"},
+}
+"""The three decode schemes, one spelling across every study: ``name -> CrossbarConfig fields``.
+*offset/digital* (the default): offset map ``w = a g + b`` per column with ``sum(x)`` computed
+digitally; *offset/reference*: the same map with ``sum(x)`` read from a reference column of
+cells; *differential*: pairs of columns, ``w ∝ g+ - g-``."""
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ ERRORS_SEEDS = 10
 """Device seeds of the 04 widget, as in the study."""
 
 
-def systematic_to_random_ratio(magnitude: float, scheme: str = "offset, digital Σx",
+def systematic_to_random_ratio(magnitude: float, scheme: str = "offset/digital",
                                n_samples: int = ERRORS_SAMPLES, n_seeds: int = ERRORS_SEEDS) -> float:
     """Ratio of the MVM error increments (layer 1, ``n_samples`` MNIST test inputs, the
     default device under decode ``scheme``) of a coherent and a random per-cell
@@ -191,7 +191,7 @@ def systematic_to_random_ratio(magnitude: float, scheme: str = "offset, digital 
 
 def errors_widget() -> w.interactive:
     """Per-cell error magnitude and decode scheme -> systematic / random error ratio."""
-    def show(magnitude=0.02, scheme="offset, digital Σx"):
+    def show(magnitude=0.02, scheme="offset/digital"):
         value = systematic_to_random_ratio(magnitude, scheme)
         verdict = "more" if value > 1 else "less"
         print(f"{scheme}, per-cell error {magnitude:.1%}: the systematic error is {value:.2f}x the random one "
@@ -200,7 +200,7 @@ def errors_widget() -> w.interactive:
         _report("systematic_to_random_ratio", {"magnitude": magnitude, "scheme": scheme}, value)
     return _live(show, magnitude=w.FloatSlider(0.02, min=0.005, max=0.2, step=0.005, description="δ",
                                                readout_format=".3f"),
-                 scheme=w.Dropdown(options=list(errors.SCHEMES), value="offset, digital Σx", description="decode"))
+                 scheme=w.Dropdown(options=list(errors.SCHEMES), value="offset/digital", description="decode"))
 
 
 # ---- 05: states ---------------------------------------------------------------------
@@ -213,7 +213,7 @@ def _states_result(tmr0: float, v_read: float, t_int_ns: float, scheme: str):
     return states.interior_optimum(sweep), sweep
 
 
-def optimal_states(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset-digital") -> tuple[float, pd.DataFrame]:
+def optimal_states(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset/digital") -> tuple[float, pd.DataFrame]:
     """Best N (least mean total MVM error of layer 1 over N = 2..16, writable stacks,
     circuit-derived sense noise at integration time ``t_int_ns``, 5 device seeds, the
     study's 1000 MNIST inputs) and the sweep it comes from."""
@@ -227,7 +227,7 @@ def states_widget() -> w.VBox:
     busy = w.Label("")
 
     def show(tmr0=defaults.TMR0, v_read=defaults.V_READ_V, t_int_ns=defaults.SENSE_T_INT_S * 1e9,
-             scheme="offset-digital"):
+             scheme="offset/digital"):
         busy.value = "computing ..."
         try:
             result, sweep = _states_result(float(tmr0), float(v_read), float(t_int_ns), scheme)
@@ -245,13 +245,13 @@ def states_widget() -> w.VBox:
                              continuous_update=False),
         t_int_ns=w.SelectionSlider(options=[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0], value=defaults.SENSE_T_INT_S * 1e9,
                                    description="t_int (ns)", continuous_update=False),
-        scheme=w.Dropdown(options=list(states.SCHEMES), value="offset-digital", description="scheme"),
+        scheme=w.Dropdown(options=list(states.SCHEMES), value="offset/digital", description="scheme"),
     )
     ui = w.interactive(show, **controls)
     return w.VBox([*ui.children[:-1], busy, ui.children[-1]])
 
 
-def optimal_states_value(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset-digital") -> float:
+def optimal_states_value(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset/digital") -> float:
     """:func:`optimal_states` without the sweep table (what the widget reports)."""
     return optimal_states(tmr0, v_read, t_int_ns, scheme)[0]
 

@@ -135,12 +135,12 @@ def test_error_decomposition_table(small_layer):
     table = errors.error_decomposition(small_layer, sources=sources, seeds=range(3), progress=False)
     assert set(table.scheme) == set(errors.SCHEMES) and len(table) == 3 * 3 * 3
     name, weights, x = small_layer[0]
-    quantization = table[(table.group == "quantization") & (table.scheme == "offset, digital Σx")].error
+    quantization = table[(table.group == "quantization") & (table.scheme == "offset/digital")].error
     base = errors.quantization_only(imclib.CrossbarConfig())
     assert quantization.iloc[0] == pytest.approx(imclib.nrmse(simulate_mvm(weights, x, base), x @ weights))
     rp = table[table.source == "R_P +5 %"].groupby("scheme").error
     assert (rp.nunique() == 1).all()  # deterministic: one simulation, repeated for every seed
-    variation = table[(table.source == "variation") & (table.scheme == "differential pairs")].error
+    variation = table[(table.source == "variation") & (table.scheme == "differential")].error
     assert variation.nunique() == 3  # random: one draw per seed
 
 
@@ -149,12 +149,12 @@ def test_random_vs_systematic_follows_the_common_mode(small_layer):
     assert (versus[versus.kind == "systematic"].groupby("scheme").error.nunique() == 1).all()
     ratios = errors.c5_ratios(versus).set_index("scheme").ratio
     # a digital sum leaves the common-mode term in the coherent error; a reference column cancels it
-    assert ratios["offset, digital Σx"] > 1 > ratios["offset, reference column"]
+    assert ratios["offset/digital"] > 1 > ratios["offset/reference"]
 
 
 def test_common_mode_sweep_columns(small_layer):
     _, weights, x = small_layer[0]
-    sweep = errors.common_mode_sweep(weights, x, shifts=(0.0, 0.5), seeds=range(3), schemes=["offset, digital Σx"])
+    sweep = errors.common_mode_sweep(weights, x, shifts=(0.0, 0.5), seeds=range(3), schemes=["offset/digital"])
     assert list(sweep["shift"]) == [0.0, 0.5] and (sweep.n_seeds == 3).all()
     assert sweep.common_mode_fraction.is_monotonic_increasing
 

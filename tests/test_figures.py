@@ -146,7 +146,7 @@ def test_cost_view_fits_its_axes_to_the_points_and_names_the_selected_configurat
 
 
 def test_optimum_shift_joins_no_point_without_an_interior_optimum():
-    table = pd.DataFrame({"parameter": "TMR0", "value": [0.5, 1.0, 2.0], "scheme": "offset-digital",
+    table = pd.DataFrame({"parameter": "TMR0", "value": [0.5, 1.0, 2.0], "scheme": "offset/digital",
                           "best_N": [8, 16, 8], "optimum": [8, np.nan, 8]})
     fig = plots.optimum_shift(table)
     ax = fig.axes[0]

@@ -151,7 +151,7 @@ def test_cached_tables_key_every_parameter(monkeypatch, tmp_path):
     first = states.sweep_table(n_samples=3, states=(2, 3), seeds=range(2))
     again = states.sweep_table(n_samples=3, states=(2, 3), seeds=range(2), sense=SenseCircuit(), tmr0=1.0)
     pd.testing.assert_frame_equal(first, again)  # defaults spelled out hit the same entry
-    assert len(calls) == 1 and calls[0]["sense"] == SenseCircuit() and calls[0]["scheme"] == "offset-digital"
+    assert len(calls) == 1 and calls[0]["sense"] == SenseCircuit() and calls[0]["scheme"] == "offset/digital"
     for changed in ({"tmr0": 2.0}, {"v_read": 0.2}, {"sense": SenseCircuit(t_int=1e-9)}, {"scheme": "differential"},
                     {"junction_sigma": 0.03}, {"kind": "uniform"}, {"seeds": range(3)}, {"n_samples": 4}):
         states.sweep_table(**{"n_samples": 3, "states": (2, 3), "seeds": range(2), **changed})

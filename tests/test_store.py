@@ -54,7 +54,7 @@ ACCURACY = pd.DataFrame({"seed": np.arange(3), "accuracy": [0.91, 0.92, 0.93]})
 # --------------------------------------------------------------------------- round trips
 
 ROUND_TRIPS = {
-    "study columns": pd.DataFrame({"scheme": ["offset, digital Σx", "differential", ""], "seed": [0, 1, 2],
+    "study columns": pd.DataFrame({"scheme": ["offset/digital", "differential", ""], "seed": [0, 1, 2],
                                    "error": [0.1, -2.5e-300, 1e300], "random": [True, False, True]}),
     "NaN where a column may hold it": pd.DataFrame({"label": ["N = 8", "none"], "optimum": [8.0, np.nan]}),
     "narrow dtypes": pd.DataFrame({"a": np.array([1, 2], np.int8), "b": np.array([3, 4], np.uint16),

@@ -30,19 +30,15 @@ from scipy.optimize import brentq
 from tqdm.auto import tqdm
 
 from .. import defaults
-from ..config import CrossbarConfig
+from ..config import DECODE_SCHEMES, CrossbarConfig
 from ..layer import program_layer, simulate_mvm
 from ..metrics import nrmse
 from ..mlp import MLP
 from ..nonidealities import Nonidealities
 from ..periphery import Periphery
 
-SCHEMES = {
-    "offset, digital Σx": {"mapping": "offset", "input_sum": "digital"},
-    "offset, reference column": {"mapping": "offset", "input_sum": "reference"},
-    "differential pairs": {"mapping": "differential", "input_sum": "digital"},
-}
-"""The three decode schemes: ``name -> CrossbarConfig fields``."""
+SCHEMES = DECODE_SCHEMES
+"""The three decode schemes (:data:`imclib.config.DECODE_SCHEMES`)."""
 
 C4_ALPHA = 0.01
 """Significance level of every one-sided comparison of the C4 criterion."""

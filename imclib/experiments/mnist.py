@@ -27,7 +27,7 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from .. import cache
-from ..config import CrossbarConfig
+from ..config import DECODE_SCHEMES, CrossbarConfig
 from ..data import load_mnist
 from ..hwa import train_hwa
 from ..cache import cached_train, default_cache_dir
@@ -167,10 +167,8 @@ def cached_table(key: dict, compute) -> pd.DataFrame:
     return cache.cached_table(table_name(key), compute, default_cache_dir() / "tables")
 
 
-SCHEMES = {"offset/digital": {}, "offset/reference": {"input_sum": "reference"},
-           "differential": {"mapping": "differential"}}
-"""The three decode schemes: offset mapping with ``sum(x)`` computed digitally (the default),
-offset mapping with ``sum(x)`` read from a reference column, differential pairs."""
+SCHEMES = DECODE_SCHEMES
+"""The three decode schemes (:data:`imclib.config.DECODE_SCHEMES`)."""
 NETWORKS = ("software", "PTQ naive", "PTQ expert", "HWA")
 
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .. import _validate, defaults
 from ..cells import MTJ, CellLevels, junction_conductance_samples, stack_physics
-from ..config import CrossbarConfig
+from ..config import DECODE_SCHEMES, CrossbarConfig
 from ..layer import ProgrammedLayer, program_layer
 from ..mapping import quantize_weights
 from ..mlp import MLP
@@ -41,12 +41,8 @@ from ..sensing import SenseCircuit, worst_overlap
 STATES = tuple(range(2, 17))
 KINDS = ("writable", "series", "uniform")
 NEAR_OPTIMAL = 0.05
-SCHEMES = {
-    "offset-digital": {"mapping": "offset", "input_sum": "digital"},
-    "offset-reference": {"mapping": "offset", "input_sum": "reference"},
-    "differential": {"mapping": "differential"},
-}
-"""Decode schemes: offset map with a digital sum(x), offset map with a reference column, differential pairs."""
+SCHEMES = DECODE_SCHEMES
+"""The three decode schemes (:data:`imclib.config.DECODE_SCHEMES`)."""
 
 
 @lru_cache(maxsize=2)
@@ -65,7 +61,7 @@ def _norm(a: np.ndarray) -> float:
 
 
 def study_config(n_states: int, kind: str = "writable", tmr0: float = defaults.TMR0,
-                 v_read: float = defaults.V_READ_V, scheme: str = "offset-digital") -> CrossbarConfig:
+                 v_read: float = defaults.V_READ_V, scheme: str = "offset/digital") -> CrossbarConfig:
     """The hardware of one point of the sweep: N-state cells of ``kind`` with zero-bias TMR
     ``tmr0``, rows driven up to ``v_read`` (volts), weights mapped and quantized onto the
     nominal levels with the decode ``scheme`` (a key of :data:`SCHEMES`), no other
@@ -131,7 +127,7 @@ def read(layer: ProgrammedLayer, conductance: np.ndarray, x, rng, sense: SenseCi
 def states_sweep(weights: np.ndarray, x: np.ndarray, states=STATES, kind: str = "writable",
                  sense: SenseCircuit | None = None, sense_noise: float | None = None,
                  junction_sigma: float = 0.0, tmr0: float = defaults.TMR0, v_read: float = defaults.V_READ_V,
-                 seeds=range(5), scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
+                 seeds=range(5), scheme: str = "offset/digital", progress: bool = True) -> pd.DataFrame:
     """MVM error against states per cell on inputs ``x`` (batch, n_in).
 
     Parameters
@@ -230,7 +226,7 @@ def interior_optimum(sweep: pd.DataFrame, column: str = "error", component: str 
 
 def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_read=(0.05, 0.1, 0.2),
                   t_int=(1e-9, 10e-9, 100e-9), states=STATES, seeds=range(5), junction_sigma: float = 0.0,
-                  scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
+                  scheme: str = "offset/digital", progress: bool = True) -> pd.DataFrame:
     """Where the optimum moves when one of TMR0, v_read (volts) or t_int (seconds) changes
     from its default, the others held at theirs.
 
@@ -338,7 +334,7 @@ def network_accuracy(model: MLP, x, y, config: CrossbarConfig, seeds, calibratio
 
 def accuracy_sweep(x_test, y_test, calibration, train: Callable[[CrossbarConfig], MLP] = qat_training, states=STATES,
                    kind: str = "writable", seeds=range(5), sense: SenseCircuit | None = None,
-                   junction_sigma: float = 0.0, scheme: str = "offset-digital", progress: bool = True) -> pd.DataFrame:
+                   junction_sigma: float = 0.0, scheme: str = "offset/digital", progress: bool = True) -> pd.DataFrame:
     """MNIST test accuracy against states per cell, the network trained per N by
     ``train(config)`` (both layers on hardware, DAC ranges set on ``calibration`` inputs).
 
@@ -399,7 +395,7 @@ def sweep_table(n_samples: int = 1000, states=STATES, seeds=range(5), progress: 
     """:func:`states_sweep` on :func:`layer1_inputs` (``n_samples`` images), cached by every
     parameter (``kwargs``: those of :func:`states_sweep`)."""
     parameters = {"kind": "writable", "sense": None, "sense_noise": None, "junction_sigma": 0.0,
-                  "tmr0": defaults.TMR0, "v_read": defaults.V_READ_V, "scheme": "offset-digital", **kwargs}
+                  "tmr0": defaults.TMR0, "v_read": defaults.V_READ_V, "scheme": "offset/digital", **kwargs}
     parameters["sense"] = parameters["sense"] or SenseCircuit()  # the default circuit, named in the key
 
     def compute():
@@ -414,7 +410,7 @@ def shift_table(n_samples: int = 1000, seeds=range(5), progress: bool = False, *
     parameter (``kwargs``: those of :func:`optimum_shift`, defaults named in the key)."""
     parameters = {"kind": "writable", "tmr0": (0.5, 1.0, 2.0), "v_read": (0.05, 0.1, 0.2),
                   "t_int": (1e-9, 10e-9, 100e-9), "states": STATES, "junction_sigma": 0.0,
-                  "scheme": "offset-digital", **kwargs}
+                  "scheme": "offset/digital", **kwargs}
 
     def compute():
         weights, x = layer1_inputs(n_samples)
@@ -433,7 +429,7 @@ def artifact_table(n_samples: int = 1000, states=STATES, kind: str = "writable")
 
 
 def accuracy_table(training: str = "HWA", n_test: int | None = None, states=STATES, kind: str = "writable",
-                   seeds=range(5), scheme: str = "offset-digital", junction_sigma: float = 0.0,
+                   seeds=range(5), scheme: str = "offset/digital", junction_sigma: float = 0.0,
                    progress: bool = False) -> pd.DataFrame:
     """:func:`accuracy_sweep` on the first ``n_test`` MNIST test images (all with ``None``),
     the network trained per N by ``TRAININGS[training]`` (training seed 0), the circuit's

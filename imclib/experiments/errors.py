@@ -31,9 +31,11 @@ from tqdm.auto import tqdm
 
 from .. import defaults
 from ..config import DECODE_SCHEMES, CrossbarConfig
+from ..deploy import calibrate, fit_columns
 from ..layer import program_layer, simulate_mvm
 from ..metrics import nrmse
 from ..mlp import MLP
+from ..network import hardware_accuracy
 from ..nonidealities import Nonidealities
 from ..periphery import Periphery
 
@@ -112,10 +114,13 @@ def default_sources(device: CrossbarConfig | None = None) -> dict[str, tuple[str
     ``group`` is ``"default device"`` (every source of the default device, at the
     device's magnitude where it has the source on, else at the literature default of
     :mod:`imclib.defaults`; stuck cells and the converters are included even where the
-    device has them off) or ``"miscalibration"`` (the device differs from what the decode
-    assumes: R_P +5 %, TMR0 -10 %, the stack's levels decoded as uniform). ``kind`` is
-    ``systematic``, ``random`` or ``periphery``; ``changes`` are Nonidealities or Periphery
-    fields (:func:`with_source`).
+    device has them off), ``"miscalibration"`` (the device differs from what the decode
+    assumes: R_P +5 %, TMR0 -10 %; labelled contrasts, because no published wafer- or
+    die-level spread of R_P or TMR0 was found to take their magnitudes from, see
+    :data:`MISCALIBRATION_SOURCES`) or ``"decoder contrast"`` (the stack's levels decoded
+    as uniform: a wrong decoder, not a device error). Only the default-device sources
+    count toward C4's criterion. ``kind`` is ``systematic``, ``random`` or ``periphery``;
+    ``changes`` are Nonidealities or Periphery fields (:func:`with_source`).
     """
     device = CrossbarConfig() if device is None else device
     n, p = device.nonideal, device.periphery
@@ -134,22 +139,47 @@ def default_sources(device: CrossbarConfig | None = None) -> dict[str, tuple[str
         f"ADC {adc_bits} bit": ("default device", "periphery", {"adc_bits": adc_bits}),
         "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05}),
         "TMR0 -10 %": ("miscalibration", "systematic", {"tmr_error": -0.10}),
-        "levels decoded as uniform": ("miscalibration", "systematic", {"decode_as_uniform": True}),
+        "levels decoded as uniform": ("decoder contrast", "systematic", {"decode_as_uniform": True}),
     }
 
 
-def _mvm(weights, x, config, seed):
-    """:func:`simulate_mvm` and whether an ADC saturation warning was raised."""
+MISCALIBRATION_SOURCES = {
+    "R_P +5 %": "no published wafer- or die-level R_P spread found (search of the stored literature); contrast",
+    "TMR0 -10 %": "no published wafer- or die-level TMR0 spread found (search of the stored literature); contrast",
+}
+"""Where each miscalibration's magnitude comes from; a source without a published spread
+stays a labelled contrast and does not count toward C4."""
+CRITERION_GROUPS = ("default device",)
+"""Source groups whose comparisons decide C4 (the others are reported as contrasts)."""
+
+
+def _mvm(weights, x, config, seed, calibration=None):
+    """``x @ weights`` on a freshly programmed layer (device seed ``seed``) and whether an
+    ADC saturation warning was raised.
+
+    Without ``calibration``: :func:`simulate_mvm` (DAC full scale ``max |x|``, data-free ADC
+    bound, no column calibration). With ``calibration`` (inputs of the layer, never ``x``):
+    as deployed, the DAC full scale is ``max |calibration|``, the ADC full scale is
+    calibrated on it (:func:`imclib.deploy.calibrate`) and every output column is
+    calibrated on its read (:func:`imclib.deploy.fit_columns`), then ``x`` is read.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        y = simulate_mvm(weights, x, config, seed)
+        if calibration is None:
+            y = simulate_mvm(weights, x, config, seed)
+        else:
+            rng = np.random.default_rng(seed)
+            layer = calibrate(program_layer(weights, config, rng), calibration,
+                              input_range=float(np.abs(calibration).max()) or 1.0)
+            y = fit_columns(layer, calibration, weights, rng).mvm(x, rng)
     return y, any("ADC saturated" in str(w.message) for w in caught)
 
 
 # ---- C4: error decomposition --------------------------------------------------------
 
 def error_decomposition(layers, device: CrossbarConfig | None = None, sources: dict | None = None,
-                        seeds=range(MIN_SEEDS), schemes=None, progress: bool = True) -> pd.DataFrame:
+                        seeds=range(MIN_SEEDS), schemes=None, progress: bool = True,
+                        calibration=None) -> pd.DataFrame:
     """MVM error per decode scheme, layer, source and device seed.
 
     Parameters
@@ -166,11 +196,16 @@ def error_decomposition(layers, device: CrossbarConfig | None = None, sources: d
         repeated for every seed (``random`` is False on its rows).
     schemes : iterable of str, optional
         Names of :data:`SCHEMES` (default all).
+    calibration : list of (name, W, X), optional
+        Calibration inputs per layer (from training images, :func:`realistic_inputs`):
+        every array is deployed as an expert would, converter ranges and the per-column
+        calibration fitted on them (:func:`_mvm`). Without it: uncalibrated reads.
 
     Returns
     -------
     DataFrame
-        ``scheme``, ``layer``, ``group`` (quantization, default device, miscalibration),
+        ``scheme``, ``layer``, ``group`` (quantization, default device, miscalibration,
+        decoder contrast),
         ``kind``, ``source``, ``seed``, ``error`` (normalized, module docstring),
         ``random`` (whether the source draws at random), ``adc_saturated`` (whether any
         ADC read saturated).
@@ -181,11 +216,12 @@ def error_decomposition(layers, device: CrossbarConfig | None = None, sources: d
     configs = decode_schemes(device)
     records = []
     tasks = [(scheme, layer) for scheme in (schemes or configs) for layer in layers]
+    fitted = {name: x for name, _, x in calibration} if calibration is not None else {}
     for scheme, (name, weights, x) in tqdm(tasks, desc="schemes x layers", disable=not progress, leave=False):
         base = quantization_only(configs[scheme])
         reference = x @ weights
         norm = np.linalg.norm(reference)
-        quantized = simulate_mvm(weights, x, base)
+        quantized = _mvm(weights, x, base, 0, fitted.get(name))[0]
         row = {"scheme": scheme, "layer": name}
         q_error = nrmse(quantized, reference)
         records += [{**row, "group": "quantization", "kind": "quantization", "source": "weight quantization",
@@ -194,7 +230,7 @@ def error_decomposition(layers, device: CrossbarConfig | None = None, sources: d
             config = with_source(base, changes)
             random = is_random(config)
             for seed in seeds if random else seeds[:1]:
-                y, saturated = _mvm(weights, x, config, seed)
+                y, saturated = _mvm(weights, x, config, seed, fitted.get(name))
                 error = float(np.linalg.norm(y - quantized) / norm)
                 for s in [seed] if random else seeds:
                     records.append({**row, "group": group, "kind": kind, "source": source, "seed": s,
@@ -259,6 +295,61 @@ def c4_comparisons(decomposition: pd.DataFrame, alpha: float = C4_ALPHA) -> pd.D
     return pd.DataFrame(rows)
 
 
+def accuracy_decomposition(model: MLP, x: np.ndarray, y: np.ndarray, calibration: np.ndarray,
+                           device: CrossbarConfig | None = None, sources: dict | None = None,
+                           seeds=range(MIN_SEEDS), schemes=None, progress: bool = True) -> pd.DataFrame:
+    """Accuracy lost per source on the network level, per decode scheme and device seed.
+
+    ``model`` (the expert-PTQ network: the float network deployed with the calibrated map)
+    is deployed with :func:`imclib.network.hardware_accuracy` (converter ranges and the
+    per-column calibration fitted on ``calibration``, training images) on
+    ``quantization_only(device)`` under each scheme, alone and with one source of
+    ``sources`` (default :func:`default_sources`) on, and scored on ``x``, ``y``.
+    Quantization is charged with ``acc_float - acc_q``, a source with ``acc_q - acc_{q+s}``
+    (its own seed's network; the quantization-only network is deterministic). A source
+    without randomness is deployed once.
+
+    Returns
+    -------
+    DataFrame
+        ``scheme``, ``layer`` (``"network"``), ``group``, ``kind``, ``source``, ``seed``,
+        ``accuracy`` (of the deployed network), ``error`` (accuracy lost, fraction of
+        images; the column :func:`c4_comparisons` reads), ``random``.
+    """
+    device = CrossbarConfig() if device is None else device
+    sources = default_sources(device) if sources is None else sources
+    seeds = list(seeds)
+    configs = decode_schemes(device)
+    software = float(np.mean(model.forward(x).argmax(axis=1) == y))
+    records = []
+    for scheme in tqdm(list(schemes or configs), desc="schemes", disable=not progress, leave=False):
+        base = quantization_only(configs[scheme])
+        quantized = float(hardware_accuracy(model, x, y, base, seeds[:1], calibration).accuracy[0])
+        row = {"scheme": scheme, "layer": "network"}
+        records += [{**row, "group": "quantization", "kind": "quantization", "source": "weight quantization",
+                     "seed": seed, "accuracy": quantized, "error": software - quantized, "random": False}
+                    for seed in seeds]
+        for source, (group, kind, changes) in sources.items():
+            config = with_source(base, changes)
+            random = is_random(config)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # ADC saturation: reported by the MVM study
+                table = hardware_accuracy(model, x, y, config, seeds if random else seeds[:1], calibration)
+            accuracy = dict(zip(table.seed, table.accuracy)) if random else dict.fromkeys(seeds, table.accuracy[0])
+            records += [{**row, "group": group, "kind": kind, "source": source, "seed": seed,
+                         "accuracy": float(accuracy[seed]), "error": quantized - float(accuracy[seed]),
+                         "random": random} for seed in seeds]
+    return pd.DataFrame(records)
+
+
+def c4_by_scheme(*comparisons: pd.DataFrame, groups=CRITERION_GROUPS) -> dict:
+    """C4 per decode scheme: every comparison of :func:`c4_comparisons` tables (the MVM
+    error per layer, the accuracy lost) in the source ``groups`` holds."""
+    table = pd.concat(comparisons, ignore_index=True)
+    table = table[table.group.isin(groups)]
+    return {scheme: bool(part.holds.all()) for scheme, part in table.groupby("scheme", sort=False)}
+
+
 def break_even_rp_error(quantization: float, error_at: float, rp_error: float = 0.05) -> float:
     """R_P error ``eps`` (relative) at which an R_P miscalibration alone costs as much as
     weight quantization, from its error ``error_at`` at ``rp_error``.
@@ -282,25 +373,35 @@ def lognormal_sigma_for_rms(relative_rms: float) -> float:
     return brentq(lambda s: np.expm1(s * s) - relative_rms**2, 1e-9, 2.0)
 
 
+SYSTEMATIC_KINDS = ("global gain", "position pattern")
+"""The two coherent errors of C5: a gain every decode scheme but the digital sum cancels,
+and a per-cell-position pattern repeated in every tile, which no decode cancels."""
+
+
 def equal_magnitude_configs(base: CrossbarConfig, delta: float) -> dict[str, CrossbarConfig]:
-    """Per-cell conductance errors of rms ``delta`` (relative): ``systematic`` (every cell
-    ``G (1 - delta)``, i.e. R_P up by ``1/(1 - delta) - 1``), ``random`` (static lognormal
-    variation of rms ``delta``, new for every array) and ``random (reused array)`` (one
-    array's draw repeated in every tile)."""
+    """Per-cell conductance errors of rms ``delta`` (relative): ``global gain`` (every cell
+    ``G (1 - delta)``, i.e. R_P up by ``1/(1 - delta) - 1``; cancelled by a reference
+    column and by differential pairs), ``position pattern`` (static lognormal error of rms
+    ``delta`` drawn once for the 4 x 4 cell positions of one array and repeated in every
+    tile: the same cell position is off by the same factor everywhere, as one physical
+    array reprogrammed for every tile, ``scenario="reused"``; no decode cancels it) and
+    ``random`` (static lognormal variation of rms ``delta``, new for every cell)."""
     random = with_source(base, {"programming_sigma": lognormal_sigma_for_rms(delta)})
-    return {"systematic": with_source(base, {"rp_error": 1 / (1 - delta) - 1}),
-            "random": random, "random (reused array)": random.with_(scenario="reused")}
+    return {"global gain": with_source(base, {"rp_error": 1 / (1 - delta) - 1}),
+            "position pattern": random.with_(scenario="reused"), "random": random}
 
 
 def random_vs_systematic(layers, magnitudes=(0.005, 0.01, 0.02, 0.05, 0.1), device: CrossbarConfig | None = None,
-                         seeds=range(MIN_SEEDS), schemes=None, reused: bool = True, progress: bool = True) -> pd.DataFrame:
+                         seeds=range(MIN_SEEDS), schemes=None, pattern: bool = True, progress: bool = True) -> pd.DataFrame:
     """Error increment of a per-cell conductance error of equal rms magnitude ``delta``,
-    applied coherently or at random (:func:`equal_magnitude_configs`), on top of
-    ``quantization_only(device)`` under each decode scheme.
+    applied coherently (a global gain; with ``pattern``, also a per-position pattern) or
+    at random (:func:`equal_magnitude_configs`), on top of ``quantization_only(device)``
+    under each decode scheme (uncalibrated reads: the decode's own cancellation).
 
-    Columns: ``scheme``, ``layer``, ``magnitude``, ``kind`` (systematic, random, random
-    (reused array), only with ``reused``), ``seed``, ``error`` (``||y - y_q|| / ||y_ref||``).
-    The systematic error is deterministic: simulated once and repeated for every seed.
+    Columns: ``scheme``, ``layer``, ``magnitude``, ``kind`` (:data:`SYSTEMATIC_KINDS` or
+    ``random``), ``seed``, ``error`` (``||y - y_q|| / ||y_ref||``). The global gain is
+    deterministic: simulated once and repeated for every seed; the position pattern is
+    drawn anew for every seed.
     """
     device = CrossbarConfig() if device is None else device
     seeds = list(seeds)
@@ -313,35 +414,48 @@ def random_vs_systematic(layers, magnitudes=(0.005, 0.01, 0.02, 0.05, 0.1), devi
         quantized = simulate_mvm(weights, x, base)
         for delta in magnitudes:
             for kind, config in equal_magnitude_configs(base, delta).items():
-                if kind == "random (reused array)" and not reused:
+                if kind == "position pattern" and not pattern:
                     continue
-                for seed in seeds if kind != "systematic" else seeds[:1]:
+                deterministic = kind == "global gain"
+                for seed in seeds[:1] if deterministic else seeds:
                     error = float(np.linalg.norm(_mvm(weights, x, config, seed)[0] - quantized) / norm)
                     records += [{"scheme": scheme, "layer": name, "magnitude": delta, "kind": kind, "seed": s,
-                                 "error": error} for s in ([seed] if kind != "systematic" else seeds)]
+                                 "error": error} for s in (seeds if deterministic else [seed])]
     return pd.DataFrame(records)
 
 
-def c5_ratios(versus: pd.DataFrame) -> pd.DataFrame:
+def c5_ratios(versus: pd.DataFrame, systematic: str = "global gain") -> pd.DataFrame:
     """C5's quantity: ``systematic / random`` error ratio per scheme, layer and magnitude,
-    from the per-seed ratios ``e_sys / e_random(seed)``.
+    from the per-seed ratios ``e_sys(seed) / e_random(seed)``, for the coherent error
+    ``systematic`` (one of :data:`SYSTEMATIC_KINDS`).
 
-    Columns: ``scheme``, ``layer``, ``magnitude``, ``n_seeds``, ``ratio`` (mean),
-    ``ci95_low``, ``ci95_high``, ``reused_ratio`` (systematic / reused-array random, mean;
-    NaN without that kind) and ``holds`` (``ci95_low > 1``).
+    Columns: ``scheme``, ``layer``, ``magnitude``, ``systematic``, ``n_seeds``, ``ratio``
+    (mean), ``ci95_low``, ``ci95_high`` and ``holds`` (``ci95_low > 1``).
     """
     wide = versus.pivot_table(index=["scheme", "layer", "magnitude", "seed"], columns="kind", values="error")
     order = {name: i for i, name in enumerate(dict.fromkeys(versus.scheme))}
     wide = wide.sort_index(level="scheme", key=lambda names: names.map(order), sort_remaining=False)
     rows = []
     for (scheme, layer, magnitude), part in wide.groupby(level=["scheme", "layer", "magnitude"], sort=False):
-        ratio = part["systematic"] / part["random"]
+        ratio = part[systematic] / part["random"]
         mean, low, high = mean_ci(ratio)
-        rows.append({"scheme": scheme, "layer": layer, "magnitude": magnitude, "n_seeds": len(ratio), "ratio": mean,
-                     "ci95_low": low, "ci95_high": high,
-                     "reused_ratio": float((part["systematic"] / part["random (reused array)"]).mean())
-                     if "random (reused array)" in part else float("nan"),
-                     "holds": bool(low > 1)})
+        rows.append({"scheme": scheme, "layer": layer, "magnitude": magnitude, "systematic": systematic,
+                     "n_seeds": len(ratio), "ratio": mean, "ci95_low": low, "ci95_high": high, "holds": bool(low > 1)})
+    return pd.DataFrame(rows)
+
+
+def magnitude_dependence(ratios: pd.DataFrame) -> pd.DataFrame:
+    """Whether C5's ratio depends on the per-cell magnitude: per scheme and layer of
+    :func:`c5_ratios`, the smallest and largest mean ratio over the magnitudes, their
+    relative spread ``(max - min) / mean`` and ``overlap`` (every magnitude's 95 % CI
+    contains the ratio averaged over the magnitudes: no dependence resolved)."""
+    rows = []
+    for (scheme, layer), part in ratios.groupby(["scheme", "layer"], sort=False):
+        average = float(part.ratio.mean())
+        rows.append({"scheme": scheme, "layer": layer, "systematic": part.systematic.iloc[0],
+                     "ratio_min": float(part.ratio.min()), "ratio_max": float(part.ratio.max()),
+                     "relative_spread": float(np.ptp(part.ratio) / average),
+                     "overlap": bool(np.all((part.ci95_low <= average) & (average <= part.ci95_high)))})
     return pd.DataFrame(rows)
 
 
@@ -369,7 +483,7 @@ def common_mode_sweep(weights, x, shifts=(-0.1, 0.0, 0.1, 0.25, 0.5, 1.0), delta
     frames = []
     for shift in shifts:
         layer = [(f"shift {shift:+g}", weights, x + shift)]
-        table = random_vs_systematic(layer, [delta], device, seeds, schemes, reused=False, progress=False)
+        table = random_vs_systematic(layer, [delta], device, seeds, schemes, pattern=False, progress=False)
         ratios = c5_ratios(table)
         ratios["shift"] = shift
         ratios["common_mode_fraction"] = [common_mode_fraction(weights, x + shift, configs[s]) for s in ratios.scheme]

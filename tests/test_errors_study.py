@@ -69,12 +69,26 @@ def test_c5_ratios_criterion():
     rows = []
     for scheme, random_errors in (("coherent wins", [1.0, 0.9, 1.1]), ("random wins", [3.0, 2.9, 3.1])):
         for seed, e in enumerate(random_errors):
-            rows += [{"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "systematic", "seed": seed, "error": 2.0},
+            rows += [{"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "global gain", "seed": seed, "error": 2.0},
+                     {"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "position pattern", "seed": seed,
+                      "error": 0.5 * e},
                      {"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "random", "seed": seed, "error": e}]
     ratios = errors.c5_ratios(pd.DataFrame(rows)).set_index("scheme")
     assert ratios.ratio["coherent wins"] == pytest.approx(np.mean([2.0, 2 / 0.9, 2 / 1.1]))
     assert ratios.holds.to_dict() == {"coherent wins": True, "random wins": False}
-    assert np.isnan(ratios.reused_ratio["coherent wins"])
+    pattern = errors.c5_ratios(pd.DataFrame(rows), "position pattern")
+    np.testing.assert_allclose(pattern.ratio, 0.5)  # per-seed ratios, paired by seed
+    assert set(pattern.systematic) == {"position pattern"} and not pattern.holds.any()
+
+
+def test_magnitude_dependence_of_the_ratio():
+    ratios = pd.DataFrame({"scheme": "s", "layer": ["flat"] * 3 + ["rising"] * 3, "systematic": "global gain",
+                           "magnitude": [0.01, 0.02, 0.05] * 2, "ratio": [2.0, 2.1, 1.9, 1.0, 2.0, 3.0],
+                           "ci95_low": [1.7, 1.8, 1.6, 0.9, 1.9, 2.9], "ci95_high": [2.3, 2.4, 2.2, 1.1, 2.1, 3.1]})
+    table = errors.magnitude_dependence(ratios).set_index("layer")
+    assert table.overlap.to_dict() == {"flat": True, "rising": False}
+    assert table.relative_spread["rising"] == pytest.approx(2.0 / 2.0)
+    assert (table.ratio_min["flat"], table.ratio_max["flat"]) == (1.9, 2.1)
 
 
 def test_quantization_only_and_schemes_keep_the_device():
@@ -86,7 +100,8 @@ def test_quantization_only_and_schemes_keep_the_device():
     assert [(c.mapping, c.input_sum) for c in schemes.values()] == [
         ("offset", "digital"), ("offset", "reference"), ("differential", "digital")]
     sources = errors.default_sources(device)
-    assert {group for group, _, _ in sources.values()} == {"default device", "miscalibration"}
+    assert {group for group, _, _ in sources.values()} == {"default device", "miscalibration", "decoder contrast"}
+    assert set(errors.MISCALIBRATION_SOURCES) == {name for name, (group, _, _) in sources.items() if group == "miscalibration"}
     assert sources[f"programming variation σ = {device.nonideal.programming_sigma:.0%}"][2] == {
         "programming_sigma": device.nonideal.programming_sigma}
 
@@ -146,10 +161,58 @@ def test_error_decomposition_table(small_layer):
 
 def test_random_vs_systematic_follows_the_common_mode(small_layer):
     versus = errors.random_vs_systematic(small_layer, magnitudes=[0.02], seeds=range(4), progress=False)
-    assert (versus[versus.kind == "systematic"].groupby("scheme").error.nunique() == 1).all()
+    assert (versus[versus.kind == "global gain"].groupby("scheme").error.nunique() == 1).all()
+    assert (versus[versus.kind == "position pattern"].groupby("scheme").error.nunique() == 4).all()
     ratios = errors.c5_ratios(versus).set_index("scheme").ratio
     # a digital sum leaves the common-mode term in the coherent error; a reference column cancels it
     assert ratios["offset/digital"] > 1 > ratios["offset/reference"]
+
+
+def test_position_pattern_repeats_in_every_tile(small_layer):
+    _, weights, _ = small_layer[0]
+    configs = errors.equal_magnitude_configs(errors.quantization_only(imclib.CrossbarConfig()), 0.05)
+    variation = program_layer(weights, configs["position pattern"], 0).variation
+    tiles = variation.reshape(8, 4, -1, 4).swapaxes(1, 2).reshape(-1, 4, 4)
+    np.testing.assert_array_equal(tiles, np.broadcast_to(tiles[0], tiles.shape))
+    random = program_layer(weights, configs["random"], 0).variation
+    assert np.unique(random).size == random.size  # every cell its own draw
+
+
+def test_calibrated_decomposition_removes_a_gain_but_not_variation(small_layer):
+    # an R_P error scales every level: after the column calibration it is gone (linear cells, no ADC)
+    name, weights, x = small_layer[0]
+    calibration = [(name, weights, np.random.default_rng(9).uniform(0, 1, size=(60, 32)))]
+    sources = {"variation": ("default device", "random", {"programming_sigma": 0.03}),
+               "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05})}
+    table = errors.error_decomposition(small_layer, sources=sources, seeds=range(3), progress=False,
+                                       calibration=calibration)
+    uncalibrated = errors.error_decomposition(small_layer, sources=sources, seeds=range(3), progress=False)
+    rp = table[table.source == "R_P +5 %"].error
+    assert rp.max() < 1e-9 < uncalibrated[uncalibrated.source == "R_P +5 %"].error.min()
+    assert (table[table.source == "variation"].error > 1e-3).all()
+
+
+def test_accuracy_decomposition_and_c4_by_scheme():
+    rng = np.random.default_rng(4)
+    model = imclib.MLP([rng.normal(size=(8, 6)), rng.normal(size=(6, 3))], [np.zeros(6), np.zeros(3)])
+    x, calibration = rng.uniform(size=(300, 8)), rng.uniform(size=(100, 8))
+    y = model.forward(x).argmax(axis=1)  # the float network is right on every image
+    sources = {"variation": ("default device", "random", {"programming_sigma": 0.5}),
+               "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05})}
+    table = errors.accuracy_decomposition(model, x, y, calibration, sources=sources, seeds=range(3),
+                                          schemes=["offset/digital"], progress=False)
+    quantization = table[table.group == "quantization"]
+    assert np.allclose(quantization.error, 1 - quantization.accuracy)
+    rp = table[table.source == "R_P +5 %"]
+    np.testing.assert_allclose(rp.accuracy, quantization.accuracy)  # a gain is calibrated away exactly
+    variation = table[table.source == "variation"]
+    np.testing.assert_allclose(variation.error, quantization.accuracy.to_numpy() - variation.accuracy.to_numpy())
+    comparisons = errors.c4_comparisons(table)
+    by_scheme = errors.c4_by_scheme(comparisons)
+    assert by_scheme == {"offset/digital": bool(comparisons[comparisons.group == "default device"].holds.all())}
+    # the calibrated R_P error loses nothing: quantization beats it exactly when it loses anything
+    assert errors.c4_by_scheme(comparisons, groups=("miscalibration",)) == {
+        "offset/digital": bool(quantization.error.iloc[0] > 0)}
 
 
 def test_common_mode_sweep_columns(small_layer):

@@ -253,3 +253,54 @@ def test_break_even_rp_error_by_hand(small_layer):
     q = imclib.nrmse(y_q, reference)
     eps = errors.break_even_rp_error(q, increment(0.05))
     assert increment(eps) == pytest.approx(q, rel=1e-9)
+
+
+def _study_table(values: dict, layers=("l1", "l2"), seeds=range(10), **extra) -> pd.DataFrame:
+    """Rows of a decomposition: ``values[(scheme, group, source)]`` = error on every seed
+    (plus a small seed-dependent jitter for the random default-device source)."""
+    rows = []
+    for (scheme, group, source), error in values.items():
+        for layer in layers:
+            for seed in seeds:
+                jitter = 0.01 * error * np.sin(seed + 1) if group == "default device" else 0.0
+                rows.append({"scheme": scheme, "layer": layer, "group": group,
+                             "kind": "quantization" if group == "quantization" else "random",
+                             "source": source, "seed": seed, "error": error + jitter, **extra})
+    return pd.DataFrame(rows)
+
+
+def test_c4_result_verdict_measured_and_findings(tmp_path, monkeypatch):
+    values = {("a", "quantization", "weight quantization"): 1.0, ("a", "default device", "dev"): 0.5,
+              ("a", "miscalibration", "R_P"): 2.0,
+              ("b", "quantization", "weight quantization"): 1.0, ("b", "default device", "dev"): 1.5,
+              ("b", "miscalibration", "R_P"): 0.1}
+    calibrated, uncalibrated = _study_table(values), _study_table({**values, ("a", "miscalibration", "R_P"): 3.0})
+    accuracy = _study_table({key: 0.01 if key[1] == "quantization" else 0.001 for key in values},
+                            layers=("network",), accuracy=0.97, images=10_000)
+    result = errors.c4_result(calibrated, accuracy, uncalibrated)
+    # the contrast (R_P, larger than quantization under "a") does not count; "dev" beats quantization under "b"
+    assert result["by_scheme"] == {"a": True, "b": False} and result["verdict"] == "partly"
+    measured = result["measured"]
+    assert measured["sources_larger_than_quantization"] == {"a": [], "b": ["dev"]}
+    assert measured["contrasts_layer1_calibrated"]["R_P"] == {"a": 2.0, "b": 0.1}
+    assert measured["contrasts_layer1_uncalibrated"]["R_P"]["a"] == 3.0 and measured["test_images"] == 10_000
+    assert result["statistics"]["n_seeds"] == 10
+    with pytest.raises(ValueError, match="10000 test images"):
+        errors.c4_result(calibrated, accuracy.assign(images=2000), uncalibrated)
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    entry = errors.record("C4", result)
+    assert entry["criterion"] == errors.C4_CRITERION and entry["by_scheme"] == {"a": True, "b": False}
+    versus = []
+    for scheme, pattern in (("a", 2.0), ("b", 0.5)):
+        for magnitude in (0.005, 0.02):
+            for seed in range(10):
+                random = 1.0 + 0.05 * np.sin(seed)
+                versus += [{"scheme": scheme, "layer": "layer 1", "magnitude": magnitude, "kind": kind, "seed": seed,
+                            "error": error} for kind, error in (("global gain", 3.0), ("position pattern", pattern * random),
+                                                                 ("random", random))]
+    c5 = errors.c5_result(pd.DataFrame(versus), slopes={"systematic": 1.0, "random": 0.5})
+    assert c5["by_scheme"] == {"a": True, "b": False} and c5["measured"]["holds_for_global_gain"] == {"a": True, "b": True}
+    assert c5["measured"]["pattern_ratio_independent_of_magnitude"] == {"a": True, "b": True}
+    text = errors.findings(result, c5)
+    assert "**C4, partly:**" in text and "holds only under a" in text and "larger than quantization: dev" in text
+    assert "**C5, partly:**" in text and "2.00x the random error with a" in text

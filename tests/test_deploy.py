@@ -216,6 +216,7 @@ def test_ideal_deployment_reproduces_the_float_network():
     x = rng.normal(size=(50, 12))
     layers, report = deploy_network(model, CrossbarConfig.ideal(), x, 0)
     assert list(report.layer) == [0, 1] and np.all(report.input_clipped == 0)
+    assert all(layer.correction is not None for layer in layers)  # the column calibration is on, and exact
     logits = model.forward(x, matmul=lambda i, a, w: layers[i].mvm(a))
     np.testing.assert_allclose(logits, model.forward(x), rtol=1e-9, atol=1e-9)
 

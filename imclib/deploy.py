@@ -13,10 +13,30 @@ only:
    the common-mode subtraction (:mod:`imclib.layer`): the ``adc_percentile`` of the
    column's noise-free partial currents ``|I'|`` on the programmed (actual) arrays.
 
+4. calibrate every output column after programming (on by default; :func:`fit_columns`):
+   read the calibration inputs through the programmed arrays and fit, by least squares,
+   the column's gain, offset and input-sum coefficient of the hardware output against the
+   float target ``x @ W`` of the same layer, ``y_hw_j = g_j t_j + o_j + c_j sum(x)``; every
+   later read is corrected digitally, ``y_j = (y_hw_j - o_j - c_j sum(x)) / g_j``.
+
 Layer ``i + 1`` is calibrated on the activations the programmed layers ``0 .. i`` produce
-(hardware outputs, plus bias, then each layer's activation), as they would be measured on
-the chip. The ranges are stored with each :class:`~imclib.layer.ProgrammedLayer`, so every
-later read is a fixed function of its own input row.
+(hardware outputs, corrected, plus bias, then each layer's activation), as they would be
+measured on the chip; the one read of the calibration inputs through layer ``i`` serves
+both its column fit and layer ``i + 1``'s inputs. The ranges and the column correction are
+stored with each :class:`~imclib.layer.ProgrammedLayer`, so every later read is a fixed
+function of its own input row.
+
+The column calibration is per output column (the digital sum over the row-block tiles of
+that column), not per physical tile column: the read path digitizes and sums the tiles in
+one pass and exposes only their sum. A gain error shared by the tiles of a column (a
+wafer-level R_P or TMR shift, a converter gain) is removed exactly for linear cells
+without an ADC; tile-to-tile differences within a column are corrected only in their
+weighted mean, and a level error that is not affine in the weight (a TMR error of a
+multi-level stack, bias dependence) only in its best affine fit. The ``c_j sum(x)`` term
+is the offset of a column read with an offset map: a gain error of the cells scales the
+common mode ``b_j sum(x)`` the decode adds back, so the column's offset is proportional to
+the input sum, not a constant. The naive deployment (``weight_map="naive"``) is by
+definition without this calibration (``deploy_network(column_calibration=None)``).
 """
 
 from __future__ import annotations
@@ -26,7 +46,7 @@ import pandas as pd
 
 from . import _validate, kernels
 from .config import CrossbarConfig
-from .layer import ProgrammedLayer, program_layer, with_ranges
+from .layer import ProgrammedLayer, _replace, program_layer, with_ranges
 from .mlp import ACTIVATIONS, MLP
 
 ADC_SAMPLES = 256
@@ -129,8 +149,63 @@ def _report(layer: ProgrammedLayer, x: np.ndarray, currents: np.ndarray) -> dict
     }
 
 
+def column_correction(y: np.ndarray, target: np.ndarray, input_sum: np.ndarray) -> np.ndarray:
+    """Least-squares per-column fit ``y_j = g_j t_j + o_j + c_j S`` of hardware outputs ``y``
+    (batch, n_out, weight units) against the float targets ``t`` (same shape) and the
+    digital input sum ``S`` (batch,): ``(g, o, c)`` stacked as (3, n_out).
+
+    Solved on centered values (``t'``, ``S'``, ``y'`` minus their means over the batch):
+    ``[[Σt'^2, Σt'S'], [Σt'S', ΣS'^2]] (g, c) = (Σt'y', ΣS'y')``, ``o = ȳ - g t̄ - c S̄``;
+    ``c = 0`` when ``S`` does not vary (then ``g = Σt'y' / Σt'^2``). The regressors are the
+    noise-free targets and the digital sum, so read noise in ``y`` leaves the fit unbiased.
+    A column whose target does not vary, or whose fitted gain is not positive and finite,
+    keeps the identity ``(1, 0, 0)``.
+    """
+    t = target - target.mean(axis=0)
+    s = input_sum - input_sum.mean()
+    dy = y - y.mean(axis=0)
+    a11, a12, a22 = np.einsum("bj,bj->j", t, t), s @ t, float(s @ s)
+    b1, b2 = np.einsum("bj,bj->j", t, dy), s @ dy
+    det = a11 * a22 - a12**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        joint = det > 1e-12 * a11 * a22
+        gain = np.where(joint, (a22 * b1 - a12 * b2) / det, b1 / a11)
+        per_input = np.where(joint, (a11 * b2 - a12 * b1) / det, 0.0)
+    offset = y.mean(axis=0) - gain * target.mean(axis=0) - per_input * input_sum.mean()
+    usable = (a11 > 0) & np.isfinite(gain) & (gain > 0) & np.isfinite(offset) & np.isfinite(per_input)
+    return np.where(usable, np.stack([gain, offset, per_input]), np.array([[1.0], [0.0], [0.0]]))
+
+
+def _fit_columns(layer: ProgrammedLayer, x: np.ndarray, y: np.ndarray,
+                 weights: np.ndarray) -> tuple[ProgrammedLayer, np.ndarray]:
+    """``layer`` with the :func:`column_correction` of its uncorrected read ``y`` of ``x``
+    against ``x @ weights``, and that read corrected."""
+    applied = layer.applied_inputs(x)
+    layer = _replace(layer, correction=column_correction(y, x @ weights, applied.sum(axis=1)))
+    return layer, layer.corrected(y.copy(), applied)
+
+
+def fit_columns(layer: ProgrammedLayer, x, weights, rng=None) -> ProgrammedLayer:
+    """``layer`` (programmed, converter ranges set) calibrated per output column on the
+    inputs ``x`` (batch, n_in): reads ``x`` through the arrays (read noise from ``rng``)
+    and fits :func:`column_correction` of the read against the float target
+    ``x @ weights`` (``weights`` the layer's float matrix, (n_in, n_out)). Every later
+    :meth:`~imclib.layer.ProgrammedLayer.mvm` applies it.
+    """
+    x = _validate.finite_array("x", x, 2)
+    weights = _validate.finite_array("weights", weights, 2)
+    if x.shape[1] != layer.n_in or weights.shape != (layer.n_in, layer.n_out):
+        raise ValueError(f"x must have shape (batch, {layer.n_in}) and weights ({layer.n_in}, {layer.n_out}), "
+                         f"got {x.shape} and {weights.shape}")
+    if x.shape[0] < 3:
+        raise ValueError(f"x must hold at least 3 calibration inputs (three coefficients per column), got {x.shape[0]}")
+    uncorrected = _replace(layer, correction=None)
+    return _fit_columns(uncorrected, x, uncorrected.mvm(x, _validate.generator(rng)), weights)[0]
+
+
 def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
-                   input_ranges=None) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
+                   input_ranges=None, column_calibration: bool | None = None
+                   ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
     """Program every layer of ``model`` and calibrate its converter ranges.
 
     Parameters
@@ -144,27 +219,45 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         a generator spawned from it.
     input_ranges : sequence of float, optional
         Explicit DAC full scale per layer (input units) instead of the percentile.
+    column_calibration : bool, optional
+        Fit every output column's gain, offset and input-sum coefficient after programming
+        (:func:`fit_columns`, module docstring). Default: on with the calibrated weight map,
+        off with ``weight_map="naive"`` (naive PTQ is by definition uncalibrated).
 
     Returns
     -------
     layers : list of ProgrammedLayer
     report : pandas.DataFrame
-        One row per layer: ``layer`` and the columns of :func:`range_report` on the
-        calibration inputs of that layer.
+        One row per layer: ``layer``, the columns of :func:`range_report` on the
+        calibration inputs of that layer, and ``columns_uncorrected`` (output columns the
+        column calibration left at the identity; 0 without it).
     """
     _validate.instance("model", model, MLP)
     _validate.instance("config", config, CrossbarConfig)
     x = _validate.features("calibration", calibration, model.layer_sizes[0])
     if input_ranges is not None:
         input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
+    if column_calibration is None:
+        column_calibration = config.weight_map == "calibrated"
+    _validate.boolean("column_calibration", column_calibration)
+    if column_calibration and x.shape[0] < 3:
+        raise ValueError(f"calibration must hold at least 3 inputs for the column calibration, got {x.shape[0]}")
     rng = _validate.generator(rng)
     read_rng = rng.spawn(1)[0]
     layers, records = [], []
+    last = len(model.weights) - 1
     for index, (weights, bias) in enumerate(zip(model.weights, model.biases)):
         layer, currents = _calibrated(program_layer(weights, config, rng), x,
                                       None if input_ranges is None else input_ranges[index], ADC_SAMPLES)
+        record = {"layer": index, **_report(layer, x, currents)}
+        if column_calibration or index < last:
+            y = layer.mvm(x, read_rng)
+        if column_calibration:
+            layer, y = _fit_columns(layer, x, y, weights)
+        record["columns_uncorrected"] = 0 if layer.correction is None else int(
+            np.sum(np.all(layer.correction == np.array([[1.0], [0.0], [0.0]]), axis=0)))
         layers.append(layer)
-        records.append({"layer": index, **_report(layer, x, currents)})
-        if index < len(model.weights) - 1:
-            x = ACTIVATIONS[model.activations[index]](layer.mvm(x, read_rng) + bias)
+        records.append(record)
+        if index < last:
+            x = ACTIVATIONS[model.activations[index]](y + bias)
     return layers, pd.DataFrame(records)

@@ -154,7 +154,10 @@ class ProgrammedLayer:
     hold the subtraction per physical column, ``I'_j = I_j - common_mode_j sum_i V_i -
     mirror_j I_ref(j)``. ``input_range`` (input units) and ``input_signed`` are the DAC's
     full scale and polarity; ``adc_range`` (amperes, per physical column) the ADC's full
-    scale and ``adc_signed`` its polarity.
+    scale and ``adc_signed`` its polarity. ``correction`` (3, n_out) holds each output
+    column's digital calibration ``(g_j, o_j, c_j)`` fitted after programming
+    (:func:`imclib.deploy.fit_columns`), applied to every decoded output as
+    ``(y_j - o_j - c_j sum(x)) / g_j``; None reads without it.
     """
 
     config: CrossbarConfig
@@ -173,6 +176,7 @@ class ProgrammedLayer:
     input_signed: bool
     adc_range: np.ndarray
     adc_signed: bool
+    correction: np.ndarray | None = None
 
     @property
     def row_blocks(self) -> int:
@@ -415,7 +419,19 @@ class ProgrammedLayer:
         if x.shape[1] != self.n_in:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
         currents, applied, volts_per_unit = self.column_currents(x, rng)
-        return self.decode(currents, applied, volts_per_unit)
+        return self.corrected(self.decode(currents, applied, volts_per_unit), applied)
+
+    def corrected(self, y: np.ndarray, applied: np.ndarray) -> np.ndarray:
+        """Decoded outputs ``y`` (batch, n_out) after the column calibration,
+        ``(y_j - o_j - c_j sum(x)) / g_j`` with ``applied`` the DAC-applied inputs; ``y``
+        itself (unchanged) without a ``correction``. Overwrites ``y``."""
+        if self.correction is None:
+            return y
+        gain, offset, per_input = self.correction
+        y -= offset
+        y = _add_input_sum(y, applied, -per_input)
+        y /= gain
+        return y
 
 
 def read_matrices(layer: ProgrammedLayer) -> tuple:
@@ -536,8 +552,9 @@ def with_ranges(layer: ProgrammedLayer, input_range: float, input_signed: bool,
 
 
 def _replace(layer: ProgrammedLayer, **ranges) -> ProgrammedLayer:
-    """``dataclasses.replace`` of converter ranges, keeping the matrices derived from the
-    programmed cells (``functools.cached_property``), which the ranges do not change."""
+    """``dataclasses.replace`` of converter ranges (or the column correction), keeping the
+    matrices derived from the programmed cells (``functools.cached_property``), which
+    neither changes."""
     new = dataclasses.replace(layer, **ranges)
     new.__dict__.update({name: value for name, value in layer.__dict__.items()
                          if isinstance(getattr(ProgrammedLayer, name, None), functools.cached_property)})

@@ -272,13 +272,15 @@ def error_decomposition(summary: pd.DataFrame) -> plt.Figure:
     """Dot plot of the MVM error per source, one panel per decode scheme, on one shared log
     axis: the mean over device seeds per layer with its 95 % confidence interval (horizontal
     bar, Student t; deterministic sources have none), default-device sources above the
-    miscalibrations, quantization as a dashed line per layer. ``summary`` is
-    :func:`imclib.experiments.errors.summarize_errors`."""
+    miscalibrations and the decoder contrast, quantization as a dashed line per layer.
+    ``summary`` is :func:`imclib.experiments.errors.summarize_errors`."""
     schemes = list(dict.fromkeys(summary.scheme))
     layers = list(dict.fromkeys(summary.layer))
     colors = dict(zip(layers, sns.color_palette("colorblind", len(layers))))
     rows, labels, y = {}, [], 0
-    for group, title in (("default device", "default device"), ("miscalibration", "miscalibrations")):
+    groups = (("default device", "default device"), ("miscalibration", "miscalibrations (contrast)"),
+              ("decoder contrast", "decoder contrast"))
+    for group, title in ((g, t) for g, t in groups if (summary.group == g).any()):
         labels.append((y, f"— {title} —"))
         y += 1
         for source in dict.fromkeys(summary[summary.group == group].source):
@@ -330,41 +332,46 @@ def error_decomposition(summary: pd.DataFrame) -> plt.Figure:
 
 def random_vs_systematic(ratios: pd.DataFrame, sweep: pd.DataFrame | None = None) -> plt.Figure:
     """C5's ratio ``e_systematic / e_random`` at equal per-cell rms error, per decode scheme:
-    (a) against the per-cell magnitude, per layer (band: 95 % confidence interval of the
-    mean ratio over device seeds); (b) against the common-mode fraction ``||b Σx|| / ||x W||``
-    with the weights fixed and the inputs shifted (bars: 95 % CI). Above the dotted line at
-    1 a systematic error costs more. ``ratios`` is
-    :func:`imclib.experiments.errors.c5_ratios`, ``sweep``
-    :func:`imclib.experiments.errors.common_mode_sweep`."""
+    one panel per coherent error in ``ratios`` (its ``systematic`` column: the global gain,
+    the per-position pattern) against the per-cell magnitude, per layer (band: 95 %
+    confidence interval of the mean ratio over device seeds); last, with ``sweep``, the
+    ratio against the common-mode fraction ``||b Σx|| / ||x W||`` with the weights fixed and
+    the inputs shifted (bars: 95 % CI). Above the dotted line at 1 a systematic error costs
+    more. ``ratios`` is :func:`imclib.experiments.errors.c5_ratios` (one or several,
+    concatenated), ``sweep`` :func:`imclib.experiments.errors.common_mode_sweep`."""
     schemes = list(dict.fromkeys(ratios.scheme))
     colors = dict(zip(schemes, sns.color_palette("colorblind", len(schemes))))
     layers = list(dict.fromkeys(ratios.layer))
     styles = dict(zip(layers, ["-o", "--s", ":^"]))
-    panels = 2 if sweep is not None else 1
+    kinds = list(dict.fromkeys(ratios.systematic))
+    panels = len(kinds) + (sweep is not None)
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.4, 5.2), sharey=True, squeeze=False)
-    ax = axes[0, 0]
-    for scheme in schemes:
-        for layer in layers:
-            part = ratios[(ratios.scheme == scheme) & (ratios.layer == layer)].sort_values("magnitude")
-            ax.fill_between(part.magnitude, part.ci95_low, part.ci95_high, color=colors[scheme], alpha=0.25, lw=0)
-            ax.plot(part.magnitude, part.ratio, styles[layer], color=colors[scheme], ms=4)
-    ax.set(xscale="log", yscale="log", xlabel="per-cell conductance error δ (rms, relative)",
-           ylabel="e_systematic / e_random", title="(a) against the per-cell magnitude")
+    for index, (ax, kind) in enumerate(zip(axes[0], kinds)):
+        for scheme in schemes:
+            for layer in layers:
+                part = ratios[(ratios.systematic == kind) & (ratios.scheme == scheme)
+                              & (ratios.layer == layer)].sort_values("magnitude")
+                ax.fill_between(part.magnitude, part.ci95_low, part.ci95_high, color=colors[scheme], alpha=0.25, lw=0)
+                ax.plot(part.magnitude, part.ratio, styles[layer], color=colors[scheme], ms=4)
+        ax.set(xscale="log", yscale="log", xlabel="per-cell conductance error δ (rms, relative)",
+               title=f"({'abc'[index]}) {kind} vs random")
+    axes[0, 0].set_ylabel("e_systematic / e_random")
     if sweep is not None:
-        ax_cm = axes[0, 1]
+        ax_cm = axes[0, -1]
         for scheme in schemes:
             part = sweep[sweep.scheme == scheme].sort_values("common_mode_fraction")
             ax_cm.errorbar(part.common_mode_fraction, part.ratio,
                            yerr=[part.ratio - part.ci95_low, part.ci95_high - part.ratio], fmt="-o",
                            color=colors[scheme], ms=4, capsize=2)
-        ax_cm.set(xlabel="common-mode fraction ||b Σx|| / ||x W||", title=f"(b) inputs shifted, δ = {sweep.magnitude.iloc[0]:.1%}")
+        ax_cm.set(xlabel="common-mode fraction ||b Σx|| / ||x W||",
+                  title=f"({'abc'[len(kinds)]}) global gain, inputs shifted, δ = {sweep.magnitude.iloc[0]:.1%}")
     for a in axes[0]:
         a.axhline(1, color="k", ls=":", lw=1)
     handles = [plt.Line2D([], [], color=colors[s], lw=3, label=s) for s in schemes]
     handles += [plt.Line2D([], [], color="0.3", ls=styles[layer][:-1], marker=styles[layer][-1], label=layer)
                 for layer in layers]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False, fontsize=8)
-    fig.suptitle("Equal per-cell rms error: a coherent error vs a random one", y=1.0)
+    fig.suptitle("Equal per-cell rms error: coherent errors vs a random one", y=1.0)
     fig.tight_layout()
     return fig
 

@@ -185,7 +185,7 @@ def systematic_to_random_ratio(magnitude: float, scheme: str = "offset/digital",
     cached (:func:`imclib.experiments.tables.cached_call`)."""
     weights, x = _layer1(n_samples)
     table = tables.cached_call(errors.random_vs_systematic, [("layer 1", weights, x)], [magnitude], CrossbarConfig(),
-                               seeds=range(n_seeds), schemes=[scheme], reused=False, progress=False)
+                               seeds=range(n_seeds), schemes=[scheme], pattern=False, progress=False)
     return float(errors.c5_ratios(table).ratio.iloc[0])
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, nrmse, program_layer
 from imclib.circuit import WireParasitics
-from imclib.deploy import calibrate, deploy_network, input_full_scale, partial_signal
+from imclib.deploy import calibrate, column_correction, deploy_network, fit_columns, input_full_scale, partial_signal
 from imclib.mapping import fit_affine_map, map_weights, quantize_weights
 from imclib.mlp import MLP
 from imclib.network import hardware_logits
@@ -216,6 +216,7 @@ def test_ideal_deployment_reproduces_the_float_network():
     x = rng.normal(size=(50, 12))
     layers, report = deploy_network(model, CrossbarConfig.ideal(), x, 0)
     assert list(report.layer) == [0, 1] and np.all(report.input_clipped == 0)
+    assert all(layer.correction is not None for layer in layers)  # the column calibration is on, and exact
     logits = model.forward(x, matmul=lambda i, a, w: layers[i].mvm(a))
     np.testing.assert_allclose(logits, model.forward(x), rtol=1e-9, atol=1e-9)
 
@@ -231,3 +232,75 @@ def test_deployment_reports_clipping_and_accepts_explicit_ranges():
     assert report.input_clipped[0] == pytest.approx(np.mean(x > 0.5))
     with pytest.raises(ValueError, match="input_ranges"):
         deploy_network(model, CrossbarConfig(), x, 0, input_ranges=[1.0])
+
+
+# --- post-programming column calibration -----------------------------------------------
+
+def test_column_correction_recovers_gain_offset_and_input_sum_by_hand():
+    rng = np.random.default_rng(21)
+    target, input_sum = rng.normal(size=(50, 4)), rng.uniform(10, 20, size=50)
+    gain, offset, per_input = np.array([1.1, 0.9, 2.0, 1.0]), np.array([0.3, -0.2, 0.0, 1.0]), np.array([0.02, 0, -0.1, 0])
+    y = gain * target + offset + np.outer(input_sum, per_input)
+    np.testing.assert_allclose(column_correction(y, target, input_sum), [gain, offset, per_input], atol=1e-12)
+    # a constant input sum: no input-sum term; a column whose target does not vary: the identity
+    target[:, 3] = 0.0
+    fitted = column_correction(gain * target + offset, target, np.full(50, 7.0))
+    np.testing.assert_allclose(fitted[:, :3], [gain[:3], offset[:3], [0, 0, 0]], atol=1e-12)
+    np.testing.assert_array_equal(fitted[:, 3], [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("scheme", ["offset/digital", "offset/reference", "differential"])
+def test_column_calibration_removes_a_global_gain_exactly(scheme):
+    # R_P (1 + eps) moves every decoded output by an affine function of (y, sum x) per column
+    # (linear cells, no ADC): the fitted correction undoes it exactly, in every decode scheme.
+    from imclib.experiments.errors import SCHEMES, quantization_only, with_source
+
+    rng = np.random.default_rng(22)
+    weights, calibration, x = rng.normal(size=(20, 6)), rng.uniform(size=(80, 20)), rng.uniform(size=(30, 20))
+    base = quantization_only(CrossbarConfig().with_(**SCHEMES[scheme]))
+    reads = {}
+    for eps in (0.0, 0.05):
+        layer = calibrate(program_layer(weights, with_source(base, {"rp_error": eps})), calibration)
+        reads[eps] = (layer.mvm(x), fit_columns(layer, calibration, weights).mvm(x))
+    assert nrmse(reads[0.05][0], reads[0.0][0]) > 1e-3  # uncalibrated: the gain error shows
+    np.testing.assert_allclose(reads[0.05][1], reads[0.0][1], rtol=1e-9, atol=1e-12)
+
+
+def test_column_calibration_is_unbiased_under_noise_and_keeps_the_noise():
+    # y = g t + o + noise: least squares against the noise-free target is unbiased; the noise of
+    # a later read is not removed (rms of the corrected error = sigma / g).
+    rng = np.random.default_rng(23)
+    n, columns, trials, sigma = 40, 50, 200, 0.5
+    gain = np.full(columns, 1.3)
+    fitted, residual = [], []
+    for _ in range(trials):
+        target = rng.normal(size=(n, columns))
+        y = gain * target + 0.2 + sigma * rng.standard_normal((n, columns))
+        correction = column_correction(y, target, rng.uniform(5, 6, size=n))
+        fitted.append(correction[0])
+        fresh = rng.normal(size=columns)
+        noisy = gain * fresh + 0.2 + sigma * rng.standard_normal(columns)
+        residual.append((noisy - correction[1] - correction[2] * 5.5) / correction[0] - fresh)
+    fitted, residual = np.concatenate(fitted), np.concatenate(residual)
+    assert abs(fitted.mean() - 1.3) < 4 * fitted.std(ddof=1) / np.sqrt(fitted.size)
+    rms = np.sqrt(np.mean(residual**2))
+    # the rms of N normal draws has relative standard error 1 / sqrt(2N); the fit adds O(1/n) variance
+    expected = sigma / 1.3 * np.sqrt(1 + 3 / n)
+    assert abs(rms / expected - 1) < 4 / np.sqrt(2 * residual.size)
+
+
+def test_deployment_calibrates_columns_by_default_but_not_naive_ptq():
+    rng = np.random.default_rng(24)
+    model = MLP([rng.normal(size=(12, 8)), rng.normal(size=(8, 3))], [np.zeros(8), np.zeros(3)])
+    x = rng.uniform(size=(100, 12))
+    layers, report = deploy_network(model, CrossbarConfig(), x, 0)
+    assert all(layer.correction is not None and layer.correction.shape == (3, layer.n_out) for layer in layers)
+    assert list(report.columns_uncorrected) == [0, 0]
+    naive = CrossbarConfig().with_(weight_map="naive", adc_calibration="worst_case")
+    assert all(layer.correction is None for layer in deploy_network(model, naive, x, 0)[0])
+    assert all(layer.correction is not None for layer in deploy_network(model, naive, x, 0, column_calibration=True)[0])
+    assert all(layer.correction is None for layer in deploy_network(model, CrossbarConfig(), x, 0, column_calibration=False)[0])
+    with pytest.raises(ValueError, match="column_calibration"):
+        deploy_network(model, CrossbarConfig(), x, 0, column_calibration="yes")
+    with pytest.raises(ValueError, match="at least 3"):
+        deploy_network(model, CrossbarConfig(), x[:2], 0)

@@ -69,12 +69,26 @@ def test_c5_ratios_criterion():
     rows = []
     for scheme, random_errors in (("coherent wins", [1.0, 0.9, 1.1]), ("random wins", [3.0, 2.9, 3.1])):
         for seed, e in enumerate(random_errors):
-            rows += [{"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "systematic", "seed": seed, "error": 2.0},
+            rows += [{"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "global gain", "seed": seed, "error": 2.0},
+                     {"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "position pattern", "seed": seed,
+                      "error": 0.5 * e},
                      {"scheme": scheme, "layer": "l", "magnitude": 0.02, "kind": "random", "seed": seed, "error": e}]
     ratios = errors.c5_ratios(pd.DataFrame(rows)).set_index("scheme")
     assert ratios.ratio["coherent wins"] == pytest.approx(np.mean([2.0, 2 / 0.9, 2 / 1.1]))
     assert ratios.holds.to_dict() == {"coherent wins": True, "random wins": False}
-    assert np.isnan(ratios.reused_ratio["coherent wins"])
+    pattern = errors.c5_ratios(pd.DataFrame(rows), "position pattern")
+    np.testing.assert_allclose(pattern.ratio, 0.5)  # per-seed ratios, paired by seed
+    assert set(pattern.systematic) == {"position pattern"} and not pattern.holds.any()
+
+
+def test_magnitude_dependence_of_the_ratio():
+    ratios = pd.DataFrame({"scheme": "s", "layer": ["flat"] * 3 + ["rising"] * 3, "systematic": "global gain",
+                           "magnitude": [0.01, 0.02, 0.05] * 2, "ratio": [2.0, 2.1, 1.9, 1.0, 2.0, 3.0],
+                           "ci95_low": [1.7, 1.8, 1.6, 0.9, 1.9, 2.9], "ci95_high": [2.3, 2.4, 2.2, 1.1, 2.1, 3.1]})
+    table = errors.magnitude_dependence(ratios).set_index("layer")
+    assert table.overlap.to_dict() == {"flat": True, "rising": False}
+    assert table.relative_spread["rising"] == pytest.approx(2.0 / 2.0)
+    assert (table.ratio_min["flat"], table.ratio_max["flat"]) == (1.9, 2.1)
 
 
 def test_quantization_only_and_schemes_keep_the_device():
@@ -86,7 +100,8 @@ def test_quantization_only_and_schemes_keep_the_device():
     assert [(c.mapping, c.input_sum) for c in schemes.values()] == [
         ("offset", "digital"), ("offset", "reference"), ("differential", "digital")]
     sources = errors.default_sources(device)
-    assert {group for group, _, _ in sources.values()} == {"default device", "miscalibration"}
+    assert {group for group, _, _ in sources.values()} == {"default device", "miscalibration", "decoder contrast"}
+    assert set(errors.MISCALIBRATION_SOURCES) == {name for name, (group, _, _) in sources.items() if group == "miscalibration"}
     assert sources[f"programming variation σ = {device.nonideal.programming_sigma:.0%}"][2] == {
         "programming_sigma": device.nonideal.programming_sigma}
 
@@ -146,10 +161,58 @@ def test_error_decomposition_table(small_layer):
 
 def test_random_vs_systematic_follows_the_common_mode(small_layer):
     versus = errors.random_vs_systematic(small_layer, magnitudes=[0.02], seeds=range(4), progress=False)
-    assert (versus[versus.kind == "systematic"].groupby("scheme").error.nunique() == 1).all()
+    assert (versus[versus.kind == "global gain"].groupby("scheme").error.nunique() == 1).all()
+    assert (versus[versus.kind == "position pattern"].groupby("scheme").error.nunique() == 4).all()
     ratios = errors.c5_ratios(versus).set_index("scheme").ratio
     # a digital sum leaves the common-mode term in the coherent error; a reference column cancels it
     assert ratios["offset/digital"] > 1 > ratios["offset/reference"]
+
+
+def test_position_pattern_repeats_in_every_tile(small_layer):
+    _, weights, _ = small_layer[0]
+    configs = errors.equal_magnitude_configs(errors.quantization_only(imclib.CrossbarConfig()), 0.05)
+    variation = program_layer(weights, configs["position pattern"], 0).variation
+    tiles = variation.reshape(8, 4, -1, 4).swapaxes(1, 2).reshape(-1, 4, 4)
+    np.testing.assert_array_equal(tiles, np.broadcast_to(tiles[0], tiles.shape))
+    random = program_layer(weights, configs["random"], 0).variation
+    assert np.unique(random).size == random.size  # every cell its own draw
+
+
+def test_calibrated_decomposition_removes_a_gain_but_not_variation(small_layer):
+    # an R_P error scales every level: after the column calibration it is gone (linear cells, no ADC)
+    name, weights, x = small_layer[0]
+    calibration = [(name, weights, np.random.default_rng(9).uniform(0, 1, size=(60, 32)))]
+    sources = {"variation": ("default device", "random", {"programming_sigma": 0.03}),
+               "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05})}
+    table = errors.error_decomposition(small_layer, sources=sources, seeds=range(3), progress=False,
+                                       calibration=calibration)
+    uncalibrated = errors.error_decomposition(small_layer, sources=sources, seeds=range(3), progress=False)
+    rp = table[table.source == "R_P +5 %"].error
+    assert rp.max() < 1e-9 < uncalibrated[uncalibrated.source == "R_P +5 %"].error.min()
+    assert (table[table.source == "variation"].error > 1e-3).all()
+
+
+def test_accuracy_decomposition_and_c4_by_scheme():
+    rng = np.random.default_rng(4)
+    model = imclib.MLP([rng.normal(size=(8, 6)), rng.normal(size=(6, 3))], [np.zeros(6), np.zeros(3)])
+    x, calibration = rng.uniform(size=(300, 8)), rng.uniform(size=(100, 8))
+    y = model.forward(x).argmax(axis=1)  # the float network is right on every image
+    sources = {"variation": ("default device", "random", {"programming_sigma": 0.5}),
+               "R_P +5 %": ("miscalibration", "systematic", {"rp_error": 0.05})}
+    table = errors.accuracy_decomposition(model, x, y, calibration, sources=sources, seeds=range(3),
+                                          schemes=["offset/digital"], progress=False)
+    quantization = table[table.group == "quantization"]
+    assert np.allclose(quantization.error, 1 - quantization.accuracy)
+    rp = table[table.source == "R_P +5 %"]
+    np.testing.assert_allclose(rp.accuracy, quantization.accuracy)  # a gain is calibrated away exactly
+    variation = table[table.source == "variation"]
+    np.testing.assert_allclose(variation.error, quantization.accuracy.to_numpy() - variation.accuracy.to_numpy())
+    comparisons = errors.c4_comparisons(table)
+    by_scheme = errors.c4_by_scheme(comparisons)
+    assert by_scheme == {"offset/digital": bool(comparisons[comparisons.group == "default device"].holds.all())}
+    # the calibrated R_P error loses nothing: quantization beats it exactly when it loses anything
+    assert errors.c4_by_scheme(comparisons, groups=("miscalibration",)) == {
+        "offset/digital": bool(quantization.error.iloc[0] > 0)}
 
 
 def test_common_mode_sweep_columns(small_layer):
@@ -190,3 +253,54 @@ def test_break_even_rp_error_by_hand(small_layer):
     q = imclib.nrmse(y_q, reference)
     eps = errors.break_even_rp_error(q, increment(0.05))
     assert increment(eps) == pytest.approx(q, rel=1e-9)
+
+
+def _study_table(values: dict, layers=("l1", "l2"), seeds=range(10), **extra) -> pd.DataFrame:
+    """Rows of a decomposition: ``values[(scheme, group, source)]`` = error on every seed
+    (plus a small seed-dependent jitter for the random default-device source)."""
+    rows = []
+    for (scheme, group, source), error in values.items():
+        for layer in layers:
+            for seed in seeds:
+                jitter = 0.01 * error * np.sin(seed + 1) if group == "default device" else 0.0
+                rows.append({"scheme": scheme, "layer": layer, "group": group,
+                             "kind": "quantization" if group == "quantization" else "random",
+                             "source": source, "seed": seed, "error": error + jitter, **extra})
+    return pd.DataFrame(rows)
+
+
+def test_c4_result_verdict_measured_and_findings(tmp_path, monkeypatch):
+    values = {("a", "quantization", "weight quantization"): 1.0, ("a", "default device", "dev"): 0.5,
+              ("a", "miscalibration", "R_P"): 2.0,
+              ("b", "quantization", "weight quantization"): 1.0, ("b", "default device", "dev"): 1.5,
+              ("b", "miscalibration", "R_P"): 0.1}
+    calibrated, uncalibrated = _study_table(values), _study_table({**values, ("a", "miscalibration", "R_P"): 3.0})
+    accuracy = _study_table({key: 0.01 if key[1] == "quantization" else 0.001 for key in values},
+                            layers=("network",), accuracy=0.97, images=10_000)
+    result = errors.c4_result(calibrated, accuracy, uncalibrated)
+    # the contrast (R_P, larger than quantization under "a") does not count; "dev" beats quantization under "b"
+    assert result["by_scheme"] == {"a": True, "b": False} and result["verdict"] == "partly"
+    measured = result["measured"]
+    assert measured["sources_larger_than_quantization"] == {"a": [], "b": ["dev"]}
+    assert measured["contrasts_layer1_calibrated"]["R_P"] == {"a": 2.0, "b": 0.1}
+    assert measured["contrasts_layer1_uncalibrated"]["R_P"]["a"] == 3.0 and measured["test_images"] == 10_000
+    assert result["statistics"]["n_seeds"] == 10
+    with pytest.raises(ValueError, match="10000 test images"):
+        errors.c4_result(calibrated, accuracy.assign(images=2000), uncalibrated)
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    entry = errors.record("C4", result)
+    assert entry["criterion"] == errors.C4_CRITERION and entry["by_scheme"] == {"a": True, "b": False}
+    versus = []
+    for scheme, pattern in (("a", 2.0), ("b", 0.5)):
+        for magnitude in (0.005, 0.02):
+            for seed in range(10):
+                random = 1.0 + 0.05 * np.sin(seed)
+                versus += [{"scheme": scheme, "layer": "layer 1", "magnitude": magnitude, "kind": kind, "seed": seed,
+                            "error": error} for kind, error in (("global gain", 3.0), ("position pattern", pattern * random),
+                                                                 ("random", random))]
+    c5 = errors.c5_result(pd.DataFrame(versus), slopes={"systematic": 1.0, "random": 0.5})
+    assert c5["by_scheme"] == {"a": True, "b": False} and c5["measured"]["holds_for_global_gain"] == {"a": True, "b": True}
+    assert c5["measured"]["pattern_ratio_independent_of_magnitude"] == {"a": True, "b": True}
+    text = errors.findings(result, c5)
+    assert "**C4, partly:**" in text and "holds only under a" in text and "larger than quantization: dev" in text
+    assert "**C5, partly:**" in text and "2.00x the random error with a" in text

@@ -85,12 +85,12 @@ def col2im(rows: np.ndarray, shape: tuple[int, int, int, int], kernel: int, stri
     with respect to its input; ``k * k`` vectorised scatter-adds."""
     n, c, h, w = shape
     h_out, w_out = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
-    patches = rows.reshape(n, h_out, w_out, c, kernel, kernel).transpose(0, 3, 4, 5, 1, 2)
+    patches = np.ascontiguousarray(rows.reshape(n, h_out, w_out, c, kernel, kernel).transpose(4, 5, 0, 3, 1, 2))
     images = np.zeros((n, c, h + 2 * padding, w + 2 * padding))
     for i in range(kernel):
         for j in range(kernel):
             images[:, :, i : i + stride * (h_out - 1) + 1 : stride, j : j + stride * (w_out - 1) + 1 : stride] += \
-                patches[:, :, i, j]
+                patches[i, j]
     return images[:, :, padding : padding + h, padding : padding + w]
 
 
@@ -126,12 +126,13 @@ def conv2d(x: np.ndarray, weights: np.ndarray, bias: np.ndarray, kernel: int, st
 
 
 def _convolve(x: np.ndarray, n_out: int, bias: np.ndarray, kernel: int, stride: int, padding: int,
-              product: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """:func:`conv2d` with the row product ``product(rows)`` (rows, n_out), chunked over images."""
+              product: Callable[[np.ndarray], np.ndarray], whole: bool = False) -> np.ndarray:
+    """:func:`conv2d` with the row product ``product(rows)`` (rows, n_out), chunked over images
+    (or all images in one call when ``whole``)."""
     n, c, h, w = x.shape
     h_out, w_out = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
     out = np.empty((n, h_out, w_out, n_out))
-    chunk = rows_per_chunk(h_out * w_out * c * kernel * kernel * 8)
+    chunk = n if whole else rows_per_chunk(h_out * w_out * c * kernel * kernel * 8)
     for start in range(0, n, chunk):
         rows = im2col(x[start : start + chunk], kernel, stride, padding)
         out[start : start + chunk] = np.asarray(product(rows)).reshape(-1, h_out, w_out, n_out)

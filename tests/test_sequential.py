@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from imclib import cache
+from imclib import cache, conv
 from imclib.config import DECODE_SCHEMES, CrossbarConfig
 from imclib.deploy import deploy_network
 from imclib.mlp import MLP, TrainConfig, train_mlp
@@ -118,9 +118,10 @@ def test_a_cnn_on_ideal_arrays_computes_its_float_logits():
 
 
 @pytest.mark.parametrize("scheme", DECODE_SCHEMES)
-def test_a_cnn_reads_every_image_alike_alone_or_in_a_batch(scheme):
+def test_a_cnn_reads_every_image_alike_alone_or_in_a_batch(scheme, monkeypatch):
     """Noise-free default device of each decode scheme (static deviations, bias dependence,
-    8-bit converters): an image's logits do not depend on its batch."""
+    8-bit converters): an image's logits do not depend on its batch, nor on the chunks the
+    reads are cut into; deployment calibrates each layer once on all its rows."""
     model, x = _cnn_data(n=4)
     config = CrossbarConfig(**DECODE_SCHEMES[scheme])
     config = config.with_(nonideal=dataclasses.replace(config.nonideal, read_sigma=0.0),
@@ -131,6 +132,10 @@ def test_a_cnn_reads_every_image_alike_alone_or_in_a_batch(scheme):
     batch = model.forward(x, matmul)
     for index in range(len(x)):
         assert np.array_equal(model.forward(x[index : index + 1], matmul)[0], batch[index])
+    monkeypatch.setattr(conv, "rows_per_chunk", lambda row_bytes: 1)  # one image per chunk
+    chunked_layers, chunked_report = deploy_sequential(model, config, x, 1)
+    assert chunked_report.equals(report)
+    assert np.array_equal(model.forward(x, hardware_matmul(chunked_layers, 2)), batch)
 
 
 def test_the_store_keeps_a_sequential_network(tmp_path):

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imclib import cache, conv
@@ -188,3 +189,46 @@ def test_bad_architectures_are_refused_naming_the_layer():
         model.forward(x[:, :100])
     with pytest.raises(ValueError, match="config.hidden must be \\(\\)"):
         train_sequential(x, np.arange(5), TrainConfig(), SMALL_CNN, (1, 28, 28))
+
+
+# ---------------------------------------------------------------- the CNN study (imclib.experiments.cnn)
+
+
+def test_energy_per_inference_of_an_mlp_is_its_cost_table_and_conv_layers_scale_by_their_rows():
+    from imclib.cost import cost_table, network_inputs
+    from imclib.experiments import cnn, mnist
+
+    config = CrossbarConfig()
+    x = mnist.split()["x_test"][:3]
+    mlp = _mlp(sizes=(784, 16, 10))
+    layers, _ = deploy_network(mlp, config, mnist.calibration_inputs(), 0)
+    want = cost_table(layers, network_inputs(mlp, layers, x, np.random.default_rng(0))[1])
+    got = cnn.energy_per_inference(mlp, config, x)
+    np.testing.assert_allclose(got.energy_J, want.energy_J, rtol=1e-12)
+    model, _ = _cnn_data()
+    table = cnn.energy_per_inference(model, config, x).set_index(["layer", "component"])
+    layers, _ = deploy_sequential(model, config, mnist.calibration_inputs(), 0)
+    rows = np.random.default_rng(1).uniform(0, 1, (5, 25))
+    per_row = cost_table(layers[:1], rows).set_index(["layer", "component"])
+    # the ADC energy of a conversion does not depend on the input: conv 1 converts 24 x 24 rows per image
+    assert table.loc[("layer 1", "ADC"), "energy_J"] == pytest.approx(576 * per_row.loc[("layer 1", "ADC"), "energy_J"],
+                                                                       rel=1e-12)
+    assert table.loc[("layer 1", "ADC"), "area_m2"] == per_row.loc[("layer 1", "ADC"), "area_m2"]
+    total = table.loc[("total", "total"), "energy_J"]
+    assert total == pytest.approx(table.drop(index="total", level=0).energy_J.sum(), rel=1e-12)
+
+
+def test_check_c8_applies_each_part_of_the_criterion_per_scheme():
+    from imclib.experiments import cnn
+
+    def rows(scheme, software, hardware, device_sd):
+        return [{"scheme": scheme, "network": "software", "mean": software, "device_sd": float("nan")},
+                {"scheme": scheme, "network": "PTQ expert", "mean": hardware, "device_sd": device_sd}]
+
+    confidence = pd.DataFrame(rows("a", 0.9925, 0.9890, 0.001) + rows("b", 0.9925, 0.9880, 0.001)
+                              + rows("c", 0.9925, 0.9900, 0.0025))
+    checks, by_scheme, verdict = cnn.check_c8(confidence)
+    assert by_scheme == {"a": True, "b": False, "c": False} and verdict == "partly"
+    assert not checks.loc["b", "gap <= 0.42 points"] and not checks.loc["c", "device sd <= 0.2 points"]
+    low = confidence.assign(mean=confidence["mean"] - 0.01)
+    assert cnn.check_c8(low)[2] == "not reproduced"

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import _validate
+from .. import _validate, defaults
 from ..cache import cached_train
+from ..cells import CellLevels
 from ..config import CrossbarConfig
 from ..cost import Technology, cost_table
 from ..mlp import TrainConfig
@@ -80,10 +81,12 @@ def cnn_accuracy(network: str, config: CrossbarConfig, train_seed: int = 0, devi
 def cnn_study(config: CrossbarConfig, train_seeds=(0, 1, 2), device_seeds=range(10), schemes=tuple(SCHEMES),
               progress: bool = True) -> pd.DataFrame:
     """Software, naive PTQ and expert PTQ of the CNN on ``config`` switched to each decode
-    scheme (:func:`imclib.experiments.mnist.scheme_config`): the software network of every
-    training seed, and every training seed's network on each device seed. Columns
-    ``scheme``, ``network``, ``train_seed``, ``device_seed``, ``accuracy``."""
-    jobs = [(scheme, network, seed) for scheme in schemes for network in NETWORKS for seed in train_seeds]
+    scheme (:func:`imclib.experiments.mnist.scheme_config`): the software network and the
+    expert PTQ of every training seed, the naive PTQ of the first one (a contrast), each on
+    every device seed. Columns ``scheme``, ``network``, ``train_seed``, ``device_seed``,
+    ``accuracy``."""
+    jobs = [(scheme, network, seed) for scheme in schemes for network in NETWORKS for seed in train_seeds
+            if network != "PTQ naive" or seed == train_seeds[0]]
     frames = [cnn_accuracy(network, scheme_config(scheme, config), seed, device_seeds).assign(scheme=scheme)
               for scheme, network, seed in tqdm(jobs, desc="CNN deployments", disable=not progress)]
     return pd.concat(frames, ignore_index=True)[["scheme", "network", "train_seed", "device_seed", "accuracy"]]
@@ -144,3 +147,49 @@ def energy_per_inference(model, config: CrossbarConfig, x, seed: int = 0,
     table.loc[(table.layer == "total") & (table.component == "total"), ["energy_J", "latency_s", "area_m2"]] = \
         sums.sum().to_numpy()
     return table
+
+
+WIDGET_IMAGES = 1000
+"""Test images the widget scores (the first ones): a deployment and a read in a few seconds."""
+
+
+def widget_accuracy(n_states: int = 4, programming_sigma: float = defaults.PROGRAMMING_SIGMA, tile: int = 4,
+                    n_test: int = WIDGET_IMAGES) -> float:
+    """Expert-PTQ accuracy of the training-seed-0 CNN on the default device with binary-stack
+    cells of ``n_states`` levels, programming variation ``programming_sigma`` (relative) and
+    ``tile x tile`` arrays: device seed 0, the first ``n_test`` test images."""
+    base = CrossbarConfig()
+    config = base.with_(cell=CellLevels(n_states, "binary"), rows=tile, cols=tile,
+                        nonideal=dataclasses.replace(base.nonideal, programming_sigma=programming_sigma))
+    data = split()
+    return float(sequential_accuracy(cnn_model(0)[0], data["x_test"][:n_test], data["y_test"][:n_test], config, [0],
+                                     calibration_inputs()).accuracy[0])
+
+
+def cnn_widget():
+    """States per cell, programming variation and array size -> the CNN's expert-PTQ accuracy
+    (:func:`widget_accuracy`) as a dot beside its software accuracy on the same images, on a
+    fixed 90-100 % axis (a lower value is marked at the axis floor). Recomputes when a control
+    is released."""
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    data = split()
+    software = cnn_model(0)[0].accuracy(data["x_test"][:WIDGET_IMAGES], data["y_test"][:WIDGET_IMAGES])
+
+    def show(n_states=4, programming_sigma=defaults.PROGRAMMING_SIGMA, tile=4):
+        value = widget_accuracy(n_states, programming_sigma, tile)
+        fig, ax = plt.subplots(figsize=(7, 1.8))
+        ax.plot([software * 100, max(value * 100, 90.0)], [1, 0], "o", color="C0")
+        ax.set(xlim=(90, 100), ylim=(-0.5, 1.5), yticks=[0, 1], yticklabels=["hardware (PTQ expert)", "software"],
+               xlabel=f"MNIST accuracy (%), first {WIDGET_IMAGES} test images")
+        plt.show(fig)
+        print(f"{n_states} states, σ = {programming_sigma:.2f}, {tile}x{tile} arrays: accuracy {value:.2%} "
+              f"(software {software:.2%}; gap {100 * (software - value):.2f} points)")
+
+    style = {"continuous_update": False}
+    return ipywidgets.interactive(
+        show, n_states=ipywidgets.Dropdown(options=[2, 4, 8, 16], value=4, description="states"),
+        programming_sigma=ipywidgets.FloatSlider(defaults.PROGRAMMING_SIGMA, min=0.0, max=0.2, step=0.01,
+                                                 description="σ prog.", **style),
+        tile=ipywidgets.Dropdown(options=[4, 8, 16, 32], value=4, description="array"))

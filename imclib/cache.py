@@ -30,7 +30,11 @@ one are bit-identical (float32 keeps 24 bits of mantissa, a relative rounding of
 6e-8 per weight, far below any effect the studies measure). Every entry is validated on
 load: it must open, carry the requested digest, hold finite float32 arrays whose shapes
 chain into an MLP, and match the architecture expected from the key (``layer_sizes`` if
-given, else the hidden widths of ``key["training"]``). A non-finite (diverged) training is
+given, else the hidden widths of ``key["training"]``). A :class:`~imclib.sequential.Sequential`
+network (e.g. a CNN) is stored the same way plus ``sequential``, the JSON text of its layers
+(kinds from :data:`imclib.sequential.LAYER_KINDS` with integer arguments, and the input
+shape); it must rebuild into a network whose parameters have those shapes and whose spec
+equals the key's ``architecture`` and ``input_shape``. A non-finite (diverged) training is
 never stored.
 
 **Tables.** One compressed ``<name>.npz`` per table: a JSON schema and one typed array per
@@ -60,6 +64,7 @@ import pandas as pd
 
 from ._files import CorruptEntryError, atomic_write, default_cache_dir, read_npz
 from .mlp import MLP, TrainConfig
+from .sequential import Sequential
 
 CACHE_FORMAT_VERSION = 2
 """Bump when training or the stored format changes so stale entries miss (2: one compressed
@@ -133,32 +138,56 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> bool:
 
 def _as_float32_model(model):
     """``model`` with every parameter rounded through float32 (see the module docstring)."""
-    return MLP([w.astype(np.float32).astype(np.float64) for w in model.weights],
-               [b.astype(np.float32).astype(np.float64) for b in model.biases], model.activations)
+    weights = [w.astype(np.float32).astype(np.float64) for w in model.weights]
+    biases = [b.astype(np.float32).astype(np.float64) for b in model.biases]
+    return model.with_parameters(weights, biases) if isinstance(model, Sequential) else \
+        MLP(weights, biases, model.activations)
 
 
 def _entry_arrays(entry_digest: str, key_text: str, model, history: pd.DataFrame) -> dict[str, np.ndarray]:
     arrays = {"digest": np.array(entry_digest), "key": np.array(key_text),
-              "history_columns": np.array(list(map(str, history.columns))), "activations": np.array(model.activations)}
+              "history_columns": np.array(list(map(str, history.columns)))}
+    if isinstance(model, Sequential):  # its layers as JSON text: kinds and integer arguments only
+        arrays["sequential"] = np.array(json.dumps(model.spec))
+    else:
+        arrays["activations"] = np.array(model.activations)
     arrays.update({f"weight_{i}": w.astype(np.float32) for i, w in enumerate(model.weights)})
     arrays.update({f"bias_{i}": b.astype(np.float32) for i, b in enumerate(model.biases)})
     arrays.update({f"history_{i}": history[c].to_numpy(dtype=np.float64) for i, c in enumerate(history.columns)})
     return arrays
 
 
-def expected_layer_sizes(key: dict, layer_sizes: tuple[int, ...] | None) -> tuple[int | None, ...] | None:
-    """The architecture an entry for ``key`` must have: ``layer_sizes`` if given, else
+def expected_layer_sizes(key: dict, layer_sizes: tuple[int, ...] | None) -> tuple[int | None, ...] | dict | None:
+    """The architecture an entry for ``key`` must have: ``layer_sizes`` if given; for a
+    :class:`~imclib.sequential.Sequential` network (``key["architecture"]`` and
+    ``key["input_shape"]``) its :attr:`~imclib.sequential.Sequential.spec`; else
     ``(None, *hidden, None)`` from ``key["training"]`` (a TrainConfig), else ``None``."""
     if layer_sizes is not None:
         return tuple(int(n) for n in layer_sizes)
+    if isinstance(key, dict) and "architecture" in key:
+        return json.loads(json.dumps({"input_shape": key["input_shape"], "architecture": key["architecture"]}))
     training = key.get("training") if isinstance(key, dict) else None
     if isinstance(training, TrainConfig):
         return (None, *training.hidden, None)
     return None
 
 
-def load_entry(path: Path, entry_digest: str, architecture: tuple[int | None, ...] | None):
-    """``(model, history)`` of a validated entry; raises :class:`CorruptEntryError`."""
+def _matches(model, architecture: tuple[int | None, ...] | dict) -> bool:
+    """Whether ``model`` has the ``architecture`` of :func:`expected_layer_sizes`."""
+    if isinstance(architecture, dict) or isinstance(model, Sequential):
+        return isinstance(model, Sequential) and model.spec == architecture
+    return len(architecture) == len(model.layer_sizes) and all(
+        want is None or want == got for want, got in zip(architecture, model.layer_sizes))
+
+
+def _describe(model) -> str:
+    """``layer sizes (...)`` of an MLP, ``layers {spec}`` of a Sequential network."""
+    return f"layers {model.spec}" if isinstance(model, Sequential) else f"layer sizes {model.layer_sizes}"
+
+
+def load_entry(path: Path, entry_digest: str, architecture: tuple[int | None, ...] | dict | None):
+    """``(model, history)`` of a validated entry (an MLP, or a Sequential network when the
+    entry holds its ``sequential`` spec); raises :class:`CorruptEntryError`."""
     arrays = read_npz(path, finite=False)  # the history may hold NaN; MLP checks the parameters
     stored_digest = str(arrays.get("digest", ""))
     if stored_digest != entry_digest:
@@ -170,18 +199,18 @@ def load_entry(path: Path, entry_digest: str, architecture: tuple[int | None, ..
         raise CorruptEntryError(f"{path}: incomplete model (members {sorted(arrays)})")
     if any(arrays[name].dtype != np.float32 for name in names):
         raise CorruptEntryError(f"{path}: parameters must be float32")
+    weights, biases = [arrays[f"weight_{i}"] for i in range(n_layers)], [arrays[f"bias_{i}"] for i in range(n_layers)]
     try:
-        activations = tuple(arrays["activations"].tolist()) if "activations" in arrays else None  # absent: ReLU
-        model = MLP([arrays[f"weight_{i}"] for i in range(n_layers)], [arrays[f"bias_{i}"] for i in range(n_layers)],
-                    activations)
-    except ValueError as error:
-        raise CorruptEntryError(f"{path}: {error}") from error
-    if architecture is not None and (
-        len(architecture) != len(model.layer_sizes)
-        or any(want is not None and want != got for want, got in zip(architecture, model.layer_sizes))
-    ):
-        raise CorruptEntryError(f"{path}: layer sizes {model.layer_sizes} do not match the key's "
-                                f"architecture {architecture} (None: any width)")
+        if "sequential" in arrays:
+            model = Sequential.from_spec(str(arrays["sequential"]), weights, biases)
+        else:
+            activations = tuple(arrays["activations"].tolist()) if "activations" in arrays else None  # absent: ReLU
+            model = MLP(weights, biases, activations)
+    except (ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
+        raise CorruptEntryError(f"{path}: {type(error).__name__}: {error}") from error
+    if architecture is not None and not _matches(model, architecture):
+        raise CorruptEntryError(f"{path}: {_describe(model)} do not match the key's architecture {architecture} "
+                                "(None: any width)")
     columns = [str(c) for c in arrays.get("history_columns", np.array([], dtype=str))]
     if any(f"history_{i}" not in arrays for i in range(len(columns))):
         raise CorruptEntryError(f"{path}: incomplete training history")
@@ -295,8 +324,8 @@ def cached_train(
         raise RuntimeError(f"training diverged (non-finite weights) for key {key_text}; nothing was cached. "
                            "Lower learning_rate or check the data.")
     model = _as_float32_model(model)
-    if architecture is not None and any(w is not None and w != g for w, g in zip(architecture, model.layer_sizes)):
-        raise RuntimeError(f"train_fn returned layer sizes {model.layer_sizes}, not the key's {architecture}")
+    if architecture is not None and not _matches(model, architecture):
+        raise RuntimeError(f"train_fn returned {_describe(model)}, not the key's {architecture}")
     save_arrays(directory / name, _entry_arrays(entry_digest, key_text, model, history))
     _log(entry_digest, "trained", key_text)
     return model, history

@@ -1,9 +1,11 @@
 """Networks trained elsewhere, as an :class:`~imclib.mlp.MLP`: scikit-learn MLPs and
-PyTorch-style ``Linear`` weights (a ``.safetensors`` file or a dict of arrays).
+PyTorch-style ``Linear`` weights (a ``.safetensors`` file or a dict of arrays); with
+``Conv2d`` weights too, as a :class:`~imclib.sequential.Sequential` network.
 
 Both give the float network; deploy it with :func:`imclib.deploy.deploy_network` or score it
-with :func:`imclib.network.hardware_accuracy` like any other. Neither imports torch: weight
-files are read with the numpy API of the ``safetensors`` package.
+with :func:`imclib.network.hardware_accuracy` like any other (a Sequential network with
+:func:`imclib.sequential.deploy_sequential` and :func:`imclib.sequential.sequential_accuracy`).
+Neither imports torch: weight files are read with the numpy API of the ``safetensors`` package.
 
 PyTorch-style layer order
     A state dict names each parameter ``<module>.weight`` / ``<module>.bias``, e.g. ``0.weight``
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .mlp import ACTIVATIONS, MLP
+from .sequential import Sequential
 
 __all__ = ["from_sklearn", "load_weights"]
 
@@ -83,37 +86,108 @@ def from_sklearn(estimator) -> MLP:
     return MLP(weights, biases, (estimator.activation,) * (len(weights) - 1) + ("identity",))
 
 
-def load_weights(source, activations, *, order=None) -> MLP:
-    """An :class:`~imclib.mlp.MLP` from PyTorch-style ``Linear`` weights.
+def load_weights(source, activations=None, *, order=None, architecture=None, input_shape=None):
+    """An :class:`~imclib.mlp.MLP` from PyTorch-style ``Linear`` weights, or, given an
+    ``architecture``, a :class:`~imclib.sequential.Sequential` network (e.g. a CNN) from
+    ``Linear`` and ``Conv2d`` weights.
 
     Parameters
     ----------
     source : str, os.PathLike or mapping
         A ``.safetensors`` file (read with ``safetensors.numpy.load_file``) or a dict from
         parameter name to array (e.g. ``{k: v.numpy() for k, v in model.state_dict().items()}``).
-        Every name is ``<module>.weight``, shape (out, in), or ``<module>.bias``, shape (out,);
-        a module without a bias gets zeros. Weights are transposed to imclib's (in, out).
+        Every name is ``<module>.weight`` or ``<module>.bias``, shape (out,); a module
+        without a bias gets zeros. A ``Linear`` weight (out, in) is transposed to imclib's
+        (in, out); a ``Conv2d`` weight (C_out, C_in, k, k) becomes the (C_in k k, C_out)
+        matrix of its im2col rows, ``K.reshape(C_out, -1).T`` (:mod:`imclib.conv`).
     activations : sequence of str
-        One name of :data:`imclib.mlp.ACTIVATIONS` per layer, e.g. ``("relu", "identity")``:
-        a weight file holds no activations.
+        MLP only: one name of :data:`imclib.mlp.ACTIVATIONS` per layer, e.g.
+        ``("relu", "identity")``: a weight file holds no activations.
     order : sequence of str, optional
         The module names in forward order, when the names alone do not give it (module
         docstring); every module of ``source`` must be listed once.
+    architecture : sequence of tuple, optional
+        The layers of a :class:`~imclib.sequential.Sequential` network (its module
+        docstring: ``("conv2d", C_out, k, stride, padding)``, ``("maxpool2d", 2)``,
+        ``("relu",)``, ``("flatten",)``, ``("dense", n_out)``, ...): the weight modules, in
+        order, fill its conv2d and dense layers. Pooling, strides, padding and activations
+        are not in a weight file, so they are given here (not ``activations``).
+    input_shape : tuple of int, optional
+        With ``architecture``: the shape of one input, e.g. ``(1, 28, 28)``.
 
     Raises
     ------
     ValueError
         Naming the offending parameter: a name that is not ``<module>.weight`` /
-        ``<module>.bias`` (e.g. a BatchNorm's running statistics), a weight that is not 2-D
-        or not floating point, a bias of the wrong shape, an ambiguous or incomplete order,
+        ``<module>.bias`` (e.g. a BatchNorm's running statistics), a weight that is not
+        floating point or of the wrong shape (not 2-D for an MLP; not the shape the
+        architecture expects), a bias of the wrong shape, an ambiguous or incomplete order,
         layers whose shapes do not chain, or activations that do not fit.
     """
+    modules = _ordered_modules(source, order)
+    if architecture is not None:
+        if activations is not None or input_shape is None:
+            raise ValueError("with architecture give input_shape and no activations (the architecture names them), "
+                             f"got activations={activations!r}, input_shape={input_shape!r}")
+        return _load_sequential(modules, architecture, input_shape)
+    if activations is None:
+        raise ValueError("activations must name one activation per layer (or give architecture and input_shape)")
+    weights, biases = [], []
+    for index, (module, weight, bias) in enumerate(modules):
+        if weight.ndim != 2:
+            raise ValueError(f"parameter {module + '.weight'!r} must be a 2-D Linear weight (out, in), "
+                             f"got shape {weight.shape} (load Conv2d weights with architecture=...)")
+        if index and weight.shape[1] != weights[-1].shape[1]:
+            raise ValueError(
+                f"{module + '.weight'!r} has {weight.shape[1]} inputs but the module before it, "
+                f"{modules[index - 1][0]!r}, has {weights[-1].shape[1]} outputs: the layer order "
+                f"{[name for name, _, _ in modules]} does not chain"
+            )
+        weights.append(weight.T.astype(np.float64))
+        biases.append(_bias(module, bias, weight.shape[0]))
+    return MLP(weights, biases, activations)
+
+
+def _load_sequential(modules: list[tuple], architecture, input_shape) -> Sequential:
+    """The :class:`~imclib.sequential.Sequential` network of ``architecture`` whose weight
+    layers take the ``modules`` (name, weight, bias) in order, PyTorch shapes checked."""
+    template = Sequential.build(architecture, input_shape, 0)
+    layers = template.weight_layers
+    if len(modules) != len(layers):
+        raise ValueError(f"the architecture has {len(layers)} conv2d and dense layers, the weights "
+                         f"{len(modules)} modules ({[name for name, _, _ in modules]})")
+    weights, biases = [], []
+    for (module, weight, bias), layer in zip(modules, layers):
+        n_out = layer.weight.shape[1]
+        expected = (n_out, layer.in_channels, layer.kernel, layer.kernel) if layer.kind == "conv2d" else \
+            (n_out, layer.weight.shape[0])
+        if weight.shape != expected:
+            raise ValueError(f"parameter {module + '.weight'!r} must have shape {expected} for the layer "
+                             f"{layer.spec} of the architecture, got {weight.shape}")
+        weights.append(weight.reshape(n_out, -1).T.astype(np.float64))
+        biases.append(_bias(module, bias, n_out))
+    return template.with_parameters(weights, biases)
+
+
+def _bias(module: str, bias: np.ndarray | None, n_out: int) -> np.ndarray:
+    """The bias of ``module`` as float64, zeros when it has none; its shape must be (n_out,)."""
+    if bias is None:
+        return np.zeros(n_out)
+    if bias.shape != (n_out,):
+        raise ValueError(f"parameter {module + '.bias'!r} must have shape ({n_out},), got {bias.shape}")
+    return bias.astype(np.float64)
+
+
+def _ordered_modules(source, order) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """``(module, weight, bias or None)`` of every module of ``source`` in forward order
+    (:func:`_module_order`), after checking the names and the floating-point dtype."""
     arrays = _read_arrays(source)
     modules: dict[str, dict[str, np.ndarray]] = {}
     for name, value in arrays.items():
         module, dot, kind = name.rpartition(".")
         if not dot or not module or kind not in ("weight", "bias"):
-            raise ValueError(f"parameter {name!r} is not <module>.weight or <module>.bias: only Linear layers load")
+            raise ValueError(f"parameter {name!r} is not <module>.weight or <module>.bias: "
+                             "only Linear and Conv2d layers load")
         value = np.asarray(value)
         if not np.issubdtype(value.dtype, np.floating):
             raise ValueError(f"parameter {name!r} must hold floating-point values, got dtype {value.dtype}")
@@ -121,26 +195,10 @@ def load_weights(source, activations, *, order=None) -> MLP:
     if not modules:
         raise ValueError("source holds no parameters")
     names = _module_order(list(modules), order)
-    weights, biases = [], []
-    for index, module in enumerate(names):
+    for module in names:
         if "weight" not in modules[module]:
             raise ValueError(f"module {module!r} has a bias but no weight")
-        weight = modules[module]["weight"]
-        if weight.ndim != 2:
-            raise ValueError(f"parameter {module + '.weight'!r} must be a 2-D Linear weight (out, in), "
-                             f"got shape {weight.shape}")
-        if index and weight.shape[1] != weights[-1].shape[1]:
-            raise ValueError(
-                f"{module + '.weight'!r} has {weight.shape[1]} inputs but the module before it, "
-                f"{names[index - 1]!r}, has {weights[-1].shape[1]} outputs: the layer order "
-                f"{names} does not chain"
-            )
-        bias = modules[module].get("bias", np.zeros(weight.shape[0]))
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"parameter {module + '.bias'!r} must have shape ({weight.shape[0]},), got {bias.shape}")
-        weights.append(weight.T.astype(np.float64))
-        biases.append(bias.astype(np.float64))
-    return MLP(weights, biases, activations)
+    return [(module, modules[module]["weight"], modules[module].get("bias")) for module in names]
 
 
 def _read_arrays(source) -> dict:

@@ -199,3 +199,76 @@ def test_hardware_aware_gradients_honour_the_activations(activations):
     assert loss == pytest.approx(reference.loss, rel=1e-12)
     for got, want in zip(weight_grads + bias_grads, reference.weight_grads + reference.bias_grads):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- Conv2d weights (Sequential networks)
+
+CNN = (("conv2d", 4, 3, 2, 1), ("relu",), ("maxpool2d", 2), ("conv2d", 5, 3, 1, 0), ("flatten",), ("dense", 3))
+CNN_INPUT = (2, 13, 13)
+
+
+def _torch_state(seed=0):
+    """A hand-made PyTorch-style state dict of CNN: Conv2d weights (C_out, C_in, k, k),
+    Linear (out, in), float32 as torch saves them."""
+    rng = np.random.default_rng(seed)
+    shapes = {"features.0": (4, 2, 3, 3), "features.3": (5, 4, 3, 3), "classifier.0": (3, 5 * 1 * 1)}
+    state = {}
+    for module, shape in shapes.items():
+        state[f"{module}.weight"] = rng.normal(size=shape).astype(np.float32)
+        state[f"{module}.bias"] = rng.normal(size=shape[0]).astype(np.float32)
+    return state
+
+
+def _torch_cnn_reference(state, x):
+    """CNN by explicit loops in PyTorch's convention: y[o, u, v] = b[o] + sum K[o, c, i, j] x[c, s u + i, s v + j]."""
+    def conv(images, kernels, bias, stride, padding):
+        images = np.pad(images, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        k = kernels.shape[-1]
+        h_out, w_out = (images.shape[2] - k) // stride + 1, (images.shape[3] - k) // stride + 1
+        out = np.zeros((len(images), len(kernels), h_out, w_out))
+        for u in range(h_out):
+            for v in range(w_out):
+                patch = images[:, :, u * stride : u * stride + k, v * stride : v * stride + k]
+                out[:, :, u, v] = np.einsum("ncij,ocij->no", patch, kernels) + bias
+        return out
+
+    kernels = {name: value.astype(np.float64) for name, value in state.items()}
+    h = np.maximum(conv(x.reshape(-1, *CNN_INPUT), kernels["features.0.weight"], kernels["features.0.bias"], 2, 1), 0)
+    h = h[:, :, :6, :6].reshape(len(h), 4, 3, 2, 3, 2).max(axis=(3, 5))
+    h = conv(h, kernels["features.3.weight"], kernels["features.3.bias"], 1, 0).reshape(len(h), -1)
+    return h @ kernels["classifier.0.weight"].T + kernels["classifier.0.bias"]
+
+
+def test_conv2d_weights_load_from_safetensors_and_dicts(tmp_path):
+    state = _torch_state()
+    path = tmp_path / "cnn.safetensors"
+    save_file(state, str(path))
+    x = np.random.default_rng(1).uniform(0, 1, (5, int(np.prod(CNN_INPUT))))
+    order = ["features.0", "features.3", "classifier.0"]  # two name patterns: the order is given
+    model = load_weights(path, architecture=CNN, input_shape=CNN_INPUT, order=order)
+    assert model.architecture == CNN
+    want = _torch_cnn_reference(state, x)
+    assert np.max(np.abs(model.forward(x) - want)) <= 1e-12 * np.max(np.abs(want))
+    from_dict = load_weights(state, architecture=CNN, input_shape=CNN_INPUT, order=order)
+    for a, b in zip(model.weights + model.biases, from_dict.weights + from_dict.biases):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.weights[0], state["features.0.weight"].reshape(4, -1).T)
+
+
+def test_conv2d_weight_refusals_name_the_parameter():
+    state = _torch_state()
+    order = ["features.0", "features.3", "classifier.0"]
+    with pytest.raises(ValueError, match="must be a 2-D Linear weight.*architecture="):
+        load_weights(state, ("relu", "relu", "identity"), order=order)
+    bad = {**state, "features.3.weight": np.ones((5, 4, 5, 5), dtype=np.float32)}
+    with pytest.raises(ValueError, match=r"'features.3.weight' must have shape \(5, 4, 3, 3\) for the layer "
+                                         r"\('conv2d', 5, 3, 1, 0\)"):
+        load_weights(bad, architecture=CNN, input_shape=CNN_INPUT, order=order)
+    bad = {**state, "classifier.0.bias": np.ones(4, dtype=np.float32)}
+    with pytest.raises(ValueError, match=r"'classifier.0.bias' must have shape \(3,\)"):
+        load_weights(bad, architecture=CNN, input_shape=CNN_INPUT, order=order)
+    with pytest.raises(ValueError, match="the architecture has 3 conv2d and dense layers, the weights 2 modules"):
+        load_weights({k: v for k, v in state.items() if not k.startswith("classifier")}, architecture=CNN,
+                     input_shape=CNN_INPUT)
+    with pytest.raises(ValueError, match="with architecture give input_shape and no activations"):
+        load_weights(state, ("relu",), architecture=CNN, input_shape=CNN_INPUT, order=order)

@@ -203,6 +203,25 @@ def fit_columns(layer: ProgrammedLayer, x, weights, rng=None) -> ProgrammedLayer
     return _fit_columns(uncorrected, x, uncorrected.mvm(x, _validate.generator(rng)), weights)[0]
 
 
+def resolve_column_calibration(config: CrossbarConfig, column_calibration: bool | None, n_inputs: int) -> bool:
+    """Whether a deployment fits the column calibration: ``column_calibration`` if given,
+    else on with the calibrated weight map and off with ``weight_map="naive"``; it needs at
+    least 3 calibration inputs (three coefficients per column)."""
+    if column_calibration is None:
+        column_calibration = config.weight_map == "calibrated"
+    _validate.boolean("column_calibration", column_calibration)
+    if column_calibration and n_inputs < 3:
+        raise ValueError(f"calibration must hold at least 3 inputs for the column calibration, got {n_inputs}")
+    return column_calibration
+
+
+def uncorrected_columns(layer: ProgrammedLayer) -> int:
+    """Output columns of ``layer`` the column calibration left at the identity (0 without it)."""
+    if layer.correction is None:
+        return 0
+    return int(np.sum(np.all(layer.correction == np.array([[1.0], [0.0], [0.0]]), axis=0)))
+
+
 def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
                    input_ranges=None, column_calibration: bool | None = None
                    ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
@@ -237,11 +256,7 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
     x = _validate.features("calibration", calibration, model.layer_sizes[0])
     if input_ranges is not None:
         input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
-    if column_calibration is None:
-        column_calibration = config.weight_map == "calibrated"
-    _validate.boolean("column_calibration", column_calibration)
-    if column_calibration and x.shape[0] < 3:
-        raise ValueError(f"calibration must hold at least 3 inputs for the column calibration, got {x.shape[0]}")
+    column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
     rng = _validate.generator(rng)
     read_rng = rng.spawn(1)[0]
     layers, records = [], []
@@ -254,8 +269,7 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
             y = layer.mvm(x, read_rng)
         if column_calibration:
             layer, y = _fit_columns(layer, x, y, weights)
-        record["columns_uncorrected"] = 0 if layer.correction is None else int(
-            np.sum(np.all(layer.correction == np.array([[1.0], [0.0], [0.0]]), axis=0)))
+        record["columns_uncorrected"] = uncorrected_columns(layer)
         layers.append(layer)
         records.append(record)
         if index < last:

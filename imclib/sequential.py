@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from . import _validate
 from .config import CrossbarConfig
 from .conv import _convolve, col2im, conv_output_size, rows_per_chunk
-from .deploy import calibrate, range_report
+from .deploy import _fit_columns, calibrate, range_report, resolve_column_calibration, uncorrected_columns
 from .layer import ProgrammedLayer, program_layer
 from .mlp import (ACTIVATIONS, MLP, MatmulFn, QuantizeFn, TrainConfig, _AdamW, _cosine_learning_rate, _forward_weights, _quantized_weights, activation_derivative,
                   softmax_cross_entropy)
@@ -619,8 +619,8 @@ def train_sequential(x, y, config: TrainConfig, architecture, input_shape, *, qu
 # ---------------------------------------------------------------------- hardware
 
 
-def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rng=None
-                      ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
+def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rng=None,
+                      column_calibration: bool | None = None) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
     """Program every weight layer of ``model`` and calibrate its converter ranges, as
     :func:`imclib.deploy.deploy_network` does for an MLP (same order of draws, so a network
     of :meth:`Sequential.from_mlp` gets the same programmed layers).
@@ -640,26 +640,37 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
         Calibration inputs (training images, never the test set).
     rng : numpy.random.Generator or int, optional
         Device seed.
+    column_calibration : bool, optional
+        Fit every output column (a conv layer: every output channel, on its im2col rows)
+        after programming, as :func:`imclib.deploy.deploy_network` does (default: on unless
+        ``weight_map="naive"``).
 
     Returns
     -------
     layers : list of ProgrammedLayer
         One per weight layer, for :func:`imclib.network.hardware_matmul`.
     report : pandas.DataFrame
-        One row per weight layer: ``layer`` and :func:`imclib.deploy.range_report`.
+        One row per weight layer: ``layer``, :func:`imclib.deploy.range_report` and
+        ``columns_uncorrected``.
     """
     _validate.instance("model", model, Sequential)
     _validate.instance("config", config, CrossbarConfig)
     x = model._check(calibration)
+    column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
     rng = _validate.generator(rng)
     read_rng = rng.spawn(1)[0]
     layers, records = [], []
 
     def program(index: int, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
         layer = calibrate(program_layer(weights, config, rng), rows)
+        record = {"layer": index, **range_report(layer, rows)}
+        last = len(layers) == len(model.weights) - 1
+        y = layer.mvm(rows, read_rng) if column_calibration or not last else np.zeros((len(rows), layer.n_out))
+        if column_calibration:
+            layer, y = _fit_columns(layer, rows, y, weights)
         layers.append(layer)
-        records.append({"layer": index, **range_report(layer, rows)})
-        return layer.mvm(rows, read_rng) if len(layers) < len(model.weights) else np.zeros((len(rows), layer.n_out))
+        records.append({**record, "columns_uncorrected": uncorrected_columns(layer)})
+        return y
 
     model._run(x, model.weights, program, False, whole=True)
     return layers, pd.DataFrame(records)

@@ -131,7 +131,7 @@ def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = 
 
 TABLE_CODE = ("cells.py", "array.py", "kernels.py", "layer.py", "mapping.py", "deploy.py", "network.py", "periphery.py",
               "nonidealities.py", "circuit.py", "config.py", "defaults.py", "mlp.py", "hwa.py", "data.py",
-              "experiments/mnist.py")
+              "conv.py", "sequential.py", "experiments/mnist.py", "experiments/cnn.py")
 """The modules a cached accuracy table depends on (the physics, deployment, training and data).
 The store (:mod:`imclib.cache`, :mod:`imclib._files`) is not among them: how a table is
 written does not change its values, and the file format is versioned inside each file."""

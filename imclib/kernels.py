@@ -130,16 +130,18 @@ def _cos_sin(bits32):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _normals(stream, out):  # pragma: no cover - compiled
-    """``out[j] = z_j`` of one conversion row with hash stream ``stream`` (:func:`read_normals`);
-    ``out`` of even length ``2 H`` (the caller uses the first ``p``)."""
+def _noise(stream, variance, read_var, sense_var, out):  # pragma: no cover - compiled
+    """``out[j] = sigma_j z_j``, ``sigma_j^2 = read_var variance_j + sense_var``, of one
+    conversion row with hash stream ``stream`` (:func:`read_normals`): the Box-Muller pair
+    ``sqrt(-2 ln u sigma^2) (cos 2 pi v, sin 2 pi v)``, one square root per number.
+    ``variance`` and ``out`` of even length ``2 H`` (the caller uses the first ``p``)."""
     half = out.shape[0] // 2
     for t in range(half):
         h = _mix(stream + np.uint64(t) * _GOLDEN)
-        radius = math.sqrt(-2.0 * _log(_unit(h >> np.uint64(32))))
+        radius2 = -2.0 * _log(_unit(h >> np.uint64(32)))
         cos_v, sin_v = _cos_sin(h & _LOW32)
-        out[t] = radius * cos_v
-        out[half + t] = radius * sin_v
+        out[t] = math.sqrt(radius2 * (read_var * variance[t] + sense_var)) * cos_v
+        out[half + t] = math.sqrt(radius2 * (read_var * variance[half + t] + sense_var)) * sin_v
 
 
 def stream_key(rng: np.random.Generator) -> np.uint64:
@@ -156,10 +158,10 @@ def _stream(key, row, blocks, r, p):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _read_normals(key, row0, out):  # pragma: no cover - compiled
     batch, blocks, p = out.shape
-    z = np.empty(p + p % 2)
+    z, ones = np.empty(p + p % 2), np.ones(p + p % 2)
     for b in range(batch):
         for r in range(blocks):
-            _normals(_stream(key, row0 + b, blocks, r, p), z)
+            _noise(_stream(key, row0 + b, blocks, r, p), ones, 1.0, 0.0, z)
             out[b, r] = z[:p]
 
 
@@ -216,13 +218,14 @@ def reference_uniform_bits(key, batch: int, blocks: int, p: int, row0: int = 0) 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
-    (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions."""
+    (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions.
+    ``variance`` and the work array ``z`` of even length (:func:`_noise`)."""
     noisy = read_var > 0.0 or sense_var > 0.0
     if noisy:
-        _normals(stream, z)
+        _noise(stream, variance, read_var, sense_var, z)
     over = 0
     for j in range(current.shape[0]):  # loop-invariant branches: unswitched by the compiler
-        value = current[j] + math.sqrt(read_var * variance[j] + sense_var) * z[j] if noisy else current[j]
+        value = current[j] + z[j] if noisy else current[j]
         if top == 0.0:
             out[j] += value
         else:
@@ -232,39 +235,45 @@ def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _zero_current_codes(stream, base, thresholds, bits, out):  # pragma: no cover - compiled
+def _zero_current_codes(stream, base, thresholds, bits, count, out):  # pragma: no cover - compiled
     """``out[j] += base_j + sum_a [n_j < T_aj]`` with ``n_j`` the 32 bits of column ``j``'s
-    hash (:func:`zero_current_codes`; no hash without thresholds)."""
+    hash (:func:`zero_current_codes`; no hash without thresholds); ``bits`` (uint32) and
+    ``count`` (int32) are work arrays of even length."""
     p = out.shape[0]
-    for j in range(p):
-        out[j] += base[j]
     if thresholds.shape[0] == 0:
+        for j in range(p):
+            out[j] += base[j]
         return
     half = bits.shape[0] // 2
     for t in range(half):
         h = _mix(stream + np.uint64(t) * _GOLDEN)
-        bits[t] = h >> np.uint64(32)
-        bits[half + t] = h & _LOW32
-    for a in range(thresholds.shape[0]):
+        bits[t] = np.uint32(h >> np.uint64(32))
+        bits[half + t] = np.uint32(h & _LOW32)
+    count[:] = 0
+    for a in range(thresholds.shape[0]):  # 32-bit lanes: twice as many per instruction as 64-bit
         for j in range(p):
-            out[j] += bits[j] < thresholds[a, j]
+            count[j] += bits[j] < thresholds[a, j]
+    for j in range(p):
+        out[j] += base[j] + count[j]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _accumulate(matrix, rows, weights, n, out):  # pragma: no cover - compiled
     """``out[j] = sum_{t < n} weights[t] matrix[rows[t], j]``: four rows per pass over ``out``
-    (one load and store of ``out`` per four products), then the remainder."""
+    (one load and store of ``out`` per four products), then the remainder; entries of
+    ``out`` past the matrix's width are 0."""
     out[:] = 0.0
+    p = matrix.shape[1]
     t = 0
     while t + 4 <= n:
         a, b, c, d = matrix[rows[t]], matrix[rows[t + 1]], matrix[rows[t + 2]], matrix[rows[t + 3]]
         wa, wb, wc, wd = weights[t], weights[t + 1], weights[t + 2], weights[t + 3]
-        for j in range(out.shape[0]):
+        for j in range(p):
             out[j] += (wa * a[j] + wb * b[j]) + (wc * c[j] + wd * d[j])
         t += 4
     for t in range(t, n):
         row, w = matrix[rows[t]], weights[t]
-        for j in range(out.shape[0]):
+        for j in range(p):
             out[j] += w * row[j]
 
 
@@ -284,8 +293,8 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
     zero_codes = zero_base.shape[0] > 0
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
-        current, variance, z, drive = np.empty(p), np.zeros(p), np.empty(p + p % 2), np.empty(width)
-        bits = np.empty(p + p % 2, dtype=np.uint64)
+        current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.empty(p + p % 2), np.empty(width)
+        bits, count = np.empty(p + p % 2, dtype=np.uint32), np.empty(p + p % 2, dtype=np.int32)
         rows, weights = np.empty(k * width, dtype=np.int64), np.empty(k * width)
         rows2, weights2 = np.empty(k * noisy_width, dtype=np.int64), np.empty(k * noisy_width)
         over = 0
@@ -294,7 +303,7 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
         for r in range(blocks):
             for b in range(first, last):
                 if zero_codes and not np.any(voltages[b, r]):  # no current: the codes of the noise alone
-                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, out[b])
+                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, count, out[b])
                     continue
                 n = n2 = 0  # the nonzero drives: rows of M and M2 and their weights
                 for i in range(k):
@@ -323,13 +332,14 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
 def _convert(currents, variance, read_var, sense_var, key, row0, fs, low, per_ampere, top, out, saturated):  # pragma: no cover
     batch, blocks, p = currents.shape
     for group in numba.prange((batch + GROUP - 1) // GROUP):
-        z = np.empty(p + p % 2)
+        z, row = np.empty(p + p % 2), np.zeros(p + p % 2)
         over = 0
         for b in range(group * GROUP, min(group * GROUP + GROUP, batch)):
             out[b, :] = 0.0
             for r in range(blocks):
                 stream = _stream(key, row0 + b, blocks, r, p)
-                row = variance[b, r] if read_var > 0.0 else variance[0, 0]
+                if read_var > 0.0:
+                    row[:p] = variance[b, r]
                 over += _convert_row(currents[b, r], row, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
         saturated[group] = over
 
@@ -356,7 +366,7 @@ def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
 ZERO_CODES_MAX = 16
 """Codes a zero-current conversion may take for :func:`zero_current_codes` (sense noise up to
 about one code rms; 0.15-0.7 codes in the default device)."""
-_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint64))
+_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint32))
 
 
 def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
@@ -379,7 +389,7 @@ def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
         return _NO_ZERO_CODES
     _, low, per_ampere, top = adc
     if sense_var == 0.0:
-        return np.rint(np.clip((0.0 - low) * per_ampere, 0.0, top)), np.zeros((0, low.shape[0]), dtype=np.uint64)
+        return np.rint(np.clip((0.0 - low) * per_ampere, 0.0, top)), np.zeros((0, low.shape[0]), dtype=np.uint32)
     k = np.arange(1, top + 1)
     center, spread = -low * per_ampere, np.sqrt(sense_var) * per_ampere
     thresholds = np.rint(2.0**32 * ndtr((center[:, None] - k + 0.5) / spread[:, None]))
@@ -391,7 +401,7 @@ def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
     # the active thresholds of each column first, padded with zeros (never reached)
     order = np.argsort(~active, axis=1, kind="stable")[:, :most]
     picked = np.where(np.take_along_axis(active, order, 1), np.take_along_axis(thresholds, order, 1), 0.0)
-    return base, np.ascontiguousarray(picked.T.astype(np.uint64))
+    return base, np.ascontiguousarray(picked.T.astype(np.uint32))
 
 
 def _no_adc(p: int) -> tuple:

@@ -539,34 +539,55 @@ def _sift_down(heap, position, value):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _largest(values, m, out):  # pragma: no cover - compiled
     a, b, p = values.shape
-    heap = np.empty((p, m))
+    heap, smallest = np.empty((p, m)), np.empty(p)
     count = 0
     for i in range(a):
         for r in range(b):
             row = values[i, r]
             if count < m:  # the first m values of every column, then heapified
-                heap[:, count] = row
+                heap[:, count] = np.abs(row)
                 count += 1
                 if count == m:
                     for j in range(p):
                         for position in range(m // 2 - 1, -1, -1):
                             _sift_down(heap[j], position, heap[j, position])
+                        smallest[j] = heap[j, 0]
                 continue
             for j in range(p):
-                if row[j] > heap[j, 0]:
-                    _sift_down(heap[j], 0, row[j])
+                magnitude = abs(row[j])
+                if magnitude > smallest[j]:  # contiguous: most values fail this test
+                    _sift_down(heap[j], 0, magnitude)
+                    smallest[j] = heap[j, 0]
     for j in range(p):
         out[j, 0] = heap[j, 0]
         out[j, 1] = heap[j, 0] if m == 1 else (heap[j, 1] if m == 2 else min(heap[j, 1], heap[j, 2]))
 
 
 def largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m``-th and ``(m - 1)``-th largest value of every column (last axis) of
-    ``values`` (a, b, p), over its first two axes, in one streaming pass with a min-heap of
-    ``m`` values per column (``O(n log m)``, n = a b); the second is the first when ``m = 1``.
-    Reference: ``np.sort(values.reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
+    """The ``m``-th and ``(m - 1)``-th largest magnitude ``|value|`` of every column (last
+    axis) of ``values`` (a, b, p), over its first two axes, in one streaming pass with a
+    min-heap of ``m`` values per column (``O(n log m)``, n = a b); the second is the first
+    when ``m = 1``. Reference: ``np.sort(np.abs(values).reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
     if not 1 <= m <= values.shape[0] * values.shape[1]:
         raise ValueError(f"m must be in [1, {values.shape[0] * values.shape[1]}], got {m}")
     out = np.empty((values.shape[2], 2))
     _largest(values, int(m), out)
     return out[:, 0], out[:, 1]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _count_above(values, bound):  # pragma: no cover - compiled
+    a, b, p = values.shape
+    count = 0
+    for i in range(a):
+        for r in range(b):
+            row = values[i, r]
+            for j in range(p):
+                count += abs(row[j]) > bound[j]
+    return count
+
+
+def count_above(values: np.ndarray, bound: np.ndarray) -> int:
+    """How many entries of ``values`` (a, b, p) have ``|value| > bound_j`` (``bound`` (p,),
+    by column), in one streaming pass. Reference: ``np.count_nonzero(np.abs(values) > bound)``."""
+    return int(_count_above(values, np.ascontiguousarray(bound, dtype=np.float64)))

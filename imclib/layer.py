@@ -33,7 +33,9 @@ for the offset mapping. The ADC full scale is then a property of the signal (a p
 of its partial currents on calibration inputs), per physical column.
 
 Without an ADC the digitization is the identity and the decode is linear, so the partial
-sums are accumulated inside one matmul (exact). With an ADC the partial sums are never
+sums are accumulated inside one matmul (exact); for linear cells without noise it is one GEMM
+of the DAC-applied inputs with ``s T`` (the scale folded into the read matrix, so no voltage
+array is formed). With an ADC the partial sums are never
 stored: :func:`imclib.kernels.read` computes them, adds the noise, digitizes and sums them
 in one compiled pass (linear or bias-dependent cells, ideal wires or transfer matrices).
 Read noise is Gaussian per cell and read, so a column's noise is Gaussian with variance

@@ -86,15 +86,14 @@ def calibrate(layer: ProgrammedLayer, x, input_range: float | None = None,
 
 def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None,
                 adc_samples: int) -> tuple[ProgrammedLayer, np.ndarray]:
-    """:func:`calibrate` on checked inputs, with the noise-free ``|I'|`` (batch, blocks,
+    """:func:`calibrate` on checked inputs, with the noise-free ``I'`` (batch, blocks,
     physical columns) of the subsampled inputs through the calibrated DAC (the ADC range
     does not change them)."""
     config = layer.config
     x_max = input_full_scale(x, config.input_percentile) if input_range is None else input_range
     layer = with_ranges(layer, x_max, bool(np.any(x < 0)))
     _, voltages, _ = layer.row_voltages(_subsample(x, adc_samples))
-    currents = layer.signal_currents(voltages, layer.row_blocks)  # a new array: |I'| in place, memory order kept
-    np.abs(currents, out=currents)
+    currents = layer.signal_currents(voltages, layer.row_blocks)
     if config.adc_calibration != "signal" or config.periphery.adc_range is not None:
         return layer, currents
     in_memory_order = currents if currents.flags.c_contiguous else currents.transpose(1, 0, 2)
@@ -103,10 +102,10 @@ def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None
 
 
 def percentile_rows(values: np.ndarray, q: float) -> np.ndarray:
-    """``np.percentile(values, q, axis=0)`` (linear interpolation) of ``values`` (n, p),
-    identical to it, from only the two order statistics it needs per column
-    (:func:`imclib.kernels.largest`). ``values`` may also be (a, b, p): the percentile
-    over the first two axes.
+    """``np.percentile(np.abs(values), q, axis=0)`` (linear interpolation) of ``values``
+    (n, p), identical to it, from only the two order statistics it needs per column
+    (:func:`imclib.kernels.largest`, no copy of ``values``). ``values`` may also be
+    (a, b, p): the percentile over the first two axes.
 
     With ``h = (q / 100) (n - 1)``, ``lo = floor(h)``, ``g = h - lo`` and ``x, y`` the
     ``lo``-th and ``(lo + 1)``-th smallest values (from 0): ``x + g (y - x)`` for
@@ -135,17 +134,18 @@ def range_report(layer: ProgrammedLayer, x: np.ndarray, adc_samples: int = ADC_S
     ``adc_range_uA`` (median over physical columns, microamperes) and ``adc_saturated``
     (fraction of noise-free partial currents beyond the ADC full scale, on up to
     ``adc_samples`` inputs)."""
-    return _report(layer, x, np.abs(partial_signal(layer, _subsample(x, adc_samples))))
+    return _report(layer, x, partial_signal(layer, _subsample(x, adc_samples)))
 
 
 def _report(layer: ProgrammedLayer, x: np.ndarray, currents: np.ndarray) -> dict:
-    """:func:`range_report` with the inputs' noise-free ``|I'|`` already computed."""
+    """:func:`range_report` with the inputs' noise-free ``I'`` (batch, blocks, physical
+    columns) already computed."""
     return {
         "input_range": layer.input_range,
         "input_signed": layer.input_signed,
         "input_clipped": layer.clipped_fraction(x),
         "adc_range_uA": float(np.median(layer.adc_range) * 1e6),
-        "adc_saturated": float(np.mean(currents > layer.adc_range)),
+        "adc_saturated": kernels.count_above(currents, layer.adc_range) / currents.size,
     }
 
 

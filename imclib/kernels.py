@@ -10,7 +10,8 @@ A read of a tiled layer, per input row ``b``, row block (array) ``r`` and physic
    masks ``M_riqj = (q_ij == q) D_ij``, plus a last level ``d = V``, ``M = -G0_j`` for the
    common-mode current;
 2. noise: ``I_brj + sigma_brj z_brj`` with ``sigma^2 = R s_sense^2 + s_read^2 sum_{i,q}
-   d_briq^2 M2_riqj`` (``M2 = G_ij^2`` or ``(q_ij == q) D_ij^2``): Gaussian read noise per
+   d_briq^2 M2_riqj`` (``M2 = G_ij^2`` or ``(q_ij == q) D_ij^2``, none for the common-mode
+   level): Gaussian read noise per
    cell and the sense amplifier's noise in one variance per conversion, ``z`` standard
    normal from a counter-based stream (:func:`read_normals`);
 3. ADC: codes ``c = clip(rint((I - low) K), 0, 2^bits - 1)`` with ``low = -I_fs`` (bipolar)
@@ -22,7 +23,8 @@ A read of a tiled layer, per input row ``b``, row block (array) ``r`` and physic
 with numba, ``numba.set_num_threads``), never storing a partial current; the per-input
 work skips rows whose voltage is 0, and a conversion whose array sees no voltage at all
 carries only sense noise: it takes its code from one uniform number, by the exact code
-distribution of that noise (:func:`zero_current_codes`). :func:`convert` does 2-4 on
+distribution of that noise, or without noise the code of 0 A (:func:`zero_current_codes`).
+The sums over (row, level) go four matrix rows per pass (:func:`_accumulate`). :func:`convert` does 2-4 on
 partial currents computed elsewhere (nonlinear circuit solves), :func:`partial_currents`
 step 1 alone (calibration). Random numbers depend only on (key, input row, block, column),
 so a read gives the same numbers whatever the thread count or chunk size. Each kernel has
@@ -128,16 +130,18 @@ def _cos_sin(bits32):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _normals(stream, out):  # pragma: no cover - compiled
-    """``out[j] = z_j`` of one conversion row with hash stream ``stream`` (:func:`read_normals`);
-    ``out`` of even length ``2 H`` (the caller uses the first ``p``)."""
+def _noise(stream, variance, read_var, sense_var, out):  # pragma: no cover - compiled
+    """``out[j] = sigma_j z_j``, ``sigma_j^2 = read_var variance_j + sense_var``, of one
+    conversion row with hash stream ``stream`` (:func:`read_normals`): the Box-Muller pair
+    ``sqrt(-2 ln u sigma^2) (cos 2 pi v, sin 2 pi v)``, one square root per number.
+    ``variance`` and ``out`` of even length ``2 H`` (the caller uses the first ``p``)."""
     half = out.shape[0] // 2
     for t in range(half):
         h = _mix(stream + np.uint64(t) * _GOLDEN)
-        radius = math.sqrt(-2.0 * _log(_unit(h >> np.uint64(32))))
+        radius2 = -2.0 * _log(_unit(h >> np.uint64(32)))
         cos_v, sin_v = _cos_sin(h & _LOW32)
-        out[t] = radius * cos_v
-        out[half + t] = radius * sin_v
+        out[t] = math.sqrt(radius2 * (read_var * variance[t] + sense_var)) * cos_v
+        out[half + t] = math.sqrt(radius2 * (read_var * variance[half + t] + sense_var)) * sin_v
 
 
 def stream_key(rng: np.random.Generator) -> np.uint64:
@@ -154,10 +158,10 @@ def _stream(key, row, blocks, r, p):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _read_normals(key, row0, out):  # pragma: no cover - compiled
     batch, blocks, p = out.shape
-    z = np.empty(p + p % 2)
+    z, ones = np.empty(p + p % 2), np.ones(p + p % 2)
     for b in range(batch):
         for r in range(blocks):
-            _normals(_stream(key, row0 + b, blocks, r, p), z)
+            _noise(_stream(key, row0 + b, blocks, r, p), ones, 1.0, 0.0, z)
             out[b, r] = z[:p]
 
 
@@ -214,13 +218,14 @@ def reference_uniform_bits(key, batch: int, blocks: int, p: int, row0: int = 0) 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
-    (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions."""
+    (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions.
+    ``variance`` and the work array ``z`` of even length (:func:`_noise`)."""
     noisy = read_var > 0.0 or sense_var > 0.0
     if noisy:
-        _normals(stream, z)
+        _noise(stream, variance, read_var, sense_var, z)
     over = 0
     for j in range(current.shape[0]):  # loop-invariant branches: unswitched by the compiler
-        value = current[j] + math.sqrt(read_var * variance[j] + sense_var) * z[j] if noisy else current[j]
+        value = current[j] + z[j] if noisy else current[j]
         if top == 0.0:
             out[j] += value
         else:
@@ -230,20 +235,46 @@ def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _zero_current_codes(stream, base, thresholds, bits, out):  # pragma: no cover - compiled
+def _zero_current_codes(stream, base, thresholds, bits, count, out):  # pragma: no cover - compiled
     """``out[j] += base_j + sum_a [n_j < T_aj]`` with ``n_j`` the 32 bits of column ``j``'s
-    hash (:func:`zero_current_codes`)."""
+    hash (:func:`zero_current_codes`; no hash without thresholds); ``bits`` (uint32) and
+    ``count`` (int32) are work arrays of even length."""
+    p = out.shape[0]
+    if thresholds.shape[0] == 0:
+        for j in range(p):
+            out[j] += base[j]
+        return
     half = bits.shape[0] // 2
     for t in range(half):
         h = _mix(stream + np.uint64(t) * _GOLDEN)
-        bits[t] = h >> np.uint64(32)
-        bits[half + t] = h & _LOW32
-    p = out.shape[0]
-    for j in range(p):
-        out[j] += base[j]
-    for a in range(thresholds.shape[0]):
+        bits[t] = np.uint32(h >> np.uint64(32))
+        bits[half + t] = np.uint32(h & _LOW32)
+    count[:] = 0
+    for a in range(thresholds.shape[0]):  # 32-bit lanes: twice as many per instruction as 64-bit
         for j in range(p):
-            out[j] += bits[j] < thresholds[a, j]
+            count[j] += bits[j] < thresholds[a, j]
+    for j in range(p):
+        out[j] += base[j] + count[j]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _accumulate(matrix, rows, weights, n, out):  # pragma: no cover - compiled
+    """``out[j] = sum_{t < n} weights[t] matrix[rows[t], j]``: four rows per pass over ``out``
+    (one load and store of ``out`` per four products), then the remainder; entries of
+    ``out`` past the matrix's width are 0."""
+    out[:] = 0.0
+    p = matrix.shape[1]
+    t = 0
+    while t + 4 <= n:
+        a, b, c, d = matrix[rows[t]], matrix[rows[t + 1]], matrix[rows[t + 2]], matrix[rows[t + 3]]
+        wa, wb, wc, wd = weights[t], weights[t + 1], weights[t + 2], weights[t + 3]
+        for j in range(p):
+            out[j] += (wa * a[j] + wb * b[j]) + (wc * c[j] + wd * d[j])
+        t += 4
+    for t in range(t, n):
+        row, w = matrix[rows[t]], weights[t]
+        for j in range(p):
+            out[j] += w * row[j]
 
 
 # Inputs per group: their sums (group x p) stay in cache while one array's read matrices
@@ -256,43 +287,42 @@ GROUP = 16
 def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key, row0,
           fs, low, per_ampere, top, out, saturated, partials, zero_base, zero_thresholds):  # pragma: no cover
     batch, blocks, k = voltages.shape
-    width, p = masks.shape[2], masks.shape[3]
+    width, noisy_width, p = masks.shape[1] // k, masks2.shape[1] // k, masks.shape[2]
     noisy_cells = read_var > 0.0
     store = partials.shape[0] > 0  # keep the partial currents, no conversion
-    zero_codes = zero_thresholds.shape[0] > 0
+    zero_codes = zero_base.shape[0] > 0
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
-        current, variance, z, drive = np.empty(p), np.zeros(p), np.empty(p + p % 2), np.empty(width)
-        bits = np.empty(p + p % 2, dtype=np.uint64)
+        current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.empty(p + p % 2), np.empty(width)
+        bits, count = np.empty(p + p % 2, dtype=np.uint32), np.empty(p + p % 2, dtype=np.int32)
+        rows, weights = np.empty(k * width, dtype=np.int64), np.empty(k * width)
+        rows2, weights2 = np.empty(k * noisy_width, dtype=np.int64), np.empty(k * noisy_width)
         over = 0
         for b in range(first, last):
             out[b, :] = 0.0
         for r in range(blocks):
             for b in range(first, last):
-                if zero_codes and not np.any(voltages[b, r]):  # sense noise only: codes from one uniform
-                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, out[b])
+                if zero_codes and not np.any(voltages[b, r]):  # no current: the codes of the noise alone
+                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, count, out[b])
                     continue
-                current[:] = 0.0
-                if noisy_cells:
-                    variance[:] = 0.0
+                n = n2 = 0  # the nonzero drives: rows of M and M2 and their weights
                 for i in range(k):
                     v = voltages[b, r, i]
                     if v == 0.0:  # no drive: nothing to add
                         continue
                     level_drives(v, segments, per_volt, drive)
                     for q in range(width):
-                        d = drive[q]
-                        if noisy_cells:
-                            d2 = d * d
-                            for j in range(p):
-                                current[j] += d * masks[r, i, q, j]
-                                variance[j] += d2 * masks2[r, i, q, j]
-                        else:
-                            for j in range(p):
-                                current[j] += d * masks[r, i, q, j]
+                        rows[n], weights[n] = i * width + q, drive[q]
+                        n += 1
+                    for q in range(noisy_width):
+                        rows2[n2], weights2[n2] = i * noisy_width + q, drive[q] * drive[q]
+                        n2 += 1
+                _accumulate(masks[r], rows, weights, n, current)
                 if store:
                     partials[b, r] = current
                     continue
+                if noisy_cells:
+                    _accumulate(masks2[r], rows2, weights2, n2, variance)
                 stream = _stream(key, row0 + b, blocks, r, p)
                 over += _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
         saturated[group] = over
@@ -302,13 +332,14 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
 def _convert(currents, variance, read_var, sense_var, key, row0, fs, low, per_ampere, top, out, saturated):  # pragma: no cover
     batch, blocks, p = currents.shape
     for group in numba.prange((batch + GROUP - 1) // GROUP):
-        z = np.empty(p + p % 2)
+        z, row = np.empty(p + p % 2), np.zeros(p + p % 2)
         over = 0
         for b in range(group * GROUP, min(group * GROUP + GROUP, batch)):
             out[b, :] = 0.0
             for r in range(blocks):
                 stream = _stream(key, row0 + b, blocks, r, p)
-                row = variance[b, r] if read_var > 0.0 else variance[0, 0]
+                if read_var > 0.0:
+                    row[:p] = variance[b, r]
                 over += _convert_row(currents[b, r], row, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
         saturated[group] = over
 
@@ -335,7 +366,7 @@ def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
 ZERO_CODES_MAX = 16
 """Codes a zero-current conversion may take for :func:`zero_current_codes` (sense noise up to
 about one code rms; 0.15-0.7 codes in the default device)."""
-_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint64))
+_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint32))
 
 
 def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
@@ -350,11 +381,15 @@ def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
     ``base_j`` counts the codes reached with probability 1. Used when every column has at
     most :data:`ZERO_CODES_MAX` such codes and the full scale is at least 9 sense sigmas
     (saturation probability below 1e-18, counted as 0); else (or without an ADC,
-    ``adc=None`` or ``top = 0``) ``(empty, empty)``.
+    ``adc=None`` or ``top = 0``) ``(empty, empty)``. Without sense noise the code is the
+    ADC's code of 0 A, ``base_j = rint(clip(a_j, 0, 2^b - 1))``, with no thresholds
+    (shape (0, p)).
     """
-    if adc is None or adc[3] == 0.0 or sense_var == 0.0 or np.any(adc[0] < 9 * np.sqrt(sense_var)):
+    if adc is None or adc[3] == 0.0 or np.any(adc[0] < 9 * np.sqrt(sense_var)):
         return _NO_ZERO_CODES
     _, low, per_ampere, top = adc
+    if sense_var == 0.0:
+        return np.rint(np.clip((0.0 - low) * per_ampere, 0.0, top)), np.zeros((0, low.shape[0]), dtype=np.uint32)
     k = np.arange(1, top + 1)
     center, spread = -low * per_ampere, np.sqrt(sense_var) * per_ampere
     thresholds = np.rint(2.0**32 * ndtr((center[:, None] - k + 0.5) / spread[:, None]))
@@ -366,12 +401,18 @@ def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
     # the active thresholds of each column first, padded with zeros (never reached)
     order = np.argsort(~active, axis=1, kind="stable")[:, :most]
     picked = np.where(np.take_along_axis(active, order, 1), np.take_along_axis(thresholds, order, 1), 0.0)
-    return base, np.ascontiguousarray(picked.T.astype(np.uint64))
+    return base, np.ascontiguousarray(picked.T.astype(np.uint32))
 
 
 def _no_adc(p: int) -> tuple:
     """ADC constants that mean "no ADC" to the kernels (``top = 0``)."""
     return np.ones(p), np.zeros(p), np.ones(p), 0.0
+
+
+def _rows_of_levels(masks, masks2) -> tuple[np.ndarray, np.ndarray]:
+    """``M`` and ``M2`` (blocks, k, L, p) as the kernel reads them: one row per (cell row, level),
+    shape (blocks, k L, p), C-contiguous."""
+    return tuple(np.ascontiguousarray(m.reshape(m.shape[0], -1, m.shape[3]), dtype=np.float64) for m in (masks, masks2))
 
 
 LINEAR = np.zeros((1, 2, 0))
@@ -386,10 +427,12 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     ----------
     voltages : ndarray, shape (batch, blocks, k)
         Row voltages (volts) of each array.
-    masks, masks2 : ndarray, shape (blocks, k, L, p)
-        Read matrices ``M`` (siemens, or dimensionless masks) and variance kernels ``M2``
-        (their squares' counterparts; unused without read noise), ``L = N`` levels of
+    masks : ndarray, shape (blocks, k, L, p)
+        Read matrices ``M`` (siemens, or dimensionless masks), ``L = N`` levels of
         ``segments`` plus one if the voltage itself is a drive.
+    masks2 : ndarray, shape (blocks, k, L2, p)
+        Variance kernels ``M2`` (their squares' counterparts; unused without read noise) of
+        the first ``L2 <= L`` levels: the others carry no read noise (the common mode).
     adc : tuple or None
         ``(fs, low, per_ampere, top)``: per-column full scale, lower end, codes per ampere
         (amperes, shape (p,)) and ``2^bits - 1`` (:func:`imclib.periphery.adc_constants`);
@@ -414,9 +457,8 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     adc = _no_adc(masks.shape[3]) if adc is None else adc
     out = np.empty((voltages.shape[0], masks.shape[3]))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
-    zero_base, zero_thresholds = zero_current_codes(adc, sense_var) if read_var or sense_var else _NO_ZERO_CODES
-    _read(voltages, segments, float(per_volt), masks, masks2, float(read_var), float(sense_var), np.uint64(key),
-          int(row0), *adc, out, saturated, np.empty((0, 0, 0)), zero_base, zero_thresholds)
+    _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks2), float(read_var), float(sense_var),
+          np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)), *zero_current_codes(adc, sense_var))
     return out, int(saturated.sum())
 
 
@@ -426,7 +468,7 @@ def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.nd
     voltages = np.ascontiguousarray(voltages, dtype=np.float64)
     batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
     partials = np.empty((batch, blocks, p))
-    _read(voltages, segments, float(per_volt), masks, masks, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
+    _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks[:, :, :0]), 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
           np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_ZERO_CODES)
     return partials
 
@@ -459,7 +501,7 @@ def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_v
     are all 0 take the codes of :func:`zero_current_codes` where it applies, as :func:`read` does."""
     drives = voltages[..., None] if drives is None else drives
     currents = np.einsum("brkl,rklp->brp", drives, masks)
-    sigma = np.sqrt(read_var * np.einsum("brkl,rklp->brp", drives**2, masks2) + sense_var)
+    sigma = np.sqrt(read_var * np.einsum("brkl,rklp->brp", drives[..., : masks2.shape[2]] ** 2, masks2) + sense_var)
     noisy = currents + sigma * normals
     if adc is None:
         return noisy.sum(axis=1), 0
@@ -497,34 +539,55 @@ def _sift_down(heap, position, value):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _largest(values, m, out):  # pragma: no cover - compiled
     a, b, p = values.shape
-    heap = np.empty((p, m))
+    heap, smallest = np.empty((p, m)), np.empty(p)
     count = 0
     for i in range(a):
         for r in range(b):
             row = values[i, r]
             if count < m:  # the first m values of every column, then heapified
-                heap[:, count] = row
+                heap[:, count] = np.abs(row)
                 count += 1
                 if count == m:
                     for j in range(p):
                         for position in range(m // 2 - 1, -1, -1):
                             _sift_down(heap[j], position, heap[j, position])
+                        smallest[j] = heap[j, 0]
                 continue
             for j in range(p):
-                if row[j] > heap[j, 0]:
-                    _sift_down(heap[j], 0, row[j])
+                magnitude = abs(row[j])
+                if magnitude > smallest[j]:  # contiguous: most values fail this test
+                    _sift_down(heap[j], 0, magnitude)
+                    smallest[j] = heap[j, 0]
     for j in range(p):
         out[j, 0] = heap[j, 0]
         out[j, 1] = heap[j, 0] if m == 1 else (heap[j, 1] if m == 2 else min(heap[j, 1], heap[j, 2]))
 
 
 def largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``m``-th and ``(m - 1)``-th largest value of every column (last axis) of
-    ``values`` (a, b, p), over its first two axes, in one streaming pass with a min-heap of
-    ``m`` values per column (``O(n log m)``, n = a b); the second is the first when ``m = 1``.
-    Reference: ``np.sort(values.reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
+    """The ``m``-th and ``(m - 1)``-th largest magnitude ``|value|`` of every column (last
+    axis) of ``values`` (a, b, p), over its first two axes, in one streaming pass with a
+    min-heap of ``m`` values per column (``O(n log m)``, n = a b); the second is the first
+    when ``m = 1``. Reference: ``np.sort(np.abs(values).reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
     if not 1 <= m <= values.shape[0] * values.shape[1]:
         raise ValueError(f"m must be in [1, {values.shape[0] * values.shape[1]}], got {m}")
     out = np.empty((values.shape[2], 2))
     _largest(values, int(m), out)
     return out[:, 0], out[:, 1]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _count_above(values, bound):  # pragma: no cover - compiled
+    a, b, p = values.shape
+    count = 0
+    for i in range(a):
+        for r in range(b):
+            row = values[i, r]
+            for j in range(p):
+                count += abs(row[j]) > bound[j]
+    return count
+
+
+def count_above(values: np.ndarray, bound: np.ndarray) -> int:
+    """How many entries of ``values`` (a, b, p) have ``|value| > bound_j`` (``bound`` (p,),
+    by column), in one streaming pass. Reference: ``np.count_nonzero(np.abs(values) > bound)``."""
+    return int(_count_above(values, np.ascontiguousarray(bound, dtype=np.float64)))

@@ -33,7 +33,9 @@ for the offset mapping. The ADC full scale is then a property of the signal (a p
 of its partial currents on calibration inputs), per physical column.
 
 Without an ADC the digitization is the identity and the decode is linear, so the partial
-sums are accumulated inside one matmul (exact). With an ADC the partial sums are never
+sums are accumulated inside one matmul (exact); for linear cells without noise it is one GEMM
+of the DAC-applied inputs with ``s T`` (the scale folded into the read matrix, so no voltage
+array is formed). With an ADC the partial sums are never
 stored: :func:`imclib.kernels.read` computes them, adds the noise, digitizes and sums them
 in one compiled pass (linear or bias-dependent cells, ideal wires or transfer matrices).
 Read noise is Gaussian per cell and read, so a column's noise is Gaussian with variance
@@ -207,13 +209,18 @@ class ProgrammedLayer:
         low = -self.input_range if self.input_signed else 0.0
         return float(np.mean((x > self.input_range) | (x < low))) if x.size else 0.0
 
+    @property
+    def volts_per_unit(self) -> float:
+        """``s = v_read / x_max``: volts per input unit."""
+        return _validate.finite_scale("v_read / input_range", self.config.v_read, self.input_range,
+                                      "the DAC full scale input_range (calibrated on the inputs, or max |inputs| in simulate_mvm) "
+                                      "is too small to map to volts")
+
     def row_voltages(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """DAC-applied inputs, padded row voltages ``V = s x`` (volts) and ``s`` (volts per
         input unit, ``v_read / x_max``)."""
         applied = self.applied_inputs(x)
-        volts_per_unit = _validate.finite_scale("v_read / input_range", self.config.v_read, self.input_range,
-                                                "the DAC full scale input_range (calibrated on the inputs, or max |inputs| in simulate_mvm) "
-                                                "is too small to map to volts")
+        volts_per_unit = self.volts_per_unit
         if self.conductance.shape[0] == self.n_in:
             return applied, applied * volts_per_unit, volts_per_unit
         padded = np.zeros((x.shape[0], self.conductance.shape[0]))
@@ -353,11 +360,14 @@ class ProgrammedLayer:
         Returns ``(currents (batch, physical columns), applied inputs, s)``.
         """
         rng = _validate.generator(rng)
-        applied, voltages, volts_per_unit = self.row_voltages(x)
         adc_bits, p = self.config.periphery.adc_bits, self.layout.n_physical
         blocks = self.row_blocks if adc_bits is not None else 1
-        adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
         noise = _read_noise(self, blocks, rng)
+        if adc_bits is None and not noise and self.levels is None:  # one GEMM, s folded into the read matrix
+            applied = self.applied_inputs(x)
+            return _linear_currents(applied, self.transfer[: self.n_in] * self.volts_per_unit), applied, self.volts_per_unit
+        applied, voltages, volts_per_unit = self.row_voltages(x)
+        adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
         if self._reads_in_one_pass:  # one compiled pass, no partial sums stored
             segments, per_volt, masks, masks2 = self._read_matrices
             totals, saturated = kernels.read(voltages.reshape(x.shape[0], blocks, -1), masks, masks2, adc,
@@ -393,8 +403,11 @@ class ProgrammedLayer:
             return _add_input_sum(y, applied, weight_map.offset)
         columns = self.layout.weight
         # every physical column holds an output (offset, digital sum): no gather needed
-        y = currents[:, columns] if columns.size != currents.shape[1] else currents.copy()
-        y *= gain
+        if columns.size != currents.shape[1]:
+            y = currents[:, columns]
+            y *= gain
+        else:
+            y = currents * gain
         if self.config.input_sum == "reference":
             g_ref = weight_map.levels[-1]
             subtracted = self.mirror[columns] * g_ref
@@ -438,7 +451,8 @@ def read_matrices(layer: ProgrammedLayer) -> tuple:
     """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
     (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
     level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
-    ``-G0_j`` driven by the voltage itself when a common mode is subtracted."""
+    ``-G0_j`` driven by the voltage itself when a common mode is subtracted (in M only: it
+    carries no read noise)."""
     shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
     if layer.levels is None:
         return kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape)
@@ -448,8 +462,7 @@ def read_matrices(layer: ProgrammedLayer) -> tuple:
                               layer.config.cols).reshape(masks.shape)
     if np.any(layer.common_mode):
         masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
-        masks2 = np.concatenate([masks2, np.zeros(shape)], axis=2)
-    return layer.levels.segments, layer.levels.per_volt, masks, np.ascontiguousarray(masks2)
+    return layer.levels.segments, layer.levels.per_volt, masks, masks2
 
 
 def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:
@@ -461,6 +474,15 @@ def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -
     if read_var == 0 and sense_var == 0:
         return {}
     return {"read_var": read_var, "sense_var": sense_var, "key": kernels.stream_key(rng)}
+
+
+def _linear_currents(applied: np.ndarray, scaled_transfer: np.ndarray) -> np.ndarray:
+    """``I_bj = sum_i x_bi (s T_ij)`` (amperes), the noise-free currents of linear arrays
+    without an ADC, as one GEMM; a batch of one row is computed as two copies of it (as in
+    :meth:`ProgrammedLayer._block_currents`: every row's result is that of any batch)."""
+    if applied.shape[0] == 1:
+        return (np.repeat(applied, 2, axis=0) @ scaled_transfer)[:1]
+    return applied @ scaled_transfer
 
 
 def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:

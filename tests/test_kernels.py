@@ -227,3 +227,14 @@ def test_percentile_by_selection_equals_numpy_percentile(shape, q):
     values = np.abs(rng.standard_normal(shape)) * rng.uniform(1, 10, size=shape[1])
     values[: shape[0] // 3, 0] = values[0, 0]  # ties
     np.testing.assert_array_equal(percentile_rows(values, q), np.percentile(values, q, axis=0))
+
+
+def test_percentile_and_count_of_magnitudes_equal_numpy_on_signed_values():
+    rng = np.random.default_rng(8)
+    values = rng.standard_normal((300, 7, 5)) * rng.uniform(1, 10, size=5)
+    magnitudes = np.abs(values).reshape(-1, 5)
+    np.testing.assert_array_equal(percentile_rows(values, 99.0), np.percentile(magnitudes, 99.0, axis=0))
+    bound = np.percentile(magnitudes, 90.0, axis=0)
+    assert kernels.count_above(values, bound) == np.count_nonzero(magnitudes > bound) > 0
+    strided = values.transpose(1, 0, 2)  # a view in another memory order
+    assert kernels.count_above(strided, bound) == np.count_nonzero(magnitudes > bound)

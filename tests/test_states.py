@@ -7,7 +7,7 @@ import pytest
 from imclib import CrossbarConfig, simulate_mvm
 from imclib.experiments import states
 from imclib.mlp import MLP
-from imclib.sensing import SenseCircuit
+from imclib.sensing import SenseCircuit, junction_shares
 
 
 def _small(seed=0):
@@ -32,7 +32,8 @@ def test_read_noise_has_the_circuit_variance():
     quiet = states.read(layer, g, x, 0, sense_noise=0.0)
     reads = np.stack([states.read(layer, g, x, seed, sense) for seed in range(4000)])
     applied, voltages, s = layer.row_voltages(x)
-    variance = sense.column_variance(voltages, g, reads=layer.row_blocks)[:, layer.layout.weight]
+    variance = sense.column_variance(voltages, g, layer.row_blocks, junction_shares(config.cell),
+                                     layer.state)[:, layer.layout.weight]
     predicted = np.sqrt(variance) * np.abs(layer.weight_map.gain) / s  # the calibrated map may flip a
     np.testing.assert_allclose(reads.mean(axis=0), quiet, atol=4 * predicted.max() / np.sqrt(4000))
     np.testing.assert_allclose(reads.std(axis=0), predicted, rtol=0.06)
@@ -113,13 +114,18 @@ def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
 def test_training_noise_floor_is_the_circuit_noise_of_a_full_scale_column():
     config = states.study_config(4, "writable")
     sense = SenseCircuit()
-    mean_g = float(np.mean(config.cell.conductances()))
-    # by hand: df (rows S/G(V) <G> + 4kT/R_s), S/G(V) = 2 q V coth(qV / 2kT) for a tunnel junction
+    # by hand: df (rows mean_q G_q sum_k r_qk S/G(r_qk V) + 4kT/R_s), S/G(v) = 2 q v coth(qv / 2kT) per junction;
+    # junctions R_P, 2 R_P (x2 when antiparallel): levels (codes 3, 2, 1, 0) have R_P x [6, 5, 4, 3]
     q, k, temperature = 1.602176634e-19, 1.380649e-23, sense.temperature
-    v = config.v_read
-    per_siemens = 2 * q * v / np.tanh(q * v / (2 * k * temperature))
-    expected = np.sqrt(sense.bandwidth * (config.rows * per_siemens * mean_g + 4 * k * temperature / sense.r_sense))
-    assert states.training_noise_floor(config, sense) == pytest.approx(expected, rel=1e-6)
+    v, r_p = config.v_read, config.cell.mtj.r_p
+    junctions = [(2, 4), (1, 4), (2, 2), (1, 2)]  # (R_0, R_1) / R_P per level, lowest G first
+
+    def per_siemens(u):
+        return 2 * q * u / np.tanh(q * u / (2 * k * temperature))
+
+    density = [sum(rk * per_siemens(v * rk / sum(r)) for rk in r) / (sum(r) ** 2 * r_p) for r in junctions]
+    expected = np.sqrt(sense.bandwidth * (config.rows * np.mean(density) + 4 * k * temperature / sense.r_sense))
+    assert states.training_noise_floor(config, sense) == pytest.approx(expected, rel=1e-12)
     assert states.training_noise_floor(config, SenseCircuit(t_int=1e-9)) > states.training_noise_floor(config, sense)
 
 

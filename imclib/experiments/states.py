@@ -6,8 +6,10 @@ the identical-junction ``series`` stack (labelled contrast: not selectively writ
 the ``uniform`` cell (fixed window, idealized contrast).
 
 Noise comes from the sensing circuit (:class:`imclib.sensing.SenseCircuit`): every
-column read has the current variance ``df (sum_i (S/G)(V_i) G_ij + 4 k T / R_s)`` at the
-integration time ``t_int`` (``df = 1 / (2 t_int)``), redrawn at every read; optionally the
+column read has the current variance ``df (sum_i G_ij sum_k r_k (S/G)(r_k V_i) + 4 k T / R_s)``
+at the integration time ``t_int`` (``df = 1 / (2 t_int)``), redrawn at every read, each
+junction k of a cell's stack a noise source at its own share ``r_k`` of the row voltage
+(:meth:`imclib.sensing.SenseCircuit.column_variance`); optionally the
 junctions of every cell vary (:func:`imclib.cells.junction_conductance_samples`), drawn
 once per device seed. Errors are normalized MVM errors against ``y_ref = x W`` (float64):
 quantization ``||y_q - y_ref|| / ||y_ref||`` (nominal, noise free), resolution
@@ -36,7 +38,7 @@ from ..layer import ProgrammedLayer, program_layer
 from ..mapping import quantize_weights
 from ..mlp import MLP
 from ..periphery import Periphery
-from ..sensing import SenseCircuit, worst_overlap
+from ..sensing import SenseCircuit, junction_shares, worst_overlap
 
 STATES = tuple(range(2, 17))
 KINDS = ("writable", "series", "uniform")
@@ -105,7 +107,8 @@ def _currents(layer: ProgrammedLayer, conductance: np.ndarray, x: np.ndarray, se
     if sense_noise is not None:
         variance = np.full_like(currents, layer.row_blocks * sense_noise**2)
     else:
-        variance = (sense or SenseCircuit()).column_variance(voltages, conductance, reads=layer.row_blocks)
+        variance = (sense or SenseCircuit()).column_variance(voltages, conductance, layer.row_blocks,
+                                                             junction_shares(layer.config.cell), layer.state)
     return applied, volts_per_unit, currents, variance
 
 
@@ -289,16 +292,19 @@ def expert_ptq(config: CrossbarConfig) -> MLP:
 
 
 def training_noise_floor(config: CrossbarConfig, sense: SenseCircuit | None = None) -> float:
-    """Sense noise (amperes rms) of one column read of one array whose cells all sit at the
-    mean level conductance ``<G>`` of ``config.cell`` and whose rows are all at
-    ``config.v_read``: ``sqrt(df (rows (S/G)(v_read) <G> + 4 k T / R_s))``
-    (:meth:`SenseCircuit.column_variance`). The Gaussian floor hardware-aware training sees
-    in place of the circuit's input-dependent noise (a full-scale column: most reads are
-    quieter)."""
+    """Sense noise (amperes rms) of one column read of one array whose rows are all at
+    ``config.v_read`` and whose cells all sit in one level q, the variance averaged over
+    the N levels: ``sqrt(df (rows mean_q G_q sum_k r_qk (S/G)(r_qk v_read) + 4 k T / R_s))``
+    (:meth:`SenseCircuit.column_variance`, every junction of the stack at its own voltage).
+    The Gaussian floor hardware-aware training sees in place of the circuit's
+    input-dependent noise (a full-scale column: most reads are quieter)."""
     sense = sense or SenseCircuit()
-    conductance = np.full((config.rows, 1), float(np.mean(config.cell.conductances())))
+    levels = config.cell.conductances()
+    state = np.broadcast_to(np.arange(len(levels)), (config.rows, len(levels)))
     voltages = np.full((1, config.rows), float(config.v_read))
-    return float(np.sqrt(sense.column_variance(voltages, conductance))[0, 0])
+    variance = sense.column_variance(voltages, np.broadcast_to(levels, state.shape), 1,
+                                     junction_shares(config.cell), state)
+    return float(np.sqrt(variance.mean()))
 
 
 def hwa_training(config: CrossbarConfig, seed: int = 0, sense: SenseCircuit | None = None) -> MLP:

@@ -81,12 +81,13 @@ def test_accuracy_sweep_trains_per_n_through_the_seam():
     x, y = rng.uniform(0, 1, (40, 12)), rng.integers(0, 3, 40)
     seen = []
 
-    def train(config):
-        seen.append(config.cell.n_states)
+    def train(config, seed):
+        seen.append((config.cell.n_states, seed))
         return model
 
-    table = states.accuracy_sweep(x, y, x, train, states=(2, 5), seeds=range(2), progress=False)
-    assert seen == [2, 5] and list(table.columns) == ["states", "seed", "accuracy"] and len(table) == 4
+    table = states.accuracy_sweep(x, y, x, train, states=(2, 5), seeds=range(2), progress=False, train_seeds=(0, 3))
+    assert seen == [(2, 0), (2, 3), (5, 0), (5, 3)] and len(table) == 8
+    assert list(table.columns) == ["states", "train_seed", "seed", "accuracy"]
     exact = np.mean(model.forward(x, matmul=lambda i, a, w: simulate_mvm(w, a, states.study_config(5))).argmax(1) == y)
     quiet = states.network_accuracy(model, x, y, states.study_config(5), [0], np.ones((1, 12)),
                                     SenseCircuit(t_int=1.0, r_sense=np.inf))
@@ -95,9 +96,13 @@ def test_accuracy_sweep_trains_per_n_through_the_seam():
 
 def test_cell_table_covers_every_n():
     table = states.cell_table(kinds=("writable", "series"))
-    writable = table[table.kind == "writable"].set_index("n_states")
+    writable = table[(table.kind == "writable") & (table.design == "equal RA")].set_index("n_states")
     assert list(writable.index) == list(range(2, 17)) and writable.writable.all()
     assert writable.credible[2] and not writable.credible[16]
+    assert set(table[table.kind == "writable"].design) == set(states.STACK_DESIGNS)
+    assert set(table[table.kind == "series"].design) == {"equal RA"}
+    graded = table[(table.kind == "writable") & (table.design == "graded RA")].set_index("n_states")
+    np.testing.assert_allclose(graded.window_uS, writable.window_uS)  # same levels, other geometry
     assert not table[(table.kind == "series") & (table.n_states > 2)].writable.any()
 
 
@@ -164,20 +169,45 @@ def test_cached_tables_key_every_parameter(monkeypatch, tmp_path):
     assert len(calls) == 9  # every parameter change recomputes
 
 
-def test_accuracy_table_runs_the_named_training_on_a_test_subset(monkeypatch, tmp_path):
+def test_accuracy_table_runs_the_named_training_on_a_subset(monkeypatch, tmp_path):
     from imclib.experiments import mnist
 
     monkeypatch.setattr(mnist, "default_cache_dir", lambda: tmp_path)
     seen = []
 
-    def sweep(x, y, calibration, train, states_, kind, seeds, sense, junction_sigma, scheme, progress):
-        seen.append((len(x), train, list(states_), list(seeds)))
-        return pd.DataFrame({"states": list(states_), "seed": 0, "accuracy": 0.5})
+    def sweep(x, y, calibration, train, states_, kind, seeds, sense, junction_sigma, scheme, progress, train_seeds):
+        seen.append((len(x), train, list(states_), list(seeds), list(train_seeds), float(x.sum())))
+        return pd.DataFrame({"states": list(states_), "train_seed": 0, "seed": 0, "accuracy": 0.5})
 
     monkeypatch.setattr(states, "accuracy_sweep", sweep)
-    table = states.accuracy_table("expert PTQ", n_test=7, states=(2, 3), seeds=range(2))
-    assert seen == [(7, states.expert_ptq, [2, 3], [0, 1])] and set(table.training) == {"expert PTQ"}
-    states.accuracy_table("expert PTQ", n_test=7, states=(2, 3), seeds=range(2))
+    table = states.accuracy_table("expert PTQ", n_images=7, states=(2, 3), seeds=range(2), train_seeds=(0, 1))
+    assert seen[0][:5] == (7, states.expert_ptq, [2, 3], [0, 1], [0, 1]) and set(table.training) == {"expert PTQ"}
+    states.accuracy_table("expert PTQ", n_images=7, states=(2, 3), seeds=range(2), train_seeds=(0, 1))
     assert len(seen) == 1  # cached
+    states.accuracy_table("expert PTQ", n_images=7, subset="val", states=(2, 3), seeds=range(2), train_seeds=(0, 1))
+    assert len(seen) == 2 and seen[1][-1] != seen[0][-1]  # other images
     with pytest.raises(ValueError, match="training"):
         states.accuracy_table("none")
+    with pytest.raises(ValueError, match="subset"):
+        states.accuracy_table("HWA", subset="train")
+
+
+def _accuracy(values):
+    """Rows (N, training seed, device seed, accuracy) from {N: [per training seed]}."""
+    return pd.DataFrame([{"states": n, "train_seed": t, "seed": 0, "accuracy": a}
+                         for n, row in values.items() for t, a in enumerate(row)])
+
+
+def test_select_and_test_chooses_on_one_set_and_tests_on_the_other():
+    selection = _accuracy({2: [0.90, 0.91, 0.90], 4: [0.97, 0.97, 0.96], 8: [0.96, 0.97, 0.97], 16: [0.95, 0.95, 0.96]})
+    # on the test set N = 8 would look best, but N = 4 was chosen: it is what is tested
+    clear = states.select_and_test(selection, _accuracy({2: [0.90, 0.90, 0.91], 4: [0.970, 0.971, 0.969],
+                                                         8: [0.99, 0.99, 0.99], 16: [0.950, 0.952, 0.951]}))
+    assert clear["selected_N"] == 4 and clear["optimum"] == 4 and clear["label"] == "N = 4"
+    assert clear["test"]["n_seeds"] == 3
+    # the chosen N does not beat N = 16 on fresh data beyond the training-seed spread
+    lost = states.select_and_test(selection, _accuracy({2: [0.90, 0.90, 0.91], 4: [0.97, 0.95, 0.96],
+                                                        16: [0.96, 0.97, 0.95]}))
+    assert lost["selected_N"] == 4 and lost["optimum"] is None and lost["label"] == "no interior optimum"
+    with pytest.raises(ValueError, match="test table"):
+        states.select_and_test(selection, _accuracy({2: [0.9] * 3, 16: [0.9] * 3}))

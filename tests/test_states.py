@@ -108,7 +108,8 @@ def test_cell_table_covers_every_n():
 
 def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
     weights, x = _small(2)
-    table = states.optimum_shift(weights, x, states=(2, 3, 4), seeds=range(3), progress=False)
+    table = states.optimum_shift(lambda **setting: states.states_sweep(weights, x, (2, 3, 4), seeds=range(3),
+                                                                       progress=False, **setting), progress=False)
     defaults_rows = table[((table.parameter == "TMR0") & (table.value == 1.0)) | ((table.parameter == "v_read (V)") & (table.value == 0.1))
                           | ((table.parameter == "t_int (ns)") & (table.value == 10.0))]
     assert len(defaults_rows) == 3 and defaults_rows.total_error.nunique() == 1

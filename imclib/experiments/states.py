@@ -63,6 +63,12 @@ TEST_DEVICE_SEEDS = (1,)
 GRADED_AREA_RATIO = 1.5
 """Area ratio of consecutive junctions in the graded-RA stack design: the first half-step
 above the write window's ``(1 + 3 s) / (1 - 3 s)`` = 1.35 at ``s`` = 5 % (:func:`cell_table`)."""
+SHIFT_TMR0 = (0.5, 1.0, 2.0)
+"""TMR0 grid of :func:`optimum_shift` (the default 1.0 inside)."""
+SHIFT_V_READ_V = (0.05, 0.1, 0.2)
+"""Read-voltage grid of :func:`optimum_shift` (volts)."""
+SHIFT_T_INT_S = (1e-9, 10e-9, 100e-9)
+"""Integration-time grid of :func:`optimum_shift` (seconds)."""
 STACK_DESIGNS = {"equal RA": None, "graded RA": GRADED_AREA_RATIO}
 """Writable stack designs of :func:`cell_table`, by name: ``area_ratio`` of
 :func:`imclib.cells.stack_physics` (None: every junction at the default RA)."""
@@ -249,11 +255,12 @@ def interior_optimum(sweep: pd.DataFrame, column: str = "error", component: str 
             "gain_high": float(gains["high"].mean()), "ci95_high": ci(gains["high"]), "near_optimal": near}
 
 
-def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_read=(0.05, 0.1, 0.2),
-                  t_int=(1e-9, 10e-9, 100e-9), states=STATES, seeds=range(5), junction_sigma: float = 0.0,
-                  scheme: str = "offset/digital", progress: bool = True) -> pd.DataFrame:
+def optimum_shift(sweep: Callable[..., pd.DataFrame], tmr0=SHIFT_TMR0, v_read=SHIFT_V_READ_V, t_int=SHIFT_T_INT_S,
+                  progress: bool = True) -> pd.DataFrame:
     """Where the optimum moves when one of TMR0, v_read (volts) or t_int (seconds) changes
-    from its default, the others held at theirs.
+    from its default, the others held at theirs; ``sweep(tmr0=, v_read=, sense=)`` returns
+    the :func:`states_sweep` table of one setting (e.g. :func:`sweep_table`, which caches
+    every setting's sweep on its own).
 
     Columns: ``parameter``, ``value``, ``label``, ``optimum`` (NaN if none), ``best_N``,
     ``total_error`` (mean at best_N), ``ci95``.
@@ -266,8 +273,7 @@ def optimum_shift(weights, x, kind: str = "writable", tmr0=(0.5, 1.0, 2.0), v_re
     for parameter, value, setting in tqdm(variants, desc="variants", disable=not progress):
         key = (setting["tmr0"], setting["v_read"], setting["sense"])
         if key not in computed:  # the default point recurs in every parameter's grid
-            computed[key] = interior_optimum(states_sweep(weights, x, states, kind, seeds=seeds, progress=False,
-                                                          junction_sigma=junction_sigma, scheme=scheme, **setting))
+            computed[key] = interior_optimum(sweep(**setting))
         result = computed[key]
         rows.append({"parameter": parameter, "value": value, "label": result["label"],
                      "optimum": np.nan if result["optimum"] is None else result["optimum"],
@@ -442,18 +448,17 @@ def sweep_table(n_samples: int = 1000, states=STATES, seeds=range(5), progress: 
     return cached("states_sweep", compute, n_samples=n_samples, states=states, seeds=seeds, **parameters)
 
 
-def shift_table(n_samples: int = 1000, seeds=range(5), progress: bool = False, **kwargs) -> pd.DataFrame:
-    """:func:`optimum_shift` on :func:`layer1_inputs` (``n_samples`` images), cached by every
-    parameter (``kwargs``: those of :func:`optimum_shift`, defaults named in the key)."""
-    parameters = {"kind": "writable", "tmr0": (0.5, 1.0, 2.0), "v_read": (0.05, 0.1, 0.2),
-                  "t_int": (1e-9, 10e-9, 100e-9), "states": STATES, "junction_sigma": 0.0,
-                  "scheme": "offset/digital", **kwargs}
+def shift_table(n_samples: int = 1000, seeds=range(5), states=STATES, kind: str = "writable",
+                junction_sigma: float = 0.0, scheme: str = "offset/digital", progress: bool = False,
+                **grids) -> pd.DataFrame:
+    """:func:`optimum_shift` on :func:`layer1_inputs` (``n_samples`` images), every
+    setting's sweep a :func:`sweep_table` of its own (cached; the widget of notebook 05
+    reads the same entries); ``grids``: the ``tmr0``, ``v_read``, ``t_int`` grids of
+    :func:`optimum_shift`."""
+    def sweep(**setting):
+        return sweep_table(n_samples, states, seeds, kind=kind, junction_sigma=junction_sigma, scheme=scheme, **setting)
 
-    def compute():
-        weights, x = layer1_inputs(n_samples)
-        return optimum_shift(weights, x, seeds=seeds, progress=progress, **parameters)
-
-    return cached("optimum_shift", compute, n_samples=n_samples, seeds=seeds, **parameters)
+    return optimum_shift(sweep, progress=progress, **grids)
 
 
 def artifact_table(n_samples: int = 1000, states=STATES, kind: str = "writable") -> pd.DataFrame:

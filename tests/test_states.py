@@ -212,3 +212,23 @@ def test_select_and_test_chooses_on_one_set_and_tests_on_the_other():
     assert lost["selected_N"] == 4 and lost["optimum"] is None and lost["label"] == "no interior optimum"
     with pytest.raises(ValueError, match="test table"):
         states.select_and_test(selection, _accuracy({2: [0.9] * 3, 16: [0.9] * 3}))
+
+
+def test_c6_verdict_follows_the_criteria():
+    def result(optimum):
+        return {"optimum": optimum}
+
+    errors = {f"writable, {s}": result(None) for s in states.SCHEMES}
+    no_shift = pd.DataFrame({"scheme": ["offset/digital"], "parameter": ["TMR0"], "value": [1.0], "optimum": [np.nan]})
+    accuracy = {"offset/digital": result(None), "differential": result(None)}
+    assert states.c6_verdict(errors, no_shift, accuracy, 4)["verdict"] == "not reproduced"
+    # an optimum on accuracy only, under differential: partly
+    partly = states.c6_verdict(errors, no_shift, {**accuracy, "differential": result(4)}, 4)
+    assert partly["verdict"] == "partly" and partly["optima"] == [4] and not any(partly["by_scheme"].values())
+    # both metrics at the defaults, at a credible N: reproduced; beyond the credible N: partly
+    both = {**errors, "writable, offset/digital": result(4)}
+    reproduced = states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(4)}, 4)
+    assert reproduced["verdict"] == "reproduced" and reproduced["by_scheme"]["offset/digital"]
+    assert states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(8)}, 4)["verdict"] == "partly"
+    shifted = no_shift.assign(optimum=[8.0])
+    assert states.c6_verdict(errors, shifted, accuracy, 4)["anywhere"] == ["offset/digital, TMR0 = 1 (N = 8)"]

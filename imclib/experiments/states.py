@@ -548,3 +548,50 @@ def selected_optimum(scheme: str = "offset/digital", training: str = "HWA", prog
     test = accuracy_table(training, TEST_IMAGES, "test", tested_states, seeds=TEST_DEVICE_SEEDS, scheme=scheme,
                           progress=progress)
     return {**select_and_test(selection, test), "selection_table": selection, "test_table": test}
+
+
+def c6_verdict(errors: dict, shift: pd.DataFrame, accuracy: dict, credible_max: int) -> dict:
+    """The verdict of claim C6 from its criteria, stated before the numbers.
+
+    Parameters
+    ----------
+    errors : dict
+        Sweep name -> :func:`interior_optimum` of layer-1 error; names of writable stacks
+        start with ``"writable, "`` followed by the scheme (``"writable, offset/digital"``
+        is the paper's setting).
+    shift : DataFrame
+        :func:`shift_table` rows with a ``scheme`` column.
+    accuracy : dict
+        Scheme -> :func:`select_and_test` result (selection-corrected accuracy optimum).
+    credible_max : int
+        Largest N credible to build under any evaluated stack design.
+
+    Returns
+    -------
+    dict
+        ``verdict``: *reproduced* if the writable stack at the defaults (offset/digital) has
+        an interior optimum on layer-1 error and on accuracy, both at N <= ``credible_max``;
+        *partly* if an interior optimum appears anywhere else (another scheme, a shifted
+        setting, one metric only); else *not reproduced*. ``by_scheme``: scheme -> error
+        optimum (and, where computed, accuracy optimum) at a credible N. ``anywhere``: every
+        interior optimum found, described; ``optima``: their N.
+    """
+    def credible(n) -> bool:
+        return n is not None and n <= credible_max
+
+    anywhere = [(f"{name} (N = {r['optimum']})", r["optimum"]) for name, r in errors.items()
+                if name.startswith("writable") and r["optimum"] is not None]
+    anywhere += [(f"{row.scheme}, {row.parameter} = {row.value:g} (N = {int(row.optimum)})", int(row.optimum))
+                 for row in shift.itertuples() if not np.isnan(row.optimum)]
+    anywhere += [(f"accuracy, {scheme} (N = {r['optimum']}, selection-corrected)", r["optimum"])
+                 for scheme, r in accuracy.items() if r["optimum"] is not None]
+    main_error = errors["writable, offset/digital"]["optimum"]
+    main_accuracy = accuracy["offset/digital"]["optimum"]
+    if credible(main_error) and credible(main_accuracy):
+        verdict = "reproduced"
+    else:
+        verdict = "partly" if anywhere else "not reproduced"
+    by_scheme = {scheme: credible(errors[f"writable, {scheme}"]["optimum"])
+                 and (scheme not in accuracy or credible(accuracy[scheme]["optimum"])) for scheme in SCHEMES}
+    return {"verdict": verdict, "by_scheme": by_scheme, "anywhere": [a for a, _ in anywhere],
+            "optima": sorted({n for _, n in anywhere})}

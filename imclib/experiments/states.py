@@ -17,7 +17,10 @@ quantization ``||y_q - y_ref|| / ||y_ref||`` (nominal, noise free), resolution
 
 The hardware a study runs on is built by :func:`study_config` (one function: the seam
 where a calibrated weight map and fixed converter ranges plug in); the accuracy sweep
-takes the training as a parameter (:func:`accuracy_sweep`).
+takes the training as a parameter (:func:`accuracy_sweep`). The accuracy optimum is
+chosen on validation images and tested on fresh test images and device seeds, per
+training seed (:func:`selected_optimum`), so choosing the best of several N does not bias
+its test.
 """
 
 from __future__ import annotations

@@ -425,13 +425,21 @@ def stack_physics(cell: CellLevels, v_read: float = defaults.V_READ_V, ra: float
                   v_breakdown: float = defaults.V_BREAKDOWN_V, delta: float = defaults.THERMAL_STABILITY,
                   tau0: float = defaults.ATTEMPT_TIME_S, t_read: float = defaults.SENSE_T_INT_S,
                   disturb_budget: float = defaults.READ_DISTURB_BUDGET,
-                  min_diameter: float = defaults.MIN_JUNCTION_DIAMETER_M) -> dict:
+                  min_diameter: float = defaults.MIN_JUNCTION_DIAMETER_M, area_ratio: float | None = None) -> dict:
     """Whether a cell's N states can be written and read: geometry, write window, write
     voltage, read disturb.
 
-    Geometry: the largest junction has ``R_P = cell.mtj.r_p``, so its area is
-    ``A_0 = RA / R_P`` (m^2); junction j has ``A_j = A_0 / scale_j``, diameter
-    ``sqrt(4 A_j / pi)`` and critical current ``I_c,j = J_c A_j`` (amperes).
+    Assumptions shared by both designs: one critical current density ``J_c`` and one
+    ``TMR0`` for every junction, critical currents proportional to area, one write current
+    through the whole stack per pulse, junction j with ``R_P,j = scale_j R_P``.
+
+    Geometry, ``area_ratio`` None (equal RA, the default design): every junction has the
+    same ``RA``; the largest junction has ``R_P = cell.mtj.r_p``, so its area is
+    ``A_0 = RA / R_P`` (m^2), and junction j has ``A_j = A_0 / scale_j``. With
+    ``area_ratio`` ``rho`` (graded RA): consecutive areas differ by ``rho`` only,
+    ``A_j = A_min rho^(J - 1 - j)`` with the smallest junction at ``min_diameter``, and each
+    junction's barrier sets ``RA_j = R_P,j A_j`` (``RA`` is not used). Diameter
+    ``sqrt(4 A_j / pi)``, critical current ``I_c,j = J_c A_j`` (amperes).
 
     Write (largest junction first, see the module docstring): pulse j carries
     ``I_j`` in ``(I_c,j (1 + 3 s), I_c,j-1 (1 - 3 s))``; a window exists when every
@@ -465,11 +473,14 @@ def stack_physics(cell: CellLevels, v_read: float = defaults.V_READ_V, ra: float
         Largest acceptable flip probability per read.
     min_diameter : float
         Smallest manufacturable junction diameter (meters).
+    area_ratio : float, optional
+        Graded-RA design: area ratio of consecutive junctions, > 1; None: equal RA.
 
     Returns
     -------
     dict
-        ``construction``, ``n_junctions``, ``area_ratios`` (A_j / A_0), ``diameters_nm``,
+        ``construction``, ``n_junctions``, ``area_ratios`` (A_j / A_0), ``ra_ohm_um2``
+        (RA_j, ohm um^2), ``diameters_nm``,
         ``ic_uA``, ``r_min_kohm``, ``r_max_kohm``, ``writable`` (a write window exists),
         ``write_sequence``, ``write_voltage_max_V``, ``read_current_uA``,
         ``read_disturb_ratio`` (I_r / min I_c), ``read_disturb_probability``,
@@ -479,18 +490,23 @@ def stack_physics(cell: CellLevels, v_read: float = defaults.V_READ_V, ra: float
                         ("tau0", tau0), ("t_read", t_read), ("min_diameter", min_diameter)):
         _validate.positive(name, value)
     _validate.non_negative("jc_spread", jc_spread)
+    if area_ratio is not None and not (math.isfinite(area_ratio) and area_ratio > 1.0):
+        raise ValueError(f"area_ratio must be a finite number > 1 (graded RA) or None (equal RA), got {area_ratio!r}")
     mtj = cell.mtj
     levels = cell.resistances()
     base = {"n_states": cell.n_states, "kind": cell.kind, "r_min_kohm": float(levels.min() / 1e3),
             "r_max_kohm": float(levels.max() / 1e3), "read_current_uA": float(v_read / levels.min() * 1e6)}
     if cell.kind == "uniform":
         return {**base, "construction": "idealized: N levels evenly spaced in G inside one junction's window",
-                "n_junctions": 1, "area_ratios": (1.0,), "diameters_nm": (), "ic_uA": (), "writable": cell.n_states == 2,
+                "n_junctions": 1, "area_ratios": (1.0,), "ra_ohm_um2": (), "diameters_nm": (), "ic_uA": (), "writable": cell.n_states == 2,
                 "write_sequence": "none: one MTJ has two states" if cell.n_states > 2 else "one pulse",
                 "write_voltage_max_V": math.nan, "read_disturb_ratio": math.nan, "read_disturb_probability": math.nan,
                 "credible": False, "reason": "not a physical cell (a single MTJ has two states)"}
     scale, _ = cell.junction_layout()
-    area = ra / mtj.r_p / scale
+    if area_ratio is None:
+        area = ra / mtj.r_p / scale
+    else:
+        area = math.pi * min_diameter**2 / 4.0 * area_ratio ** np.arange(scale.size)[::-1]
     diameter = np.sqrt(4.0 * area / math.pi)
     ic = jc * area
     needed = (1.0 + 3.0 * jc_spread) / max(1.0 - 3.0 * jc_spread, 1e-12)
@@ -515,8 +531,9 @@ def stack_physics(cell: CellLevels, v_read: float = defaults.V_READ_V, ra: float
         construction = f"{scale.size} identical junctions in series (contrast)"
         sequence = "one pulse (N = 2)" if scale.size == 1 else "none: one threshold for all junctions"
     else:
-        construction = (f"{scale.size} junctions, areas 1:" + ":".join(f"1/{int(s)}" for s in scale[1:])
+        construction = (f"{scale.size} junctions, areas 1:" + ":".join(f"1/{a:.3g}" for a in area[0] / area[1:])
                         if scale.size > 1 else "1 junction")
+        construction += ", equal RA" if area_ratio is None else ", graded RA"
         if cell.n_states < 2**scale.size:
             construction += f", {cell.n_states} of {2 ** scale.size} codes"
         windows = [f"J0 above {ic[0] * (1 + 3 * jc_spread) * 1e6:.0f} uA"]
@@ -525,6 +542,7 @@ def stack_physics(cell: CellLevels, v_read: float = defaults.V_READ_V, ra: float
         sequence = " then ".join(windows)
     return {**base, "construction": construction, "n_junctions": int(scale.size),
             "area_ratios": tuple(float(a) for a in area / area[0]),
+            "ra_ohm_um2": tuple(float(r) for r in mtj.r_p * scale * area * 1e12),
             "diameters_nm": tuple(float(d) for d in diameter * 1e9), "ic_uA": tuple(float(i) for i in ic * 1e6),
             "writable": writable, "write_sequence": sequence, "write_voltage_max_V": float(write_voltage),
             "read_disturb_ratio": disturb_ratio, "read_disturb_probability": p_disturb,

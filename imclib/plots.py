@@ -429,13 +429,14 @@ def states_sweep(sweep: pd.DataFrame, result: dict | None = None, title: str = "
 def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | None = None,
                  accuracy_result: dict | None = None, credible_max: int | None = None,
                  accuracy_label: str = "QAT per N", contrast_table: pd.DataFrame | None = None,
-                 contrast_label: str = "") -> plt.Figure:
+                 contrast_label: str = "", accuracy_ylabel: str = "MNIST test accuracy (%)") -> plt.Figure:
     """Small multiples: error components per cell type / scheme (``sweeps``: title ->
     sweep, ``results``: title -> :func:`interior_optimum` dict) in two rows, one legend for
     them below, and, in a column of its own on the right, MNIST accuracy per N (mean, 95 % CI
-    band over device seeds) of the ``accuracy_label`` network, with an optional
-    ``contrast_table`` (dashed, ``contrast_label``). Cells beyond ``credible_max`` states are
-    shaded (not physically credible)."""
+    band over the table's rows, e.g. training seeds; one line per ``scheme`` when the table
+    has that column) of the ``accuracy_label`` network, with an optional ``contrast_table``
+    (dashed, ``contrast_label``). Cells beyond ``credible_max`` states are shaded (not
+    physically credible)."""
     rows = 1 if len(sweeps) == 1 else 2
     columns = -(-len(sweeps) // rows)
     extra = accuracy_table is not None
@@ -456,8 +457,12 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
     if extra:
         ax = fig.add_subplot(grid[:, columns])
         table = accuracy_table.assign(accuracy_pct=accuracy_table.accuracy * 100)
-        _lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
-                  label=accuracy_label if contrast_table is not None else None)
+        if "scheme" in table:
+            _lineplot(data=table.assign(network=accuracy_label + ", " + table.scheme), x="states", y="accuracy_pct",
+                      hue="network", marker="o", errorbar=("ci", 95), ax=ax)
+        else:
+            _lineplot(data=table, x="states", y="accuracy_pct", marker="o", errorbar=("ci", 95), color="k", ax=ax,
+                      label=accuracy_label if contrast_table is not None else None)
         lowest = table.groupby("states").accuracy_pct.mean().min()
         if contrast_table is not None:
             contrast = contrast_table.assign(accuracy_pct=contrast_table.accuracy * 100)
@@ -467,7 +472,7 @@ def states_study(sweeps: dict, results: dict, accuracy_table: pd.DataFrame | Non
             ax.legend(fontsize=7, loc="lower right")
         low = max(0.0, 5.0 * np.floor(lowest / 5.0 - 0.5))
         ax.set(xlim=(1.5, 16.5), xticks=range(2, 17, 2), ylim=(low, 100), xlabel="states per cell N",
-               ylabel="MNIST test accuracy (%)", title=f"writable stack: accuracy ({accuracy_label})")
+               ylabel=accuracy_ylabel, title=f"writable stack: accuracy ({accuracy_label})")
         if accuracy_result is not None:
             _mark_optimum(ax, accuracy_result["label"], accuracy_result["best_N"], height=0.5)
         if credible_max is not None:
@@ -513,15 +518,17 @@ def optimum_shift(table: pd.DataFrame) -> plt.Figure:
 
 
 def cell_physics(cells: pd.DataFrame, budget: float = 1e-3, v_breakdown: float | None = None) -> plt.Figure:
-    """Per cell type: worst adjacent-level overlap probability (read margin, dotted: the
-    ``budget``) and largest junction voltage while writing (dotted: ``v_breakdown``), against N."""
+    """Per cell type (writable stacks per ``design``): worst adjacent-level overlap
+    probability (read margin, dotted: the ``budget``) and largest junction voltage while
+    writing (dotted: ``v_breakdown``), against N."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    _lineplot(data=cells, x="n_states", y="worst_overlap", hue="kind", marker="o", ax=axes[0])
+    cells = cells.assign(cell=cells.kind.where(cells.kind != "writable", cells.kind + ", " + cells.design))
+    _lineplot(data=cells, x="n_states", y="worst_overlap", hue="cell", marker="o", ax=axes[0])
     axes[0].axhline(budget, color="k", ls=":", lw=1)
     axes[0].set(yscale="log", ylim=(1e-30, 1), xlabel="states per cell N", ylabel="worst adjacent-level overlap",
                 title="read margin of one cell at V_read")
     stacks = cells[cells.kind != "uniform"]
-    _lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="kind", marker="o", ax=axes[1], legend=False)
+    _lineplot(data=stacks, x="n_states", y="write_voltage_max_V", hue="cell", marker="o", ax=axes[1], legend=False)
     if v_breakdown is not None:
         axes[1].axhline(v_breakdown, color="k", ls=":", lw=1)
         axes[1].text(16.3, v_breakdown, "breakdown limit", ha="right", va="bottom", fontsize=8)

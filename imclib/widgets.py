@@ -216,14 +216,22 @@ def _states_result(tmr0: float, v_read: float, t_int_ns: float, scheme: str):
 def optimal_states(tmr0: float, v_read: float, t_int_ns: float, scheme: str = "offset/digital") -> tuple[float, pd.DataFrame]:
     """Best N (least mean total MVM error of layer 1 over N = 2..16, writable stacks,
     circuit-derived sense noise at integration time ``t_int_ns``, 5 device seeds, the
-    study's 1000 MNIST inputs) and the sweep it comes from."""
+    study's 1000 MNIST inputs) and the sweep it comes from: the study's own
+    :func:`imclib.experiments.states.sweep_table` entry, so a setting of the study's grids
+    is read from its cache."""
     result, sweep = _states_result(float(tmr0), float(v_read), float(t_int_ns), scheme)
     return float(result["best_N"]), sweep
 
 
 def states_widget() -> w.VBox:
     """TMR0, read voltage, integration time and decode scheme -> the error components
-    against N and where the optimum lies. Defaults reproduce the study's first panel."""
+    against N and where the optimum lies. Defaults reproduce the study's first panel.
+
+    The sliders offer the study's grids (:data:`imclib.experiments.states.SHIFT_TMR0`,
+    ``SHIFT_V_READ_V``, ``SHIFT_T_INT_S``): one parameter moved from its default is a sweep
+    the study computed (cached, offset/digital and differential), so it shows at once;
+    two moved together, or the reference-column scheme, is a new sweep (the calibrated
+    weight map of 15 N, tens of seconds)."""
     busy = w.Label("")
 
     def show(tmr0=defaults.TMR0, v_read=defaults.V_READ_V, t_int_ns=defaults.SENSE_T_INT_S * 1e9,
@@ -240,10 +248,11 @@ def states_widget() -> w.VBox:
             busy.value = ""
 
     controls = dict(
-        tmr0=w.FloatSlider(defaults.TMR0, min=0.5, max=3.0, step=0.25, description="TMR0", continuous_update=False),
-        v_read=w.FloatSlider(defaults.V_READ_V, min=0.05, max=0.3, step=0.05, description="V_read (V)",
-                             continuous_update=False),
-        t_int_ns=w.SelectionSlider(options=[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0], value=defaults.SENSE_T_INT_S * 1e9,
+        tmr0=w.SelectionSlider(options=list(states.SHIFT_TMR0), value=defaults.TMR0, description="TMR0",
+                               continuous_update=False),
+        v_read=w.SelectionSlider(options=list(states.SHIFT_V_READ_V), value=defaults.V_READ_V, description="V_read (V)",
+                                 continuous_update=False),
+        t_int_ns=w.SelectionSlider(options=[t * 1e9 for t in states.SHIFT_T_INT_S], value=defaults.SENSE_T_INT_S * 1e9,
                                    description="t_int (ns)", continuous_update=False),
         scheme=w.Dropdown(options=list(states.SCHEMES), value="offset/digital", description="scheme"),
     )

@@ -75,6 +75,25 @@ def test_stack_write_voltage_matches_root_finder():
     assert d["area_ratios"] == pytest.approx((1.0, 0.5))
 
 
+def test_graded_ra_design_by_hand():
+    # three junctions, consecutive areas 1.5x apart, the smallest (R_P,2 = 4 R_P) at 20 nm; RA_j = R_P,j A_j
+    mtj = MTJ(6e3, 1.0, 0.5)
+    d = stack_physics(CellLevels(8, "writable", mtj), jc=3.9e10, jc_spread=0.05, min_diameter=20e-9, area_ratio=1.5)
+    smallest = math.pi * (20e-9) ** 2 / 4
+    areas = [smallest * 2.25, smallest * 1.5, smallest]
+    assert d["diameters_nm"] == pytest.approx([math.sqrt(4 * a / math.pi) * 1e9 for a in areas], rel=1e-12)
+    assert d["ra_ohm_um2"] == pytest.approx([6e3 * 2**j * a * 1e12 for j, a in enumerate(areas)], rel=1e-12)
+    assert d["ic_uA"] == pytest.approx([3.9e10 * a * 1e6 for a in areas], rel=1e-12)
+    current = 3.9e10 * areas[0] * 1.15  # first pulse, through the 24k junction in AP
+    v = brentq(lambda v: v - current * 24e3 * (1 + 1 / (1 + (v / 0.5) ** 2)), 0.01, 5.0)
+    assert d["write_voltage_max_V"] == pytest.approx(v, rel=1e-9)
+    assert d["writable"] and "graded RA" in d["construction"]
+    # the equal-RA stack of the same levels puts more on its smallest junction
+    assert stack_physics(CellLevels(8, "writable", mtj), jc=3.9e10)["write_voltage_max_V"] > v
+    with pytest.raises(ValueError, match="area_ratio"):
+        stack_physics(CellLevels(8, "writable"), area_ratio=1.0)
+
+
 def test_write_window_needs_spread_below_one_ninth():
     assert stack_physics(CellLevels(8, "writable"), jc_spread=0.10)["writable"]
     assert not stack_physics(CellLevels(8, "writable"), jc_spread=0.12)["writable"]

@@ -7,7 +7,7 @@ import pytest
 from imclib import CrossbarConfig, simulate_mvm
 from imclib.experiments import states
 from imclib.mlp import MLP
-from imclib.sensing import SenseCircuit
+from imclib.sensing import SenseCircuit, junction_shares
 
 
 def _small(seed=0):
@@ -32,7 +32,8 @@ def test_read_noise_has_the_circuit_variance():
     quiet = states.read(layer, g, x, 0, sense_noise=0.0)
     reads = np.stack([states.read(layer, g, x, seed, sense) for seed in range(4000)])
     applied, voltages, s = layer.row_voltages(x)
-    variance = sense.column_variance(voltages, g, reads=layer.row_blocks)[:, layer.layout.weight]
+    variance = sense.column_variance(voltages, g, layer.row_blocks, junction_shares(config.cell),
+                                     layer.state)[:, layer.layout.weight]
     predicted = np.sqrt(variance) * np.abs(layer.weight_map.gain) / s  # the calibrated map may flip a
     np.testing.assert_allclose(reads.mean(axis=0), quiet, atol=4 * predicted.max() / np.sqrt(4000))
     np.testing.assert_allclose(reads.std(axis=0), predicted, rtol=0.06)
@@ -80,12 +81,13 @@ def test_accuracy_sweep_trains_per_n_through_the_seam():
     x, y = rng.uniform(0, 1, (40, 12)), rng.integers(0, 3, 40)
     seen = []
 
-    def train(config):
-        seen.append(config.cell.n_states)
+    def train(config, seed):
+        seen.append((config.cell.n_states, seed))
         return model
 
-    table = states.accuracy_sweep(x, y, x, train, states=(2, 5), seeds=range(2), progress=False)
-    assert seen == [2, 5] and list(table.columns) == ["states", "seed", "accuracy"] and len(table) == 4
+    table = states.accuracy_sweep(x, y, x, train, states=(2, 5), seeds=range(2), progress=False, train_seeds=(0, 3))
+    assert seen == [(2, 0), (2, 3), (5, 0), (5, 3)] and len(table) == 8
+    assert list(table.columns) == ["states", "train_seed", "seed", "accuracy"]
     exact = np.mean(model.forward(x, matmul=lambda i, a, w: simulate_mvm(w, a, states.study_config(5))).argmax(1) == y)
     quiet = states.network_accuracy(model, x, y, states.study_config(5), [0], np.ones((1, 12)),
                                     SenseCircuit(t_int=1.0, r_sense=np.inf))
@@ -94,15 +96,20 @@ def test_accuracy_sweep_trains_per_n_through_the_seam():
 
 def test_cell_table_covers_every_n():
     table = states.cell_table(kinds=("writable", "series"))
-    writable = table[table.kind == "writable"].set_index("n_states")
+    writable = table[(table.kind == "writable") & (table.design == "equal RA")].set_index("n_states")
     assert list(writable.index) == list(range(2, 17)) and writable.writable.all()
     assert writable.credible[2] and not writable.credible[16]
+    assert set(table[table.kind == "writable"].design) == set(states.STACK_DESIGNS)
+    assert set(table[table.kind == "series"].design) == {"equal RA"}
+    graded = table[(table.kind == "writable") & (table.design == "graded RA")].set_index("n_states")
+    np.testing.assert_allclose(graded.window_uS, writable.window_uS)  # same levels, other geometry
     assert not table[(table.kind == "series") & (table.n_states > 2)].writable.any()
 
 
 def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
     weights, x = _small(2)
-    table = states.optimum_shift(weights, x, states=(2, 3, 4), seeds=range(3), progress=False)
+    table = states.optimum_shift(lambda **setting: states.states_sweep(weights, x, (2, 3, 4), seeds=range(3),
+                                                                       progress=False, **setting), progress=False)
     defaults_rows = table[((table.parameter == "TMR0") & (table.value == 1.0)) | ((table.parameter == "v_read (V)") & (table.value == 0.1))
                           | ((table.parameter == "t_int (ns)") & (table.value == 10.0))]
     assert len(defaults_rows) == 3 and defaults_rows.total_error.nunique() == 1
@@ -113,13 +120,18 @@ def test_optimum_shift_reuses_the_default_point_and_noise_falls_with_t_int():
 def test_training_noise_floor_is_the_circuit_noise_of_a_full_scale_column():
     config = states.study_config(4, "writable")
     sense = SenseCircuit()
-    mean_g = float(np.mean(config.cell.conductances()))
-    # by hand: df (rows S/G(V) <G> + 4kT/R_s), S/G(V) = 2 q V coth(qV / 2kT) for a tunnel junction
+    # by hand: df (rows mean_q G_q sum_k r_qk S/G(r_qk V) + 4kT/R_s), S/G(v) = 2 q v coth(qv / 2kT) per junction;
+    # junctions R_P, 2 R_P (x2 when antiparallel): levels (codes 3, 2, 1, 0) have R_P x [6, 5, 4, 3]
     q, k, temperature = 1.602176634e-19, 1.380649e-23, sense.temperature
-    v = config.v_read
-    per_siemens = 2 * q * v / np.tanh(q * v / (2 * k * temperature))
-    expected = np.sqrt(sense.bandwidth * (config.rows * per_siemens * mean_g + 4 * k * temperature / sense.r_sense))
-    assert states.training_noise_floor(config, sense) == pytest.approx(expected, rel=1e-6)
+    v, r_p = config.v_read, config.cell.mtj.r_p
+    junctions = [(2, 4), (1, 4), (2, 2), (1, 2)]  # (R_0, R_1) / R_P per level, lowest G first
+
+    def per_siemens(u):
+        return 2 * q * u / np.tanh(q * u / (2 * k * temperature))
+
+    density = [sum(rk * per_siemens(v * rk / sum(r)) for rk in r) / (sum(r) ** 2 * r_p) for r in junctions]
+    expected = np.sqrt(sense.bandwidth * (config.rows * np.mean(density) + 4 * k * temperature / sense.r_sense))
+    assert states.training_noise_floor(config, sense) == pytest.approx(expected, rel=1e-12)
     assert states.training_noise_floor(config, SenseCircuit(t_int=1e-9)) > states.training_noise_floor(config, sense)
 
 
@@ -158,20 +170,65 @@ def test_cached_tables_key_every_parameter(monkeypatch, tmp_path):
     assert len(calls) == 9  # every parameter change recomputes
 
 
-def test_accuracy_table_runs_the_named_training_on_a_test_subset(monkeypatch, tmp_path):
+def test_accuracy_table_runs_the_named_training_on_a_subset(monkeypatch, tmp_path):
     from imclib.experiments import mnist
 
     monkeypatch.setattr(mnist, "default_cache_dir", lambda: tmp_path)
     seen = []
 
-    def sweep(x, y, calibration, train, states_, kind, seeds, sense, junction_sigma, scheme, progress):
-        seen.append((len(x), train, list(states_), list(seeds)))
-        return pd.DataFrame({"states": list(states_), "seed": 0, "accuracy": 0.5})
+    def sweep(x, y, calibration, train, states_, kind, seeds, sense, junction_sigma, scheme, progress, train_seeds):
+        seen.append((len(x), train, list(states_), list(seeds), list(train_seeds), float(x.sum())))
+        return pd.DataFrame({"states": list(states_), "train_seed": 0, "seed": 0, "accuracy": 0.5})
 
     monkeypatch.setattr(states, "accuracy_sweep", sweep)
-    table = states.accuracy_table("expert PTQ", n_test=7, states=(2, 3), seeds=range(2))
-    assert seen == [(7, states.expert_ptq, [2, 3], [0, 1])] and set(table.training) == {"expert PTQ"}
-    states.accuracy_table("expert PTQ", n_test=7, states=(2, 3), seeds=range(2))
+    table = states.accuracy_table("expert PTQ", n_images=7, states=(2, 3), seeds=range(2), train_seeds=(0, 1))
+    assert seen[0][:5] == (7, states.expert_ptq, [2, 3], [0, 1], [0, 1]) and set(table.training) == {"expert PTQ"}
+    states.accuracy_table("expert PTQ", n_images=7, states=(2, 3), seeds=range(2), train_seeds=(0, 1))
     assert len(seen) == 1  # cached
+    states.accuracy_table("expert PTQ", n_images=7, subset="val", states=(2, 3), seeds=range(2), train_seeds=(0, 1))
+    assert len(seen) == 2 and seen[1][-1] != seen[0][-1]  # other images
     with pytest.raises(ValueError, match="training"):
         states.accuracy_table("none")
+    with pytest.raises(ValueError, match="subset"):
+        states.accuracy_table("HWA", subset="train")
+
+
+def _accuracy(values):
+    """Rows (N, training seed, device seed, accuracy) from {N: [per training seed]}."""
+    return pd.DataFrame([{"states": n, "train_seed": t, "seed": 0, "accuracy": a}
+                         for n, row in values.items() for t, a in enumerate(row)])
+
+
+def test_select_and_test_chooses_on_one_set_and_tests_on_the_other():
+    selection = _accuracy({2: [0.90, 0.91, 0.90], 4: [0.97, 0.97, 0.96], 8: [0.96, 0.97, 0.97], 16: [0.95, 0.95, 0.96]})
+    # on the test set N = 8 would look best, but N = 4 was chosen: it is what is tested
+    clear = states.select_and_test(selection, _accuracy({2: [0.90, 0.90, 0.91], 4: [0.970, 0.971, 0.969],
+                                                         8: [0.99, 0.99, 0.99], 16: [0.950, 0.952, 0.951]}))
+    assert clear["selected_N"] == 4 and clear["optimum"] == 4 and clear["label"] == "N = 4"
+    assert clear["test"]["n_seeds"] == 3
+    # the chosen N does not beat N = 16 on fresh data beyond the training-seed spread
+    lost = states.select_and_test(selection, _accuracy({2: [0.90, 0.90, 0.91], 4: [0.97, 0.95, 0.96],
+                                                        16: [0.96, 0.97, 0.95]}))
+    assert lost["selected_N"] == 4 and lost["optimum"] is None and lost["label"] == "no interior optimum"
+    with pytest.raises(ValueError, match="test table"):
+        states.select_and_test(selection, _accuracy({2: [0.9] * 3, 16: [0.9] * 3}))
+
+
+def test_c6_verdict_follows_the_criteria():
+    def result(optimum):
+        return {"optimum": optimum}
+
+    errors = {f"writable, {s}": result(None) for s in states.SCHEMES}
+    no_shift = pd.DataFrame({"scheme": ["offset/digital"], "parameter": ["TMR0"], "value": [1.0], "optimum": [np.nan]})
+    accuracy = {"offset/digital": result(None), "differential": result(None)}
+    assert states.c6_verdict(errors, no_shift, accuracy, 4)["verdict"] == "not reproduced"
+    # an optimum on accuracy only, under differential: partly
+    partly = states.c6_verdict(errors, no_shift, {**accuracy, "differential": result(4)}, 4)
+    assert partly["verdict"] == "partly" and partly["optima"] == [4] and not any(partly["by_scheme"].values())
+    # both metrics at the defaults, at a credible N: reproduced; beyond the credible N: partly
+    both = {**errors, "writable, offset/digital": result(4)}
+    reproduced = states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(4)}, 4)
+    assert reproduced["verdict"] == "reproduced" and reproduced["by_scheme"]["offset/digital"]
+    assert states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(8)}, 4)["verdict"] == "partly"
+    shifted = no_shift.assign(optimum=[8.0])
+    assert states.c6_verdict(errors, shifted, accuracy, 4)["anywhere"] == ["offset/digital, TMR0 = 1 (N = 8)"]

@@ -220,6 +220,28 @@ def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def paper_reconciliation(table: pd.DataFrame, paper_gap: float) -> plt.Figure:
+    """The software-hardware gap (points) per deployment (rows of
+    :func:`imclib.experiments.mnist.paper_reconciliation`: ``assumptions``, ``gap``,
+    ``gap_ci_low``, ``gap_ci_high`` as fractions): a dot plot with each mean's 95 % CI on a
+    log axis (the gaps span two decades), and the paper's gap (a fraction) as a dashed line."""
+    rows = table.iloc[::-1]
+    position = np.arange(len(rows))
+    gap = rows.gap.to_numpy() * 100
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(rows) + 1.4))
+    ax.errorbar(gap, position, xerr=[gap - rows.gap_ci_low.to_numpy() * 100, rows.gap_ci_high.to_numpy() * 100 - gap],
+                fmt="o", color="C3", capsize=4, label="mean gap, 95 % CI of the mean over device seeds")
+    ax.axvline(paper_gap * 100, ls="--", color=PAPER_COLOR, lw=1, label=f"paper: {100 * paper_gap:.2f} points")
+    ax.set(xscale="log", yticks=position, yticklabels=list(rows.assumptions),
+           xlabel="software − hardware accuracy (points, log scale; 10,000 test images)",
+           title="Which deployment assumptions give the paper's gap? (float network, no retraining)")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", visible=False)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 def pca_gap(validation: pd.DataFrame, tests: pd.DataFrame) -> plt.Figure:
     """C3. Left: software minus hardware accuracy (points) per PCA size on the validation
     split, mean over device seeds, per decode scheme (colour) and network (solid: HWA,

@@ -143,11 +143,13 @@ def test_deployment_configs_and_validation():
     assert mnist.Deployment().label == "expert deployment"
     batch = mnist.Deployment(ranges="per batch").config(base)
     assert (batch.input_percentile, batch.adc_percentile) == (100.0, 100.0)
-    changed = mnist.Deployment(adc_range="worst_case", adc_bits=6, programming_sigma=0.1, decode_as_uniform=True).config(base)
+    changed = mnist.Deployment(scale="layer", adc_range="worst_case", adc_bits=6, programming_sigma=0.1,
+                               decode_as_uniform=True).config(base)
+    assert changed.scale == "layer"
     assert (changed.adc_calibration, changed.periphery.adc_bits) == ("worst_case", 6)
     assert (changed.nonideal.programming_sigma, changed.nonideal.decode_as_uniform) == (0.1, True)
     assert changed.nonideal.read_sigma == base.nonideal.read_sigma
-    for field, value in (("weight_map", "max"), ("ranges", "dynamic"), ("adc_range", "full"), ("adc_bits", 0),
+    for field, value in (("weight_map", "max"), ("scale", "row"), ("ranges", "dynamic"), ("adc_range", "full"), ("adc_bits", 0),
                          ("adc_bits", 33), ("programming_sigma", -0.1), ("decode_as_uniform", 1),
                          ("deploy_options", {"column_calibration": False})):
         with pytest.raises(ValueError, match=field):

@@ -20,6 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import _validate, cache, defaults
 from ..cache import cached_train, default_cache_dir
-from ..config import ADC_CALIBRATIONS, DECODE_SCHEMES, WEIGHT_MAPS, CrossbarConfig
+from ..config import ADC_CALIBRATIONS, DECODE_SCHEMES, SCALES, WEIGHT_MAPS, CrossbarConfig
 from ..data import load_mnist
 from ..deploy import calibrate, deploy_network
 from ..hwa import train_hwa
@@ -190,7 +191,7 @@ PER_BATCH_IMAGES = 100
 """Batch size (test images) of ``ranges="per batch"``."""
 
 
-def per_batch_matmul(layers, rng) -> callable:
+def per_batch_matmul(layers, rng) -> Callable:
     """A ``matmul(i, x, W)`` hook for :meth:`MLP.forward` that sets the converter ranges of
     programmed layer ``i`` on the batch ``x`` it reads (:func:`imclib.deploy.calibrate` on
     every row of ``x``, at the layer's ``input_percentile`` and ``adc_percentile``), then
@@ -346,8 +347,10 @@ class Deployment:
     Parameters
     ----------
     weight_map : {"calibrated", "naive"}
-        ``CrossbarConfig.weight_map``: the per-column MSE-optimal affine map on the actual
-        levels, or the symmetric max-|w| map.
+        ``CrossbarConfig.weight_map``: the MSE-optimal affine map on the actual levels, or
+        the symmetric max-|w| map.
+    scale : {"column", "layer"}
+        ``CrossbarConfig.scale``: one affine map per output column or one per layer.
     ranges : {"fixed", "per batch"}
         Converter ranges fixed once on the calibration images, or set again on each batch
         of :data:`PER_BATCH_IMAGES` test images at the batch's largest value (100th
@@ -368,6 +371,7 @@ class Deployment:
     """
 
     weight_map: str = "calibrated"
+    scale: str = "column"
     ranges: str = "fixed"
     adc_range: str = "signal"
     adc_bits: int = defaults.ADC_BITS
@@ -377,6 +381,7 @@ class Deployment:
 
     def __post_init__(self):
         _validate.choice("weight_map", self.weight_map, WEIGHT_MAPS)
+        _validate.choice("scale", self.scale, SCALES)
         _validate.choice("ranges", self.ranges, RANGES)
         _validate.choice("adc_range", self.adc_range, ADC_CALIBRATIONS)
         _validate.integer_in_range("adc_bits", self.adc_bits, 1, 32)
@@ -392,10 +397,12 @@ class Deployment:
     def label(self) -> str:
         """The assumptions that differ from the expert deployment, in words."""
         parts = (["naive max-|w| weight map"] * (self.weight_map == "naive")
+                 + ["one weight map per layer"] * (self.scale == "layer")
                  + [f"ranges set on each {PER_BATCH_IMAGES}-image batch"] * (self.ranges == "per batch")
                  + ["ADC range worst case (no common-mode subtraction)"] * (self.adc_range == "worst_case")
                  + [f"{self.adc_bits}-bit ADC"] * (self.adc_bits != defaults.ADC_BITS)
-                 + [f"{100 * self.programming_sigma:g} % programming variation"] * (self.programming_sigma != defaults.PROGRAMMING_SIGMA)
+                 + [f"{100 * self.programming_sigma:g} % programming variation"]
+                 * (self.programming_sigma != defaults.PROGRAMMING_SIGMA)
                  + ["levels decoded as uniform"] * self.decode_as_uniform
                  + [f"deploy_network({name}={value!r})" for name, value in self.deploy_options])
         return ", ".join(parts) or "expert deployment"
@@ -404,7 +411,7 @@ class Deployment:
         """``base`` with these assumptions (and, for per-batch ranges, DAC and ADC full
         scales at the 100th percentile)."""
         per_batch = {"input_percentile": 100.0, "adc_percentile": 100.0} if self.ranges == "per batch" else {}
-        return base.with_(weight_map=self.weight_map, adc_calibration=self.adc_range,
+        return base.with_(weight_map=self.weight_map, scale=self.scale, adc_calibration=self.adc_range,
                           periphery=dataclasses.replace(base.periphery, adc_bits=self.adc_bits),
                           nonideal=dataclasses.replace(base.nonideal, programming_sigma=self.programming_sigma,
                                                        decode_as_uniform=self.decode_as_uniform), **per_batch)
@@ -413,17 +420,23 @@ class Deployment:
 PAPER_DEPLOYMENTS = (
     Deployment(),
     Deployment(weight_map="naive"),
+    Deployment(scale="layer"),
     Deployment(adc_bits=6),
+    Deployment(adc_bits=5),
     Deployment(adc_bits=4),
+    Deployment(adc_range="worst_case"),
     Deployment(adc_range="worst_case", adc_bits=6),
+    Deployment(scale="layer", adc_range="worst_case"),
     Deployment(ranges="per batch"),
+    Deployment(programming_sigma=0.0),
     Deployment(programming_sigma=0.10),
     Deployment(decode_as_uniform=True),
 )
 """The rows of :func:`paper_reconciliation`: the expert deployment, then one assumption a
-2019-2021 hardware simulation plausibly made at a time (naive map, coarser ADC, an ADC that
-sees the whole current, ranges scaled to each batch, larger variation, a uniform-level
-decode) and one combination (worst-case ADC range at 6 bits). A deployment that
+2019-2021 hardware simulation plausibly made at a time (naive or per-layer map, a 6-, 5- or
+4-bit ADC, an ADC that sees the whole current, ranges scaled to each batch, no or 10 %
+programming variation, a uniform-level decode) and two combinations (worst-case ADC range
+at 6 bits; per-layer map with the worst-case ADC range). A deployment that
 :func:`imclib.deploy.deploy_network` runs with a keyword argument is one more entry, e.g.
 ``Deployment(deploy_options=(("keyword", False),))``."""
 RECONCILIATION_CRITERION = (
@@ -477,16 +490,21 @@ def reconciliation_record(table: pd.DataFrame) -> dict:
 def reconciliation_sentence(table: pd.DataFrame) -> str:
     """One generated paragraph on :func:`paper_reconciliation`: which deployments reproduce
     the paper's gap and, around it, the nearest smaller and larger gaps."""
-    points = lambda value: f"{100 * value:.2f}"  # noqa: E731
+    def points(value):
+        return f"{100 * value:.2f}"
+
     def describe(row):
         return f"{row.assumptions} ({points(row.gap)} points, 95 % CI {points(row.gap_ci_low)}–{points(row.gap_ci_high)})"
+
     expert = table[table.assumptions == Deployment().label]
     hits = table[table.reproduces_paper_gap]
     below, above = table[table.gap_ci_high < PAPER_GAP], table[table.gap_ci_low > PAPER_GAP]
-    text = (f"The paper's gap is {points(PAPER_GAP)} points (97.56 % software, 94.48 % hardware). Of {len(table)} "
+    text = (f"The paper's gap is {points(PAPER_GAP)} points ({points(PAPER['software_accuracy'])} % software, "
+            f"{points(PAPER['hardware_accuracy'])} % hardware). Of {len(table)} "
             f"deployments of our software network ({points(table.software.iloc[0])} %; 10,000 test images, "
             f"{int(table.device_seeds.min())} device seeds each), ")
-    text += (f"{len(hits)} reproduce{'s' if len(hits) == 1 else ''} it within the 95 % CI of the mean gap: " + "; ".join(map(describe, hits.itertuples()))
+    text += (f"{len(hits)} reproduce{'s' if len(hits) == 1 else ''} it within the 95 % CI of the mean gap: "
+             + "; ".join(map(describe, hits.itertuples()))
              if len(hits) else "none reproduces it within the 95 % CI of the mean gap")
     text += "".join(f"; the nearest {side} is {describe(rows.loc[(rows.gap - PAPER_GAP).abs().idxmin()])}"
                     for side, rows in (("smaller gap", below), ("larger gap", above)) if len(rows))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -216,6 +217,29 @@ def adc_bits(sweep: pd.DataFrame) -> plt.Figure:
     ax_zoom.set(ylabel="", ylim=(low, high), title="(b) zoomed to the top")
     ax_zoom.legend(title="ADC range", fontsize=8, loc="lower right")
     fig.suptitle("Expert PTQ network vs ADC bits")
+    fig.tight_layout()
+    return fig
+
+
+def paper_reconciliation(table: pd.DataFrame, paper_gap: float) -> plt.Figure:
+    """The software-hardware gap (points) per deployment (rows of
+    :func:`imclib.experiments.mnist.paper_reconciliation`: ``assumptions``, ``gap``,
+    ``gap_ci_low``, ``gap_ci_high`` as fractions): a dot plot with each mean's 95 % CI on a
+    log axis (the gaps span two decades), and the paper's gap (a fraction) as a dashed line."""
+    rows = table.iloc[::-1]
+    position = np.arange(len(rows))
+    gap = rows.gap.to_numpy() * 100
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.8))
+    ax.errorbar(gap, position, xerr=[gap - rows.gap_ci_low.to_numpy() * 100, rows.gap_ci_high.to_numpy() * 100 - gap],
+                fmt="o", color="C3", capsize=4, label="mean gap, 95 % CI of the mean over device seeds")
+    ax.axvline(paper_gap * 100, ls="--", color=PAPER_COLOR, lw=1, label=f"paper: {100 * paper_gap:.2f} points")
+    ax.set(xscale="log", yticks=position, yticklabels=list(rows.assumptions), ylim=(-0.6, len(rows) - 0.4),
+           xlabel="software − hardware accuracy (points, log scale; 10,000 test images)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", visible=False)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    fig.suptitle("Which deployment assumptions give the paper's gap? (float network, no retraining)", y=0.995)
     fig.tight_layout()
     return fig
 

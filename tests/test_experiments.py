@@ -166,3 +166,32 @@ def test_cell_window_widget_value_by_hand():
     # three junctions 6k/12k in series: 1/18k - 1/36k = 27.78 uS
     assert cell_window_uS(4, 1.0, 0.0) == pytest.approx((1 / 18e3 - 1 / 36e3) * 1e6)
     assert cell_window_uS(4, 1.0, 0.2) < cell_window_uS(4, 1.0, 0.0)  # TMR falls with bias
+
+
+def _c3_tests(p_reference):
+    """Made-up :func:`pca.pca_study` ``tests`` and ``test`` tables of every scheme."""
+    rows, test = [], []
+    for scheme in mnist.SCHEMES:
+        for network in pca.NETWORKS[scheme]:
+            p_value = p_reference if scheme == "offset/reference" and network == "HWA" else 0.2
+            rows.append({"scheme": scheme, "network": network, "size": 64, "gap_pca": 0.01, "gap_no_pca": 0.012,
+                         "ci95_pca": [0.008, 0.012], "ci95_no_pca": [0.011, 0.013], "difference": -0.002,
+                         "p_value": p_value, "n_seeds": 10})
+            test.append(pd.DataFrame({"scheme": scheme, "network": network, "pca": [64, "none"],
+                                      "software": [0.975, 0.981]}))
+    return pd.DataFrame(rows), pd.concat(test, ignore_index=True)
+
+
+def test_check_c3_verdict_record_and_findings(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    tests, test = _c3_tests(p_reference=0.001)
+    by_scheme, verdict = pca.check_c3(tests)
+    assert by_scheme == {"offset/digital": False, "offset/reference": True, "differential": False}
+    assert verdict == "partly"
+    entry = json.loads((tmp_path / "results.json").read_text())["C3"]
+    assert entry["by_scheme"] == by_scheme and entry["criterion"] == pca.CRITERION
+    assert entry["measured"]["PTQ_expert_p_value"] == 0.2 and entry["p_value"]["offset/reference"] == 0.001
+    text = pca.c3_findings(tests, test, by_scheme, verdict)
+    assert "Verdict on C3: **partly**" in text and "narrows significantly under offset/reference;" in text
+    assert "software 97.50% at 64 components, 98.10% without PCA" in text
+    assert pca.check_c3(_c3_tests(p_reference=pca.P_MAX)[0])[1] == "not reproduced"  # p must be below P_MAX

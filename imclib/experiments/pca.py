@@ -25,10 +25,18 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from ..config import CrossbarConfig
+from ..results import record_claim
 from . import mnist
+from .errors import verdict as scheme_verdict
 
 COMPONENTS = (16, 32, 64, 128, 256)
 """PCA sizes the validation step chooses from."""
+P_MAX = 0.01
+"""C3's significance level: the one-sided Welch p-value must be below it."""
+NETWORKS = {scheme: ("HWA", "PTQ expert") if scheme == "offset/digital" else ("HWA",) for scheme in mnist.SCHEMES}
+"""Networks C3 evaluates per decode scheme: HWA everywhere, expert PTQ (a contrast) under offset/digital only."""
+VALIDATION_SEEDS, TEST_SEEDS = range(100, 103), range(10)
+"""Device seeds of the choice on the validation split and of the test: distinct programmed instances."""
 
 
 def gap_table(config: CrossbarConfig, components=(*COMPONENTS, None), networks=("HWA", "PTQ expert"),
@@ -61,13 +69,6 @@ def choose_size(gaps: pd.DataFrame, network: str) -> int:
     return int(means.idxmin())
 
 
-def _ci95(values: np.ndarray) -> list[float]:
-    """95 % Student-t interval of the mean of ``values``."""
-    n = len(values)
-    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
-    return [float(values.mean() - half), float(values.mean() + half)]
-
-
 def welch_gap_test(gaps: pd.DataFrame, network: str, size: int) -> dict:
     """One-sided Welch t-test of ``gap(size) < gap(no PCA)`` over device seeds.
 
@@ -87,7 +88,7 @@ def welch_gap_test(gaps: pd.DataFrame, network: str, size: int) -> dict:
     else:
         p_value = float(stats.ttest_ind(with_pca, without, equal_var=False, alternative="less").pvalue)
     return {"size": int(size), "gap_pca": float(with_pca.mean()), "gap_no_pca": float(without.mean()),
-            "ci95_pca": _ci95(with_pca), "ci95_no_pca": _ci95(without),
+            "ci95_pca": mnist.ci95(with_pca), "ci95_no_pca": mnist.ci95(without),
             "difference": float(with_pca.mean() - without.mean()), "p_value": p_value,
             "n_seeds": int(min(len(with_pca), len(without)))}
 
@@ -108,3 +109,62 @@ def pca_study(config: CrossbarConfig, networks=("HWA", "PTQ expert"), components
     tests = pd.DataFrame([{"network": network, **welch_gap_test(test, network, chosen[network])}
                           for network in networks])
     return validation, test, tests
+
+
+CRITERION = (f"per decode scheme: PCA size ({min(COMPONENTS)}-{max(COMPONENTS)}) chosen on the validation split "
+             f"(last {mnist.VALIDATION:,} training images, {len(VALIDATION_SEEDS)} device seeds "
+             f"{VALIDATION_SEEDS[0]}-{VALIDATION_SEEDS[-1]}) as the smallest software-hardware gap of the hardware-aware "
+             f"trained network; on the 10,000 test images its gap is smaller than without PCA by a one-sided Welch t-test "
+             f"over {len(TEST_SEEDS)} device seeds, p < {P_MAX}; reproduced if every scheme passes, partly if some do; "
+             "expert PTQ (offset/digital) is a contrast only")
+"""C3's criterion in one line (stated in notebook 03 before the numbers)."""
+
+
+def check_c3(tests: pd.DataFrame) -> tuple[dict, str]:
+    """Judge C3 and record it (:func:`imclib.results.record_claim`): ``(by_scheme, verdict)``.
+
+    ``tests``: the ``tests`` of :func:`pca_study` of every scheme, with a ``scheme`` column;
+    a scheme passes if its HWA row has ``p_value < P_MAX``. The expert-PTQ row (a contrast)
+    is recorded, not judged.
+    """
+    hwa = tests[tests.network == "HWA"].set_index("scheme")
+    by_scheme = {scheme: bool(row.p_value < P_MAX) for scheme, row in hwa.iterrows()}
+    verdict = scheme_verdict(by_scheme)
+    ptq = tests[tests.network == "PTQ expert"].iloc[0]
+    measured = {"HWA_size": {s: int(r["size"]) for s, r in hwa.iterrows()},
+                "HWA_gap_no_pca": {s: round(r.gap_no_pca, 4) for s, r in hwa.iterrows()},
+                "HWA_gap_pca": {s: round(r.gap_pca, 4) for s, r in hwa.iterrows()},
+                "PTQ_expert_size": int(ptq["size"]), "PTQ_expert_gap_no_pca": round(ptq.gap_no_pca, 4),
+                "PTQ_expert_gap_pca": round(ptq.gap_pca, 4), "PTQ_expert_p_value": float(f"{ptq.p_value:.3g}"),
+                "validation": mnist.SPLIT}
+    statistics = {"n_seeds": {s: int(r.n_seeds) for s, r in hwa.iterrows()},
+                  "p_value": {s: float(f"{r.p_value:.3g}") for s, r in hwa.iterrows()},
+                  "ci95": {s: {"gap_no_pca": [round(v, 4) for v in r.ci95_no_pca],
+                               "gap_pca": [round(v, 4) for v in r.ci95_pca]} for s, r in hwa.iterrows()}}
+    record_claim("C3", "PCA narrows the software-hardware gap", measured, passed=verdict == "reproduced", paper={},
+                 verdict=verdict, criterion=CRITERION, by_scheme=by_scheme, statistics=statistics)
+    return by_scheme, verdict
+
+
+def c3_findings(tests: pd.DataFrame, test: pd.DataFrame, by_scheme: dict, verdict: str) -> str:
+    """03's "What we found" paragraph (markdown), every number from the arguments: the
+    ``tests`` and ``test`` tables of :func:`pca_study` (all schemes, ``scheme`` column) and
+    :func:`check_c3`'s result."""
+    software = test.groupby(["scheme", "network", "pca"]).software.first().unstack("pca")
+
+    def line(row):
+        soft = software.loc[(row.scheme, row.network)]
+        return (f"* **{row.scheme}, {row.network}**: chosen size {row['size']} on validation; test gap "
+                f"{row.gap_pca * 100:.2f} points ({'narrower' if row.difference < 0 else 'wider'} than without PCA; "
+                f"95 % CI {row.ci95_pca[0] * 100:.2f} to {row.ci95_pca[1] * 100:.2f}) vs {row.gap_no_pca * 100:.2f} points "
+                f"without PCA (CI {row.ci95_no_pca[0] * 100:.2f} to {row.ci95_no_pca[1] * 100:.2f}); one-sided Welch "
+                f"p = {row.p_value:.2g} over {row.n_seeds} device seeds (software {soft[row['size']]:.2%} at "
+                f"{row['size']} components, {soft['none']:.2%} without PCA).")
+
+    return ("Under the criterion stated above (size chosen on the validation split, one-sided Welch t-test on the test "
+            f"set, p < {P_MAX}), per decode scheme:\n\n" + "\n".join(line(row) for _, row in tests.iterrows()) +
+            f"\n\nVerdict on C3: **{verdict}** (the gap of the hardware-aware trained network narrows significantly "
+            f"under {', '.join(s for s, ok in by_scheme.items() if ok) or 'no scheme'}; not under "
+            f"{', '.join(s for s, ok in by_scheme.items() if not ok) or 'any other scheme'}). The expert-PTQ row is a "
+            "contrast: it does not enter the verdict. Each gap is measured against its own size's software accuracy, "
+            "listed in each line.")

@@ -196,7 +196,9 @@ def per_batch_matmul(layers, rng) -> Callable:
     programmed layer ``i`` on the batch ``x`` it reads (:func:`imclib.deploy.calibrate` on
     every row of ``x``, at the layer's ``input_percentile`` and ``adc_percentile``), then
     reads ``x`` through them: ``y = calibrate(L_i, x).mvm(x)``. A row's output then depends
-    on the rest of its batch, as in simulators that scale the converters to each batch."""
+    on the rest of its batch, as in simulators that scale the converters to each batch. The
+    column calibration (if the deployment fitted one) stays the one fitted on the calibration
+    inputs."""
     layers = list(layers)
 
     def matmul(index: int, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -431,12 +433,16 @@ PAPER_DEPLOYMENTS = (
     Deployment(programming_sigma=0.0),
     Deployment(programming_sigma=0.10),
     Deployment(decode_as_uniform=True),
+    Deployment(deploy_options=(("column_calibration", False),)),
+    Deployment(scale="layer", deploy_options=(("column_calibration", False),)),
+    Deployment(scale="layer", adc_range="worst_case", deploy_options=(("column_calibration", False),)),
 )
 """The rows of :func:`paper_reconciliation`: the expert deployment, then one assumption a
 2019-2021 hardware simulation plausibly made at a time (naive or per-layer map, a 6-, 5- or
 4-bit ADC, an ADC that sees the whole current, ranges scaled to each batch, no or 10 %
-programming variation, a uniform-level decode) and two combinations (worst-case ADC range
-at 6 bits; per-layer map with the worst-case ADC range). A deployment that
+programming variation, a uniform-level decode, no per-column calibration after programming) and four combinations (worst-case ADC range
+at 6 bits; per-layer map with the worst-case ADC range; per-layer map without the column
+calibration, alone and with the worst-case ADC range). A deployment that
 :func:`imclib.deploy.deploy_network` runs with a keyword argument is one more entry, e.g.
 ``Deployment(deploy_options=(("keyword", False),))``."""
 RECONCILIATION_CRITERION = (

@@ -323,6 +323,20 @@ def _format_item(value) -> str:
     return repr(value)
 
 
+BRIEF_CHARS = 160
+"""Longest measured value the README table shows in full; longer ones (tables, per-N lists)
+are left to ``figures/results.json``."""
+
+
+def _brief(value) -> str:
+    """:func:`_format` of ``value``, or, for a list or dict whose text is longer than
+    :data:`BRIEF_CHARS` characters, a pointer to ``results.json``."""
+    text = _format(value)
+    if len(text) <= BRIEF_CHARS or not isinstance(value, (list, dict)):
+        return text
+    return f"({len(value)} entries: see `figures/results.json`)"
+
+
 def _verdict(entry: dict) -> str:
     """The entry's verdict (``reproduced``, ``partly``, ``not reproduced``), else its pass flag."""
     verdict = entry.get("verdict") or ("reproduced" if entry["passed"] else "not reproduced")
@@ -330,12 +344,13 @@ def _verdict(entry: dict) -> str:
 
 
 def results_table(results: dict) -> str:
-    """Markdown table of ``results.json``: claim, statement, criterion, measured, paper,
-    verdict per decode scheme and overall verdict."""
+    """Markdown table of ``results.json``: claim, statement, criterion, measured (values
+    longer than :data:`BRIEF_CHARS` characters as a pointer to the file), paper, verdict per
+    decode scheme and overall verdict."""
     lines = ["| claim | statement | criterion | measured | paper | by decode scheme | verdict |",
              "|---|---|---|---|---|---|---|"]
     for claim, entry in results.items():
-        measured = "; ".join(f"{k} = {_format(v)}" for k, v in entry["measured"].items())
+        measured = "; ".join(f"{k} = {_brief(v)}" for k, v in entry["measured"].items())
         paper = "; ".join(f"{k} = {_format(v)}" for k, v in entry["paper"].items()) or "–"
         schemes = "; ".join(f"{k}: {'holds' if v else '**fails**'}" for k, v in (entry.get("by_scheme") or {}).items())
         lines.append(f"| {claim} | {entry['statement']} | {entry.get('criterion', '–')} | {measured} | {paper} | "

@@ -350,3 +350,12 @@ def test_an_executed_notebook_is_written_with_the_umask_permissions(tmp_path):
     with open(tmp_path / "b.ipynb", "w", encoding="utf-8") as file:
         nbformat.write(notebook, file)
     assert (tmp_path / "a.ipynb").read_bytes() == (tmp_path / "b.ipynb").read_bytes()
+
+
+def test_results_table_points_long_values_to_results_json():
+    from imclib.reproduce import BRIEF_CHARS, results_table
+
+    long_list = [0.123456] * (BRIEF_CHARS // 4)
+    table = results_table({"C6": {"statement": "s", "measured": {"by_N": long_list, "best": 8}, "paper": {},
+                                  "passed": True}})
+    assert f"by_N = ({len(long_list)} entries: see `figures/results.json`); best = 8" in table

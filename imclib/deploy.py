@@ -16,8 +16,14 @@ only:
 4. calibrate every output column after programming (on by default; :func:`fit_columns`):
    read the calibration inputs through the programmed arrays and fit, by least squares,
    the column's gain, offset and input-sum coefficient of the hardware output against the
-   float target ``x @ W`` of the same layer, ``y_hw_j = g_j t_j + o_j + c_j sum(x)``; every
-   later read is corrected digitally, ``y_j = (y_hw_j - o_j - c_j sum(x)) / g_j``.
+   nominal target ``t = x @ W_q`` of the same layer, ``y_hw_j = g_j t_j + o_j + c_j sum(x)``;
+   every later read is corrected digitally, ``y_j = (y_hw_j - o_j - c_j sum(x)) / g_j``.
+   ``W_q`` are the weights a nominal, noise-free array holds
+   (:func:`imclib.mapping.quantize_weights`): the fit removes the device's deviations from
+   its design (miscalibrated levels, converter gains, the mean of the variation), not the
+   quantization the design chose; a hardware-aware trained network, which learned ``W`` for
+   ``W_q``, is therefore pulled towards what it was trained for, not towards its float
+   weights.
 
 Layer ``i + 1`` is calibrated on the activations the programmed layers ``0 .. i`` produce
 (hardware outputs, corrected, plus bias, then each layer's activation), as they would be
@@ -47,6 +53,7 @@ import pandas as pd
 from . import _validate, kernels
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, _replace, program_layer, with_ranges
+from .mapping import quantize_weights
 from .mlp import ACTIVATIONS, MLP
 
 ADC_SAMPLES = 256
@@ -179,17 +186,20 @@ def column_correction(y: np.ndarray, target: np.ndarray, input_sum: np.ndarray) 
 def _fit_columns(layer: ProgrammedLayer, x: np.ndarray, y: np.ndarray,
                  weights: np.ndarray) -> tuple[ProgrammedLayer, np.ndarray]:
     """``layer`` with the :func:`column_correction` of its uncorrected read ``y`` of ``x``
-    against ``x @ weights``, and that read corrected."""
+    against the nominal target ``x @ W_q`` (:func:`imclib.mapping.quantize_weights` of
+    ``weights``), and that read corrected."""
     applied = layer.applied_inputs(x)
-    layer = _replace(layer, correction=column_correction(y, x @ weights, applied.sum(axis=1)))
+    target = x @ quantize_weights(weights, layer.config)
+    layer = _replace(layer, correction=column_correction(y, target, applied.sum(axis=1)))
     return layer, layer.corrected(y.copy(), applied)
 
 
 def fit_columns(layer: ProgrammedLayer, x, weights, rng=None) -> ProgrammedLayer:
     """``layer`` (programmed, converter ranges set) calibrated per output column on the
     inputs ``x`` (batch, n_in): reads ``x`` through the arrays (read noise from ``rng``)
-    and fits :func:`column_correction` of the read against the float target
-    ``x @ weights`` (``weights`` the layer's float matrix, (n_in, n_out)). Every later
+    and fits :func:`column_correction` of the read against the nominal target
+    ``x @ W_q`` (``weights`` the layer's float matrix, (n_in, n_out); ``W_q`` what a
+    nominal array holds of it, :func:`imclib.mapping.quantize_weights`). Every later
     :meth:`~imclib.layer.ProgrammedLayer.mvm` applies it.
     """
     x = _validate.finite_array("x", x, 2)

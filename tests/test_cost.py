@@ -17,7 +17,7 @@ def _hardware(conductance, v_read=0.1, **overrides):
     conductance = np.asarray(conductance, dtype=float)
     fields = dict(
         n_in=conductance.shape[0], n_out=conductance.shape[1], rows=conductance.shape[0], cols=conductance.shape[1],
-        row_blocks=1, n_physical=conductance.shape[1], v_read=v_read, adc_bits=8, scenario="per_tile",
+        row_blocks=1, n_physical=conductance.shape[1], v_read=v_read, adc_bits=8, dac_bits=None, scenario="per_tile",
         mapping="offset", input_sum="digital", n_junctions=2,
         drive=lambda x, absolute: np.mean([np.square(v_read * x) @ conductance.sum(axis=1),
                                            np.square(v_read * x).sum(axis=1), np.abs(v_read * x).sum(axis=1)], axis=1),
@@ -89,6 +89,26 @@ def test_conversions_of_a_three_row_block_layer(scenario, adcs, reads):
     assert adc.latency_s == pytest.approx(reads * technology.adc_time, rel=1e-12)
     assert adc.area_m2 == pytest.approx(adcs * technology.adc_area, rel=1e-12)
     assert _row(table, "array read").latency_s == pytest.approx(reads * technology.t_read, rel=1e-12)
+    assert _row(table, "DAC").energy_J == 0.0  # no DAC configured
+
+
+@pytest.mark.parametrize("scenario, conversions", [("per_tile", 10), ("reused", 6 * 4)])
+def test_dac_conversions_per_scenario(scenario, conversions):
+    # 10 inputs, 6 arrays of 4 rows: one 5-bit DAC per input row (per_tile) or one per array
+    # row read, tile after tile (reused)
+    config = CrossbarConfig.quantization_only(rows=4, cols=4, scenario=scenario).with_(periphery=Periphery(dac_bits=5))
+    layer = program_layer(np.random.default_rng(0).normal(size=(10, 6)), config, 0)
+    technology = Technology(dac_fom=3e-15)
+    assert operation_counts(layer_hardware(layer), technology)["dac_conversions"] == conversions
+    dac = _row(layer_cost(layer_hardware(layer), np.ones((2, 10)), technology), "DAC")
+    assert dac.energy_J == pytest.approx(conversions * 3e-15 * 2**5, rel=1e-12)
+
+
+def test_survey_converter_energies():
+    # Walden FOM 2.2 fJ/step (Harpe et al., ISSCC 2013): an 8-bit conversion costs 0.56 pJ,
+    # inside the 0.1-2 pJ of current SAR ADCs; the DAC is assumed to cost the same per step
+    assert Technology().adc_fom * 2**8 == pytest.approx(0.5632e-12, rel=1e-12)
+    assert Technology().dac_fom == Technology().adc_fom == cost.ADC_SURVEY_FOM_J
 
 
 def test_reference_column_is_read_and_converted():
@@ -149,6 +169,8 @@ def test_bad_input_names_the_parameter():
         Technology(t_read=0.0)
     with pytest.raises(ValueError, match="adc_fom"):
         Technology(adc_fom=-1.0)
+    with pytest.raises(ValueError, match="dac_fom"):
+        Technology(dac_fom=-1.0)
     with pytest.raises(ValueError, match="ideal_adc_bits"):
         Technology(ideal_adc_bits=40)
     with pytest.raises(ValueError, match=r"x must have shape \(batch >= 1, 4\)"):

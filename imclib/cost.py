@@ -338,6 +338,17 @@ def operation_counts(hardware: LayerHardware, technology: Technology | None = No
     }
 
 
+def converter_energy(hardware: LayerHardware, technology: Technology | None = None) -> dict:
+    """ADC and DAC energy of one layer per input (joules), ``{"ADC": ..., "DAC": ...}``:
+    ``conversions FOM 2^bits`` each (see the module docstring). It depends on the
+    configuration and the layer's shape only, not on the data, so it bounds a
+    configuration's energy from below before anything is simulated."""
+    t = technology or Technology()
+    counts = operation_counts(hardware, t)
+    return {"ADC": counts["conversions"] * t.adc_fom * 2.0 ** counts["adc_bits"],
+            "DAC": counts["dac_conversions"] * t.dac_fom * 2.0 ** (hardware.dac_bits or 0)}
+
+
 COLUMNS = ["layer", "component", "energy_J", "latency_s", "area_m2", "adc_bits", "adc_assumed"]
 
 
@@ -354,12 +365,12 @@ def _layer_rows(hardware: LayerHardware, x, technology: Technology) -> list[tupl
     power, square_sum, plain_sum = (float(v) for v in sums)
     f2 = t.feature_size**2
     built, reads = counts["arrays_built"], counts["sequential_reads"]
+    converters = converter_energy(hardware, t)
     rows = [
         ("array read", t.t_read * power, reads * t.t_read, 0.0),
         ("row drive", t.line_capacitance * hardware.n_physical * square_sum, 0.0, 0.0),
-        ("DAC", counts["dac_conversions"] * t.dac_fom * 2.0 ** (hardware.dac_bits or 0), 0.0, 0.0),
-        ("ADC", counts["conversions"] * t.adc_fom * 2.0 ** counts["adc_bits"], reads * t.adc_time,
-         counts["adcs"] * t.adc_area),
+        ("DAC", converters["DAC"], 0.0, 0.0),
+        ("ADC", converters["ADC"], reads * t.adc_time, counts["adcs"] * t.adc_area),
         ("digital", counts["adds"] * t.e_add + counts["mults"] * t.e_mult, 0.0,
          hardware.n_physical * t.adder_area + hardware.n_out * t.multiplier_area),
         ("cells", 0.0, 0.0, built * hardware.rows * hardware.cols * hardware.n_junctions * t.cell_area_f2 * f2),

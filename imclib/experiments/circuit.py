@@ -366,7 +366,7 @@ def findings(result: dict) -> str:
         f"the wires and the nominal decode does not subtract that drop).\n"
         f"* MNIST accuracy on {n}x{n} arrays at {r_acc:g} Ω per segment (first {result['n_scheme_test']:,} test images, "
         f"8-bit converters, linear cells): {accuracy_by_scheme}. Calibrating the converter ranges with the wires on "
-        f"changes it by {shift_lo:+.1%} to {shift_hi:+.1%} across schemes.\n"
+        f"changes it by {100 * shift_lo:+.1f} to {100 * shift_hi:+.1f} points across schemes.\n"
         f"* Without wire resistance the array size does not change the MVM error ({result['size_free_without_wires']}); "
         f"the error the wires add grows as n^{result['exponent']:.2f} with the array size n at 0.5 Ω. Devices "
         f"(offset/digital): 4x4 beats 64x64 from {', '.join(f'{v} Ω ({k})' for k, v in result['crossovers'].items())} on.\n"

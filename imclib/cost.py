@@ -13,15 +13,22 @@ Array read (joules)
     an upper bound on cell plus wire dissipation, since at fixed source voltages the power a
     resistive network dissipates does not increase when a resistance grows (Rayleigh
     monotonicity).
-Row drive (DAC)
+Row drive
     ``E_drive = C_line sum_i V_i^2`` with ``C_line`` = line capacitance per cell x cells the
     input's row lines cross (every physical column): the charge that sets the row lines to
-    their voltages once per read. The DAC's internal conversion energy is not counted.
+    their voltages once per read.
+DAC
+    ``E_DAC = FOM_DAC 2^d`` per conversion of a ``d``-bit input DAC: ``n_in`` conversions per
+    input when every tile has its own array (one DAC per input row, its line buffered to every
+    column tile), ``n_arrays rows`` when one array reads the tiles one after the other. No DAC
+    (``dac_bits=None``) costs nothing. ``FOM_DAC`` defaults to :data:`DAC_FOM_J` (an
+    assumption, see there).
 ADC
-    ``E_ADC = FOM 2^b`` per conversion (Walden figure of merit); every array converts each of
-    its ``cols`` columns once per input, so a layer makes ``n_arrays cols`` conversions
-    (reference columns included). An ideal ADC (``adc_bits=None``, as the accuracy path
-    allows) is costed at :data:`imclib.defaults.COST_ADC_BITS` bits; the table says so.
+    ``E_ADC = FOM 2^b`` per conversion (Walden figure of merit, :data:`ADC_SURVEY_FOM_J` by
+    default); every array converts each of its ``cols`` columns once per input, so a layer
+    makes ``n_arrays cols`` conversions (reference columns included). An ideal ADC
+    (``adc_bits=None``, as the accuracy path allows) is costed at
+    :data:`imclib.defaults.COST_ADC_BITS` bits; the table says so.
 Common-mode current
     Where the common-mode current is subtracted before the ADC by a current source, that
     source carries ``I_cm = sum_i V_i G_cm`` per column from a supply at ``v_read`` during
@@ -41,11 +48,11 @@ Area (square metres)
     ``n_junctions`` cross-point junctions (4 F^2 each), one row driver per row, one ADC per
     column; plus one accumulator (adder) per physical column and one multiplier per output.
 
-Left out (first order): reprogramming energy and time of a reused array (a write cost), the
-DAC's internal energy, sense-amplifier bias power, leakage, control logic, buffers and data
+Left out (first order): reprogramming energy and time of a reused array (a write cost),
+sense-amplifier bias power, leakage, control logic, buffers and data
 movement between layers, wire capacitance of the columns (held at virtual ground), and any
-pipelining of layers. Constants come from different nodes (ADC 90 nm, digital and cells
-45 nm) and are not scaled.
+pipelining of layers. Constants come from different nodes (ADC energy from the survey's
+best SAR, ADC time and area 90 nm, digital and cells 45 nm) and are not scaled.
 """
 
 from __future__ import annotations
@@ -60,6 +67,21 @@ from . import _validate, defaults
 from .layer import ProgrammedLayer
 from .network import hardware_matmul
 
+ADC_SURVEY_FOM_J = 2.2e-15
+"""ADC energy per conversion step (joules), Walden figure of merit ``P / (2^ENOB f_s)``:
+2.2 fJ/conversion-step of the 10/12-bit SAR ADC of Harpe, Cantatore and van Roermund
+(ISSCC 2013), the best Walden FOM of B. E. Jonsson's ADC survey in its spring-2013 update
+(converterpassion.wordpress.com, 2013-04-14, 4,057 data points from 1974 to Q1-2013). An
+8-bit conversion then costs ``2.2 fJ x 2^8 = 0.56 pJ``, inside the 0.1-2 pJ of current SAR
+ADCs. Assumption, stated: B. Murmann's "ADC Performance Survey 1997-2024" could not be read
+with this project's search tools, so its envelope is not used; the Walden FOM (not the
+Schreier FOM) is used because the cost is energy per conversion at a given resolution."""
+DAC_FOM_J = ADC_SURVEY_FOM_J
+"""Input DAC energy per conversion step (joules): no sourced DAC survey figure was found, so a
+``d``-bit DAC conversion is assumed to cost as much as a ``d``-bit ADC conversion
+(``FOM 2^d``), an upper bound in the sense that a SAR ADC switches its own ``d``-bit
+capacitive DAC ``d`` times per conversion."""
+
 
 @dataclass(frozen=True)
 class Technology:
@@ -71,6 +93,8 @@ class Technology:
         Integration time of one array read (seconds), > 0.
     adc_fom : float
         ADC energy per conversion step (joules), Walden FOM; a conversion costs ``FOM 2^b``.
+    dac_fom : float
+        Input DAC energy per conversion step (joules), >= 0; a conversion costs ``FOM 2^d``.
     adc_time : float
         Time of one ADC conversion (seconds).
     adc_area : float
@@ -92,7 +116,8 @@ class Technology:
     """
 
     t_read: float = defaults.T_READ_S
-    adc_fom: float = defaults.ADC_WALDEN_FOM_J
+    adc_fom: float = ADC_SURVEY_FOM_J
+    dac_fom: float = DAC_FOM_J
     adc_time: float = defaults.ADC_CONVERSION_TIME_S
     adc_area: float = defaults.ADC_AREA_M2
     ideal_adc_bits: int = defaults.COST_ADC_BITS
@@ -110,6 +135,7 @@ class Technology:
                      "multiplier_area", "feature_size", "cell_area_f2"):
             _validate.positive(name, getattr(self, name))
         _validate.non_negative("line_capacitance", self.line_capacitance)
+        _validate.non_negative("dac_fom", self.dac_fom)
         _validate.non_negative("driver_area_f2", self.driver_area_f2)
         _validate.optional_bits("ideal_adc_bits", self.ideal_adc_bits)
         if self.ideal_adc_bits is None:
@@ -136,6 +162,8 @@ class LayerHardware:
         Full-scale row voltage (volts).
     adc_bits : int or None
         ADC resolution of the configuration (None: ideal ADC).
+    dac_bits : int or None
+        Input DAC resolution (None: no DAC).
     scenario, mapping, input_sum : str
         As in :class:`~imclib.config.CrossbarConfig`.
     n_junctions : int
@@ -158,6 +186,7 @@ class LayerHardware:
     n_physical: int
     v_read: float
     adc_bits: int | None
+    dac_bits: int | None
     scenario: str
     mapping: str
     input_sum: str
@@ -264,7 +293,7 @@ def layer_hardware(layer: ProgrammedLayer) -> LayerHardware:
     return LayerHardware(
         n_in=layer.n_in, n_out=layer.n_out, rows=config.rows, cols=config.cols, row_blocks=layer.row_blocks,
         n_physical=layer.layout.n_physical, v_read=config.v_read, adc_bits=config.periphery.adc_bits,
-        scenario=config.scenario, mapping=config.mapping, input_sum=config.input_sum,
+        dac_bits=config.periphery.dac_bits, scenario=config.scenario, mapping=config.mapping, input_sum=config.input_sum,
         n_junctions=config.cell.n_junctions, drive=_drive(layer),
         common_mode_conductance=_common_mode_conductance(layer),
     )
@@ -280,8 +309,8 @@ def _common_mode_conductance(layer: ProgrammedLayer) -> float | None:
 
 
 def operation_counts(hardware: LayerHardware, technology: Technology | None = None) -> dict:
-    """Counts per input of one layer: arrays, conversions, sequential reads, converters and
-    digital operations (see the module docstring)."""
+    """Counts per input of one layer: arrays, ADC and DAC conversions, sequential reads,
+    converters and digital operations (see the module docstring)."""
     technology = technology or Technology()
     outputs = hardware.n_out
     adds = (hardware.row_blocks - 1) * hardware.n_physical
@@ -293,18 +322,31 @@ def operation_counts(hardware: LayerHardware, technology: Technology | None = No
         mults += outputs
         if hardware.input_sum == "digital":
             adds += hardware.n_in - 1
-    built = hardware.n_arrays if hardware.scenario == "per_tile" else 1
+    per_tile = hardware.scenario == "per_tile"
+    built = hardware.n_arrays if per_tile else 1
     return {
         "arrays": hardware.n_arrays,
         "arrays_built": built,
         "conversions": hardware.n_arrays * hardware.cols,
         "adcs": built * hardware.cols,
-        "sequential_reads": 1 if hardware.scenario == "per_tile" else hardware.n_arrays,
+        "sequential_reads": 1 if per_tile else hardware.n_arrays,
+        "dac_conversions": 0 if hardware.dac_bits is None else (hardware.n_in if per_tile else hardware.n_arrays * hardware.rows),
         "adc_bits": hardware.adc_bits if hardware.adc_bits is not None else technology.ideal_adc_bits,
         "adc_assumed": hardware.adc_bits is None,
         "adds": adds,
         "mults": mults,
     }
+
+
+def converter_energy(hardware: LayerHardware, technology: Technology | None = None) -> dict:
+    """ADC and DAC energy of one layer per input (joules), ``{"ADC": ..., "DAC": ...}``:
+    ``conversions FOM 2^bits`` each (see the module docstring). It depends on the
+    configuration and the layer's shape only, not on the data, so it bounds a
+    configuration's energy from below before anything is simulated."""
+    t = technology or Technology()
+    counts = operation_counts(hardware, t)
+    return {"ADC": counts["conversions"] * t.adc_fom * 2.0 ** counts["adc_bits"],
+            "DAC": counts["dac_conversions"] * t.dac_fom * 2.0 ** (hardware.dac_bits or 0)}
 
 
 COLUMNS = ["layer", "component", "energy_J", "latency_s", "area_m2", "adc_bits", "adc_assumed"]
@@ -323,11 +365,12 @@ def _layer_rows(hardware: LayerHardware, x, technology: Technology) -> list[tupl
     power, square_sum, plain_sum = (float(v) for v in sums)
     f2 = t.feature_size**2
     built, reads = counts["arrays_built"], counts["sequential_reads"]
+    converters = converter_energy(hardware, t)
     rows = [
         ("array read", t.t_read * power, reads * t.t_read, 0.0),
         ("row drive", t.line_capacitance * hardware.n_physical * square_sum, 0.0, 0.0),
-        ("ADC", counts["conversions"] * t.adc_fom * 2.0 ** counts["adc_bits"], reads * t.adc_time,
-         counts["adcs"] * t.adc_area),
+        ("DAC", converters["DAC"], 0.0, 0.0),
+        ("ADC", converters["ADC"], reads * t.adc_time, counts["adcs"] * t.adc_area),
         ("digital", counts["adds"] * t.e_add + counts["mults"] * t.e_mult, 0.0,
          hardware.n_physical * t.adder_area + hardware.n_out * t.multiplier_area),
         ("cells", 0.0, 0.0, built * hardware.rows * hardware.cols * hardware.n_junctions * t.cell_area_f2 * f2),

@@ -628,7 +628,7 @@ def cell_voltage_map(cells: pd.DataFrame) -> plt.Figure:
 
 # ---- 07: cost ------------------------------------------------------------------------
 
-ENERGY_COMPONENTS = ("array read", "row drive", "ADC", "common-mode current", "digital")
+ENERGY_COMPONENTS = ("array read", "row drive", "DAC", "ADC", "common-mode current", "digital")
 AREA_COMPONENTS = ("cells", "row drivers", "ADC", "digital")
 
 

@@ -237,7 +237,7 @@ def test_converter_floor_is_the_converter_rows_of_the_cost_table():
     assert study.converter_floor(model, config) == pytest.approx(expected, rel=1e-12)
     assert study.converter_floor(model, config) < table.loc[("total", "total"), "energy_J"]
     wired = study.e1_config(2, 16, 4, scheme="differential")
-    assert wired.nonideal.bias_dependence and wired.wires.r_row == wired.wires.r_col == study.E1_WIRE_OHM
+    assert wired.nonideal.bias_dependence == study.E1_BIAS_DEPENDENCE and wired.wires.r_row == wired.wires.r_col == study.E1_WIRE_OHM
     assert wired.mapping == "differential" and wired.periphery.adc_bits == 4 and wired.periphery.dac_bits is not None
     with pytest.raises(ValueError, match="scheme"):
         study.e1_config(2, 16, 4, scheme="offset")

@@ -94,7 +94,9 @@ JUNCTION_SIGMA = 0.03
 # * ADC: Harpe et al., "A 26 uW 8 bit 10 MS/s asynchronous SAR ADC for low energy radios",
 #   IEEE JSSC 46(7), 1585-1595, 2011: 90 nm CMOS, ENOB 7.77 at 10.24 MS/s, 26.3 uW from 1 V,
 #   228 um x 240 um including decoupling capacitors; an 8-bit SAR at ~10 MS/s of the kind the
-#   Murmann ADC performance survey tabulates. Walden FOM = P / (2^ENOB f_s) = 11.8 fJ/step.
+#   Murmann ADC performance survey tabulates (its Walden FOM, P / (2^ENOB f_s) = 11.8 fJ/step,
+#   is no longer the energy: imclib.cost.ADC_SURVEY_FOM_J, 2.2 fJ/step, Harpe et al. ISSCC 2013);
+#   its conversion time and area are used below.
 # * Digital arithmetic: Horowitz, "Computing's energy problem (and what we can do about it)",
 #   ISSCC 2014, 45 nm at 0.9 V: 32-bit integer add 0.1 pJ and 137 um^2, 32-bit integer
 #   multiply 3.1 pJ and 3495 um^2. Not scaled: digital work is costed at 45 nm.
@@ -104,9 +106,6 @@ JUNCTION_SIGMA = 0.03
 # * Cell footprint: 4 F^2 per junction, the minimum cross-point footprint (2F x 2F), taken
 #   at F = 45 nm, the node of the digital energies.
 
-ADC_WALDEN_FOM_J = 26.3e-6 / (2**7.77 * 10.24e6)
-"""ADC energy per conversion step (joules), Walden FOM of Harpe et al. 2011 (11.8 fJ/step);
-one conversion of b bits costs ``FOM 2^b``."""
 ADC_CONVERSION_TIME_S = 1.0 / 10.24e6
 """Time of one ADC conversion (seconds), 1 / 10.24 MS/s (Harpe et al. 2011)."""
 ADC_AREA_M2 = 228e-6 * 240e-6

@@ -1,5 +1,7 @@
 """Study 06 helpers (wire resistance against array size): hand-made tables and small layers."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,3 +125,24 @@ def test_check_claim_judges_every_scheme(small_wins, verdict):
     assert result["exponent"] == pytest.approx(2.0)
     text = circuit.findings(result)
     assert f"C7: {verdict}" in text and "2,000 test images" in text
+
+
+def test_ideal_wire_contrast_takes_ranges_and_column_fit_of_the_ideal_deployment():
+    from imclib.deploy import deploy_network
+    from imclib.experiments import circuit as study
+    from imclib.mlp import MLP
+
+    rng = np.random.default_rng(3)
+    model = MLP([rng.normal(size=(8, 4))], [np.zeros(4)])
+    calibration = rng.uniform(size=(30, 8))
+    config = study.scheme_device("offset/digital")
+    (nominal,), _ = deploy_network(model, study.wired(config, 4, 0.0), calibration, 0)
+    (actual,), _ = deploy_network(model, study.wired(config, 4, 5.0), calibration, 0)
+    copied = study.with_ranges_of(actual, nominal)
+    np.testing.assert_array_equal(copied.correction, nominal.correction)
+    np.testing.assert_array_equal(copied.adc_range, nominal.adc_range)
+    assert not np.array_equal(actual.correction, nominal.correction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with study.saturation_recorded():
+            warnings.warn("ADC saturated on 5% of reads", RuntimeWarning)

@@ -25,6 +25,7 @@ subtract, so the offset schemes are expected to suffer more than the differentia
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -35,7 +36,7 @@ from .. import defaults
 from ..circuit import WireParasitics, nonlinear_column_currents
 from ..config import DECODE_SCHEMES, CrossbarConfig
 from ..deploy import calibrate, deploy_network, range_report
-from ..layer import ProgrammedLayer, program_layer, simulate_mvm, with_ranges
+from ..layer import ProgrammedLayer, _replace, program_layer, simulate_mvm, with_ranges
 from ..mlp import MLP
 from ..network import hardware_accuracy, hardware_matmul
 from ..nonidealities import Nonidealities
@@ -82,8 +83,10 @@ def scheme_device(scheme: str) -> CrossbarConfig:
 
 def with_ranges_of(layer: ProgrammedLayer, source: ProgrammedLayer) -> ProgrammedLayer:
     """``layer`` with the converter ranges (DAC full scale and polarity, ADC full scale per
-    column) of ``source``, a layer of the same shape and layout."""
-    return with_ranges(layer, source.input_range, source.input_signed, source.adc_range)
+    column) and the column correction (:func:`imclib.deploy.fit_columns`, None if it has
+    none) of ``source``, a layer of the same shape and layout: calibrated as ``source`` was."""
+    return _replace(with_ranges(layer, source.input_range, source.input_signed, source.adc_range),
+                    correction=source.correction)
 
 
 def _calibrated_pair(weights: np.ndarray, calibration: np.ndarray, config: CrossbarConfig, size: int,
@@ -93,6 +96,16 @@ def _calibrated_pair(weights: np.ndarray, calibration: np.ndarray, config: Cross
     ideal = calibrate(program_layer(weights, wired(config, size, 0.0), seed), calibration)
     layer = program_layer(weights, wired(config, size, r_wire), seed)
     return {"ideal wires": with_ranges_of(layer, ideal), "wires on": calibrate(layer, calibration)}
+
+
+@contextlib.contextmanager
+def saturation_recorded():
+    """A context that silences the ADC-saturation warning of the reads inside it: wired
+    arrays saturate by design here (the wire error is what is measured, and
+    :func:`scheme_sweep` records the saturated fraction)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="ADC saturated", category=RuntimeWarning)
+        yield
 
 
 def scheme_sweep(weights: np.ndarray, x: np.ndarray, calibration: np.ndarray, schemes=tuple(DECODE_SCHEMES),
@@ -115,7 +128,8 @@ def scheme_sweep(weights: np.ndarray, x: np.ndarray, calibration: np.ndarray, sc
             ideal = None
             for r_wire in sorted(resistances):
                 for ranges, layer in _calibrated_pair(weights, calibration, config, size, r_wire, seed).items():
-                    y = layer.mvm(x, seed)
+                    with saturation_recorded():
+                        y = layer.mvm(x, seed)
                     ideal = y if r_wire == 0 else ideal
                     records.append({
                         "scheme": scheme, "ranges": ranges, "size": size, "r_wire": r_wire, "inputs": x.shape[0],
@@ -135,7 +149,8 @@ def scheme_accuracy(model: MLP, x_test: np.ndarray, y_test: np.ndarray, calibrat
     Both range calibrations follow :func:`imclib.deploy.deploy_network` on ``calibration``
     (training images): through the wired arrays (``"wires on"``), or on the same network
     deployed with ideal wires, whose ranges are then copied onto the wired layers
-    (``"ideal wires"``). Columns: ``scheme``, ``ranges``, ``size``, ``r_wire``, ``accuracy``.
+    (``"ideal wires"``: ranges and column correction of the ideal-wire deployment). Columns:
+    ``scheme``, ``ranges``, ``size``, ``r_wire``, ``accuracy``.
     """
     records = []
     grid = [(scheme, size, r) for scheme in schemes for size in sizes for r in resistances]
@@ -145,7 +160,8 @@ def scheme_accuracy(model: MLP, x_test: np.ndarray, y_test: np.ndarray, calibrat
         actual, _ = deploy_network(model, wired(config, size, r_wire), calibration, seed)
         for ranges, layers in (("ideal wires", [with_ranges_of(a, n) for a, n in zip(actual, nominal)]),
                                ("wires on", actual)):
-            logits = model.forward(x_test, matmul=hardware_matmul(layers, seed))
+            with saturation_recorded():
+                logits = model.forward(x_test, matmul=hardware_matmul(layers, seed))
             records.append({"scheme": scheme, "ranges": ranges, "size": size, "r_wire": r_wire,
                             "accuracy": float(np.mean(logits.argmax(axis=1) == y_test))})
     return pd.DataFrame(records)

@@ -369,7 +369,7 @@ def random_vs_systematic(ratios: pd.DataFrame, sweep: pd.DataFrame | None = None
     styles = dict(zip(layers, ["-o", "--s", ":^"]))
     kinds = list(dict.fromkeys(ratios.systematic))
     panels = len(kinds) + (sweep is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels + 1.6, 4.8), sharey=True, squeeze=False)  # within 15 in at 200 dpi
+    fig, axes = plt.subplots(1, panels, figsize=(3.8 * panels + 0.8, 4.6), sharey=True, squeeze=False)  # within 15 in at 200 dpi, legend included
     for index, (ax, kind) in enumerate(zip(axes[0], kinds)):
         for scheme in schemes:
             for layer in layers:

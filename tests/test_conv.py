@@ -80,14 +80,20 @@ def _noise_free(config):
 @pytest.mark.parametrize("scheme", ["ideal", *DECODE_SCHEMES])
 def test_batch_of_one_equals_batch_of_many_on_noise_free_paths(scheme):
     """Every image's output is the same alone as in a batch (and so whatever the chunking),
-    on the ideal device and on the default device of every decode scheme without read noise."""
+    on the ideal device and on the default device of every decode scheme without read noise.
+    The ideal device's float GEMM may round in the last bit with the batch size (OpenBLAS picks
+    a kernel per shape and CPU, e.g. Prescott or Haswell): equal to 1e-13 relative there; the
+    converters' codes make the other paths identical."""
     x, kernels, bias, k, stride, padding = _case((9, 2, 9, 9, 5, 3, 2, 1), seed=4)
     config = CrossbarConfig.ideal() if scheme == "ideal" else _noise_free(CrossbarConfig(**DECODE_SCHEMES[scheme]))
     layer = program_layer(kernels.reshape(5, -1).T, config, 7, input_range=1.0, input_signed=False)
     batch = conv.hardware_conv2d(layer, x, bias, k, stride, padding)
     for index in (0, 4, 8):
         single = conv.hardware_conv2d(layer, x[index : index + 1], bias, k, stride, padding)
-        assert np.array_equal(single[0], batch[index])
+        if scheme == "ideal":
+            np.testing.assert_allclose(single[0], batch[index], rtol=1e-13, atol=1e-13 * np.abs(batch).max())
+        else:
+            assert np.array_equal(single[0], batch[index])
 
 
 def test_chunking_does_not_change_the_rows(monkeypatch):

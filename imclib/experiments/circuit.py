@@ -366,8 +366,8 @@ def findings(result: dict) -> str:
     n, r_acc = result["size_accuracy"], result["r_accuracy"]
     wire = "; ".join(f"{s}: {v[min(SIZES)]:.4f} vs {v[max(SIZES)]:.4f}" for s, v in result["wire_error_05"].items())
     accuracy_by_scheme = "; ".join(
-        f"{s}: {result['accuracy_64']['ideal wires'][s]:.1%} (ranges calibrated with ideal wires) / "
-        f"{result['accuracy_64']['wires on'][s]:.1%} (with the wires on)" for s in result["by_scheme"])
+        f"{s}: {result['accuracy_64']['ideal wires'][s]:.1%} (converter ranges and column fit calibrated with ideal "
+        f"wires) / {result['accuracy_64']['wires on'][s]:.1%} (with the wires on)" for s in result["by_scheme"])
     big = max(SIZES)
     ratio = result["wire_error_05"]["differential"][big] / result["wire_error_05"]["offset/digital"][big]
     shifts = [result["accuracy_64"]["wires on"][s] - result["accuracy_64"]["ideal wires"][s] for s in result["by_scheme"]]
@@ -381,12 +381,14 @@ def findings(result: dict) -> str:
         f"differential decode's is {ratio:.2g}x offset/digital's (the offset mapping's common-mode current drops on "
         f"the wires and the nominal decode does not subtract that drop).\n"
         f"* MNIST accuracy on {n}x{n} arrays at {r_acc:g} Ω per segment (first {result['n_scheme_test']:,} test images, "
-        f"8-bit converters, linear cells): {accuracy_by_scheme}. Calibrating the converter ranges with the wires on "
+        f"8-bit converters, linear cells, deployed with the per-column calibration): {accuracy_by_scheme}. "
+        f"Calibrating with the wires on (converter ranges and the column fit, which absorbs most of the IR drop's gain) "
         f"changes it by {100 * shift_lo:+.1f} to {100 * shift_hi:+.1f} points across schemes.\n"
         f"* Without wire resistance the array size does not change the MVM error ({result['size_free_without_wires']}); "
         f"the error the wires add grows as n^{result['exponent']:.2f} with the array size n at 0.5 Ω. Devices "
         f"(offset/digital): 4x4 beats 64x64 from {', '.join(f'{v} Ω ({k})' for k, v in result['crossovers'].items())} on.\n"
-        f"* MNIST accuracy (QAT network, quantization-only device, no converters, all {result['n_test']:,} test images): "
+        f"* MNIST accuracy (QAT network, quantization-only device, no converters, deployed with the column calibration "
+        f"through the wired arrays, all {result['n_test']:,} test images): "
         f"{acc[(4, 0.0)]:.2%} with ideal wires, {acc[(4, r_max)]:.2%} on 4x4 arrays at {r_max:g} Ω, and "
         f"{acc[(64, r_min)]:.2%} on 64x64 arrays already at {r_min:g} Ω (± {result['halfwidth']:.2%}, the binomial 95 % "
         f"error of one accuracy).\n"

@@ -15,6 +15,7 @@ from imclib.mlp import (
     _loss_and_gradients,
     train_mlp,
 )
+from finite_differences import central_differences
 from seed_statistics import assert_above_four_standard_errors
 
 DIGITS_CONFIG = TrainConfig(hidden=(64,), epochs=10, batch_size=32, learning_rate=3e-3)
@@ -90,18 +91,9 @@ def test_gradients_match_finite_differences(tiny_model):
     def loss() -> float:
         return _loss_and_gradients(tiny_model.weights, tiny_model.biases, x, y).loss
 
-    step = 1e-6
     for param, grad in zip(params, analytic):
         assert grad.shape == param.shape
-        numeric = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            original = param[index]
-            param[index] = original + step
-            loss_plus = loss()
-            param[index] = original - step
-            loss_minus = loss()
-            param[index] = original
-            numeric[index] = (loss_plus - loss_minus) / (2 * step)
+        numeric = central_differences(loss, param, step=1e-6)
         relative_error = np.linalg.norm(grad - numeric) / np.linalg.norm(grad + numeric)
         assert relative_error < 1e-5
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)

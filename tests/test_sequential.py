@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from finite_differences import central_differences
 from imclib import cache, conv
 from imclib.config import DECODE_SCHEMES, CrossbarConfig
 from imclib.deploy import deploy_network
@@ -37,19 +38,10 @@ def test_gradients_match_central_differences():
     largest gradient of the layer is far above both and far below a wrong gradient."""
     model, x, y = _tiny()
     _, weight_grads, bias_grads, _ = model.loss_and_gradients(x, y)
-    step = 1e-6
     for params, grads in ((model.weights, weight_grads), (model.biases, bias_grads)):
         for param, grad in zip(params, grads):
             assert grad.shape == param.shape
-            numeric = np.zeros_like(param)
-            for index in np.ndindex(param.shape):
-                saved = param[index]
-                param[index] = saved + step
-                up = model.loss_and_gradients(x, y)[0]
-                param[index] = saved - step
-                down = model.loss_and_gradients(x, y)[0]
-                param[index] = saved
-                numeric[index] = (up - down) / (2 * step)
+            numeric = central_differences(lambda: model.loss_and_gradients(x, y)[0], param, step=1e-6)
             assert np.max(np.abs(grad - numeric)) <= 1e-6 * np.max(np.abs(numeric))
             assert np.max(np.abs(numeric)) > 0
 

@@ -16,14 +16,16 @@ only:
 4. calibrate every output column after programming (on by default; :func:`fit_columns`):
    read the calibration inputs through the programmed arrays and fit, by least squares,
    the column's gain, offset and input-sum coefficient of the hardware output against the
-   nominal target ``t = x @ W_q`` of the same layer, ``y_hw_j = g_j t_j + o_j + c_j sum(x)``;
-   every later read is corrected digitally, ``y_j = (y_hw_j - o_j - c_j sum(x)) / g_j``.
+   target ``t`` of the same layer, ``y_hw_j = g_j t_j + o_j + c_j sum(x)``; every later
+   read is corrected digitally, ``y_j = (y_hw_j - o_j - c_j sum(x)) / g_j``. The target is
+   what the network was trained to compute (:func:`resolve_column_target`): ``t = x @ W``
+   for a float-trained network (``"float"``: the fit also removes the affine part of the
+   quantization error, which such a network never saw), ``t = x @ W_q`` for a network
+   trained with its quantized weights in the loop (``"quantized"``: QAT, hardware-aware
+   training; it learned ``W`` for ``W_q``, so the fit removes only the device's deviations
+   from its design: miscalibrated levels, converter gains, the mean of the variation).
    ``W_q`` are the weights a nominal, noise-free array holds
-   (:func:`imclib.mapping.quantize_weights`): the fit removes the device's deviations from
-   its design (miscalibrated levels, converter gains, the mean of the variation), not the
-   quantization the design chose; a hardware-aware trained network, which learned ``W`` for
-   ``W_q``, is therefore pulled towards what it was trained for, not towards its float
-   weights.
+   (:func:`imclib.mapping.quantize_weights`).
 
 Layer ``i + 1`` is calibrated on the activations the programmed layers ``0 .. i`` produce
 (hardware outputs, corrected, plus bias, then each layer's activation), as they would be
@@ -54,7 +56,7 @@ from . import _validate, kernels
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, _replace, program_layer, with_ranges
 from .mapping import quantize_weights
-from .mlp import ACTIVATIONS, MLP
+from .mlp import ACTIVATIONS, MLP, TRAINED_FOR
 
 ADC_SAMPLES = 256
 """Calibration inputs whose partial currents set the ADC full scale (evenly spaced rows)."""
@@ -158,7 +160,7 @@ def _report(layer: ProgrammedLayer, x: np.ndarray, currents: np.ndarray) -> dict
 
 def column_correction(y: np.ndarray, target: np.ndarray, input_sum: np.ndarray) -> np.ndarray:
     """Least-squares per-column fit ``y_j = g_j t_j + o_j + c_j S`` of hardware outputs ``y``
-    (batch, n_out, weight units) against the float targets ``t`` (same shape) and the
+    (batch, n_out, weight units) against the noise-free targets ``t`` (same shape) and the
     digital input sum ``S`` (batch,): ``(g, o, c)`` stacked as (3, n_out).
 
     Solved on centered values (``t'``, ``S'``, ``y'`` minus their means over the batch):
@@ -183,34 +185,38 @@ def column_correction(y: np.ndarray, target: np.ndarray, input_sum: np.ndarray) 
     return np.where(usable, np.stack([gain, offset, per_input]), np.array([[1.0], [0.0], [0.0]]))
 
 
-def _fit_columns(layer: ProgrammedLayer, x: np.ndarray, y: np.ndarray,
-                 weights: np.ndarray) -> tuple[ProgrammedLayer, np.ndarray]:
+def _fit_columns(layer: ProgrammedLayer, x: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                 column_target: str) -> tuple[ProgrammedLayer, np.ndarray]:
     """``layer`` with the :func:`column_correction` of its uncorrected read ``y`` of ``x``
-    against the nominal target ``x @ W_q`` (:func:`imclib.mapping.quantize_weights` of
-    ``weights``), and that read corrected."""
+    against the target ``x @ W`` (``column_target="float"``) or ``x @ W_q``
+    (``"quantized"``, :func:`imclib.mapping.quantize_weights` of ``weights``), and that
+    read corrected."""
     applied = layer.applied_inputs(x)
-    target = x @ quantize_weights(weights, layer.config)
+    target = x @ (weights if column_target == "float" else quantize_weights(weights, layer.config))
     layer = _replace(layer, correction=column_correction(y, target, applied.sum(axis=1)))
     return layer, layer.corrected(y.copy(), applied)
 
 
-def fit_columns(layer: ProgrammedLayer, x, weights, rng=None) -> ProgrammedLayer:
+def fit_columns(layer: ProgrammedLayer, x, weights, rng=None, column_target: str = "float") -> ProgrammedLayer:
     """``layer`` (programmed, converter ranges set) calibrated per output column on the
     inputs ``x`` (batch, n_in): reads ``x`` through the arrays (read noise from ``rng``)
-    and fits :func:`column_correction` of the read against the nominal target
-    ``x @ W_q`` (``weights`` the layer's float matrix, (n_in, n_out); ``W_q`` what a
-    nominal array holds of it, :func:`imclib.mapping.quantize_weights`). Every later
+    and fits :func:`column_correction` of the read against the target ``x @ W``
+    (``column_target="float"``, default) or ``x @ W_q`` (``"quantized"``; ``weights`` the
+    layer's float matrix, (n_in, n_out); ``W_q`` what a nominal array holds of it,
+    :func:`imclib.mapping.quantize_weights`): what the matrix was trained to compute
+    (:data:`imclib.mlp.TRAINED_FOR`). Every later
     :meth:`~imclib.layer.ProgrammedLayer.mvm` applies it.
     """
     x = _validate.finite_array("x", x, 2)
     weights = _validate.finite_array("weights", weights, 2)
+    _validate.choice("column_target", column_target, TRAINED_FOR)
     if x.shape[1] != layer.n_in or weights.shape != (layer.n_in, layer.n_out):
         raise ValueError(f"x must have shape (batch, {layer.n_in}) and weights ({layer.n_in}, {layer.n_out}), "
                          f"got {x.shape} and {weights.shape}")
     if x.shape[0] < 3:
         raise ValueError(f"x must hold at least 3 calibration inputs (three coefficients per column), got {x.shape[0]}")
     uncorrected = _replace(layer, correction=None)
-    return _fit_columns(uncorrected, x, uncorrected.mvm(x, _validate.generator(rng)), weights)[0]
+    return _fit_columns(uncorrected, x, uncorrected.mvm(x, _validate.generator(rng)), weights, column_target)[0]
 
 
 def resolve_column_calibration(config: CrossbarConfig, column_calibration: bool | None, n_inputs: int) -> bool:
@@ -225,6 +231,16 @@ def resolve_column_calibration(config: CrossbarConfig, column_calibration: bool 
     return column_calibration
 
 
+def resolve_column_target(model, column_target: str | None) -> str:
+    """What a deployment's column calibration fits towards: ``column_target`` if given
+    (``"float"``: ``x @ W``; ``"quantized"``: ``x @ W_q``), else what ``model`` was trained
+    for (its ``trained_for``, :data:`imclib.mlp.TRAINED_FOR`: ``"quantized"`` after QAT or
+    hardware-aware training, ``"float"`` otherwise)."""
+    column_target = model.trained_for if column_target is None else column_target
+    _validate.choice("column_target", column_target, TRAINED_FOR)
+    return column_target
+
+
 def uncorrected_columns(layer: ProgrammedLayer) -> int:
     """Output columns of ``layer`` the column calibration left at the identity (0 without it)."""
     if layer.correction is None:
@@ -233,7 +249,7 @@ def uncorrected_columns(layer: ProgrammedLayer) -> int:
 
 
 def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
-                   input_ranges=None, column_calibration: bool | None = None
+                   input_ranges=None, column_calibration: bool | None = None, column_target: str | None = None
                    ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
     """Program every layer of ``model`` and calibrate its converter ranges.
 
@@ -252,6 +268,10 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         Fit every output column's gain, offset and input-sum coefficient after programming
         (:func:`fit_columns`, module docstring). Default: on with the calibrated weight map,
         off with ``weight_map="naive"`` (naive PTQ is by definition uncalibrated).
+    column_target : {"float", "quantized"}, optional
+        The column calibration's target, ``x @ W`` or ``x @ W_q`` (:func:`resolve_column_target`).
+        Default: what the network was trained for, ``model.trained_for`` (``"quantized"``
+        for QAT and hardware-aware training, ``"float"`` for a float-trained network).
 
     Returns
     -------
@@ -267,6 +287,7 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
     if input_ranges is not None:
         input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
     column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
+    column_target = resolve_column_target(model, column_target)
     rng = _validate.generator(rng)
     read_rng = rng.spawn(1)[0]
     layers, records = [], []
@@ -278,7 +299,7 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         if column_calibration or index < last:
             y = layer.mvm(x, read_rng)
         if column_calibration:
-            layer, y = _fit_columns(layer, x, y, weights)
+            layer, y = _fit_columns(layer, x, y, weights, column_target)
         record["columns_uncorrected"] = uncorrected_columns(layer)
         layers.append(layer)
         records.append(record)

@@ -218,7 +218,8 @@ def train_hwa(x: np.ndarray, y: np.ndarray, config: CrossbarConfig, training: Tr
     Returns
     -------
     model : MLP
-        Shadow weights; deploy them with ``config`` (:func:`imclib.deploy.deploy_network`).
+        Shadow weights, trained for their quantized values (``trained_for="quantized"``);
+        deploy them with ``config`` (:func:`imclib.deploy.deploy_network`).
     history : pandas.DataFrame
         ``epoch``, ``loss``, ``train_accuracy`` (noisy forward passes), ``val_accuracy``.
     """
@@ -255,4 +256,5 @@ def train_hwa(x: np.ndarray, y: np.ndarray, config: CrossbarConfig, training: Tr
         records.append({"epoch": epoch, "loss": loss_sum / x.shape[0], "train_accuracy": correct / x.shape[0],
                         "val_accuracy": val})
         epochs.set_postfix(loss=f"{records[-1]['loss']:.4f}", val=f"{val:.4f}")
+    model.trained_for = "quantized"
     return model, pd.DataFrame.from_records(records)

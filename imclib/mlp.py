@@ -59,6 +59,13 @@ ACTIVATIONS = {
 ``logistic(z) = 1 / (1 + e^{-z}) = (1 + tanh(z / 2)) / 2`` (the tanh form cannot overflow)
 and ``identity(z) = z``."""
 
+TRAINED_FOR = ("float", "quantized")
+"""What a trained network's weights ``W`` were trained to compute (:attr:`MLP.trained_for`):
+``"float"``, ``x @ W`` (ordinary training); ``"quantized"``, ``x @ W_q`` with ``W_q`` the
+weights a nominal array holds (:func:`imclib.mapping.quantize_weights`: quantization-aware
+or hardware-aware training, :func:`imclib.hwa.train_hwa`). The deployment's column
+calibration targets the same product (:func:`imclib.deploy.resolve_column_target`)."""
+
 _DERIVATIVES = {
     "relu": lambda a: (a > 0).astype(np.float64),
     "tanh": lambda a: 1.0 - a * a,
@@ -337,6 +344,10 @@ class MLP:
         One name of :data:`ACTIVATIONS` per layer ("relu", "tanh", "logistic",
         "identity"); default ReLU on hidden layers and the identity on the output
         (:func:`default_activations`). Stored as a tuple.
+    trained_for : {"float", "quantized"}
+        Provenance, data only (:data:`TRAINED_FOR`): whether the weights were trained to
+        compute ``x @ W`` (default) or ``x @ W_q`` (QAT, hardware-aware training). Not part
+        of any cache key; :func:`train_mlp` and :func:`imclib.hwa.train_hwa` set it.
 
     Notes
     -----
@@ -347,6 +358,7 @@ class MLP:
     weights: list[np.ndarray]
     biases: list[np.ndarray]
     activations: tuple[str, ...] | None = None
+    trained_for: str = "float"
 
     def __post_init__(self) -> None:
         self.weights = [np.asarray(w, dtype=np.float64) for w in self.weights]
@@ -359,6 +371,7 @@ class MLP:
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             self._check_layer(index, weight, bias)
         self.activations = _checked_activations(self.activations, len(self.weights))
+        _validate.choice("trained_for", self.trained_for, TRAINED_FOR)
 
     def _check_layer(self, index: int, weight: np.ndarray, bias: np.ndarray) -> None:
         if weight.ndim != 2:
@@ -422,20 +435,23 @@ class MLP:
 
     def copy(self) -> MLP:
         """Deep copy of the parameters."""
-        return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases], self.activations)
+        return MLP([w.copy() for w in self.weights], [b.copy() for b in self.biases], self.activations,
+                   self.trained_for)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the parameters and the activations to ``path`` as ``.npz`` (atomically,
-        exact path; data only: float arrays and one array of activation names)."""
+        """Write the parameters, the activations and :attr:`trained_for` to ``path`` as
+        ``.npz`` (atomically, exact path; data only: float arrays and arrays of names)."""
         arrays = {f"weight_{i}": w for i, w in enumerate(self.weights)}
         arrays.update({f"bias_{i}": b for i, b in enumerate(self.biases)})
         arrays["activations"] = np.array(self.activations)
+        arrays["trained_for"] = np.array(self.trained_for)
         atomic_write(Path(path), lambda file: np.savez(file, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MLP:
         """Read a model written by :meth:`save`. A file without ``activations`` (written
-        before they were stored) holds the default ReLU network.
+        before they were stored) holds the default ReLU network; one without
+        ``trained_for``, a float-trained network.
 
         Raises
         ------
@@ -449,7 +465,8 @@ class MLP:
                 weights = [data[f"weight_{i}"] for i in range(n_layers)]
                 biases = [data[f"bias_{i}"] for i in range(n_layers)]
                 activations = tuple(data["activations"].tolist()) if "activations" in data.files else None
-            return cls(weights, biases, activations)
+                trained_for = str(data["trained_for"]) if "trained_for" in data.files else "float"
+            return cls(weights, biases, activations, trained_for)
         except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a valid MLP file: {type(error).__name__}: {error}") from error
 
@@ -636,7 +653,8 @@ def train_mlp(
     Returns
     -------
     model : MLP
-        Trained model (shadow weights under QAT).
+        Trained model (shadow weights under QAT; :attr:`MLP.trained_for` ``"quantized"``
+        under QAT, else ``"float"``).
     history : pandas.DataFrame
         One row per epoch with columns ``epoch`` (1-based), ``loss`` (mean
         minibatch loss over the epoch), ``train_accuracy`` (fraction of
@@ -714,6 +732,7 @@ def train_mlp(
         }
         records.append(record)
         epochs.set_postfix(loss=f"{record['loss']:.4f}", val=f"{record['val_accuracy']:.4f}")
+    model.trained_for = "quantized" if config.qat else "float"
     return model, pd.DataFrame.from_records(records)
 
 

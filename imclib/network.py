@@ -41,31 +41,33 @@ def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
 
 
 def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int, calibration,
-                    column_calibration: bool | None = None) -> np.ndarray:
+                    column_calibration: bool | None = None, column_target: str | None = None) -> np.ndarray:
     """Logits of ``model`` on hardware deployed with device seed ``seed``.
 
     ``x``: finite inputs, shape (batch, n_in); ``seed``: a non-negative integer;
     ``calibration``: inputs the converter ranges and the column calibration are fitted on
     (training images, never the evaluated data: required, so that nothing is set on the
-    data it is scored on); ``column_calibration``: as in
-    :func:`imclib.deploy.deploy_network` (default: on unless ``weight_map="naive"``).
+    data it is scored on); ``column_calibration`` and ``column_target``: as in
+    :func:`imclib.deploy.deploy_network` (default: on unless ``weight_map="naive"``,
+    fitted towards what the network was trained for, ``model.trained_for``).
     """
     _validate.instance("model", model, MLP)
     x = _validate.features("x", x, model.layer_sizes[0])
     rng = np.random.default_rng(_validate.seed("seed", seed))
-    layers, _ = deploy_network(model, config, calibration, rng, column_calibration=column_calibration)
+    layers, _ = deploy_network(model, config, calibration, rng, column_calibration=column_calibration,
+                               column_target=column_target)
     return model.forward(x, matmul=hardware_matmul(layers, rng))
 
 
 def hardware_accuracy(
     model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration,
-    column_calibration: bool | None = None
+    column_calibration: bool | None = None, column_target: str | None = None
 ) -> pd.DataFrame:
     """Accuracy on hardware for each device seed: columns ``seed``, ``accuracy``.
 
     ``y``: one class label per row of ``x``, integers in ``[0, n_out)``; ``seeds``: a
-    non-empty sequence of non-negative integers; ``calibration`` and
-    ``column_calibration`` as in :func:`hardware_logits`.
+    non-empty sequence of non-negative integers; ``calibration``, ``column_calibration``
+    and ``column_target`` as in :func:`hardware_logits`.
     """
     _validate.instance("model", model, MLP)
     x = _validate.features("x", x, model.layer_sizes[0])
@@ -78,7 +80,7 @@ def hardware_accuracy(
     rows = [
         {"seed": seed,
          "accuracy": float(np.mean(hardware_logits(model, x, config, seed, calibration,
-                                                          column_calibration).argmax(1) == y))}
+                                                   column_calibration, column_target).argmax(1) == y))}
         for seed in seeds
     ]
     return pd.DataFrame(rows)

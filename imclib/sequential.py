@@ -41,9 +41,10 @@ from tqdm.auto import tqdm
 from . import _validate
 from .config import CrossbarConfig
 from .conv import _convolve, col2im, conv_output_size, rows_per_chunk
-from .deploy import _fit_columns, calibrate, range_report, resolve_column_calibration, uncorrected_columns
+from .deploy import (_fit_columns, calibrate, range_report, resolve_column_calibration, resolve_column_target,
+                     uncorrected_columns)
 from .layer import ProgrammedLayer, program_layer
-from .mlp import (ACTIVATIONS, MLP, MatmulFn, QuantizeFn, TrainConfig, _AdamW, _cosine_learning_rate, _forward_weights, _quantized_weights, activation_derivative,
+from .mlp import (ACTIVATIONS, MLP, TRAINED_FOR, MatmulFn, QuantizeFn, TrainConfig, _AdamW, _cosine_learning_rate, _forward_weights, _quantized_weights, activation_derivative,
                   softmax_cross_entropy)
 from .network import hardware_matmul
 
@@ -299,6 +300,9 @@ class Sequential:
     input_shape : tuple of int
         Shape of one input, ``(n_in,)`` or ``(channels, height, width)``; inputs are given
         flat, (batch, prod(input_shape)).
+    trained_for : {"float", "quantized"}
+        Provenance, data only, as :attr:`imclib.mlp.MLP.trained_for`: whether the weights
+        were trained to compute ``x @ W`` (default) or ``x @ W_q`` (QAT).
 
     Raises
     ------
@@ -307,7 +311,9 @@ class Sequential:
         (batch, n_out) logits; the message names the layer.
     """
 
-    def __init__(self, layers, input_shape):
+    def __init__(self, layers, input_shape, trained_for: str = "float"):
+        _validate.choice("trained_for", trained_for, TRAINED_FOR)
+        self.trained_for = trained_for
         self.layers = list(layers)
         if not self.layers or not any(isinstance(layer, _Weights) for layer in self.layers):
             raise ValueError("layers must hold at least one dense or conv2d layer")
@@ -406,7 +412,7 @@ class Sequential:
                     weight, bias, layer.kernel, layer.stride, layer.padding)
                 index += 1
             layers.append(layer)
-        return Sequential(layers, self.input_shape)
+        return Sequential(layers, self.input_shape, self.trained_for)
 
     def copy(self) -> "Sequential":
         """Deep copy of the parameters."""
@@ -422,7 +428,7 @@ class Sequential:
             layers.append(Dense(weight.copy(), bias.copy()))
             if name != "identity":
                 layers.append(Activation(name))
-        return cls(layers, (model.layer_sizes[0],))
+        return cls(layers, (model.layer_sizes[0],), model.trained_for)
 
     def to_mlp(self) -> MLP:
         """The network as an :class:`~imclib.mlp.MLP` (dense layers, each followed by at most
@@ -438,7 +444,7 @@ class Sequential:
             else:
                 raise ValueError(f"only dense layers, each followed by at most one activation, make an MLP; "
                                  f"this network has {self.architecture}")
-        return MLP(weights, biases, tuple(activations))
+        return MLP(weights, biases, tuple(activations), self.trained_for)
 
     # ------------------------------------------------------------------ inference
 
@@ -571,6 +577,7 @@ def train_sequential(x, y, config: TrainConfig, architecture, input_shape, *, qu
     Returns
     -------
     model : Sequential
+        ``trained_for`` ``"quantized"`` under QAT, else ``"float"``.
     history : pandas.DataFrame
         ``epoch``, ``loss``, ``train_accuracy``, ``val_accuracy`` (NaN without validation).
     """
@@ -613,6 +620,7 @@ def train_sequential(x, y, config: TrainConfig, architecture, input_shape, *, qu
         records.append({"epoch": epoch, "loss": loss_sum / x.shape[0], "train_accuracy": correct / x.shape[0],
                         "val_accuracy": math.nan if x_val is None else deployed.accuracy(x_val, y_val)})
         epochs.set_postfix(loss=f"{records[-1]['loss']:.4f}", val=f"{records[-1]['val_accuracy']:.4f}")
+    model.trained_for = "quantized" if config.qat else "float"
     return model, pd.DataFrame.from_records(records)
 
 
@@ -620,7 +628,8 @@ def train_sequential(x, y, config: TrainConfig, architecture, input_shape, *, qu
 
 
 def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rng=None,
-                      column_calibration: bool | None = None) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
+                      column_calibration: bool | None = None, column_target: str | None = None
+                      ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
     """Program every weight layer of ``model`` and calibrate its converter ranges, as
     :func:`imclib.deploy.deploy_network` does for an MLP (same order of draws, so a network
     of :meth:`Sequential.from_mlp` gets the same programmed layers).
@@ -644,6 +653,9 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
         Fit every output column (a conv layer: every output channel, on its im2col rows)
         after programming, as :func:`imclib.deploy.deploy_network` does (default: on unless
         ``weight_map="naive"``).
+    column_target : {"float", "quantized"}, optional
+        What the column calibration fits towards (:func:`imclib.deploy.resolve_column_target`;
+        default: ``model.trained_for``).
 
     Returns
     -------
@@ -657,6 +669,7 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
     _validate.instance("config", config, CrossbarConfig)
     x = model._check(calibration)
     column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
+    column_target = resolve_column_target(model, column_target)
     rng = _validate.generator(rng)
     read_rng = rng.spawn(1)[0]
     layers, records = [], []
@@ -667,7 +680,7 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
         last = len(layers) == len(model.weights) - 1
         y = layer.mvm(rows, read_rng) if column_calibration or not last else np.zeros((len(rows), layer.n_out))
         if column_calibration:
-            layer, y = _fit_columns(layer, rows, y, weights)
+            layer, y = _fit_columns(layer, rows, y, weights, column_target)
         layers.append(layer)
         records.append({**record, "columns_uncorrected": uncorrected_columns(layer)})
         return y
@@ -677,11 +690,11 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
 
 
 def sequential_accuracy(model: Sequential, x, y, config: CrossbarConfig, seeds: Iterable[int],
-                        calibration) -> pd.DataFrame:
+                        calibration, column_target: str | None = None) -> pd.DataFrame:
     """Accuracy on hardware per device seed (columns ``seed``, ``accuracy``), as
     :func:`imclib.network.hardware_accuracy`: each seed programs the network anew
-    (:func:`deploy_sequential` with ``np.random.default_rng(seed)``, read noise from the same
-    generator) and reads ``x`` (batch, n_in) against labels ``y``."""
+    (:func:`deploy_sequential` with ``np.random.default_rng(seed)`` and ``column_target``,
+    read noise from the same generator) and reads ``x`` (batch, n_in) against labels ``y``."""
     _validate.instance("model", model, Sequential)
     x = model._check(x)
     y = _validate.class_labels("y", y, x.shape[0], model.n_out)
@@ -693,6 +706,6 @@ def sequential_accuracy(model: Sequential, x, y, config: CrossbarConfig, seeds: 
     rows = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        layers, _ = deploy_sequential(model, config, calibration, rng)
+        layers, _ = deploy_sequential(model, config, calibration, rng, column_target=column_target)
         rows.append({"seed": seed, "accuracy": float(np.mean(model.predict(x, hardware_matmul(layers, rng)) == y))})
     return pd.DataFrame(rows)

@@ -170,7 +170,9 @@ def _mvm(weights, x, config, seed, calibration=None):
     bound, no column calibration). With ``calibration`` (inputs of the layer, never ``x``):
     as deployed, the DAC full scale is ``max |calibration|``, the ADC full scale is
     calibrated on it (:func:`imclib.deploy.calibrate`) and every output column is
-    calibrated on its read (:func:`imclib.deploy.fit_columns`), then ``x`` is read.
+    calibrated on its read (:func:`imclib.deploy.fit_columns`) towards the nominal
+    ``calibration @ W_q``, the reference the MVM errors are measured from (so the fit
+    removes a source's deviation, not the quantization), then ``x`` is read.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
@@ -180,7 +182,7 @@ def _mvm(weights, x, config, seed, calibration=None):
             rng = np.random.default_rng(seed)
             layer = calibrate(program_layer(weights, config, rng), calibration,
                               input_range=float(np.abs(calibration).max()) or 1.0)
-            y = fit_columns(layer, calibration, weights, rng).mvm(x, rng)
+            y = fit_columns(layer, calibration, weights, rng, column_target="quantized").mvm(x, rng)
     return y, any("ADC saturated" in str(w.message) for w in caught)
 
 

@@ -106,6 +106,17 @@ def float_model(n_components: int | None = None, training: TrainConfig = FLOAT_T
                                                x_val=data["x_val"], y_val=data["y_val"]))
 
 
+def _trained_quantized(found: tuple[MLP, pd.DataFrame]) -> tuple[MLP, pd.DataFrame]:
+    """``(model, history)`` of :func:`imclib.cache.cached_train` with ``model.trained_for``
+    set to ``"quantized"``: the store keeps parameters only, and the keys of
+    :func:`qat_model` and :func:`hwa_model` say the network was trained with its quantized
+    weights in the loop (so its column calibration targets ``x @ W_q``,
+    :func:`imclib.deploy.resolve_column_target`)."""
+    model, history = found
+    model.trained_for = "quantized"
+    return model, history
+
+
 def qat_model(config: CrossbarConfig, n_components: int | None = None, training: TrainConfig = QAT_TRAINING) -> tuple[MLP, pd.DataFrame]:
     """Quantization-aware fine-tuning of the float model onto ``config``'s weight levels
     (straight-through estimator, multiplicative noise injection), cached."""
@@ -116,8 +127,9 @@ def qat_model(config: CrossbarConfig, n_components: int | None = None, training:
     key = {"task": "mnist-qat", "pca": n_components, "training": training, "start": FLOAT_TRAINING,
            "quantizer": repr(quantizer_inputs), "validation": SPLIT}
     quantize = device_quantizer(config)
-    return cached_train(key, lambda: train_mlp(data["x_fit"], data["y_fit"], training, quantize=quantize, init=start,
-                                               x_val=data["x_val"], y_val=data["y_val"]))
+    return _trained_quantized(cached_train(key, lambda: train_mlp(data["x_fit"], data["y_fit"], training,
+                                                                  quantize=quantize, init=start,
+                                                                  x_val=data["x_val"], y_val=data["y_val"])))
 
 
 def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = None,
@@ -130,8 +142,9 @@ def hwa_model(config: CrossbarConfig, seed: int = 0, n_components: int | None = 
     data = split(n_components)
     key = {"task": "mnist-hwa", "pca": n_components, "training": training, "start": start_training,
            "device": repr(config), "validation": SPLIT, "calibration": CALIBRATION}
-    return cached_train(key, lambda: train_hwa(data["x_fit"], data["y_fit"], config, training, start,
-                                               x_val=data["x_val"], y_val=data["y_val"], n_calibration=CALIBRATION))
+    return _trained_quantized(cached_train(key, lambda: train_hwa(data["x_fit"], data["y_fit"], config, training, start,
+                                                                  x_val=data["x_val"], y_val=data["y_val"],
+                                                                  n_calibration=CALIBRATION)))
 
 
 TABLE_CODE = ("cells.py", "array.py", "kernels.py", "layer.py", "mapping.py", "deploy.py", "network.py", "periphery.py",
@@ -436,11 +449,14 @@ PAPER_DEPLOYMENTS = (
     Deployment(deploy_options=(("column_calibration", False),)),
     Deployment(scale="layer", deploy_options=(("column_calibration", False),)),
     Deployment(scale="layer", adc_range="worst_case", deploy_options=(("column_calibration", False),)),
+    Deployment(deploy_options=(("column_target", "quantized"),)),
 )
 """The rows of :func:`paper_reconciliation`: the expert deployment, then one assumption a
 2019-2021 hardware simulation plausibly made at a time (naive or per-layer map, a 6-, 5- or
 4-bit ADC, an ADC that sees the whole current, ranges scaled to each batch, no or 10 %
-programming variation, a uniform-level decode, no per-column calibration after programming) and four combinations (worst-case ADC range
+programming variation, a uniform-level decode, no per-column calibration after programming,
+the column calibration fitted towards the quantized weights ``x @ W_q`` instead of the float
+network's ``x @ W``, a contrast of :func:`imclib.deploy.resolve_column_target`) and four combinations (worst-case ADC range
 at 6 bits; per-layer map with the worst-case ADC range; per-layer map without the column
 calibration, alone and with the worst-case ADC range). A deployment that
 :func:`imclib.deploy.deploy_network` runs with a keyword argument is one more entry, e.g.

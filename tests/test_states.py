@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imclib import CrossbarConfig, simulate_mvm
-from imclib.experiments import states
+from imclib import CrossbarConfig, defaults, simulate_mvm
+from imclib.experiments import states, verdicts
 from imclib.mlp import MLP
 from imclib.sensing import SenseCircuit, junction_shares
 
@@ -221,14 +221,110 @@ def test_c6_verdict_follows_the_criteria():
     errors = {f"writable, {s}": result(None) for s in states.SCHEMES}
     no_shift = pd.DataFrame({"scheme": ["offset/digital"], "parameter": ["TMR0"], "value": [1.0], "optimum": [np.nan]})
     accuracy = {"offset/digital": result(None), "differential": result(None)}
-    assert states.c6_verdict(errors, no_shift, accuracy, 4)["verdict"] == "not reproduced"
-    # an optimum on accuracy only, under differential: partly
+    nothing = states.c6_verdict(errors, no_shift, accuracy, 4)
+    assert nothing["verdict"] == "not reproduced" and nothing["parts_held"] == []
+    assert nothing["parts"]["offset/reference"] == {"error": False, "accuracy": None}  # accuracy not computed there
+    # an optimum on accuracy only, under differential: partly, and the part is named; no scheme holds
     partly = states.c6_verdict(errors, no_shift, {**accuracy, "differential": result(4)}, 4)
     assert partly["verdict"] == "partly" and partly["optima"] == [4] and not any(partly["by_scheme"].values())
-    # both metrics at the defaults, at a credible N: reproduced; beyond the credible N: partly
+    assert partly["parts_held"] == ["differential: accuracy"]
+    # both parts at the defaults under offset/digital at a credible N: that scheme holds, the others do not
     both = {**errors, "writable, offset/digital": result(4)}
-    reproduced = states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(4)}, 4)
-    assert reproduced["verdict"] == "reproduced" and reproduced["by_scheme"]["offset/digital"]
-    assert states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(8)}, 4)["verdict"] == "partly"
+    one_scheme = states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(4)}, 4)
+    assert one_scheme["verdict"] == "partly"
+    assert one_scheme["by_scheme"] == {"offset/digital": True, "offset/reference": False, "differential": False}
+    # every scheme, both parts where computed: reproduced
+    everywhere = {f"writable, {s}": result(3) for s in states.SCHEMES}
+    reproduced = states.c6_verdict(everywhere, no_shift, {"offset/digital": result(4), "differential": result(3)}, 4)
+    assert reproduced["verdict"] == "reproduced" and all(reproduced["by_scheme"].values())
+    # beyond the credible N the accuracy part fails, the error part still holds
+    beyond = states.c6_verdict(both, no_shift, {**accuracy, "offset/digital": result(8)}, 4)
+    assert beyond["verdict"] == "partly" and beyond["parts_held"] == ["offset/digital: error"]
+    assert not any(beyond["by_scheme"].values())
+    # an optimum in a shifted setting is reported, not judged
     shifted = no_shift.assign(optimum=[8.0])
-    assert states.c6_verdict(errors, shifted, accuracy, 4)["anywhere"] == ["offset/digital, TMR0 = 1 (N = 8)"]
+    moved = states.c6_verdict(errors, shifted, accuracy, 4)
+    assert moved["anywhere"] == ["offset/digital, TMR0 = 1 (N = 8)"] and moved["verdict"] == "not reproduced"
+    for record in (nothing, partly, one_scheme, reproduced, beyond, moved):
+        assert verdicts.verdict_problems(record) == []
+    # the criterion states the rule before the parts
+    assert states.C6_CRITERION.startswith(verdicts.VERDICT_RULE)
+
+
+def test_verdict_check_passes_consistent_records_and_fails_inconsistent_ones():
+    # the record shipped before this rule: C6 "partly" with every scheme failing and no part named
+    stale = {"verdict": "partly", "by_scheme": dict.fromkeys(states.SCHEMES, False)}
+    assert verdicts.verdict_problems(stale) and "the rule gives 'not reproduced'" in verdicts.verdict_problems(stale)[0]
+    # the same verdict with the part that holds named (in measured, as notebook 05 records it): consistent
+    assert verdicts.verdict_problems({**stale, "measured": {"parts_held": ["differential: error"]}}) == []
+    # C4: fails under differential only -> partly (consistent); "reproduced" with a failing scheme is not
+    c4 = {"offset/digital": True, "offset/reference": True, "differential": False}
+    assert verdicts.verdict_problems({"verdict": "partly", "by_scheme": c4}) == []
+    assert verdicts.verdict_problems({"verdict": "reproduced", "by_scheme": c4})
+    # C3: fails under every scheme -> not reproduced; "partly" would not follow
+    c3 = dict.fromkeys(states.SCHEMES, False)
+    assert verdicts.verdict_problems({"verdict": "not reproduced", "by_scheme": c3}) == []
+    assert verdicts.verdict_problems({"verdict": "partly", "by_scheme": c3})
+    assert verdicts.verdict_problems({"verdict": "reproduced", "by_scheme": {}}) == ["by_scheme is missing or empty"]
+    with pytest.raises(ValueError, match="by_scheme must name at least one"):
+        verdicts.verdict({})
+
+
+def test_c4_c5_and_c3_criteria_state_the_verdict_rule_first():
+    from imclib.experiments import errors, pca
+
+    for criterion in (errors.C4_CRITERION, errors.C5_CRITERION, pca.CRITERION):
+        assert criterion.startswith(verdicts.VERDICT_RULE + ". The criterion")
+
+
+def _findings_inputs(optimum_offset=None, accuracy_optimum=6):
+    designs = {"equal RA": [2, 3, 4], "graded RA": [3, 4, 5, 6, 7, 8]}
+    cells = pd.DataFrame([{"kind": "writable", "design": design, "n_states": n, "credible": n in credible,
+                           "write_voltage_max_V": 0.1 * n + (0.5 if design == "equal RA" else 0.0)}
+                          for design, credible in designs.items() for n in range(2, 17)])
+
+    def sweep(optimum, best, value):
+        return {"optimum": optimum, "label": f"N = {optimum}" if optimum else "no interior optimum", "best_N": best,
+                "value": value, "ci95": 0.0001, "near_optimal": [best]}
+
+    errors = {"writable, offset/digital": sweep(optimum_offset, optimum_offset or 16, 0.0693),
+              "writable, offset/reference": sweep(None, 16, 0.07), "writable, differential": sweep(8, 8, 0.043),
+              f"writable, offset/digital, {defaults.JUNCTION_SIGMA:.0%} junction variation": sweep(None, 16, 0.08),
+              "series (contrast: not writable)": sweep(14, 14, 0.1), "uniform (contrast: idealized)": sweep(None, 16, 0.05)}
+
+    def selection(optimum):
+        return {"selected_N": 6, "selection_value": 0.9778, "label": f"N = {optimum}" if optimum else "no interior optimum",
+                "optimum": optimum, "test": {"value": 0.9715, "gain_low": 0.0159, "ci95_low": 0.0025, "gain_high": 0.0027,
+                                             "ci95_high": 0.0015, "n_seeds": 3}}
+
+    selections = {"offset/digital": selection(accuracy_optimum), "differential": selection(None)}
+    validation = pd.DataFrame([{"scheme": scheme, "states": n, "seed": seed, "accuracy": 0.96 + 0.001 * n}
+                               for scheme in selections for n in states.ACCURACY_STATES for seed in (0, 1, 2)])
+    ptq = pd.DataFrame({"states": [2, 4, 16], "seed": 0, "accuracy": [0.723, 0.9695, 0.9755]})
+    artifact = pd.DataFrame({"states": [2, 3, 4], "zero_maps_to": [0.0, -0.6, 0.0],
+                             "quantization_offset": [0.5, 0.9, 0.3], "quantization_offset_calibrated": [0.4, 0.35, 0.2]})
+    shift = pd.DataFrame({"scheme": ["differential"], "parameter": ["TMR0"], "value": [0.5], "optimum": [8.0]})
+    c6 = states.c6_verdict(errors, shift, selections, 8)
+    return cells, {2: 30.2, 4: 16.4, 16: 11.0}, errors, selections, validation, ptq, artifact, c6
+
+
+def test_c6_findings_are_generated_from_the_tables():
+    inputs = _findings_inputs()
+    text = states.c6_findings(*inputs)
+    assert "What we found" not in text  # the heading is the notebook's markdown cell
+    assert "With equal RA only N = 2, 3, 4 is credible" in text and "N = 3, 4, 5, 6, 7, 8 is credible" in text
+    assert "1.3 V (3 junctions) or 2.1 V (4 junctions)" in text  # 0.1 * 8 + 0.5, 0.1 * 16 + 0.5
+    assert "30 nA (N = 2), 16 nA (N = 4) and 11 nA (N = 16)" in text
+    assert "0.0693 ± 0.0001 (95 % CI) at N = 16" in text and "Differential pairs: **N = 8**" in text
+    assert "stored as -0.60 w_max at N = 3" in text and "quantization error 0.35 instead of 0.90" in text
+    assert "72.30% at N = 2" in text and "+1.59% ± 0.25% over N = 2" in text
+    # the verdict bullet follows c6_verdict: offset/digital accuracy (N = 6) and differential error (N = 8) hold
+    assert "**Verdict for C6: partly.**" in text
+    assert "offset/digital: error fails, accuracy holds" in text and "offset/reference: error fails, accuracy not computed" in text
+    assert "Parts that hold: offset/digital: accuracy; differential: error." in text
+    assert "N = 6 are not powers of two" in text  # the accuracy optimum at N = 6 is flagged
+    # other tables, other text: nothing typed in
+    error_optimum = states.c6_findings(*_findings_inputs(optimum_offset=4, accuracy_optimum=None))
+    assert "Writable stack with offset/digital: **N = 4**" in error_optimum
+    assert "offset/digital: error holds, accuracy fails" in error_optimum
+    assert "not powers of two" not in error_optimum and "Every one of them is at a power of two" in error_optimum

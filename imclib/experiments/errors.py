@@ -38,6 +38,7 @@ from ..mlp import MLP
 from ..network import hardware_accuracy
 from ..nonidealities import Nonidealities
 from ..periphery import Periphery
+from .verdicts import VERDICT_RULE, verdict
 
 SCHEMES = DECODE_SCHEMES
 """The three decode schemes (:data:`imclib.config.DECODE_SCHEMES`)."""
@@ -46,22 +47,17 @@ C4_ALPHA = 0.01
 """Significance level of every one-sided comparison of the C4 criterion."""
 MIN_SEEDS = 10
 """Fewest device seeds a criterion is evaluated on."""
-C4_CRITERION = ("after the per-column calibration, under a scheme: in layer 1 and in layer 2 the MVM error of "
+C4_CRITERION = (f"{VERDICT_RULE}. The criterion, after the per-column calibration, under a scheme: in layer 1 "
+                "and in layer 2 the MVM error of "
                 "weight quantization exceeds that of every default-device source, and on 10,000 test images the "
                 "expert-PTQ network loses more accuracy to quantization than to any default-device source; every "
                 "comparison paired over >= 10 device seeds, on every seed and one-sided t-test p < 0.01")
 """C4's criterion, fixed before the numbers (:func:`c4_result`)."""
-C5_CRITERION = ("under a scheme: in both layers and at every per-cell rms error 0.5-10 %, the 95 % CI of "
+C5_CRITERION = (f"{VERDICT_RULE}. The criterion, under a scheme: in both layers and at every per-cell rms error "
+                "0.5-10 %, the 95 % CI of "
                 "e_sys / e_random lies above 1 for a per-cell-position pattern repeated in every tile (a "
                 "systematic error no decode cancels); the global gain is reported beside it")
 """C5's criterion, fixed before the numbers (:func:`c5_result`)."""
-
-
-def verdict(by_scheme: dict) -> str:
-    """``reproduced`` if the criterion holds under every decode scheme, ``partly`` if under
-    some, ``not reproduced`` if under none."""
-    held = [bool(v) for v in by_scheme.values()]
-    return "reproduced" if all(held) else "partly" if any(held) else "not reproduced"
 
 
 class Layers(list):

@@ -60,6 +60,10 @@ def test_provenance_survives_copies_files_and_conversions(tmp_path):
     # the studies' QAT and HWA networks come from the store, which keeps parameters only
     marked, history = mnist._trained_quantized((_model(), pd.DataFrame()))
     assert marked.trained_for == "quantized" and history.empty
+    # a cached study table keys a network by its parameters and what it was trained for (its default deployment)
+    from imclib.experiments.tables import fingerprint
+
+    assert fingerprint(marked) != fingerprint(_model()) and fingerprint(_model()) == fingerprint(_model())
 
 
 def test_bad_targets_name_the_parameter_and_the_choices():

@@ -36,8 +36,9 @@ format is versioned inside each file)."""
 
 def fingerprint(value):
     """A JSON-able value that identifies ``value``: an object with a ``cache_key`` attribute
-    by that key, arrays and :class:`~imclib.mlp.MLP` networks by a SHA-256 of their dtype,
-    shape and bytes, containers element by element, ranges as lists, anything else
+    by that key, arrays by a SHA-256 of their dtype, shape and bytes, :class:`~imclib.mlp.MLP`
+    networks by that of their parameters and by what they were trained for (``trained_for``:
+    the column calibration's default target), containers element by element, ranges as lists, anything else
     (numbers, strings, frozen dataclass configs) by ``repr``; a ``repr`` that shows a memory
     address (a function, a plain object) is refused with a TypeError, as it would never
     match again."""
@@ -47,7 +48,7 @@ def fingerprint(value):
         data = np.ascontiguousarray(value)
         return f"array {data.dtype} {data.shape} {hashlib.sha256(data.tobytes()).hexdigest()}"
     if isinstance(value, MLP):
-        return {"MLP": fingerprint([*value.weights, *value.biases])}
+        return {"MLP": fingerprint([*value.weights, *value.biases]), "trained_for": value.trained_for}
     if isinstance(value, dict):
         return {str(k): fingerprint(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, range)):

@@ -285,7 +285,7 @@ def _findings_inputs(optimum_offset=None, accuracy_optimum=6):
 
     def sweep(optimum, best, value):
         return {"optimum": optimum, "label": f"N = {optimum}" if optimum else "no interior optimum", "best_N": best,
-                "value": value, "ci95": 0.0001, "near_optimal": [best]}
+                "value": value, "ci95": 0.0001, "near_optimal": [best], "n_seeds": 5}
 
     errors = {"writable, offset/digital": sweep(optimum_offset, optimum_offset or 16, 0.0693),
               "writable, offset/reference": sweep(None, 16, 0.07), "writable, differential": sweep(8, 8, 0.043),
@@ -328,3 +328,21 @@ def test_c6_findings_are_generated_from_the_tables():
     assert "Writable stack with offset/digital: **N = 4**" in error_optimum
     assert "offset/digital: error holds, accuracy fails" in error_optimum
     assert "not powers of two" not in error_optimum and "Every one of them is at a power of two" in error_optimum
+
+
+def test_record_c6_writes_the_criterion_verdict_parts_and_measured(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    cells, _, errors, selections, validation, ptq, _, c6 = _findings_inputs()
+    entry = states.record_c6(errors, selections, validation, ptq, cells, c6)
+    stored = json.loads((tmp_path / "results.json").read_text())["C6"]
+    assert stored["verdict"] == entry["verdict"] == "partly" and stored["criterion"] == states.C6_CRITERION
+    assert entry["by_scheme"] == dict.fromkeys(states.SCHEMES, False)
+    assert entry["measured"]["parts_held"] == ["offset/digital: accuracy", "differential: error"]
+    assert entry["measured"]["credible_writable_N_by_design"] == {"equal RA": [2, 3, 4], "graded RA": [3, 4, 5, 6, 7, 8]}
+    assert stored["measured"]["accuracy_contrast_expert_PTQ_validation"] == {"2": 0.723, "4": 0.9695, "16": 0.9755}
+    assert entry["n_seeds"] == 5 and entry["accuracy_training_seeds"] == 3
+    # a verdict that does not follow from by_scheme and the parts is refused
+    with pytest.raises(ValueError, match="C6: verdict 'reproduced'"):
+        states.record_c6(errors, selections, validation, ptq, cells, {**c6, "verdict": "reproduced"})

@@ -43,7 +43,7 @@ from ..mapping import quantize_weights
 from ..mlp import MLP
 from ..periphery import Periphery
 from ..sensing import SenseCircuit, junction_shares, worst_overlap
-from .verdicts import VERDICT_RULE, verdict
+from .verdicts import VERDICT_RULE, verdict, verdict_problems
 
 STATES = tuple(range(2, 17))
 KINDS = ("writable", "series", "uniform")
@@ -616,6 +616,68 @@ def c6_verdict(errors: dict, shift: pd.DataFrame, accuracy: dict, credible_max: 
             "optima": sorted({n for _, n in anywhere})}
 
 
+def _credible_by_design(cells: pd.DataFrame) -> dict[str, list[int]]:
+    """Stack design -> the N credible under it (writable rows of :func:`cell_table`)."""
+    writable = cells[cells.kind == "writable"]
+    return {d: [int(n) for n in part[part.credible].n_states] for d, part in writable.groupby("design", sort=False)}
+
+
+def record_c6(errors: dict, selections: dict, validation: pd.DataFrame, ptq: pd.DataFrame, cells: pd.DataFrame,
+              c6: dict) -> dict:
+    """Write C6 to ``results.json`` (:func:`imclib.results.record_claim`) with
+    :data:`C6_CRITERION`, :func:`c6_verdict`'s verdict, ``by_scheme`` and parts, and the
+    measured values (arguments as in :func:`c6_findings`); returns the entry. Raises a
+    ValueError if the verdict does not follow from ``by_scheme`` and the parts
+    (:func:`imclib.experiments.verdicts.verdict_problems`)."""
+    from ..results import record_claim
+
+    main = errors["writable, offset/digital"]
+    measured = {
+        "optimum_error_writable_offset_digital": main["label"],
+        "best_N_error_writable_offset_digital": main["best_N"],
+        "total_error_at_best_N": round(main["value"], 4),
+        "optimum_error_by_case": {name: r["label"] for name, r in errors.items()},
+        "optimum_accuracy_writable_offset_digital": selections["offset/digital"]["label"],
+        "accuracy_selection_corrected": {
+            scheme: {"selected_N_on_validation": r["selected_N"], "validation_accuracy_at_selected_N": round(r["selection_value"], 4),
+                     "test_label": r["label"], "test_accuracy_at_selected_N": round(r["test"]["value"], 4),
+                     "test_gain_over_N2": round(r["test"]["gain_low"], 4), "test_gain_ci95_N2": round(r["test"]["ci95_low"], 4),
+                     "test_gain_over_N16": round(r["test"]["gain_high"], 4), "test_gain_ci95_N16": round(r["test"]["ci95_high"], 4)}
+            for scheme, r in selections.items()},
+        "accuracy_selection_method": "N chosen on validation images, tested on fresh test images and device seeds",
+        "validation_accuracy_by_N": {scheme: {int(n): round(float(a), 4) for n, a in part.groupby("states").accuracy.mean().items()}
+                                     for scheme, part in validation.groupby("scheme")},
+        "accuracy_states": list(ACCURACY_STATES),
+        "accuracy_training": "HWA: hardware-aware training per N and training seed (mnist.hwa_model, calibrated map, "
+                             "sense-noise floor of a full-scale column read, per junction); both layers on the circuit-noise read",
+        "accuracy_training_seeds": len(TRAINING_SEEDS),
+        "accuracy_images": {"validation": SELECTION_IMAGES, "test": TEST_IMAGES},
+        "accuracy_contrast_expert_PTQ_validation": {int(n): round(float(a), 4)
+                                                    for n, a in ptq.groupby("states").accuracy.mean().items()},
+        "verdict_parts_by_scheme": c6["parts"],
+        "parts_held": c6["parts_held"],
+        "interior_optima_in_grids": c6["anywhere"],
+        "credible_writable_N_by_design": _credible_by_design(cells),
+        "credible_writable_N_max": c6["credible_max"],
+        "credibility_assumptions": "one J_c and TMR0 for every junction, I_c proportional to area, one write current "
+                                   f"through the stack per pulse; designs: equal RA (10 ohm um^2), graded RA (areas "
+                                   f"{GRADED_AREA_RATIO:g}x apart, smallest junction 20 nm)",
+        "sense_noise": f"circuit, per junction of each stack: t_int {defaults.SENSE_T_INT_S * 1e9:g} ns, "
+                       f"R_s {defaults.SENSE_R_OHM / 1e3:g} kOhm, {defaults.TEMPERATURE_K:g} K",
+        "scheme": "offset/digital (others in optimum_error_by_case and accuracy_selection_corrected)",
+    }
+    entry = record_claim(
+        "C6", "an interior optimum number of states per cell minimizes total MVM error", measured,
+        passed=c6["verdict"] == "reproduced", paper={}, verdict=c6["verdict"], criterion=C6_CRITERION,
+        by_scheme=c6["by_scheme"],
+        statistics={"n_seeds": main["n_seeds"], "ci95": round(main["ci95"], 5), "accuracy_training_seeds": len(TRAINING_SEEDS),
+                    "accuracy_ci_note": "accuracy CIs over training seeds (paired differences), device seed fresh for the test"})
+    problems = verdict_problems(entry)
+    if problems:
+        raise ValueError(f"C6: {'; '.join(problems)}")
+    return entry
+
+
 def _n_list(values) -> str:
     return ", ".join(str(v) for v in values)
 
@@ -642,9 +704,8 @@ def c6_findings(cells: pd.DataFrame, column_noise_nA: dict, errors: dict, select
     expert-PTQ :func:`accuracy_table` (validation images); ``artifact``:
     :func:`artifact_table`; ``c6``: :func:`c6_verdict`.
     """
-    writable = cells[cells.kind == "writable"]
-    credible_by_design = {d: [int(n) for n in part[part.credible].n_states] for d, part in writable.groupby("design", sort=False)}
-    voltages = writable.groupby(["design", "n_states"]).write_voltage_max_V.first()
+    credible_by_design = _credible_by_design(cells)
+    voltages = cells[cells.kind == "writable"].groupby(["design", "n_states"]).write_voltage_max_V.first()
     main, diff = errors["writable, offset/digital"], errors["writable, differential"]
     variation = errors[f"writable, offset/digital, {defaults.JUNCTION_SIGMA:.0%} junction variation"]
     accuracy_means = validation[validation.scheme == "offset/digital"].groupby("states").accuracy.mean()

@@ -124,3 +124,10 @@ def test_fit_with_either_target_is_unbiased_on_a_synthetic_layer(column_target):
     fitted = np.array(fitted)
     mean, standard_error = fitted.mean(axis=0), fitted.std(axis=0, ddof=1) / np.sqrt(len(fitted))
     assert np.all(np.abs(mean - [gain, offset, per_input]) < 4 * standard_error)
+
+
+def test_paper_reconciliation_keeps_both_column_calibration_contrasts():
+    options = [dict(d.deploy_options) for d in mnist.PAPER_DEPLOYMENTS if d.deploy_options]
+    assert {"column_calibration": False} in options and {"column_target": "quantized"} in options
+    contrast = mnist.Deployment(deploy_options=(("column_target", "quantized"),))
+    assert contrast.label == "deploy_network(column_target='quantized')"

@@ -251,32 +251,6 @@ def test_c6_verdict_follows_the_criteria():
     assert states.C6_CRITERION.startswith(verdicts.VERDICT_RULE)
 
 
-def test_verdict_check_passes_consistent_records_and_fails_inconsistent_ones():
-    # the record shipped before this rule: C6 "partly" with every scheme failing and no part named
-    stale = {"verdict": "partly", "by_scheme": dict.fromkeys(states.SCHEMES, False)}
-    assert verdicts.verdict_problems(stale) and "the rule gives 'not reproduced'" in verdicts.verdict_problems(stale)[0]
-    # the same verdict with the part that holds named (in measured, as notebook 05 records it): consistent
-    assert verdicts.verdict_problems({**stale, "measured": {"parts_held": ["differential: error"]}}) == []
-    # C4: fails under differential only -> partly (consistent); "reproduced" with a failing scheme is not
-    c4 = {"offset/digital": True, "offset/reference": True, "differential": False}
-    assert verdicts.verdict_problems({"verdict": "partly", "by_scheme": c4}) == []
-    assert verdicts.verdict_problems({"verdict": "reproduced", "by_scheme": c4})
-    # C3: fails under every scheme -> not reproduced; "partly" would not follow
-    c3 = dict.fromkeys(states.SCHEMES, False)
-    assert verdicts.verdict_problems({"verdict": "not reproduced", "by_scheme": c3}) == []
-    assert verdicts.verdict_problems({"verdict": "partly", "by_scheme": c3})
-    assert verdicts.verdict_problems({"verdict": "reproduced", "by_scheme": {}}) == ["by_scheme is missing or empty"]
-    with pytest.raises(ValueError, match="by_scheme must name at least one"):
-        verdicts.verdict({})
-
-
-def test_c4_c5_and_c3_criteria_state_the_verdict_rule_first():
-    from imclib.experiments import errors, pca
-
-    for criterion in (errors.C4_CRITERION, errors.C5_CRITERION, pca.CRITERION):
-        assert criterion.startswith(verdicts.VERDICT_RULE + ". The criterion")
-
-
 def _findings_inputs(optimum_offset=None, accuracy_optimum=6):
     designs = {"equal RA": [2, 3, 4], "graded RA": [3, 4, 5, 6, 7, 8]}
     cells = pd.DataFrame([{"kind": "writable", "design": design, "n_states": n, "credible": n in credible,
@@ -343,6 +317,8 @@ def test_record_c6_writes_the_criterion_verdict_parts_and_measured(tmp_path, mon
     assert entry["measured"]["credible_writable_N_by_design"] == {"equal RA": [2, 3, 4], "graded RA": [3, 4, 5, 6, 7, 8]}
     assert stored["measured"]["accuracy_contrast_expert_PTQ_validation"] == {"2": 0.723, "4": 0.9695, "16": 0.9755}
     assert entry["n_seeds"] == 5 and entry["accuracy_training_seeds"] == 3
-    # a verdict that does not follow from by_scheme and the parts is refused
+    # a verdict that does not follow from by_scheme and the parts is refused, and nothing is written
+    (tmp_path / "results.json").unlink()
     with pytest.raises(ValueError, match="C6: verdict 'reproduced'"):
         states.record_c6(errors, selections, validation, ptq, cells, {**c6, "verdict": "reproduced"})
+    assert not (tmp_path / "results.json").exists()

@@ -38,7 +38,7 @@ from ..mlp import MLP
 from ..network import hardware_accuracy
 from ..nonidealities import Nonidealities
 from ..periphery import Periphery
-from .verdicts import VERDICT_RULE, verdict
+from .verdicts import VERDICT_RULE, require_consistent, verdict
 
 SCHEMES = DECODE_SCHEMES
 """The three decode schemes (:data:`imclib.config.DECODE_SCHEMES`)."""
@@ -655,13 +655,15 @@ def c5_result(versus: pd.DataFrame, fractions: dict | None = None, slopes: dict 
 
 def record(claim: str, result: dict) -> dict:
     """Write C4 or C5 (:func:`c4_result`, :func:`c5_result`) to ``results.json`` with its
-    criterion (:func:`imclib.results.record_claim`); returns the entry."""
+    criterion (:func:`imclib.results.record_claim`); returns the entry. A verdict that does
+    not follow from ``by_scheme`` (:data:`VERDICT_RULE`) is refused before anything is written."""
     from ..results import record_claim
 
     statement, criterion = {
         "C4": ("weight quantization is the largest error source", C4_CRITERION),
         "C5": ("at equal per-cell magnitude, random cell noise < systematic error (averaging)", C5_CRITERION),
     }[claim]
+    require_consistent(claim, result)
     return record_claim(claim, statement, result["measured"], passed=result["verdict"] == "reproduced",
                         verdict=result["verdict"], criterion=criterion, by_scheme=result["by_scheme"],
                         statistics=result["statistics"])

@@ -43,7 +43,7 @@ from ..mapping import quantize_weights
 from ..mlp import MLP
 from ..periphery import Periphery
 from ..sensing import SenseCircuit, junction_shares, worst_overlap
-from .verdicts import VERDICT_RULE, verdict, verdict_problems
+from .verdicts import VERDICT_RULE, require_consistent, verdict
 
 STATES = tuple(range(2, 17))
 KINDS = ("writable", "series", "uniform")
@@ -626,9 +626,9 @@ def record_c6(errors: dict, selections: dict, validation: pd.DataFrame, ptq: pd.
               c6: dict) -> dict:
     """Write C6 to ``results.json`` (:func:`imclib.results.record_claim`) with
     :data:`C6_CRITERION`, :func:`c6_verdict`'s verdict, ``by_scheme`` and parts, and the
-    measured values (arguments as in :func:`c6_findings`); returns the entry. Raises a
-    ValueError if the verdict does not follow from ``by_scheme`` and the parts
-    (:func:`imclib.experiments.verdicts.verdict_problems`)."""
+    measured values (arguments as in :func:`c6_findings`); returns the entry. A verdict that
+    does not follow from ``by_scheme`` and the parts is refused with a ValueError before
+    anything is written (:func:`imclib.experiments.verdicts.require_consistent`)."""
     from ..results import record_claim
 
     main = errors["writable, offset/digital"]
@@ -666,16 +666,13 @@ def record_c6(errors: dict, selections: dict, validation: pd.DataFrame, ptq: pd.
                        f"R_s {defaults.SENSE_R_OHM / 1e3:g} kOhm, {defaults.TEMPERATURE_K:g} K",
         "scheme": "offset/digital (others in optimum_error_by_case and accuracy_selection_corrected)",
     }
-    entry = record_claim(
+    require_consistent("C6", c6)
+    return record_claim(
         "C6", "an interior optimum number of states per cell minimizes total MVM error", measured,
         passed=c6["verdict"] == "reproduced", paper={}, verdict=c6["verdict"], criterion=C6_CRITERION,
         by_scheme=c6["by_scheme"],
         statistics={"n_seeds": main["n_seeds"], "ci95": round(main["ci95"], 5), "accuracy_training_seeds": len(TRAINING_SEEDS),
                     "accuracy_ci_note": "accuracy CIs over training seeds (paired differences), device seed fresh for the test"})
-    problems = verdict_problems(entry)
-    if problems:
-        raise ValueError(f"C6: {'; '.join(problems)}")
-    return entry
 
 
 def _n_list(values) -> str:

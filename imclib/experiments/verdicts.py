@@ -40,3 +40,11 @@ def verdict_problems(record: dict) -> list[str]:
         return [f"verdict {record.get('verdict')!r} but by_scheme holds under {held or 'no scheme'} and "
                 f"parts_held is {list(parts) or 'empty'}: the rule gives {expected!r}"]
     return []
+
+
+def require_consistent(claim: str, record: dict) -> None:
+    """Raise a ValueError naming ``claim`` and the problem if :func:`verdict_problems` finds
+    any in ``record``; called before a verdict is written to ``results.json``."""
+    problems = verdict_problems(record)
+    if problems:
+        raise ValueError(f"{claim}: {'; '.join(problems)}")

@@ -113,32 +113,31 @@ def cnn_accuracy(network: str, config: CrossbarConfig, train_seed: int = 0, devi
     return table.assign(network=network, train_seed=train_seed)[["network", "train_seed", "device_seed", "accuracy"]]
 
 
-NAIVE_DEVICE_SEEDS = range(3)
-"""Device seeds of the naive-PTQ contrast (offset/digital, training seed 0)."""
+TRAIN_SEEDS = (0, 1, 2)
+"""Training seeds of the float CNN (the software accuracy) and of the HWA CNN under the default scheme."""
 
 
-def cnn_study(config: CrossbarConfig, train_seeds=(0, 1, 2), device_seeds=range(10), schemes=tuple(SCHEMES),
-              progress: bool = True) -> pd.DataFrame:
-    """Every network of :data:`NETWORKS` on ``config`` switched to each decode scheme
-    (:func:`imclib.experiments.mnist.scheme_config`), 10,000 test images each:
-
-    * software: every training seed of ``train_seeds`` (the same rows under every scheme);
-    * HWA: every training seed under the first scheme, the first training seed under the
-      others, each on every device seed of ``device_seeds``;
-    * PTQ expert: the first training seed, every device seed, under every scheme;
-    * PTQ naive (a contrast): the first training seed on :data:`NAIVE_DEVICE_SEEDS`, first
-      scheme only.
-
-    Columns ``scheme``, ``network``, ``train_seed``, ``device_seed``, ``accuracy``."""
-    first_seed, first_scheme = train_seeds[0], schemes[0]
-    jobs = [(scheme, "software", seed, ()) for scheme in schemes for seed in train_seeds]
-    jobs += [(scheme, "HWA", seed, device_seeds) for scheme in schemes
-             for seed in (train_seeds if scheme == first_scheme else train_seeds[:1])]
-    jobs += [(scheme, "PTQ expert", first_seed, device_seeds) for scheme in schemes]
-    jobs += [(first_scheme, "PTQ naive", first_seed, NAIVE_DEVICE_SEEDS)]
-    frames = [cnn_accuracy(network, scheme_config(scheme, config), seed, seeds).assign(scheme=scheme)
-              for scheme, network, seed, seeds in tqdm(jobs, desc="CNN deployments", disable=not progress)]
-    return pd.concat(frames, ignore_index=True)[["scheme", "network", "train_seed", "device_seed", "accuracy"]]
+def cnn_study(config: CrossbarConfig, scheme: str, networks=NETWORKS, hwa_train_seeds=TRAIN_SEEDS,
+              device_seeds=range(10), naive_device_seeds=range(3), progress: bool = True) -> pd.DataFrame:
+    """The networks ``networks`` (of :data:`NETWORKS`) on ``config`` switched to decode scheme
+    ``scheme`` (:func:`imclib.experiments.mnist.scheme_config`), 10,000 test images each:
+    software on every seed of :data:`TRAIN_SEEDS`; HWA on every seed of ``hwa_train_seeds``
+    and every device seed of ``device_seeds``; PTQ expert of the first training seed on every
+    device seed; PTQ naive (a contrast) of the first training seed on ``naive_device_seeds``.
+    Every (network, training seed, device seed) evaluation is cached on its own
+    (:func:`cnn_accuracy`). Columns ``scheme``, ``network``, ``train_seed``, ``device_seed``,
+    ``accuracy``."""
+    for network in networks:
+        _validate.choice("networks", network, NETWORKS)
+    plan = {"software": [(seed, ()) for seed in TRAIN_SEEDS],
+            "HWA": [(seed, device_seeds) for seed in hwa_train_seeds],
+            "PTQ expert": [(TRAIN_SEEDS[0], device_seeds)], "PTQ naive": [(TRAIN_SEEDS[0], naive_device_seeds)]}
+    jobs = [(network, seed, seeds) for network in networks for seed, seeds in plan[network]]
+    deployed = scheme_config(scheme, config)
+    frames = [cnn_accuracy(network, deployed, seed, seeds)
+              for network, seed, seeds in tqdm(jobs, desc=f"CNN deployments ({scheme})", disable=not progress)]
+    return pd.concat(frames, ignore_index=True).assign(scheme=scheme)[
+        ["scheme", "network", "train_seed", "device_seed", "accuracy"]]
 
 
 def check_c8(confidence: pd.DataFrame, hardware: str = "HWA") -> tuple[pd.DataFrame, dict, str]:

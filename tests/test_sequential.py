@@ -216,7 +216,7 @@ def test_check_c8_applies_each_part_of_the_criterion_per_scheme():
 
     def rows(scheme, software, hardware, device_sd):
         return [{"scheme": scheme, "network": "software", "mean": software, "device_sd": float("nan")},
-                {"scheme": scheme, "network": "PTQ expert", "mean": hardware, "device_sd": device_sd}]
+                {"scheme": scheme, "network": "HWA", "mean": hardware, "device_sd": device_sd}]
 
     confidence = pd.DataFrame(rows("a", 0.9925, 0.9890, 0.001) + rows("b", 0.9925, 0.9880, 0.001)
                               + rows("c", 0.9925, 0.9900, 0.0025))
@@ -225,3 +225,34 @@ def test_check_c8_applies_each_part_of_the_criterion_per_scheme():
     assert not checks.loc["b", "gap <= 0.42 points"] and not checks.loc["c", "device sd <= 0.2 points"]
     low = confidence.assign(mean=confidence["mean"] - 0.01)
     assert cnn.check_c8(low)[2] == "not reproduced"
+    good = pd.DataFrame(rows("a", 0.9925, 0.9890, 0.001) + rows("b", 0.9925, 0.9884, 0.002))
+    assert cnn.check_c8(good)[1:] == ({"a": True, "b": True}, "reproduced")  # b: gap 0.41 points, sd at the bound
+
+
+def test_judge_c8_records_the_verdict_and_the_findings_state_it(tmp_path, monkeypatch):
+    import json
+
+    from imclib.experiments import cnn, mnist
+
+    monkeypatch.setenv("IMCLIB_FIGURES_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    rows = [{"scheme": scheme, "network": "software", "train_seed": seed, "device_seed": -1, "accuracy": 0.991}
+            for scheme in ("offset/digital", "differential") for seed in (0, 1, 2)]
+    for scheme, hwa in (("offset/digital", 0.9885), ("differential", 0.9860)):  # gaps 0.25 and 0.50 points
+        rows += [{"scheme": scheme, "network": network, "train_seed": 0, "device_seed": seed,
+                  "accuracy": mean + 0.0005 * rng.standard_normal()}
+                 for network, mean in (("HWA", hwa), ("PTQ expert", 0.975)) for seed in range(10)]
+    rows += [{"scheme": "offset/digital", "network": "PTQ naive", "train_seed": 0, "device_seed": seed,
+              "accuracy": 0.5} for seed in range(3)]
+    confidence = mnist.confidence_table(pd.DataFrame(rows))
+    energy = pd.DataFrame({"network": ["CNN (HWA)", "CNN (PTQ expert)", "MLP (HWA)", "MLP (PTQ expert)"],
+                           "accuracy": [0.9885, 0.975, 0.976, 0.966], "energy_J": [80e-9, 80e-9, 36e-9, 36e-9],
+                           "ADC_share": [0.9, 0.9, 0.95, 0.95], "latency_s": [1e-6] * 4, "area_m2": [1e-8] * 4})
+    checks, verdict = cnn.judge_c8(confidence, energy, 20424)
+    assert verdict == "partly" and list(checks.passes) == [True, False]
+    entry = json.loads((tmp_path / "results.json").read_text())["C8"]
+    assert entry["verdict"] == "partly" and entry["by_scheme"] == {"offset/digital": True, "differential": False}
+    assert entry["measured"]["energy_nJ"] == {"CNN (HWA)": 80.0, "CNN (PTQ expert)": 80.0, "MLP (HWA)": 36.0,
+                                              "MLP (PTQ expert)": 36.0}
+    text = cnn.c8_findings(confidence, checks, verdict, energy, 20424)
+    assert "**partly**" in text and "gap <= 0.42 points does not hold" in text and "80 nJ against 36 nJ" in text

@@ -248,14 +248,16 @@ def uncorrected_columns(layer: ProgrammedLayer) -> int:
     return int(np.sum(np.all(layer.correction == np.array([[1.0], [0.0], [0.0]]), axis=0)))
 
 
-def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
+def deploy_network(model, config: CrossbarConfig, calibration, rng=None,
                    input_ranges=None, column_calibration: bool | None = None, column_target: str | None = None
                    ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
     """Program every layer of ``model`` and calibrate its converter ranges.
 
     Parameters
     ----------
-    model : MLP
+    model : MLP or Sequential
+        A :class:`imclib.sequential.Sequential` network (a CNN) is deployed by
+        :func:`imclib.sequential.deploy_sequential` (no ``input_ranges``).
     config : CrossbarConfig
     calibration : array_like, shape (batch, n_in)
         Calibration inputs (training images, never the test set).
@@ -281,7 +283,14 @@ def deploy_network(model: MLP, config: CrossbarConfig, calibration, rng=None,
         calibration inputs of that layer, and ``columns_uncorrected`` (output columns the
         column calibration left at the identity; 0 without it).
     """
-    _validate.instance("model", model, MLP)
+    from .sequential import Sequential, deploy_sequential  # sequential builds on this module
+
+    if isinstance(model, Sequential):
+        if input_ranges is not None:
+            raise ValueError("input_ranges is not supported for a Sequential network (its DAC ranges are calibrated)")
+        return deploy_sequential(model, config, calibration, rng, column_calibration, column_target)
+    if not isinstance(model, MLP):
+        raise ValueError(f"model must be an MLP or a Sequential network, got {type(model).__name__}")
     _validate.instance("config", config, CrossbarConfig)
     x = _validate.features("calibration", calibration, model.layer_sizes[0])
     if input_ranges is not None:

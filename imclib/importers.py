@@ -3,8 +3,7 @@ PyTorch-style ``Linear`` weights (a ``.safetensors`` file or a dict of arrays); 
 ``Conv2d`` weights too, as a :class:`~imclib.sequential.Sequential` network.
 
 Both give the float network; deploy it with :func:`imclib.deploy.deploy_network` or score it
-with :func:`imclib.network.hardware_accuracy` like any other (a Sequential network with
-:func:`imclib.sequential.deploy_sequential` and :func:`imclib.sequential.sequential_accuracy`).
+with :func:`imclib.network.hardware_accuracy` like any other (a Sequential network too).
 Neither imports torch: weight files are read with the numpy API of the ``safetensors`` package.
 
 PyTorch-style layer order

@@ -1,4 +1,5 @@
-"""A trained MLP on tiled crossbars: deploy every layer once, then infer.
+"""A trained network (an MLP or a :class:`~imclib.sequential.Sequential` CNN) on tiled
+crossbars: deploy every weight layer once, then infer.
 
 Each layer's ``x @ W`` runs on its own tiled arrays, programmed and with converter ranges
 calibrated by :func:`imclib.deploy.deploy_network`; biases, activations
@@ -19,6 +20,7 @@ from .deploy import deploy_network
 from .layer import ProgrammedLayer
 from .mapping import assumed_levels, level_set, map_weights, quantize_weights, refine_affine_map
 from .mlp import MLP
+from .sequential import Sequential
 
 
 def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
@@ -40,7 +42,16 @@ def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     return matmul
 
 
-def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int, calibration,
+def _inputs(model, x) -> np.ndarray:
+    """``x`` checked against the network's input width; a ValueError names a wrong ``model``."""
+    if isinstance(model, Sequential):
+        return model._check(x)
+    if not isinstance(model, MLP):
+        raise ValueError(f"model must be an MLP or a Sequential network, got {type(model).__name__}")
+    return _validate.features("x", x, model.layer_sizes[0])
+
+
+def hardware_logits(model: MLP | Sequential, x: np.ndarray, config: CrossbarConfig, seed: int, calibration,
                     column_calibration: bool | None = None, column_target: str | None = None) -> np.ndarray:
     """Logits of ``model`` on hardware deployed with device seed ``seed``.
 
@@ -51,8 +62,7 @@ def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int
     :func:`imclib.deploy.deploy_network` (default: on unless ``weight_map="naive"``,
     fitted towards what the network was trained for, ``model.trained_for``).
     """
-    _validate.instance("model", model, MLP)
-    x = _validate.features("x", x, model.layer_sizes[0])
+    x = _inputs(model, x)
     rng = np.random.default_rng(_validate.seed("seed", seed))
     layers, _ = deploy_network(model, config, calibration, rng, column_calibration=column_calibration,
                                column_target=column_target)
@@ -60,7 +70,7 @@ def hardware_logits(model: MLP, x: np.ndarray, config: CrossbarConfig, seed: int
 
 
 def hardware_accuracy(
-    model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration,
+    model: MLP | Sequential, x: np.ndarray, y: np.ndarray, config: CrossbarConfig, seeds: Iterable[int], calibration,
     column_calibration: bool | None = None, column_target: str | None = None
 ) -> pd.DataFrame:
     """Accuracy on hardware for each device seed: columns ``seed``, ``accuracy``.
@@ -69,9 +79,8 @@ def hardware_accuracy(
     non-empty sequence of non-negative integers; ``calibration``, ``column_calibration``
     and ``column_target`` as in :func:`hardware_logits`.
     """
-    _validate.instance("model", model, MLP)
-    x = _validate.features("x", x, model.layer_sizes[0])
-    y = _validate.class_labels("y", y, x.shape[0], model.layer_sizes[-1])
+    x = _inputs(model, x)
+    y = _validate.class_labels("y", y, x.shape[0], model.n_out if isinstance(model, Sequential) else model.layer_sizes[-1])
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise ValueError(f"seeds must be a non-empty sequence of non-negative integer seeds, got {seeds!r}")
     seeds = [_validate.seed(f"seeds[{index}]", seed) for index, seed in enumerate(seeds)]

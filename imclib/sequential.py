@@ -21,9 +21,11 @@ The MLP is the special case with dense layers and activations only:
 :meth:`Sequential.from_mlp` and :meth:`Sequential.to_mlp` convert losslessly, and
 :func:`train_sequential` trains a dense-only network exactly as :func:`imclib.mlp.train_mlp`
 does (same initialisation, shuffling and AdamW steps; tested bit for bit). Hardware: every
-weight layer is programmed and calibrated by :func:`deploy_sequential`, and
+weight layer is programmed and calibrated by :func:`deploy_sequential` (which
+:func:`imclib.deploy.deploy_network` calls for a Sequential network), and
 :meth:`Sequential.forward` reads it through the same ``matmul(i, rows, W)`` hook as the MLP
-(:func:`imclib.network.hardware_matmul`).
+(:func:`imclib.network.hardware_matmul`); :func:`imclib.network.hardware_accuracy` scores
+either kind.
 """
 
 from __future__ import annotations
@@ -46,9 +48,8 @@ from .deploy import (_fit_columns, calibrate, range_report, resolve_column_calib
 from .layer import ProgrammedLayer, program_layer
 from .mlp import (ACTIVATIONS, MLP, TRAINED_FOR, MatmulFn, QuantizeFn, TrainConfig, _AdamW, _cosine_learning_rate, _forward_weights, _quantized_weights, activation_derivative,
                   softmax_cross_entropy)
-from .network import hardware_matmul
 
-__all__ = ["SMALL_CNN", "Sequential", "deploy_sequential", "sequential_accuracy", "train_sequential"]
+__all__ = ["SMALL_CNN", "Sequential", "deploy_sequential", "train_sequential"]
 
 WEIGHT_KINDS = ("dense", "conv2d")
 POOL_KINDS = ("maxpool2d", "avgpool2d")
@@ -641,21 +642,8 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
     ``rng``, then the digital layers). Each layer is calibrated on all its rows at once, so
     they must fit in memory (1,000 MNIST images: 115 MB of im2col rows for a 5x5 kernel).
 
-    Parameters
-    ----------
-    model : Sequential
-    config : CrossbarConfig
-    calibration : array_like, shape (batch, n_in)
-        Calibration inputs (training images, never the test set).
-    rng : numpy.random.Generator or int, optional
-        Device seed.
-    column_calibration : bool, optional
-        Fit every output column (a conv layer: every output channel, on its im2col rows)
-        after programming, as :func:`imclib.deploy.deploy_network` does (default: on unless
-        ``weight_map="naive"``).
-    column_target : {"float", "quantized"}, optional
-        What the column calibration fits towards (:func:`imclib.deploy.resolve_column_target`;
-        default: ``model.trained_for``).
+    The parameters are those of :func:`imclib.deploy.deploy_network` but ``input_ranges``
+    (a conv layer fits its column calibration on every output channel, over its im2col rows).
 
     Returns
     -------
@@ -687,25 +675,3 @@ def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rn
 
     model._run(x, model.weights, program, False, whole=True)
     return layers, pd.DataFrame(records)
-
-
-def sequential_accuracy(model: Sequential, x, y, config: CrossbarConfig, seeds: Iterable[int],
-                        calibration, column_target: str | None = None) -> pd.DataFrame:
-    """Accuracy on hardware per device seed (columns ``seed``, ``accuracy``), as
-    :func:`imclib.network.hardware_accuracy`: each seed programs the network anew
-    (:func:`deploy_sequential` with ``np.random.default_rng(seed)`` and ``column_target``,
-    read noise from the same generator) and reads ``x`` (batch, n_in) against labels ``y``."""
-    _validate.instance("model", model, Sequential)
-    x = model._check(x)
-    y = _validate.class_labels("y", y, x.shape[0], model.n_out)
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
-        raise ValueError(f"seeds must be a non-empty sequence of non-negative integer seeds, got {seeds!r}")
-    seeds = [_validate.seed(f"seeds[{index}]", seed) for index, seed in enumerate(seeds)]
-    if not seeds:
-        raise ValueError("seeds must be a non-empty sequence of non-negative integer seeds, got none")
-    rows = []
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        layers, _ = deploy_sequential(model, config, calibration, rng, column_target=column_target)
-        rows.append({"seed": seed, "accuracy": float(np.mean(model.predict(x, hardware_matmul(layers, rng)) == y))})
-    return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ from imclib.config import DECODE_SCHEMES, CrossbarConfig
 from imclib.deploy import deploy_network
 from imclib.mlp import MLP, TrainConfig, train_mlp
 from imclib.network import device_quantizer, hardware_accuracy, hardware_matmul
-from imclib.sequential import (SMALL_CNN, Activation, Dense, Sequential, deploy_sequential, sequential_accuracy,
+from imclib.sequential import (SMALL_CNN, Activation, Dense, Sequential, deploy_sequential,
                                train_sequential)
 
 # every layer kind: conv with stride 2 and padding, both pools (odd sizes crop), tanh, dense
@@ -93,8 +93,14 @@ def test_deploying_a_converted_mlp_programs_the_same_arrays():
         assert np.array_equal(a.conductance, b.conductance)
         assert np.array_equal(a.adc_range, b.adc_range) and a.input_range == b.input_range
     assert report.equals(reference_report)
-    assert sequential_accuracy(Sequential.from_mlp(model), x, y, config, [0, 1], calibration).equals(
+    assert hardware_accuracy(Sequential.from_mlp(model), x, y, config, [0, 1], calibration).equals(
         hardware_accuracy(model, x, y, config, [0, 1], calibration))
+    via_deploy_network, _ = deploy_network(Sequential.from_mlp(model), config, calibration, 5)
+    assert all(np.array_equal(a.conductance, b.conductance) for a, b in zip(via_deploy_network, reference))
+    with pytest.raises(ValueError, match="input_ranges"):
+        deploy_network(Sequential.from_mlp(model), config, calibration, 5, input_ranges=[1.0, 1.0])
+    with pytest.raises(ValueError, match="MLP or a Sequential"):
+        hardware_accuracy("net", x, y, config, [0], calibration)
 
 
 def _cnn_data(n=5, seed=6):

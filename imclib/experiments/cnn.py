@@ -22,12 +22,12 @@ from ..cells import CellLevels
 from ..config import CrossbarConfig
 from ..cost import Technology, cost_table
 from ..mlp import TrainConfig
-from ..network import device_quantizer, hardware_matmul
+from ..network import device_quantizer, hardware_accuracy, hardware_matmul
 from ..results import record_claim
-from ..sequential import SMALL_CNN, Sequential, deploy_sequential, sequential_accuracy, train_sequential
+from ..sequential import SMALL_CNN, Sequential, deploy_sequential, train_sequential
 from . import tables
-from .mnist import (CALIBRATION, SCHEMES, SPLIT, cached_table, calibration_inputs, float_model, hwa_model,
-                    network_accuracy, scheme_config, split)
+from .mnist import (CALIBRATION, SCHEMES, SPLIT, _trained_quantized, cached_table, calibration_inputs, float_model,
+                    hwa_model, network_accuracy, scheme_config, split)
 
 INPUT_SHAPE = (1, 28, 28)
 CNN_TRAINING = TrainConfig(hidden=(), epochs=6)
@@ -63,7 +63,8 @@ def cnn_hwa_model(config: CrossbarConfig, seed: int = 0,
     """The hardware-aware CNN of training seed ``seed`` for ``config`` (cached): ``(model,
     history)``, fine-tuned (:data:`CNN_HWA_TRAINING`) from :func:`cnn_model` of the same seed on
     the training split minus the validation split; ``val_accuracy`` is that of the quantized
-    network on the validation split."""
+    network on the validation split. Marked ``trained_for = "quantized"``, so its column
+    calibration targets the quantized weights (:func:`imclib.deploy.resolve_column_target`)."""
     _validate.instance("config", config, CrossbarConfig)
     training = dataclasses.replace(training, seed=seed)
     start_training = dataclasses.replace(CNN_TRAINING, seed=seed)
@@ -71,9 +72,9 @@ def cnn_hwa_model(config: CrossbarConfig, seed: int = 0,
     data = split()
     key = {"task": "mnist-cnn-hwa", "architecture": SMALL_CNN, "input_shape": INPUT_SHAPE, "training": training,
            "start": start_training, "device": repr(config), "validation": SPLIT}
-    return cached_train(key, lambda: train_sequential(
+    return _trained_quantized(cached_train(key, lambda: train_sequential(
         data["x_fit"], data["y_fit"], training, SMALL_CNN, INPUT_SHAPE, quantize=device_quantizer(config), init=start,
-        x_val=data["x_val"], y_val=data["y_val"], progress=False))
+        x_val=data["x_val"], y_val=data["y_val"], progress=False)))
 
 
 NETWORKS = ("software", "PTQ naive", "PTQ expert", "HWA")
@@ -107,7 +108,7 @@ def cnn_accuracy(network: str, config: CrossbarConfig, train_seed: int = 0, devi
         key = {"model": trained,
                "config": repr(deployed), "seed": int(seed), "subset": "test", "calibration": CALIBRATION,
                "validation": SPLIT}
-        frames.append(cached_table(key, lambda seed=seed: sequential_accuracy(
+        frames.append(cached_table(key, lambda seed=seed: hardware_accuracy(
             model, data["x_test"], data["y_test"], deployed, [int(seed)], calibration_inputs())))
     table = pd.concat(frames, ignore_index=True).rename(columns={"seed": "device_seed"})
     return table.assign(network=network, train_seed=train_seed)[["network", "train_seed", "device_seed", "accuracy"]]
@@ -316,7 +317,7 @@ def widget_accuracy(n_states: int = 4, programming_sigma: float = defaults.PROGR
     config = base.with_(cell=CellLevels(n_states, "binary"), rows=tile, cols=tile,
                         nonideal=dataclasses.replace(base.nonideal, programming_sigma=programming_sigma))
     data = split()
-    return float(sequential_accuracy(cnn_model(0)[0], data["x_test"][:n_test], data["y_test"][:n_test], config, [0],
+    return float(hardware_accuracy(cnn_model(0)[0], data["x_test"][:n_test], data["y_test"][:n_test], config, [0],
                                      calibration_inputs()).accuracy[0])
 
 

@@ -25,7 +25,7 @@ from ..mlp import TrainConfig
 from ..network import device_quantizer, hardware_accuracy, hardware_matmul
 from ..results import record_claim
 from ..sequential import SMALL_CNN, Sequential, deploy_sequential, train_sequential
-from . import tables
+from . import tables, verdicts
 from .mnist import (CALIBRATION, SCHEMES, SPLIT, _trained_quantized, cached_table, calibration_inputs, float_model,
                     hwa_model, network_accuracy, scheme_config, split)
 
@@ -146,8 +146,8 @@ def check_c8(confidence: pd.DataFrame, hardware: str = "HWA") -> tuple[pd.DataFr
     of :func:`cnn_study`: software mean >= :data:`SOFTWARE_MIN`, gap (software mean minus the
     ``hardware`` network's mean) <= :data:`GAP_MAX`, device-seed sd of that network <=
     :data:`DEVICE_SD_MAX`. Returns the checks (one row per scheme, column ``passes``),
-    ``by_scheme`` and the verdict (``reproduced`` if every scheme passes, ``partly`` if some
-    do, else ``not reproduced``)."""
+    ``by_scheme`` and the verdict (:func:`imclib.experiments.verdicts.verdict`: ``reproduced``
+    if every scheme passes, ``partly`` if some do, else ``not reproduced``)."""
     stats = confidence.set_index(["scheme", "network"])
     rows = []
     for scheme in dict.fromkeys(confidence.scheme):
@@ -160,8 +160,7 @@ def check_c8(confidence: pd.DataFrame, hardware: str = "HWA") -> tuple[pd.DataFr
     checks = pd.DataFrame(rows).set_index("scheme")
     checks["passes"] = checks[["software >= 99.0 %", "gap <= 0.42 points", "device sd <= 0.2 points"]].all(axis=1)
     by_scheme = {scheme: bool(ok) for scheme, ok in checks.passes.items()}
-    verdict = "reproduced" if all(by_scheme.values()) else "partly" if any(by_scheme.values()) else "not reproduced"
-    return checks, by_scheme, verdict
+    return checks, by_scheme, verdicts.verdict(by_scheme)
 
 
 def energy_per_inference(model, config: CrossbarConfig, x, seed: int = 0,

@@ -42,7 +42,7 @@ from ..network import hardware_accuracy, hardware_matmul
 from ..nonidealities import Nonidealities
 from ..periphery import Periphery
 from ..results import record_claim
-from .errors import verdict
+from .verdicts import VERDICT_RULE, verdict
 
 RESISTANCES = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 """Wire resistance per segment (ohms); interconnect at recent nodes is about 1-10 ohm per cell pitch."""
@@ -273,12 +273,12 @@ def cell_voltage_map(weights: np.ndarray, size: int, r_wire: float, config: Cros
 
 
 CRITERION = (
-    "per decode scheme (offset/digital, offset/reference, differential; linear 4-state cells, 8-bit DAC and ADC "
+    f"{VERDICT_RULE}. The criterion, per decode scheme (offset/digital, offset/reference, differential; linear 4-state cells, 8-bit DAC and ADC "
     "with ranges calibrated on 1,000 training images through ideal-wire arrays, MVM error of layer 1 on the "
     "study's 16 inputs, device seed 0): 4x4 arrays have a lower total MVM error than 64x64 at every r_wire of the grid "
     "from some value on; and, as before, for every device model (offset/digital, no ADC): the same crossover, no size "
-    "effect at 0 ohm, and a wire-error exponent in n between 1.5 and 2.5 at 0.5 ohm. Reproduced if every scheme and "
-    "every device holds, partly if some schemes do. Reported beside it, not judged: the same with ranges calibrated "
+    "effect at 0 ohm, and a wire-error exponent in n between 1.5 and 2.5 at 0.5 ohm (a scheme holds only if every "
+    "device does). Reported beside it, not judged: the same with ranges calibrated "
     "through the wired arrays, and MNIST accuracy per scheme (float network with expert PTQ, first 2,000 test images, "
     "one device seed; the binomial 95 % error of one accuracy is about +-0.9 points)")
 """C7's criterion, fixed before :func:`check_claim` computes anything."""

@@ -256,9 +256,9 @@ def _add_silent_sums(key, row, m, cdf, start, length, first, out):  # pragma: no
     for j in range(out.shape[0]):
         u = _unit53(_mix(stream + np.uint64(j) * _GOLDEN))
         base, low, high = start[m, j], 0, length[m, j] - 1
-        while low < high:  # the first entry with CDF > u (the last one is 1)
+        while low < high:  # the first entry with CDF > u (else the last)
             middle = (low + high) // 2
-            if cdf[base + middle] > u:
+            if cdf[base + middle * out.shape[0]] > u:
                 high = middle
             else:
                 low = middle + 1
@@ -391,9 +391,10 @@ def zero_current_pmf(adc, sense_var: float):
     the top code and ``P(c >= k) = Phi((a_j - k + 1/2) / s_j)`` above code 0; the probability of
     code ``k`` is the difference of the first form at or below ``a_j``, of the second above it
     (no cancellation in either tail). Returns ``(c0, pmf)``: ``pmf[j, t]`` the probability of
-    code ``c0_j + t - W``, ``c0_j = rint(clip(a_j, 0, 2^b - 1))``, ``W = ceil(12 max s_j)``
-    (the mass beyond 12 sigma, below 1e-32, is left out). Without sense noise the code is
-    ``c0_j`` (``pmf`` of width 1). None without an ADC (``adc=None`` or ``top = 0``), when a
+    code ``c0_j + t - W``, ``c0_j = floor(clip(a_j, 0, 2^b - 1))`` (so the likely codes lie at
+    the same offsets in every column), ``W = ceil(12 max s_j)`` (the mass beyond 12 sigma,
+    below 1e-32, is left out). Without sense noise the code is ``c0_j = rint(clip(a_j, 0,
+    2^b - 1))`` (``pmf`` of width 1). None without an ADC (``adc=None`` or ``top = 0``), when a
     column's sense noise exceeds :data:`SILENT_SIGMA_MAX` codes, or when the full scale is
     below 9 sense sigmas (silent conversions then saturate with probability above 1e-18,
     which the table would not count).
@@ -402,11 +403,11 @@ def zero_current_pmf(adc, sense_var: float):
         return None
     _, low, per_ampere, top = adc
     center, spread = -low * per_ampere, np.sqrt(sense_var) * per_ampere
-    c0 = np.rint(np.clip(center, 0.0, top))
     if np.any(spread > SILENT_SIGMA_MAX):
         return None
     if sense_var == 0.0:
-        return c0, np.ones((low.shape[0], 1))
+        return np.rint(np.clip(center, 0.0, top)), np.ones((low.shape[0], 1))
+    c0 = np.floor(np.clip(center, 0.0, top))
     width = int(np.ceil(12 * spread.max()))
     k = c0[:, None] + np.arange(-width, width + 1)
     below = lambda k: np.where(k >= top, 1.0, np.where(k < 0, 0.0, ndtr((k + 0.5 - center[:, None]) / spread[:, None])))  # noqa: E731
@@ -416,16 +417,26 @@ def zero_current_pmf(adc, sense_var: float):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _trim(dist, n, tail):  # pragma: no cover - compiled
-    """Drop the entries of ``dist[:n]`` at either end whose cumulative probability stays at
-    or below ``tail``; shift the rest to the front; returns (entries kept, entries dropped below)."""
-    low, mass = 0, 0.0
-    while low < n - 1 and mass + dist[low] <= tail:
-        mass += dist[low]
+def _trim(dist, n, tail, mass):  # pragma: no cover - compiled
+    """Drop the rows of ``dist[:n]`` (codes x columns) at either end while every column's
+    cumulative probability there stays at or below ``tail``; shift the rest to the front;
+    returns (rows kept, rows dropped below). ``mass`` is a work array (columns)."""
+    p = dist.shape[1]
+    low = 0
+    mass[:] = 0.0
+    while low < n - 1:
+        for j in range(p):
+            mass[j] += dist[low, j]
+        if np.max(mass) > tail:
+            break
         low += 1
-    high, mass = n - 1, 0.0
-    while high > low and mass + dist[high] <= tail:
-        mass += dist[high]
+    high = n - 1
+    mass[:] = 0.0
+    while high > low:
+        for j in range(p):
+            mass[j] += dist[high, j]
+        if np.max(mass) > tail:
+            break
         high -= 1
     for t in range(high - low + 1):
         dist[t] = dist[low + t]
@@ -433,40 +444,46 @@ def _trim(dist, n, tail):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _silent_tables(c0, pmf, needed, tail, cdf, start, length, first):  # pragma: no cover - compiled
-    """Fill the tables of :func:`silent_tables` (or, with an empty ``cdf``, only count their
-    entries); returns the number of entries."""
-    p, w = pmf.shape
+def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma: no cover - compiled
+    """The tables of :func:`silent_tables`: fills ``cdf``, ``start``, ``length`` and ``first``
+    (with an empty ``cdf``, only counts the entries); returns the number of entries. Every
+    column at once (the inner loops run over columns), the tails trimmed where they are
+    negligible in every column."""
+    w, p = pmf.shape
     top_m = needed.shape[0] - 1
-    fill = cdf.shape[0] > 0
-    single, work, step = np.empty(w), np.empty(top_m * (w - 1) + 1), np.empty(top_m * (w - 1) + 1)
-    half = w // 2
-    total = 0
-    for j in range(p):
-        single[:] = pmf[j]
-        w1, low1 = _trim(single, w, tail)
-        n, low = w1, low1 - half  # the distribution of one code: offsets low .. low + n - 1 from c0
-        work[:n] = single[:n]
-        for m in range(1, top_m + 1):
-            if m > 1:  # one more conversion: convolve with the single code's distribution
-                step[: n + w1 - 1] = 0.0
-                for a in range(n):
-                    for c in range(w1):
-                        step[a + c] += work[a] * single[c]
-                n, dropped = _trim(step, n + w1 - 1, tail)
-                low += low1 - half + dropped
-                work[:n] = step[:n]
-            if not needed[m]:
-                continue
-            if fill:
-                start[m, j], length[m, j], first[m, j] = total, n, m * c0[j] + low
-                running = 0.0
-                for t in range(n):
-                    running += work[t]
-                    cdf[total + t] = running
-                for t in range(n):
-                    cdf[total + t] /= running  # the last entry exactly 1
-            total += n
+    single, mass = pmf.copy(), np.empty(p)
+    w1, low1 = _trim(single, w, tail, mass)
+    work, step = np.zeros((top_m * (w1 - 1) + 1, p)), np.empty((top_m * (w1 - 1) + 1, p))
+    n, low = w1, low1 - w // 2  # the distribution of one code: offsets low .. low + n - 1 from c0
+    work[:n] = single[:n]
+    total, running = 0, np.empty(p)
+    for m in range(1, top_m + 1):
+        if m > 1:  # one more conversion: convolve with the single code's distribution
+            step[: n + w1 - 1] = 0.0
+            for a in range(n):
+                for c in range(w1):
+                    for j in range(p):
+                        step[a + c, j] += work[a, j] * single[c, j]
+            n, dropped = _trim(step, n + w1 - 1, tail, mass)
+            low += low1 - w // 2 + dropped
+            work[:n] = step[:n]
+        if not needed[m]:
+            continue
+        if cdf.shape[0] == 0:
+            total += n * p
+            continue
+        running[:] = 0.0
+        for t in range(n):  # column j's CDF at total + t p + j
+            for j in range(p):
+                running[j] += work[t, j]
+                cdf[total + t * p + j] = running[j]
+        for j in range(p):
+            start[m, j], length[m, j], first[m, j] = total + j, n, m * c0[j] + low
+            running[j] = 1.0 / running[j]
+        for t in range(n):
+            for j in range(p):
+                cdf[total + t * p + j] *= running[j]
+        total += n * p
     return total
 
 
@@ -480,8 +497,9 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     distribution's CDF, built by repeated convolution; at every step each tail of total
     probability at most :data:`SILENT_TAIL` (2^-50) is dropped and the CDF is renormalized,
     so the sum is exact but for tails of total probability below ``2 m 2^-50`` (below 2^-41
-    for 196 arrays). Returns ``(cdf, start, length, first)``: ``cdf[start[m, j] + t]`` is
-    ``P(S <= first[m, j] + t)`` for ``t < length[m, j]`` (shapes (max m + 1, p)); or empty
+    for 196 arrays). Returns ``(cdf, start, length, first)``: ``cdf[start[m, j] + t p]`` is
+    ``P(S <= first[m, j] + t)`` for ``t < length[m, j]`` (shapes (max m + 1, p); the last
+    entry 1 up to rounding: the draw takes the last code for any uniform above it); or empty
     tables (silent conversions converted one by one) when :func:`zero_current_pmf` is None or
     no row has a silent array.
     """
@@ -493,12 +511,12 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     needed = np.zeros(int(counts.max()) + 1, dtype=np.bool_)
     needed[counts] = True
     needed[0] = False
-    index = np.zeros((needed.size, c0.size), dtype=np.int64)
+    start, length = np.zeros((2, needed.size, c0.size), dtype=np.int64)
     first = np.zeros((needed.size, c0.size))
-    size = _silent_tables(c0, pmf, needed, SILENT_TAIL, np.zeros(0), index, index.copy(), first)
-    cdf, length = np.empty(size), index.copy()
-    _silent_tables(c0, pmf, needed, SILENT_TAIL, cdf, index, length, first)
-    return cdf, index, length, first
+    pmf = np.ascontiguousarray(pmf.T)
+    cdf = np.empty(_silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, np.zeros(0)))
+    _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, cdf)
+    return cdf, start, length, first
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

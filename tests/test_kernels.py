@@ -138,7 +138,7 @@ def test_silent_sum_tables_equal_repeated_convolution(signed, sense_codes):
             exact = np.ones(1)
             for _ in range(m):
                 exact = np.convolve(exact, pmf[j])
-            table = np.diff(cdf[start[m, j] : start[m, j] + length[m, j]], prepend=0.0)
+            table = np.diff(cdf[start[m, j] + p * np.arange(length[m, j])], prepend=0.0)
             offset = int(first[m, j] - m * (c0[j] - width))  # the table's first code in the exact pmf
             assert 0 <= offset and offset + table.size <= exact.size
             assert np.abs(np.pad(table, (offset, exact.size - offset - table.size)) - exact).max() < 2 * m * 2.0**-50 + 1e-14

@@ -92,7 +92,9 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     # 8 bits on linear cells (3-4.6 codes)
     assert (kernels.zero_current_pmf(adc, noise["sense_var"]) is not None) == (bits == 4 or (bits == 8 and cells != "linear"))
     assert np.max(np.sum(~np.any(voltages, axis=-1), axis=1)) > 1
-    sums, saturated = kernels.read(voltages, masks, masks2, adc, **extra, **noise, key=key, row0=3)
+    # one-hot level masks: the kernel squares each cell's current (masks2=None), the reference takes M2
+    sums, saturated = kernels.read(voltages, masks, None if cells == "bias-dependent" else masks2, adc, **extra, **noise,
+                                   key=key, row0=3)
     normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
     uniform = kernels.silent_uniforms(key, batch, p, row0=3)
     expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives,

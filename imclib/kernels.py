@@ -547,10 +547,14 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _silent_arrays(voltages, counts):  # pragma: no cover - compiled
-    for b in range(voltages.shape[0]):
+    batch, blocks, k = voltages.shape
+    for b in range(batch):
         count = 0
-        for r in range(voltages.shape[1]):
-            count += not np.any(voltages[b, r])
+        for r in range(blocks):
+            silent = True
+            for i in range(k):
+                silent &= voltages[b, r, i] == 0.0
+            count += silent
         counts[b] = count
 
 
@@ -701,6 +705,23 @@ def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_v
                 cdf = np.cumsum(dist) / dist.sum()
                 sums[b, j] += m * c0[j] - m * (pmf.shape[1] // 2) + np.argmax(cdf > silent_uniforms[b, j])
     return sums, int(np.count_nonzero(saturated & ~silent[..., None]))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _quantize(values, low, per_unit, step, top, out):  # pragma: no cover - compiled
+    flat, result = values.ravel(), out.ravel()
+    for t in range(flat.shape[0]):
+        result[t] = low + min(max(np.rint((flat[t] - low) * per_unit), 0.0), top) * step
+
+
+def quantize(values: np.ndarray, low: float, per_unit: float, step: float, top: float) -> np.ndarray:
+    """``low + clip(rint((v - low) K), 0, top) step`` elementwise in one compiled pass (a new
+    float64 array), the operations of :func:`imclib.periphery.uniform_quantize` in its order,
+    so the results are identical; ``low``, ``K``, ``step`` and ``top`` scalars."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    _quantize(values, float(low), float(per_unit), float(step), float(top), out)
+    return out
 
 
 # ---- calibration: order statistics per column ---------------------------------------------

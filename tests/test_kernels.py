@@ -70,7 +70,7 @@ def _bias_dependent_operands(rng, batch, blocks, k, p):
 
 
 @pytest.mark.parametrize("bits", [None, 4, 8])
-@pytest.mark.parametrize("cells", ["linear", "bias-dependent"])
+@pytest.mark.parametrize("cells", ["linear", "bias-dependent", "bias-dependent, no common mode"])
 def test_fused_read_equals_the_numpy_reference(bits, cells):
     rng = np.random.default_rng(0 if bits is None else bits)
     batch, blocks, k, p = 37, 5, 4, 9  # input groups: 16, 16 and 5
@@ -82,18 +82,20 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     else:
         voltages, table, masks, masks2, drives = _bias_dependent_operands(rng, batch, blocks, k, p)
         extra = {"segments": table.segments, "per_volt": table.per_volt}
+        if cells.endswith("no common mode"):
+            masks, masks2, drives = np.ascontiguousarray(masks[:, :, :4]), masks2[:, :, :4], drives[..., :4]
     currents = np.einsum("brkl,rklp->brp", voltages[..., None] if drives is None else drives, masks)
     full_scale = np.quantile(np.abs(currents), 0.9, axis=(0, 1))  # some conversions saturate
     adc = None if bits is None else adc_constants(bits, full_scale, True, p)
     noise = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2}
     key = np.uint64(2**64 - 5)
     # the silent arrays (all voltages 0) of an input are summed by table where the sense noise
-    # is at most SILENT_SIGMA_MAX codes (0.05-2 codes here), converted one by one with
-    # 8 bits on linear cells (3-4.6 codes)
-    assert (kernels.zero_current_pmf(adc, noise["sense_var"]) is not None) == (bits == 4 or (bits == 8 and cells != "linear"))
+    # is at most SILENT_SIGMA_MAX codes (4 bits; 8 bits with the common mode's larger full
+    # scale), else converted one by one (8 bits otherwise: more than 2 codes)
+    assert (kernels.zero_current_pmf(adc, noise["sense_var"]) is not None) == (bits == 4 or (bits == 8 and cells == "bias-dependent"))
     assert np.max(np.sum(~np.any(voltages, axis=-1), axis=1)) > 1
     # one-hot level masks: the kernel squares each cell's current (masks2=None), the reference takes M2
-    sums, saturated = kernels.read(voltages, masks, None if cells == "bias-dependent" else masks2, adc, **extra, **noise,
+    sums, saturated = kernels.read(voltages, masks, None if cells != "linear" else masks2, adc, **extra, **noise,
                                    key=key, row0=3)
     normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
     uniform = kernels.silent_uniforms(key, batch, p, row0=3)

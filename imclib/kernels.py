@@ -26,7 +26,9 @@ work skips rows whose voltage is 0, and a conversion whose array sees no voltage
 (:func:`zero_current_pmf`), so the ``m`` silent conversions of one input row and column are
 not converted one by one: their sum is drawn in one step from one uniform number, by the
 m-fold convolution of that code distribution (:func:`silent_tables`).
-The sums over (row, level) go four matrix rows per pass (:func:`_accumulate`). :func:`convert` does 2-4 on
+The sums over (row, level) go four matrix rows per pass (:func:`_accumulate`); for one-hot
+4-level cells the read-noise variance is the sum of the squared cell currents, summed in the
+same pass as the current (:func:`_accumulate_cells`). :func:`convert` does 2-4 on
 partial currents computed elsewhere (nonlinear circuit solves), :func:`partial_currents`
 step 1 alone (calibration). Random numbers depend only on (key, input row, block or silent sum, column),
 so a read gives the same numbers whatever the thread count or chunk size. Each kernel has

@@ -22,11 +22,15 @@ A read of a tiled layer, per input row ``b``, row block (array) ``r`` and physic
 :func:`read` does all four in one pass over groups of inputs (parallel over the groups
 with numba, ``numba.set_num_threads``), never storing a partial current; the per-input
 work skips rows whose voltage is 0, and a conversion whose array sees no voltage at all
-carries only sense noise: it takes its code from one uniform number, by the exact code
-distribution of that noise, or without noise the code of 0 A (:func:`zero_current_codes`).
-The sums over (row, level) go four matrix rows per pass (:func:`_accumulate`). :func:`convert` does 2-4 on
+(a "silent" one) carries only sense noise: its code is iid per column
+(:func:`zero_current_pmf`), so the ``m`` silent conversions of one input row and column are
+not converted one by one: their sum is drawn in one step from one uniform number, by the
+m-fold convolution of that code distribution (:func:`silent_tables`).
+The sums over (row, level) go four matrix rows per pass (:func:`_accumulate`); for one-hot
+4-level cells the read-noise variance is the sum of the squared cell currents, summed in the
+same pass as the current (:func:`_accumulate_cells`). :func:`convert` does 2-4 on
 partial currents computed elsewhere (nonlinear circuit solves), :func:`partial_currents`
-step 1 alone (calibration). Random numbers depend only on (key, input row, block, column),
+step 1 alone (calibration). Random numbers depend only on (key, input row, block or silent sum, column),
 so a read gives the same numbers whatever the thread count or chunk size. Each kernel has
 a plain-numpy reference (``reference_*``) that ``tests/test_kernels.py`` compares it with;
 :func:`largest` selects the order statistics of the ADC calibration.
@@ -49,6 +53,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _LOW32 = np.uint64(0xFFFFFFFF)
+_SILENT = np.uint64(0x5EED5EED5EED5EED)  # keys the silent sums' stream (:func:`silent_uniforms`)
 _EXPONENT_52 = np.uint64(0x4330000000000000)  # the bits of 2^52: int -> float by bit tricks
 _MANTISSA = np.uint64((1 << 52) - 1)
 _ONE = np.uint64(0x3FF0000000000000)
@@ -80,6 +85,16 @@ def _float(typingctx, x):  # pragma: no cover - compiled
     return types.float64(types.uint64), codegen
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):  # pragma: no cover - compiled
+    """``a b + c`` rounded once (LLVM's ``llvm.fma``: the same bits on every CPU, in one
+    instruction on those with FMA)."""
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        return builder.call(builder.module.declare_intrinsic("llvm.fma", [double], ir.FunctionType(double, [double] * 3)), args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
 @numba.njit(inline="always", error_model="numpy")
 def _mix(x):  # pragma: no cover - compiled
     """SplitMix64's finalizer: a bijective 64-bit hash."""
@@ -104,11 +119,13 @@ def _log(u):  # pragma: no cover - compiled
     high = m > 1.0 / _SQRT_HALF
     x = (m * 0.5 if high else m) - 1.0
     exponent = exponent + 1.0 if high else exponent
-    c = _LOG1P_SERIES
-    series = c[8] + x * (c[9] + x * (c[10] + x * c[11]))
-    series = c[4] + x * (c[5] + x * (c[6] + x * (c[7] + x * series)))
-    series = c[0] + x * (c[1] + x * (c[2] + x * (c[3] + x * series)))
-    return exponent * _LN2 + x * series
+    c, x2 = _LOG1P_SERIES, x * x  # pairs of terms in x, then Horner in x^2, with fused multiply-adds
+    series = _fma(x2, _fma(x, c[11], c[10]), _fma(x, c[9], c[8]))
+    series = _fma(x2, series, _fma(x, c[7], c[6]))
+    series = _fma(x2, series, _fma(x, c[5], c[4]))
+    series = _fma(x2, series, _fma(x, c[3], c[2]))
+    series = _fma(x2, series, _fma(x, c[1], c[0]))
+    return _fma(x, series, exponent * _LN2)
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -120,8 +137,8 @@ def _cos_sin(bits32):  # pragma: no cover - compiled
     x = (_float((bits32 & np.uint64(0x3FFFFFFF)) | _EXPONENT_52) - 2.0**52 + 0.5) * (0.5 * math.pi * 2.0**-30) - 0.25 * math.pi
     x2 = x * x
     c, s = _COS_SERIES, _SIN_SERIES
-    cos_x = c[0] + x2 * (c[1] + x2 * (c[2] + x2 * (c[3] + x2 * (c[4] + x2 * c[5]))))
-    sin_x = x * (s[0] + x2 * (s[1] + x2 * (s[2] + x2 * (s[3] + x2 * (s[4] + x2 * s[5])))))
+    cos_x = _fma(x2, _fma(x2, _fma(x2, _fma(x2, _fma(x2, c[5], c[4]), c[3]), c[2]), c[1]), c[0])
+    sin_x = x * _fma(x2, _fma(x2, _fma(x2, _fma(x2, _fma(x2, s[5], s[4]), s[3]), s[2]), s[1]), s[0])
     cos_phi, sin_phi = _SQRT_HALF * (cos_x - sin_x), _SQRT_HALF * (cos_x + sin_x)  # phi = x + pi/4
     odd, upper = (quadrant & np.uint64(1)) == 1, quadrant >= 2
     cos_q = -sin_phi if odd else cos_phi  # rotate by quadrant pi/2
@@ -191,11 +208,16 @@ def _reference_hashes(key, batch: int, blocks: int, p: int, row0: int) -> tuple[
     j = np.arange(p)
     counter = ((row0 + np.arange(batch))[:, None, None] * blocks + np.arange(blocks)[:, None]) * p + j % half
     with np.errstate(over="ignore"):
-        h = np.uint64(key) + counter.astype(np.uint64) * _GOLDEN
+        h = _reference_mix(np.uint64(key) + counter.astype(np.uint64) * _GOLDEN)
+    return h >> np.uint64(32), h & _LOW32, j < half
+
+
+def _reference_mix(h: np.ndarray) -> np.ndarray:
+    """Plain-numpy :func:`_mix` (uint64, wrapping)."""
+    with np.errstate(over="ignore"):
         h = (h ^ (h >> np.uint64(30))) * _MIX1
         h = (h ^ (h >> np.uint64(27))) * _MIX2
-        h = h ^ (h >> np.uint64(31))
-    return h >> np.uint64(32), h & _LOW32, j < half
+        return h ^ (h >> np.uint64(31))
 
 
 def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
@@ -204,13 +226,6 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
     u, v = ((bits.astype(np.float64) + 0.5) * 2.0**-32 for bits in (hi, lo))
     angle = 2 * np.pi * v
     return np.sqrt(-2 * np.log(u)) * np.where(first, np.cos(angle), np.sin(angle))
-
-
-def reference_uniform_bits(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
-    """Plain-numpy 32-bit uniform integers of a read's zero-current conversions
-    (:func:`zero_current_codes`): the high half of the hash for ``j < H``, the low half otherwise."""
-    hi, lo, first = _reference_hashes(key, batch, blocks, p, row0)
-    return np.where(first, hi, lo)
 
 
 # ---- noise, ADC and digital sum of one conversion row -----------------------------------
@@ -234,27 +249,34 @@ def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per
     return over
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _zero_current_codes(stream, base, thresholds, bits, count, out):  # pragma: no cover - compiled
-    """``out[j] += base_j + sum_a [n_j < T_aj]`` with ``n_j`` the 32 bits of column ``j``'s
-    hash (:func:`zero_current_codes`; no hash without thresholds); ``bits`` (uint32) and
-    ``count`` (int32) are work arrays of even length."""
-    p = out.shape[0]
-    if thresholds.shape[0] == 0:
-        for j in range(p):
-            out[j] += base[j]
-        return
-    half = bits.shape[0] // 2
-    for t in range(half):
-        h = _mix(stream + np.uint64(t) * _GOLDEN)
-        bits[t] = np.uint32(h >> np.uint64(32))
-        bits[half + t] = np.uint32(h & _LOW32)
-    count[:] = 0
-    for a in range(thresholds.shape[0]):  # 32-bit lanes: twice as many per instruction as 64-bit
-        for j in range(p):
-            count[j] += bits[j] < thresholds[a, j]
-    for j in range(p):
-        out[j] += base[j] + count[j]
+@numba.njit(inline="always", error_model="numpy")
+def _silent_key(key):  # pragma: no cover - compiled
+    """Key of the silent sums' stream (:func:`silent_uniforms`), apart from the conversions'."""
+    return _mix(key ^ _SILENT)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _unit53(h):  # pragma: no cover - compiled
+    """``(n + 1/2) 2^-53`` for the top 53 bits ``n`` of a 64-bit hash: in (0, 1)."""
+    return (np.float64(h >> np.uint64(11)) + 0.5) * 2.0**-53
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _add_silent_sums(key, row, m, cdf, start, length, first, out):  # pragma: no cover - compiled
+    """``out[j] += S_j``: the sum of the codes of the ``m`` silent conversions of input row
+    ``row`` in column ``j``, by inverse CDF of the m-fold table (:func:`silent_tables`) at
+    the uniform of (row, j) (:func:`silent_uniforms`)."""
+    stream = _silent_key(key) + np.uint64(row * out.shape[0]) * _GOLDEN
+    for j in range(out.shape[0]):
+        u = _unit53(_mix(stream + np.uint64(j) * _GOLDEN))
+        base, low, high = start[m, j], 0, length[m, j] - 1
+        while low < high:  # the first entry with CDF > u (else the last)
+            middle = (low + high) // 2
+            if cdf[base + middle * out.shape[0]] > u:
+                high = middle
+            else:
+                low = middle + 1
+        out[j] += first[m, j] + low
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -277,6 +299,28 @@ def _accumulate(matrix, rows, weights, n, out):  # pragma: no cover - compiled
             out[j] += w * row[j]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _accumulate_cells(matrix, rows, weights, n, width, current, variance):  # pragma: no cover - compiled
+    """Both sums of one array in one pass, for 4-level cells with one-hot masks (each cell's
+    drive meets one level): per cell row ``i`` (``width`` consecutive entries of ``rows`` and
+    ``weights``), ``c_ij = sum_{q < 4} d_iq M_(i,q)j``, the current of cell (i, j), then
+    ``current_j = sum_i (c_ij + d_i4 M_(i,4)j)`` (the common-mode level, when ``width`` is 5)
+    and ``variance_j = sum_i c_ij^2``, the ``sum_{i,q} d_iq^2 M2_(i,q)j`` of the module
+    docstring with ``M2 = M^2``; each matrix row is read once."""
+    p = matrix.shape[1]
+    current[:] = 0.0
+    variance[:p] = 0.0
+    common_mode = width == 5
+    for t in range(0, n, width):
+        a, b, c, d = matrix[rows[t]], matrix[rows[t + 1]], matrix[rows[t + 2]], matrix[rows[t + 3]]
+        wa, wb, wc, wd = weights[t], weights[t + 1], weights[t + 2], weights[t + 3]
+        e, we = (matrix[rows[t + 4]], weights[t + 4]) if common_mode else (a, 0.0)
+        for j in range(p):
+            cell = (wa * a[j] + wb * b[j]) + (wc * c[j] + wd * d[j])
+            current[j] += cell + we * e[j]
+            variance[j] += cell * cell
+
+
 # Inputs per group: their sums (group x p) stay in cache while one array's read matrices
 # serve all of them (measured on the noise-free linear read of 10,000 inputs on 196 x 256
 # 4x4 arrays: 16 inputs 0.25 s; 1: 0.29 s, 64: 0.35 s). The results do not depend on it.
@@ -284,17 +328,18 @@ GROUP = 16
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key, row0,
-          fs, low, per_ampere, top, out, saturated, partials, zero_base, zero_thresholds):  # pragma: no cover
+def _read(voltages, segments, per_volt, masks, masks2, cells, read_var, sense_var, key, row0,
+          fs, low, per_ampere, top, out, saturated, partials, silent_cdf, silent_start, silent_length, silent_first):  # pragma: no cover
     batch, blocks, k = voltages.shape
     width, noisy_width, p = masks.shape[1] // k, masks2.shape[1] // k, masks.shape[2]
     noisy_cells = read_var > 0.0
+    one_pass = cells and noisy_cells  # current and variance of one-hot 4-level cells together
     store = partials.shape[0] > 0  # keep the partial currents, no conversion
-    zero_codes = zero_base.shape[0] > 0
+    silent_sums = silent_start.shape[0] > 0
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
         current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.empty(p + p % 2), np.empty(width)
-        bits, count = np.empty(p + p % 2, dtype=np.uint32), np.empty(p + p % 2, dtype=np.int32)
+        silent = np.zeros(GROUP, dtype=np.int64)
         rows, weights = np.empty(k * width, dtype=np.int64), np.empty(k * width)
         rows2, weights2 = np.empty(k * noisy_width, dtype=np.int64), np.empty(k * noisy_width)
         over = 0
@@ -302,8 +347,8 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
             out[b, :] = 0.0
         for r in range(blocks):
             for b in range(first, last):
-                if zero_codes and not np.any(voltages[b, r]):  # no current: the codes of the noise alone
-                    _zero_current_codes(_stream(key, row0 + b, blocks, r, p), zero_base, zero_thresholds, bits, count, out[b])
+                if silent_sums and not np.any(voltages[b, r]):  # no current: counted, summed below
+                    silent[b - first] += 1
                     continue
                 n = n2 = 0  # the nonzero drives: rows of M and M2 and their weights
                 for i in range(k):
@@ -317,14 +362,20 @@ def _read(voltages, segments, per_volt, masks, masks2, read_var, sense_var, key,
                     for q in range(noisy_width):
                         rows2[n2], weights2[n2] = i * noisy_width + q, drive[q] * drive[q]
                         n2 += 1
-                _accumulate(masks[r], rows, weights, n, current)
+                if one_pass:
+                    _accumulate_cells(masks[r], rows, weights, n, width, current, variance)
+                else:
+                    _accumulate(masks[r], rows, weights, n, current)
                 if store:
                     partials[b, r] = current
                     continue
-                if noisy_cells:
+                if noisy_cells and not one_pass:
                     _accumulate(masks2[r], rows2, weights2, n2, variance)
                 stream = _stream(key, row0 + b, blocks, r, p)
                 over += _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
+        for b in range(first, last):
+            if silent[b - first]:
+                _add_silent_sums(key, row0 + b, silent[b - first], silent_cdf, silent_start, silent_length, silent_first, out[b])
         saturated[group] = over
 
 
@@ -363,45 +414,183 @@ def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
 
 # ---- entry points -----------------------------------------------------------------------
 
-ZERO_CODES_MAX = 16
-"""Codes a zero-current conversion may take for :func:`zero_current_codes` (sense noise up to
-about one code rms; 0.15-0.7 codes in the default device)."""
-_NO_ZERO_CODES = (np.zeros(0), np.zeros((0, 0), dtype=np.uint32))
+SILENT_SIGMA_MAX = 1.0
+"""Largest sense noise (codes rms) for which silent conversions are summed by table
+(:func:`silent_tables`; 0.15-0.7 codes in the default device): it bounds the tables' width,
+about 8 sigma sqrt(m) codes per (m, column): for a layer of 196 row blocks and 256 columns
+with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code."""
+SILENT_TAIL = 2.0**-50
+"""Probability dropped from each tail of a silent-sum distribution at each convolution step."""
+_NO_SILENT = (np.zeros(0), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0)))
 
 
-def zero_current_codes(adc, sense_var: float) -> tuple[np.ndarray, np.ndarray]:
-    """The codes of a conversion whose partial current is exactly 0 (every row voltage of its
-    array 0), sampled exactly from one uniform number instead of a normal one.
+def zero_current_pmf(adc, sense_var: float):
+    """The code distribution of a conversion whose partial current is exactly 0 (every row
+    voltage of its array 0), per column; None where silent conversions are converted one by one.
 
     Only sense noise remains: ``c = rint(clip(a_j + s_j z, 0, 2^b - 1))`` with ``a_j = -low_j K_j``
-    and ``s_j = sigma_sense K_j`` (codes), so ``P(c >= k) = Phi((a_j - k + 1/2) / s_j)``, and
-    ``c = base_j + sum_a [n < T_aj]`` for a uniform 32-bit integer ``n`` and the thresholds
-    ``T_aj = round(2^32 P(c >= k_a))`` of the codes ``k_a`` whose probability lies strictly
-    between 0 and 1 at that resolution (the same ``2^-32`` grid as :func:`read_normals`).
-    ``base_j`` counts the codes reached with probability 1. Used when every column has at
-    most :data:`ZERO_CODES_MAX` such codes and the full scale is at least 9 sense sigmas
-    (saturation probability below 1e-18, counted as 0); else (or without an ADC,
-    ``adc=None`` or ``top = 0``) ``(empty, empty)``. Without sense noise the code is the
-    ADC's code of 0 A, ``base_j = rint(clip(a_j, 0, 2^b - 1))``, with no thresholds
-    (shape (0, p)).
+    and ``s_j = sigma_sense K_j`` (codes), so ``P(c <= k) = Phi((k + 1/2 - a_j) / s_j)`` below
+    the top code and ``P(c >= k) = Phi((a_j - k + 1/2) / s_j)`` above code 0; the probability of
+    code ``k`` is the difference of the first form at or below ``a_j``, of the second above it
+    (no cancellation in either tail). Returns ``(c0, pmf)``: ``pmf[j, t]`` the probability of
+    code ``c0_j + t - W``, ``c0_j = floor(clip(a_j, 0, 2^b - 1))`` (so the likely codes lie at
+    the same offsets in every column), ``W = ceil(12 max s_j)`` (the mass beyond 12 sigma,
+    below 1e-32, is left out). Without sense noise the code is ``c0_j = rint(clip(a_j, 0,
+    2^b - 1))`` (``pmf`` of width 1). None without an ADC (``adc=None`` or ``top = 0``), when a
+    column's sense noise exceeds :data:`SILENT_SIGMA_MAX` codes, or when the full scale is
+    below 9 sense sigmas (silent conversions then saturate with probability above 1e-18,
+    which the table would not count).
     """
     if adc is None or adc[3] == 0.0 or np.any(adc[0] < 9 * np.sqrt(sense_var)):
-        return _NO_ZERO_CODES
+        return None
     _, low, per_ampere, top = adc
-    if sense_var == 0.0:
-        return np.rint(np.clip((0.0 - low) * per_ampere, 0.0, top)), np.zeros((0, low.shape[0]), dtype=np.uint32)
-    k = np.arange(1, top + 1)
     center, spread = -low * per_ampere, np.sqrt(sense_var) * per_ampere
-    thresholds = np.rint(2.0**32 * ndtr((center[:, None] - k + 0.5) / spread[:, None]))
-    active = (thresholds > 0) & (thresholds < 2.0**32)
-    most = active.sum(axis=1).max()
-    if most > ZERO_CODES_MAX:
-        return _NO_ZERO_CODES
-    base = np.count_nonzero(thresholds >= 2.0**32, axis=1).astype(np.float64)
-    # the active thresholds of each column first, padded with zeros (never reached)
-    order = np.argsort(~active, axis=1, kind="stable")[:, :most]
-    picked = np.where(np.take_along_axis(active, order, 1), np.take_along_axis(thresholds, order, 1), 0.0)
-    return base, np.ascontiguousarray(picked.T.astype(np.uint32))
+    if np.any(spread > SILENT_SIGMA_MAX):
+        return None
+    if sense_var == 0.0:
+        return np.rint(np.clip(center, 0.0, top)), np.ones((low.shape[0], 1))
+    c0 = np.floor(np.clip(center, 0.0, top))
+    width = int(np.ceil(12 * spread.max()))
+    k = c0[:, None] + np.arange(-width, width + 1)
+    below = lambda k: np.where(k >= top, 1.0, np.where(k < 0, 0.0, ndtr((k + 0.5 - center[:, None]) / spread[:, None])))  # noqa: E731
+    above = lambda k: np.where(k <= 0, 1.0, np.where(k > top, 0.0, ndtr((center[:, None] - k + 0.5) / spread[:, None])))  # noqa: E731
+    pmf = np.where(k <= center[:, None], below(k) - below(k - 1), above(k) - above(k + 1))
+    return c0, np.where((k >= 0) & (k <= top), pmf, 0.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _trim(dist, n, tail, mass):  # pragma: no cover - compiled
+    """Drop the rows of ``dist[:n]`` (codes x columns) at either end while every column's
+    cumulative probability there stays at or below ``tail``; shift the rest to the front;
+    returns (rows kept, rows dropped below). ``mass`` is a work array (columns)."""
+    p = dist.shape[1]
+    low = 0
+    mass[:] = 0.0
+    while low < n - 1:
+        for j in range(p):
+            mass[j] += dist[low, j]
+        if np.max(mass) > tail:
+            break
+        low += 1
+    high = n - 1
+    mass[:] = 0.0
+    while high > low:
+        for j in range(p):
+            mass[j] += dist[high, j]
+        if np.max(mass) > tail:
+            break
+        high -= 1
+    for t in range(high - low + 1):
+        dist[t] = dist[low + t]
+    return high - low + 1, low
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma: no cover - compiled
+    """The tables of :func:`silent_tables`: fills ``cdf``, ``start``, ``length`` and ``first``
+    (with an empty ``cdf``, only counts the entries); returns the number of entries. Every
+    column at once (the inner loops run over columns), the tails trimmed where they are
+    negligible in every column."""
+    w, p = pmf.shape
+    top_m = needed.shape[0] - 1
+    single, mass = pmf.copy(), np.empty(p)
+    w1, low1 = _trim(single, w, tail, mass)
+    work, step = np.zeros((top_m * (w1 - 1) + 1, p)), np.empty((top_m * (w1 - 1) + 1, p))
+    n, low = w1, low1 - w // 2  # the distribution of one code: offsets low .. low + n - 1 from c0
+    work[:n] = single[:n]
+    total, running = 0, np.empty(p)
+    for m in range(1, top_m + 1):
+        if m > 1:  # one more conversion: convolve with the single code's distribution
+            step[: n + w1 - 1] = 0.0
+            for a in range(n):
+                for c in range(w1):
+                    for j in range(p):
+                        step[a + c, j] += work[a, j] * single[c, j]
+            n, dropped = _trim(step, n + w1 - 1, tail, mass)
+            low += low1 - w // 2 + dropped
+            work[:n] = step[:n]
+        if not needed[m]:
+            continue
+        if cdf.shape[0] == 0:
+            total += n * p
+            continue
+        running[:] = 0.0
+        for t in range(n):  # column j's CDF at total + t p + j
+            for j in range(p):
+                running[j] += work[t, j]
+                cdf[total + t * p + j] = running[j]
+        for j in range(p):
+            start[m, j], length[m, j], first[m, j] = total + j, n, m * c0[j] + low
+            running[j] = 1.0 / running[j]
+        for t in range(n):
+            for j in range(p):
+                cdf[total + t * p + j] *= running[j]
+        total += n * p
+    return total
+
+
+def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
+    """Tables to draw, per input row and column, the SUM of the codes of its ``m`` silent
+    conversions (arrays whose row voltages are all 0) in one step.
+
+    Those conversions are iid with the per-column code distribution of
+    :func:`zero_current_pmf`, so their sum has its m-fold convolution. For every ``m`` in
+    ``counts`` (silent arrays per input row) and column ``j`` the tables hold that
+    distribution's CDF, built by repeated convolution; at every step each tail of total
+    probability at most :data:`SILENT_TAIL` (2^-50) is dropped and the CDF is renormalized,
+    so the sum is exact but for tails of total probability below ``2 m 2^-50`` (below 2^-41
+    for 196 arrays). Returns ``(cdf, start, length, first)``: ``cdf[start[m, j] + t p]`` is
+    ``P(S <= first[m, j] + t)`` for ``t < length[m, j]`` (shapes (max m + 1, p); the last
+    entry 1 up to rounding: the draw takes the last code for any uniform above it); or empty
+    tables (silent conversions converted one by one) when :func:`zero_current_pmf` is None or
+    no row has a silent array.
+    """
+    pmf = zero_current_pmf(adc, sense_var)
+    counts = np.asarray(counts)
+    if pmf is None or not np.any(counts):
+        return _NO_SILENT
+    c0, pmf = pmf
+    needed = np.zeros(int(counts.max()) + 1, dtype=np.bool_)
+    needed[counts] = True
+    needed[0] = False
+    start, length = np.zeros((2, needed.size, c0.size), dtype=np.int64)
+    first = np.zeros((needed.size, c0.size))
+    pmf = np.ascontiguousarray(pmf.T)
+    cdf = np.empty(_silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, np.zeros(0)))
+    _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, cdf)
+    return cdf, start, length, first
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _silent_arrays(voltages, counts):  # pragma: no cover - compiled
+    batch, blocks, k = voltages.shape
+    for b in range(batch):
+        count = 0
+        for r in range(blocks):
+            silent = True
+            for i in range(k):
+                silent &= voltages[b, r, i] == 0.0
+            count += silent
+        counts[b] = count
+
+
+def silent_arrays(voltages: np.ndarray) -> np.ndarray:
+    """Silent arrays (every row voltage 0) per input row of ``voltages`` (batch, blocks, k),
+    in one compiled pass. Reference: ``np.count_nonzero(~np.any(voltages, axis=2), axis=1)``."""
+    counts = np.empty(voltages.shape[0], dtype=np.int64)
+    _silent_arrays(voltages, counts)
+    return counts
+
+
+def silent_uniforms(key, batch: int, p: int, row0: int = 0) -> np.ndarray:
+    """Plain-numpy uniforms of the silent sums (:func:`silent_tables`), shape (batch, p):
+    ``u = (n + 1/2) 2^-53`` with ``n`` the top 53 bits of ``mix(k' + (row p + j) phi)``,
+    ``k' = mix(key XOR 0x5EED5EED5EED5EED)``, a stream apart from the conversions'."""
+    with np.errstate(over="ignore"):
+        silent_key = _reference_mix(np.uint64(key) ^ _SILENT)
+        counter = ((row0 + np.arange(batch))[:, None] * p + np.arange(p)).astype(np.uint64)
+        h = _reference_mix(silent_key + counter * _GOLDEN)
+    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
 def _no_adc(p: int) -> tuple:
@@ -430,9 +619,12 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     masks : ndarray, shape (blocks, k, L, p)
         Read matrices ``M`` (siemens, or dimensionless masks), ``L = N`` levels of
         ``segments`` plus one if the voltage itself is a drive.
-    masks2 : ndarray, shape (blocks, k, L2, p)
+    masks2 : ndarray, shape (blocks, k, L2, p), or None
         Variance kernels ``M2`` (their squares' counterparts; unused without read noise) of
         the first ``L2 <= L`` levels: the others carry no read noise (the common mode).
+        None for one-hot masks (at most one nonzero level per cell, ``M2 = M^2`` over the
+        ``N >= 1`` levels of ``segments``): with 4 levels the variance is then summed in the
+        same pass as the current (:func:`_accumulate_cells`), else from ``M^2``.
     adc : tuple or None
         ``(fs, low, per_ampere, top)``: per-column full scale, lower end, codes per ampere
         (amperes, shape (p,)) and ``2^bits - 1`` (:func:`imclib.periphery.adc_constants`);
@@ -457,8 +649,13 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     adc = _no_adc(masks.shape[3]) if adc is None else adc
     out = np.empty((voltages.shape[0], masks.shape[3]))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
-    _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks2), float(read_var), float(sense_var),
-          np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)), *zero_current_codes(adc, sense_var))
+    levels = segments.shape[2]
+    cells = masks2 is None and levels == 4 and masks.shape[2] in (4, 5)
+    if masks2 is None:
+        masks2 = masks[:, :, :0] if cells else np.square(masks[:, :, :levels])
+    _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks2), cells, float(read_var), float(sense_var),
+          np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)),
+          *silent_tables(adc, sense_var, silent_arrays(voltages)))
     return out, int(saturated.sum())
 
 
@@ -468,8 +665,8 @@ def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.nd
     voltages = np.ascontiguousarray(voltages, dtype=np.float64)
     batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
     partials = np.empty((batch, blocks, p))
-    _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks[:, :, :0]), 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
-          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_ZERO_CODES)
+    _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks[:, :, :0]), False, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
+          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_SILENT)
     return partials
 
 
@@ -493,12 +690,13 @@ def convert(currents, adc, *, variance=None, read_var=0.0, sense_var=0.0, key=np
 
 
 def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_var=0.0, sense_var=0.0,
-                   uniform_bits=None):
+                   silent_uniforms=None):
     """Plain-numpy :func:`read` with the standard normals ``normals`` (batch, blocks, p)
     given (:func:`reference_normals` of the read, or any generator's); ``drives`` (batch,
-    blocks, k, L) defaults to the voltages (linear cells). With ``uniform_bits`` (batch,
-    blocks, p; :func:`reference_uniform_bits`), the conversions of arrays whose row voltages
-    are all 0 take the codes of :func:`zero_current_codes` where it applies, as :func:`read` does."""
+    blocks, k, L) defaults to the voltages (linear cells). With ``silent_uniforms`` (batch,
+    p; :func:`silent_uniforms`), the conversions of arrays whose row voltages are all 0 are
+    summed as :func:`read` does where :func:`zero_current_pmf` applies, by inverse CDF of
+    the m-fold ``np.convolve`` of that code distribution (no tails dropped)."""
     drives = voltages[..., None] if drives is None else drives
     currents = np.einsum("brkl,rklp->brp", drives, masks)
     sigma = np.sqrt(read_var * np.einsum("brkl,rklp->brp", drives[..., : masks2.shape[2]] ** 2, masks2) + sense_var)
@@ -508,13 +706,38 @@ def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_v
     fs, low, per_ampere, top = adc
     codes = np.clip(np.rint((noisy - low) * per_ampere), 0, top)
     saturated = np.abs(noisy) > fs
-    base, thresholds = zero_current_codes(adc, sense_var) if uniform_bits is not None else _NO_ZERO_CODES
-    if thresholds.size:
-        silent = ~np.any(voltages, axis=-1)[..., None]
-        zero_codes = base + (uniform_bits[..., None, :] < thresholds).sum(axis=-2)
-        codes, saturated = np.where(silent, zero_codes, codes), saturated & ~silent
-    return codes.sum(axis=1), int(np.count_nonzero(saturated))
+    pmf = zero_current_pmf(adc, sense_var) if silent_uniforms is not None else None
+    if pmf is None:
+        return codes.sum(axis=1), int(np.count_nonzero(saturated))
+    c0, pmf = pmf
+    silent = ~np.any(voltages, axis=-1)
+    sums = np.where(silent[..., None], 0.0, codes).sum(axis=1)
+    for b, m in enumerate(silent.sum(axis=1)):
+        for j in range(c0.size):
+            dist = np.ones(1)
+            for _ in range(m):
+                dist = np.convolve(dist, pmf[j])
+            if m:  # offsets from m c0_j: -m W .. m W
+                cdf = np.cumsum(dist) / dist.sum()
+                sums[b, j] += m * c0[j] - m * (pmf.shape[1] // 2) + np.argmax(cdf > silent_uniforms[b, j])
+    return sums, int(np.count_nonzero(saturated & ~silent[..., None]))
 
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _quantize(values, low, per_unit, step, top, out):  # pragma: no cover - compiled
+    flat, result = values.ravel(), out.ravel()
+    for t in range(flat.shape[0]):
+        result[t] = low + min(max(np.rint((flat[t] - low) * per_unit), 0.0), top) * step
+
+
+def quantize(values: np.ndarray, low: float, per_unit: float, step: float, top: float) -> np.ndarray:
+    """``low + clip(rint((v - low) K), 0, top) step`` elementwise in one compiled pass (a new
+    float64 array), the operations of :func:`imclib.periphery.uniform_quantize` in its order,
+    so the results are identical; ``low``, ``K``, ``step`` and ``top`` scalars."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    _quantize(values, float(low), float(per_unit), float(step), float(top), out)
+    return out
 
 
 # ---- calibration: order statistics per column ---------------------------------------------

@@ -452,12 +452,14 @@ def read_matrices(layer: ProgrammedLayer) -> tuple:
     (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
     level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
     ``-G0_j`` driven by the voltage itself when a common mode is subtracted (in M only: it
-    carries no read noise)."""
+    carries no read noise); M2 is None (the kernel squares each cell's current) when no
+    mirror is folded in, as the masks are then one-hot."""
     shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
     if layer.levels is None:
         return kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape)
     state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
-    masks, masks2 = (level_masks(state, variation, layer.levels.table.shape[1], power) for power in (1, 2))
+    masks = level_masks(state, variation, layer.levels.table.shape[1], 1)
+    masks2 = level_masks(state, variation, layer.levels.table.shape[1], 2) if np.any(layer.mirror) else None
     masks = _fold_common_mode(masks.reshape(-1, shape[-1]), 0.0, layer.mirror, layer.layout,
                               layer.config.cols).reshape(masks.shape)
     if np.any(layer.common_mode):

@@ -59,11 +59,15 @@ def uniform_quantize(values: np.ndarray, bits: int, low, high) -> np.ndarray:
     ``step = (high - low) / (2^bits - 1)``; the division is a multiplication by the inverse
     step (:func:`_codes_per_ampere`), exactly as in the fused kernels. Values outside the
     range saturate at its ends. ``low`` and ``high`` are scalars or broadcast against
-    ``values`` (e.g. one range per column, shape ``(p,)``).
+    ``values`` (e.g. one range per column, shape ``(p,)``); float64 arrays with scalar ends
+    take one compiled pass (:func:`imclib.kernels.quantize`, the same operations).
     """
     top = 2**bits - 1
-    codes = np.clip(np.rint((values - low) * _codes_per_ampere(bits, low, high)), 0, top)
-    return low + codes * ((high - np.asarray(low, dtype=np.float64)) / top)
+    per_unit, step = _codes_per_ampere(bits, low, high), (high - np.asarray(low, dtype=np.float64)) / top
+    if np.ndim(low) == np.ndim(high) == 0 and isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return kernels.quantize(values, low, per_unit, step, top)
+    codes = np.clip(np.rint((values - low) * per_unit), 0, top)
+    return low + codes * step
 
 
 def dac(x: np.ndarray, bits: int | None, x_max: float, signed: bool) -> np.ndarray:

@@ -122,3 +122,16 @@ def test_fused_adc_rows_do_not_depend_on_their_batch():
     whole = layer.mvm(x)
     for row in (0, 15, 16, 999):  # first, last and first-of-next input group, last row
         np.testing.assert_array_equal(layer.mvm(x[row : row + 1]), whole[row : row + 1])
+
+
+@pytest.mark.parametrize("low, high", [(0.0, 1.0), (-0.7, 0.7), (-2.5e-6, 2.5e-6)])
+def test_compiled_uniform_quantize_equals_numpy(low, high):
+    """The compiled pass of :func:`uniform_quantize` (float64 arrays, scalar ends) gives the
+    numpy expression's values bit for bit, in range, at the ends and beyond them."""
+    rng = np.random.default_rng(7)
+    values = rng.uniform(1.5 * low - 0.1 * high, 1.5 * high, size=(300, 17))
+    values[0, :3] = low, high, (low + high) / 2
+    per_unit = 255 / (high - low)
+    expected = low + np.clip(np.rint((values - low) * per_unit), 0, 255) * ((high - low) / 255)
+    np.testing.assert_array_equal(uniform_quantize(values, 8, low, high), expected)
+    np.testing.assert_array_equal(uniform_quantize(values[:, ::2], 8, low, high), expected[:, ::2])  # strided

@@ -70,7 +70,7 @@ def _bias_dependent_operands(rng, batch, blocks, k, p):
 
 
 @pytest.mark.parametrize("bits", [None, 4, 8])
-@pytest.mark.parametrize("cells", ["linear", "bias-dependent"])
+@pytest.mark.parametrize("cells", ["linear", "bias-dependent", "bias-dependent, no common mode"])
 def test_fused_read_equals_the_numpy_reference(bits, cells):
     rng = np.random.default_rng(0 if bits is None else bits)
     batch, blocks, k, p = 37, 5, 4, 9  # input groups: 16, 16 and 5
@@ -82,19 +82,25 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     else:
         voltages, table, masks, masks2, drives = _bias_dependent_operands(rng, batch, blocks, k, p)
         extra = {"segments": table.segments, "per_volt": table.per_volt}
+        if cells.endswith("no common mode"):
+            masks, masks2, drives = np.ascontiguousarray(masks[:, :, :4]), masks2[:, :, :4], drives[..., :4]
     currents = np.einsum("brkl,rklp->brp", voltages[..., None] if drives is None else drives, masks)
     full_scale = np.quantile(np.abs(currents), 0.9, axis=(0, 1))  # some conversions saturate
     adc = None if bits is None else adc_constants(bits, full_scale, True, p)
     noise = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2}
     key = np.uint64(2**64 - 5)
-    # 4 bits: a step far above the sense noise, so all-zero arrays take zero_current_codes
-    assert (kernels.zero_current_codes(adc, noise["sense_var"])[1].size > 0) == (bits == 4)
-    assert np.any(~np.any(voltages, axis=-1))
-    sums, saturated = kernels.read(voltages, masks, masks2, adc, **extra, **noise, key=key, row0=3)
+    # the silent arrays (all voltages 0) of an input are summed by table where the sense noise
+    # is at most SILENT_SIGMA_MAX codes (4 bits: 0.05-0.2 codes), else converted one by one
+    # (8 bits: 0.9-4.6 codes, above 1 in some column)
+    assert (kernels.zero_current_pmf(adc, noise["sense_var"]) is not None) == (bits == 4)
+    assert np.max(np.sum(~np.any(voltages, axis=-1), axis=1)) > 1
+    # one-hot level masks: the kernel squares each cell's current (masks2=None), the reference takes M2
+    sums, saturated = kernels.read(voltages, masks, None if cells != "linear" else masks2, adc, **extra, **noise,
+                                   key=key, row0=3)
     normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
-    uniform = kernels.reference_uniform_bits(key, batch, blocks, p, row0=3)
+    uniform = kernels.silent_uniforms(key, batch, p, row0=3)
     expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives,
-                                                          uniform_bits=uniform, **noise)
+                                                          silent_uniforms=uniform, **noise)
     if bits is None:
         np.testing.assert_allclose(sums, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
     else:  # code sums: integers, equal unless a rounding error meets a code boundary (~1e-12)
@@ -117,20 +123,48 @@ def test_convert_equals_the_numpy_reference_and_the_adc_semantics():
     assert saturated == np.count_nonzero(np.abs(noisy) > adc[0]) > 0
 
 
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("sense_codes", [0.0, 0.3, 0.99])
+def test_silent_sum_tables_equal_repeated_convolution(signed, sense_codes):
+    """The table of the sum of m silent conversions is the m-fold ``np.convolve`` of one
+    conversion's code distribution (clipped at code 0 when unsigned), but for the dropped
+    tails (at most 2^-50 each per step): within 2 m 2^-50 plus rounding, every code."""
+    p = 3
+    adc = adc_constants(8, np.array([1e-5, 2e-5, 3e-5]), signed, p)
+    sense_var = (sense_codes / adc[2].max()) ** 2
+    c0, pmf = kernels.zero_current_pmf(adc, sense_var)
+    np.testing.assert_allclose(pmf.sum(axis=1), 1.0, rtol=1e-14)
+    width = pmf.shape[1] // 2
+    counts = np.array([0, 1, 2, 7, 196, 7])
+    cdf, start, length, first = kernels.silent_tables(adc, sense_var, counts)
+    for m in (1, 2, 7, 196):
+        for j in range(p):
+            exact = np.ones(1)
+            for _ in range(m):
+                exact = np.convolve(exact, pmf[j])
+            table = np.diff(cdf[start[m, j] + p * np.arange(length[m, j])], prepend=0.0)
+            offset = int(first[m, j] - m * (c0[j] - width))  # the table's first code in the exact pmf
+            assert 0 <= offset and offset + table.size <= exact.size
+            assert np.abs(np.pad(table, (offset, exact.size - offset - table.size)) - exact).max() < 2 * m * 2.0**-50 + 1e-14
+    assert np.all(length[[0, 3]] == 0)  # no row with 0 or 3 silent arrays: no table
+
+
 # --- noise statistics: fused path against the numpy path -----------------------------------
 
 @pytest.mark.parametrize("case", ["no ADC", "8-bit ADC", "zero current, 8-bit ADC"])
 def test_conversion_noise_statistics_match_the_numpy_path(case):
-    """One row block, so every output is one conversion: the fused path (counter-based
-    normals; for a zero current with a step far above the sense noise, codes sampled from
-    one uniform number) and the numpy reference path (``numpy.random.Generator``'s normals)
-    must give the same per-conversion mean and variance, within 4 standard errors of their
-    own samples (which are below 1 % of the variance for 1e6 conversions per column)."""
+    """One row block, so every output is one conversion (zero current: seven silent row
+    blocks, every output the sum of their seven codes, drawn in one step from the 7-fold
+    convolution of the code distribution): the fused path (counter-based normals) and the
+    numpy reference path (``numpy.random.Generator``'s normals, every conversion on its own)
+    must give the same per-output mean and variance, within 4 standard errors of their
+    own samples (which are below 1 % of the variance for 1e6 outputs per column)."""
     rng = np.random.default_rng(5)
-    n, k, p = 1_000_000, 4, 2  # 1e6 conversions per column
-    row = np.zeros((1, 1, k)) if case.startswith("zero") else rng.uniform(0.02, 0.1, size=(1, 1, k))
-    voltages = np.broadcast_to(row, (n, 1, k))
-    conductance = rng.uniform(1e-4, 2e-4, size=(1, k, 1, p))
+    n, k, p = 1_000_000, 4, 2  # 1e6 outputs per column
+    blocks = 7 if case.startswith("zero") else 1
+    row = np.zeros((1, blocks, k)) if case.startswith("zero") else rng.uniform(0.02, 0.1, size=(1, 1, k))
+    voltages = np.broadcast_to(row, (n, blocks, k))
+    conductance = rng.uniform(1e-4, 2e-4, size=(blocks, k, 1, p))
     masks, masks2 = conductance - 1.5e-4, conductance**2  # common mode folded in, variance of the cells
     noise = {"read_var": 0.02**2, "sense_var": (1e-7) ** 2}
     currents = np.einsum("brk,rkp->brp", row, masks[:, :, 0])[0, 0]
@@ -139,9 +173,11 @@ def test_conversion_noise_statistics_match_the_numpy_path(case):
     adc = None if full_scale is None else adc_constants(8, full_scale, True, p)
     # the ADC sees the noise: it spans codes, or (zero current) decides between two codes
     assert adc is None or np.all(sigma * adc[2] > (0.01 if case.startswith("zero") else 1))
-    assert (kernels.zero_current_codes(adc, noise["sense_var"])[1].size > 0) == case.startswith("zero")
+    silent = kernels.silent_arrays(row)
+    np.testing.assert_array_equal(silent, np.count_nonzero(~np.any(row, axis=-1), axis=1))
+    assert (kernels.silent_tables(adc, noise["sense_var"], silent)[0].size > 0) == case.startswith("zero")
     fused = kernels.read(voltages, masks, masks2, adc, **noise, key=kernels.stream_key(rng))[0]
-    numpy_path = kernels.reference_read(voltages, masks, masks2, adc, rng.standard_normal((n, 1, p)), **noise)[0]
+    numpy_path = kernels.reference_read(voltages, masks, masks2, adc, rng.standard_normal((n, blocks, p)), **noise)[0]
     for column in range(p):
         a, b = fused[:, column], numpy_path[:, column]
         se_mean = np.sqrt(a.var() / n + b.var() / n)
@@ -206,13 +242,16 @@ def test_same_seed_same_numbers_whatever_the_threads_and_chunks(monkeypatch, tmp
 
 def test_a_read_of_some_rows_is_independent_of_the_chunks_it_is_cut_into():
     rng = np.random.default_rng(2)
-    weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(100, 30))
+    weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(100, 30)) * (rng.uniform(size=(100, 30)) < 0.3)
     layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
     _, voltages, _ = layer.row_voltages(x)
     segments, per_volt, masks, masks2 = layer._read_matrices
     adc = adc_constants(8, layer.adc_range, layer.adc_signed, layer.layout.n_physical)
     arguments = {"segments": segments, "per_volt": per_volt, "read_var": 1e-4, "sense_var": 1e-16, "key": 77}
     v = voltages.reshape(100, layer.row_blocks, -1)
+    # silent arrays (their codes summed by table) in rows of every part
+    assert kernels.silent_tables(adc, 1e-16, kernels.silent_arrays(v))[0].size > 0
+    assert all(np.any(kernels.silent_arrays(v[a:b])) for a, b in [(0, 17), (17, 18), (18, 100)])
     whole = kernels.read(v, masks, masks2, adc, **arguments)[0]
     parts = [kernels.read(v[a:b], masks, masks2, adc, row0=a, **arguments)[0] for a, b in [(0, 17), (17, 18), (18, 100)]]
     np.testing.assert_array_equal(np.vstack(parts), whole)

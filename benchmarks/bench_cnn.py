@@ -12,7 +12,7 @@ float. ``Sequential.forward`` in float64 (im2col in chunks of 64 MiB);
 read. the default device, ``CrossbarConfig()`` (bias-dependent 4-state MTJ cells on 4 x 4
    arrays, programming variation, read and sense noise, 8-bit DAC and ADC), deployed once
    for device seed 0, then every call reads all images (fresh read noise);
-deploy. :func:`imclib.sequential.deploy_sequential` for one device seed: programming and
+deploy. :func:`imclib.deploy.deploy_network` for one device seed: programming and
    converter ranges calibrated on 1,000 training images (each layer calibrated on all its
    rows, then read to calibrate the next).
 
@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_info  # noqa: E402
 import imclib  # noqa: E402
 from imclib.experiments import cnn, mnist  # noqa: E402
 from imclib.network import hardware_matmul  # noqa: E402
-from imclib.sequential import deploy_sequential  # noqa: E402
+from imclib.deploy import deploy_network  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -66,11 +66,11 @@ def main(argv=None) -> pd.DataFrame:
     model, _ = cnn.cnn_model(0)
     x = mnist.split()["x_test"][: args.images].astype(np.float64)
     config, calibration = imclib.CrossbarConfig(), mnist.calibration_inputs()
-    layers, _ = deploy_sequential(model, config, calibration, 0)
+    layers, _ = deploy_network(model, config, calibration, 0)
     read_rng = np.random.default_rng(1)
     cases = {
         "read": lambda: model.forward(x, hardware_matmul(layers, read_rng)),
-        "deploy": lambda: deploy_sequential(model, config, calibration, 0),
+        "deploy": lambda: deploy_network(model, config, calibration, 0),
     }
     records = []
     with warnings.catch_warnings():

@@ -57,6 +57,7 @@ from .config import CrossbarConfig
 from .layer import ProgrammedLayer, _replace, program_layer, with_ranges
 from .mapping import quantize_weights
 from .mlp import ACTIVATIONS, MLP, TRAINED_FOR
+from .sequential import Sequential
 
 ADC_SAMPLES = 256
 """Calibration inputs whose partial currents set the ADC full scale (evenly spaced rows)."""
@@ -256,8 +257,8 @@ def deploy_network(model, config: CrossbarConfig, calibration, rng=None,
     Parameters
     ----------
     model : MLP or Sequential
-        A :class:`imclib.sequential.Sequential` network (a CNN) is deployed by
-        :func:`imclib.sequential.deploy_sequential` (no ``input_ranges``).
+        A :class:`imclib.sequential.Sequential` network (a CNN; no ``input_ranges``): every
+        weight layer as for an MLP, a conv layer on its im2col rows (:func:`_deploy_sequential`).
     config : CrossbarConfig
     calibration : array_like, shape (batch, n_in)
         Calibration inputs (training images, never the test set).
@@ -283,15 +284,13 @@ def deploy_network(model, config: CrossbarConfig, calibration, rng=None,
         calibration inputs of that layer, and ``columns_uncorrected`` (output columns the
         column calibration left at the identity; 0 without it).
     """
-    from .sequential import Sequential, deploy_sequential  # sequential builds on this module
-
+    _validate.instance("config", config, CrossbarConfig)
     if isinstance(model, Sequential):
         if input_ranges is not None:
             raise ValueError("input_ranges is not supported for a Sequential network (its DAC ranges are calibrated)")
-        return deploy_sequential(model, config, calibration, rng, column_calibration, column_target)
+        return _deploy_sequential(model, config, calibration, rng, column_calibration, column_target)
     if not isinstance(model, MLP):
         raise ValueError(f"model must be an MLP or a Sequential network, got {type(model).__name__}")
-    _validate.instance("config", config, CrossbarConfig)
     x = _validate.features("calibration", calibration, model.layer_sizes[0])
     if input_ranges is not None:
         input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
@@ -314,4 +313,51 @@ def deploy_network(model, config: CrossbarConfig, calibration, rng=None,
         records.append(record)
         if index < last:
             x = ACTIVATIONS[model.activations[index]](y + bias)
+    return layers, pd.DataFrame(records)
+
+
+def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rng=None,
+                      column_calibration: bool | None = None, column_target: str | None = None
+                      ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
+    """:func:`deploy_network` of a :class:`~imclib.sequential.Sequential` network: every
+    weight layer programmed and calibrated as for an MLP (same order of draws, so a network
+    of :meth:`Sequential.from_mlp` gets the same programmed layers).
+
+    Weight layer ``i`` is programmed from ``rng`` (static deviations, layer by layer) and
+    calibrated (:func:`calibrate`) on its input rows from the calibration
+    inputs: the inputs themselves for a dense layer, their im2col rows for a conv2d layer,
+    as the programmed layers before it produce them (read with a generator spawned from
+    ``rng``, then the digital layers). Each layer is calibrated on all its rows at once, so
+    they must fit in memory (1,000 MNIST images: 115 MB of im2col rows for a 5x5 kernel).
+
+    The parameters are those of :func:`deploy_network` but ``input_ranges`` (a conv layer
+    fits its column calibration on every output channel, over its im2col rows).
+
+    Returns
+    -------
+    layers : list of ProgrammedLayer
+        One per weight layer, for :func:`imclib.network.hardware_matmul`.
+    report : pandas.DataFrame
+        One row per weight layer: ``layer``, :func:`range_report` and
+        ``columns_uncorrected``.
+    """
+    x = model._check(calibration)
+    column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
+    column_target = resolve_column_target(model, column_target)
+    rng = _validate.generator(rng)
+    read_rng = rng.spawn(1)[0]
+    layers, records = [], []
+
+    def program(index: int, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        layer = calibrate(program_layer(weights, config, rng), rows)
+        record = {"layer": index, **range_report(layer, rows)}
+        last = len(layers) == len(model.weights) - 1
+        y = layer.mvm(rows, read_rng) if column_calibration or not last else np.zeros((len(rows), layer.n_out))
+        if column_calibration:
+            layer, y = _fit_columns(layer, rows, y, weights, column_target)
+        layers.append(layer)
+        records.append({**record, "columns_uncorrected": uncorrected_columns(layer)})
+        return y
+
+    model._run(x, model.weights, program, False, whole=True)
     return layers, pd.DataFrame(records)

@@ -21,8 +21,7 @@ The MLP is the special case with dense layers and activations only:
 :meth:`Sequential.from_mlp` and :meth:`Sequential.to_mlp` convert losslessly, and
 :func:`train_sequential` trains a dense-only network exactly as :func:`imclib.mlp.train_mlp`
 does (same initialisation, shuffling and AdamW steps; tested bit for bit). Hardware: every
-weight layer is programmed and calibrated by :func:`deploy_sequential` (which
-:func:`imclib.deploy.deploy_network` calls for a Sequential network), and
+weight layer is programmed and calibrated by :func:`imclib.deploy.deploy_network`, and
 :meth:`Sequential.forward` reads it through the same ``matmul(i, rows, W)`` hook as the MLP
 (:func:`imclib.network.hardware_matmul`); :func:`imclib.network.hardware_accuracy` scores
 either kind.
@@ -34,22 +33,17 @@ import functools
 import json
 import math
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validate
-from .config import CrossbarConfig
 from .conv import _convolve, col2im, conv_output_size, rows_per_chunk
-from .deploy import (_fit_columns, calibrate, range_report, resolve_column_calibration, resolve_column_target,
-                     uncorrected_columns)
-from .layer import ProgrammedLayer, program_layer
 from .mlp import (ACTIVATIONS, MLP, TRAINED_FOR, MatmulFn, QuantizeFn, TrainConfig, _AdamW, _cosine_learning_rate, _forward_weights, _quantized_weights, activation_derivative,
                   softmax_cross_entropy)
 
-__all__ = ["SMALL_CNN", "Sequential", "deploy_sequential", "train_sequential"]
+__all__ = ["SMALL_CNN", "Sequential", "train_sequential"]
 
 WEIGHT_KINDS = ("dense", "conv2d")
 POOL_KINDS = ("maxpool2d", "avgpool2d")
@@ -623,55 +617,3 @@ def train_sequential(x, y, config: TrainConfig, architecture, input_shape, *, qu
         epochs.set_postfix(loss=f"{records[-1]['loss']:.4f}", val=f"{records[-1]['val_accuracy']:.4f}")
     model.trained_for = "quantized" if config.qat else "float"
     return model, pd.DataFrame.from_records(records)
-
-
-# ---------------------------------------------------------------------- hardware
-
-
-def deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rng=None,
-                      column_calibration: bool | None = None, column_target: str | None = None
-                      ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
-    """Program every weight layer of ``model`` and calibrate its converter ranges, as
-    :func:`imclib.deploy.deploy_network` does for an MLP (same order of draws, so a network
-    of :meth:`Sequential.from_mlp` gets the same programmed layers).
-
-    Weight layer ``i`` is programmed from ``rng`` (static deviations, layer by layer) and
-    calibrated (:func:`imclib.deploy.calibrate`) on its input rows from the calibration
-    inputs: the inputs themselves for a dense layer, their im2col rows for a conv2d layer,
-    as the programmed layers before it produce them (read with a generator spawned from
-    ``rng``, then the digital layers). Each layer is calibrated on all its rows at once, so
-    they must fit in memory (1,000 MNIST images: 115 MB of im2col rows for a 5x5 kernel).
-
-    The parameters are those of :func:`imclib.deploy.deploy_network` but ``input_ranges``
-    (a conv layer fits its column calibration on every output channel, over its im2col rows).
-
-    Returns
-    -------
-    layers : list of ProgrammedLayer
-        One per weight layer, for :func:`imclib.network.hardware_matmul`.
-    report : pandas.DataFrame
-        One row per weight layer: ``layer``, :func:`imclib.deploy.range_report` and
-        ``columns_uncorrected``.
-    """
-    _validate.instance("model", model, Sequential)
-    _validate.instance("config", config, CrossbarConfig)
-    x = model._check(calibration)
-    column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
-    column_target = resolve_column_target(model, column_target)
-    rng = _validate.generator(rng)
-    read_rng = rng.spawn(1)[0]
-    layers, records = [], []
-
-    def program(index: int, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        layer = calibrate(program_layer(weights, config, rng), rows)
-        record = {"layer": index, **range_report(layer, rows)}
-        last = len(layers) == len(model.weights) - 1
-        y = layer.mvm(rows, read_rng) if column_calibration or not last else np.zeros((len(rows), layer.n_out))
-        if column_calibration:
-            layer, y = _fit_columns(layer, rows, y, weights, column_target)
-        layers.append(layer)
-        records.append({**record, "columns_uncorrected": uncorrected_columns(layer)})
-        return y
-
-    model._run(x, model.weights, program, False, whole=True)
-    return layers, pd.DataFrame(records)

@@ -12,7 +12,7 @@ from imclib.layer import program_layer
 from imclib.mapping import quantize_weights
 from imclib.mlp import MLP, TrainConfig, train_mlp
 from imclib.network import device_quantizer, hardware_logits
-from imclib.sequential import Sequential, deploy_sequential
+from imclib.sequential import Sequential
 
 
 def _data(seed=0, n=60, n_in=12, classes=3):
@@ -73,7 +73,7 @@ def test_bad_targets_name_the_parameter_and_the_choices():
     with pytest.raises(ValueError, match="column_target must be one of"):
         deploy_network(_model(), CrossbarConfig(), x, 0, column_target="nominal")
     with pytest.raises(ValueError, match="column_target must be one of"):
-        deploy_sequential(Sequential.from_mlp(_model()), CrossbarConfig(), x, 0, column_target=1)
+        deploy_network(Sequential.from_mlp(_model()), CrossbarConfig(), x, 0, column_target=1)
     layer = calibrate(program_layer(_model().weights[0], CrossbarConfig()), x)
     with pytest.raises(ValueError, match="column_target must be one of"):
         fit_columns(layer, x, _model().weights[0], column_target="W")

@@ -20,11 +20,12 @@ from .. import _validate, defaults
 from ..cache import cached_train
 from ..cells import CellLevels
 from ..config import CrossbarConfig
+from ..deploy import deploy_network
 from ..cost import Technology, cost_table
 from ..mlp import TrainConfig
 from ..network import device_quantizer, hardware_accuracy, hardware_matmul
 from ..results import record_claim
-from ..sequential import SMALL_CNN, Sequential, deploy_sequential, train_sequential
+from ..sequential import SMALL_CNN, Sequential, train_sequential
 from . import tables, verdicts
 from .mnist import (CALIBRATION, SCHEMES, SPLIT, _trained_quantized, cached_table, calibration_inputs, float_model,
                     hwa_model, network_accuracy, scheme_config, split)
@@ -173,7 +174,7 @@ def energy_per_inference(model, config: CrossbarConfig, x, seed: int = 0,
     (``H_o W_o``); area is that of the built arrays, unchanged. Columns as
     :func:`imclib.cost.cost_table`."""
     network = model if isinstance(model, Sequential) else Sequential.from_mlp(model)
-    layers, _ = deploy_sequential(network, config, calibration_inputs(), seed)
+    layers, _ = deploy_network(network, config, calibration_inputs(), seed)
     read, inputs = hardware_matmul(layers, np.random.default_rng(seed)), {}
 
     def matmul(index, rows, weights):

@@ -195,3 +195,24 @@ def test_check_c3_verdict_record_and_findings(tmp_path, monkeypatch):
     assert "Verdict on C3: **partly**" in text and "narrows significantly under offset/reference;" in text
     assert "software 97.50% at 64 components, 98.10% without PCA" in text
     assert pca.check_c3(_c3_tests(p_reference=pca.P_MAX)[0])[1] == "not reproduced"  # p must be below P_MAX
+
+
+def test_your_network_effects_and_findings_from_a_summary():
+    import pandas as pd
+
+    from imclib.experiments import your_network as yn
+
+    table = pd.DataFrame([
+        {"network": "a", "device": "float", "training": "software", "seed": -1, "accuracy": 98.0},
+        *({"network": "a", "device": d, "training": t, "seed": s, "accuracy": base + 0.1 * s}
+          for d, ptq, hwa in (("D1", 96.0, 97.0), ("D2", 97.0, 96.5)) for t, base in (("PTQ", ptq), ("HWA", hwa))
+          for s in range(3))])
+    summary = yn.summary(table)
+    found = yn.effects(summary)
+    assert found["pairs"] == [("a", "D1"), ("a", "D2")]
+    assert found["loss"] == pytest.approx({("a", "D1"): 1.9, ("a", "D2"): 0.9})  # PTQ means 96.1 and 97.1
+    assert found["gain"] == pytest.approx({("a", "D1"): 1.0, ("a", "D2"): -0.5})
+    assert found["loss_mean"] == pytest.approx(1.4) and found["gain_mean"] == pytest.approx(0.25)
+    assert found["loss_sem"] == pytest.approx(np.sqrt(2 * (0.1 / np.sqrt(3)) ** 2) / 2)
+    text = yn.findings(summary, 1e-16, 0.0, yn.rram_milo(4), 597)
+    assert "0.9-1.9 points" in text and "+0.2" in text and "not resolved" not in text

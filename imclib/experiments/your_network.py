@@ -142,3 +142,48 @@ def device_accuracy(device: str, n_states: int) -> float:
     model = from_sklearn(sklearn_classifier())
     return 100.0 * float(hardware_accuracy(model, x_test, y_test, device_config(device, n_states), [0], x).accuracy[0])
 
+
+
+def effects(summary_table: pd.DataFrame) -> dict:
+    """What PTQ and the fine-tune do, from :func:`summary`: per (network, device) pair the
+    points PTQ loses against software (``loss``) and the fine-tune's change against PTQ
+    (``gain``), and over the pairs their means with standard errors
+    (``sqrt(sum of squared standard errors) / pairs``; the software accuracy is exact)."""
+    mean, sem = summary_table["mean"], summary_table["sem"]
+    pairs = [(network, device) for network, device, training in summary_table.index if training == "PTQ"]
+    loss = {pair: mean[(pair[0], "float", "software")] - mean[(*pair, "PTQ")] for pair in pairs}
+    gain = {pair: mean[(*pair, "HWA")] - mean[(*pair, "PTQ")] for pair in pairs}
+    return {"pairs": pairs, "loss": loss, "gain": gain,
+            "loss_mean": float(np.mean(list(loss.values()))),
+            "loss_sem": float(np.sqrt(sum(sem[(*pair, "PTQ")] ** 2 for pair in pairs)) / len(pairs)),
+            "gain_mean": float(np.mean(list(gain.values()))),
+            "gain_sem": float(np.sqrt(sum(sem[(*pair, "HWA")] ** 2 + sem[(*pair, "PTQ")] ** 2
+                                          for pair in pairs)) / len(pairs))}
+
+
+def findings(summary_table: pd.DataFrame, import_error: float, file_error: float, cell, n_test: int) -> str:
+    """The "What we found" paragraph of study 08 (markdown), every number from the arguments:
+    :func:`summary`, the import errors, the RRAM cell (:func:`imclib.devices.rram_milo`) and
+    the number of held-out images."""
+    found = effects(summary_table)
+    mean, sem = summary_table["mean"], summary_table["sem"]
+    rows = "\n".join(f"| {n} | {d} | {mean[(n, 'float', 'software')]:.1f} | {mean[(n, d, 'PTQ')]:.1f} ± "
+                     f"{sem[(n, d, 'PTQ')]:.1f} | {mean[(n, d, 'HWA')]:.1f} ± {sem[(n, d, 'HWA')]:.1f} |"
+                     for n, d in found["pairs"])
+    gains = ", ".join(f"{n} on {d} {found['gain'][(n, d)]:+.1f}" for n, d in found["pairs"])
+    resolved = abs(found["gain_mean"]) > 2 * found["gain_sem"]
+    return ("* Both imports are exact: `from_sklearn` reproduces scikit-learn's probabilities to "
+            f"{import_error:.0e}, and the safetensors file loads as the float32 network that was written "
+            f"(largest difference {file_error:.0e}).\n"
+            f"* Accuracy (%) on {n_test} held-out digits, mean ± standard error over the device seeds:\n\n"
+            "| network | device | software | PTQ | HWA |\n|---|---|---|---|---|\n" + rows + "\n\n"
+            f"* Post-training quantization (calibrated map, ranges and per-column calibration) costs "
+            f"{min(found['loss'].values()):.1f}-{max(found['loss'].values()):.1f} points, "
+            f"{found['loss_mean']:.1f} ± {found['loss_sem']:.1f} on average over the four pairs.\n"
+            f"* The short hardware-aware fine-tune changes accuracy by {found['gain_mean']:+.1f} ± "
+            f"{found['gain_sem']:.1f} points on average (per pair: {gains}): "
+            + ("a change beyond two standard errors." if resolved else
+               "not resolved from zero at two standard errors, with this few held-out images and seeds.") + "\n"
+            f"* The measured RRAM cell ({cell.n_states} levels over {cell.levels[0] * 1e6:.0f}-"
+            f"{cell.levels[-1] * 1e6:.0f} µS, spread {cell.spread[0]:.1%} at the lowest level, {cell.spread[-1]:.1%} "
+            "at the highest) runs through the same mapping, deployment and fine-tune as the built-in MTJ stack.")

@@ -180,7 +180,7 @@ def findings(summary_table: pd.DataFrame, import_error: float, file_error: float
             f"* Post-training quantization (calibrated map, ranges and per-column calibration) costs "
             f"{min(found['loss'].values()):.1f}-{max(found['loss'].values()):.1f} points, "
             f"{found['loss_mean']:.1f} ± {found['loss_sem']:.1f} on average over the four pairs.\n"
-            f"* The short hardware-aware fine-tune changes accuracy by {found['gain_mean']:+.1f} ± "
+            f"* The short hardware-aware fine-tune changes accuracy by {round(found['gain_mean'], 1) + 0.0:+.1f} ± "
             f"{found['gain_sem']:.1f} points on average (per pair: {gains}): "
             + ("a change beyond two standard errors." if resolved else
                "not resolved from zero at two standard errors, with this few held-out images and seeds.") + "\n"

@@ -21,7 +21,7 @@ import pandas as pd
 from . import defaults, plots
 from .cells import MTJ, CellLevels
 from .config import CrossbarConfig
-from .experiments import basics, errors, mnist, states, tables, xor, your_network
+from .experiments import basics, cnn, errors, mnist, states, tables, xor, your_network
 from .importers import from_sklearn
 from .network import hardware_accuracy
 
@@ -377,3 +377,30 @@ def your_device_widget() -> w.interactive:
         _report("your_device_accuracy", {"device": device, "n_states": n_states}, value)
     return _live(show, device=w.Dropdown(options=list(your_network.DEVICES), description="device"),
                  n_states=w.Dropdown(options=[2, 4, 8, 16], value=4, description="states"))
+
+
+# ---- 09: a CNN ----------------------------------------------------------------------
+
+def cnn_accuracy(n_states: int, programming_sigma: float, tile: int) -> float:
+    """Expert-PTQ accuracy of notebook 09's CNN (training seed 0, device seed 0, the first
+    test images) with ``n_states`` binary-stack levels, programming variation and ``tile x
+    tile`` arrays (:func:`imclib.experiments.cnn.widget_accuracy`)."""
+    return cnn.widget_accuracy(n_states, programming_sigma, tile)
+
+
+def cnn_widget() -> w.interactive:
+    """States, programming variation and array size -> the CNN's expert-PTQ accuracy beside
+    its software accuracy (:func:`imclib.experiments.cnn.cnn_widget`); with
+    ``IMCLIB_WIDGET_CHECK=1`` each update also prints the check line of the value shown
+    (recomputed once more, so only the browser suite pays for it)."""
+    ui = cnn.cnn_widget()
+
+    def report(*_):
+        with ui.out:
+            _report("cnn_accuracy", dict(ui.kwargs), cnn_accuracy(**ui.kwargs))
+
+    if os.environ.get("IMCLIB_WIDGET_CHECK") == "1":
+        for control in ui.kwargs_widgets:
+            control.observe(report, names="value")
+        report()
+    return ui

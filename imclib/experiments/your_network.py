@@ -143,7 +143,6 @@ def device_accuracy(device: str, n_states: int) -> float:
     return 100.0 * float(hardware_accuracy(model, x_test, y_test, device_config(device, n_states), [0], x).accuracy[0])
 
 
-
 def effects(summary_table: pd.DataFrame) -> dict:
     """What PTQ and the fine-tune do, from :func:`summary`: per (network, device) pair the
     points PTQ loses against software (``loss``) and the fine-tune's change against PTQ

@@ -787,12 +787,13 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     return out, int(saturated.sum())
 
 
-def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.ndarray:
+def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0, out=None) -> np.ndarray:
     """Step 1 of the module docstring alone: the noise-free partial currents ``I_brj``
-    (amperes), shape (batch, blocks, p), with the arguments of :func:`read`."""
+    (amperes), shape (batch, blocks, p), with the arguments of :func:`read`; into ``out``
+    (C-contiguous float64 of that shape) if given."""
     voltages = np.ascontiguousarray(voltages, dtype=np.float64)
     batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
-    partials = np.empty((batch, blocks, p))
+    partials = np.empty((batch, blocks, p)) if out is None else out
     _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks[:, :, :0]), False, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
           np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_SILENT)
     return partials
@@ -888,10 +889,12 @@ def _sift_down(heap, position, value):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _largest(values, m, out):  # pragma: no cover - compiled
+def _feed(values, heap, smallest, count):  # pragma: no cover - compiled
+    """Feed the magnitudes of ``values`` (a, b, p) to the per-column min-heaps ``heap``
+    (p, m) of the m largest so far (``count`` values per column fed before; ``smallest``
+    the heaps' roots once full); returns the new count."""
     a, b, p = values.shape
-    heap, smallest = np.empty((p, m)), np.empty(p)
-    count = 0
+    m = heap.shape[1]
     for i in range(a):
         for r in range(b):
             row = values[i, r]
@@ -909,21 +912,51 @@ def _largest(values, m, out):  # pragma: no cover - compiled
                 if magnitude > smallest[j]:  # contiguous: most values fail this test
                     _sift_down(heap[j], 0, magnitude)
                     smallest[j] = heap[j, 0]
-    for j in range(p):
-        out[j, 0] = heap[j, 0]
-        out[j, 1] = heap[j, 0] if m == 1 else (heap[j, 1] if m == 2 else min(heap[j, 1], heap[j, 2]))
+    return count
+
+
+class Largest:
+    """The ``m`` largest magnitudes ``|value|`` of every column of a stream of blocks of
+    values (a, b, p), kept in one min-heap of ``m`` values per column (``O(n log m)`` for
+    n values, the values themselves not kept): :meth:`add` feeds a block,
+    :meth:`order_statistics` gives the ``m``-th and ``(m - 1)``-th largest, :meth:`count_above`
+    counts the values above a bound that is at least the ``m``-th largest. The result does
+    not depend on how the values are cut into blocks."""
+
+    def __init__(self, p: int, m: int):
+        self.heap, self.smallest, self.count, self.size = np.empty((p, m)), np.empty(p), 0, 0
+
+    def add(self, values: np.ndarray) -> "Largest":
+        """Feed ``values`` (a, b, p); returns self."""
+        self.count = _feed(values, self.heap, self.smallest, self.count)
+        self.size += values.size
+        return self
+
+    def order_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m``-th and ``(m - 1)``-th largest magnitude per column (the first twice when
+        ``m = 1``); at least ``m`` values per column must have been fed."""
+        m = self.heap.shape[1]
+        if self.count < m:
+            raise ValueError(f"m must be in [1, {self.count}] (the values per column fed), got {m}")
+        second = self.heap[:, 0] if m == 1 else (self.heap[:, 1] if m == 2 else np.minimum(self.heap[:, 1], self.heap[:, 2]))
+        return self.heap[:, 0].copy(), second.copy()
+
+    def count_above(self, bound: np.ndarray) -> int:
+        """Values with ``|value| > bound_j`` in their column ``j``, exact for ``bound_j`` at
+        least the ``m``-th largest (every other value is at most that)."""
+        if np.any(bound < self.heap[:, 0]):
+            raise ValueError("bound must be at least the m-th largest magnitude of every column")
+        return int(np.count_nonzero(self.heap > np.asarray(bound)[:, None]))
 
 
 def largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``m``-th and ``(m - 1)``-th largest magnitude ``|value|`` of every column (last
-    axis) of ``values`` (a, b, p), over its first two axes, in one streaming pass with a
-    min-heap of ``m`` values per column (``O(n log m)``, n = a b); the second is the first
-    when ``m = 1``. Reference: ``np.sort(np.abs(values).reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
+    axis) of ``values`` (a, b, p), over its first two axes, in one streaming pass
+    (:class:`Largest`); the second is the first when ``m = 1``. Reference:
+    ``np.sort(np.abs(values).reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
     if not 1 <= m <= values.shape[0] * values.shape[1]:
         raise ValueError(f"m must be in [1, {values.shape[0] * values.shape[1]}], got {m}")
-    out = np.empty((values.shape[2], 2))
-    _largest(values, int(m), out)
-    return out[:, 0], out[:, 1]
+    return Largest(values.shape[2], int(m)).add(values).order_statistics()
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

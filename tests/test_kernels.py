@@ -311,3 +311,26 @@ def test_percentile_and_count_of_magnitudes_equal_numpy_on_signed_values():
     assert kernels.count_above(values, bound) == np.count_nonzero(magnitudes > bound) > 0
     strided = values.transpose(1, 0, 2)  # a view in another memory order
     assert kernels.count_above(strided, bound) == np.count_nonzero(magnitudes > bound)
+
+
+def test_streamed_largest_magnitudes_do_not_depend_on_the_blocks_fed():
+    """:class:`kernels.Largest` fed block by block (the first blocks shorter than m, ties)
+    gives numpy's order statistics and counts above any bound at least the m-th largest."""
+    rng = np.random.default_rng(9)
+    values = rng.standard_normal((90, 7, 5)) * rng.uniform(1, 10, size=5)
+    values[:20, :, 1] = 3.0  # ties
+    magnitudes = np.sort(np.abs(values).reshape(-1, 5), axis=0)
+    for m in (1, 2, 3, 40, 630):
+        largest = kernels.Largest(5, m)
+        for a, b in [(0, 1), (1, 33), (33, 90)]:
+            largest.add(values[a:b])
+        first, second = largest.order_statistics()
+        np.testing.assert_array_equal(first, magnitudes[-m])
+        np.testing.assert_array_equal(second, magnitudes[-max(m - 1, 1)])
+        assert largest.size == values.size
+        for bound in (first, (first + second) / 2, second * 1.5):
+            assert largest.count_above(bound) == np.count_nonzero(magnitudes > bound)
+    with pytest.raises(ValueError, match="bound"):
+        largest.count_above(first / 2)
+    with pytest.raises(ValueError, match="m must be"):
+        kernels.Largest(5, 8).add(values[:1]).order_statistics()

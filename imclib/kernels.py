@@ -614,11 +614,11 @@ def _trim(dist, n, tail, mass):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma: no cover - compiled
-    """The tables of :func:`silent_tables`: fills ``cdf``, ``start``, ``length`` and ``first``
-    (with an empty ``cdf``, only counts the entries); returns the number of entries. Every
-    column at once (the inner loops run over columns), the tails trimmed where they are
-    negligible in every column."""
+def _silent_tables(c0, pmf, needed, tail, start, length, first):  # pragma: no cover - compiled
+    """The tables of :func:`silent_tables` in one pass: fills ``start``, ``length`` and
+    ``first``; returns the CDF entries in a buffer that grows by doubling and their number.
+    Every column at once (the inner loops run over columns), the tails trimmed where they
+    are negligible in every column."""
     w, p = pmf.shape
     top_m = needed.shape[0] - 1
     single, mass = pmf.copy(), np.empty(p)
@@ -626,7 +626,7 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma:
     work, step = np.zeros((top_m * (w1 - 1) + 1, p)), np.empty((top_m * (w1 - 1) + 1, p))
     n, low = w1, low1 - w // 2  # the distribution of one code: offsets low .. low + n - 1 from c0
     work[:n] = single[:n]
-    total, running = 0, np.empty(p)
+    total, running, cdf = 0, np.empty(p), np.empty(64 * p)
     for m in range(1, top_m + 1):
         if m > 1:  # one more conversion: convolve with the single code's distribution
             step[: n + w1 - 1] = 0.0
@@ -639,9 +639,10 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma:
             work[:n] = step[:n]
         if not needed[m]:
             continue
-        if cdf.shape[0] == 0:
-            total += n * p
-            continue
+        if total + n * p > cdf.shape[0]:
+            grown = np.empty(max(2 * cdf.shape[0], total + n * p))
+            grown[:total] = cdf[:total]
+            cdf = grown
         running[:] = 0.0
         for t in range(n):  # column j's CDF at total + t p + j
             for j in range(p):
@@ -654,7 +655,7 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma:
             for j in range(p):
                 cdf[total + t * p + j] *= running[j]
         total += n * p
-    return total
+    return cdf, total
 
 
 def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
@@ -684,9 +685,8 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     start, length = np.zeros((2, needed.size, c0.size), dtype=np.int64)
     first = np.zeros((needed.size, c0.size))
     pmf = np.ascontiguousarray(pmf.T)
-    cdf = np.empty(_silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, np.zeros(0)))
-    _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, cdf)
-    return cdf, start, length, first
+    cdf, total = _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first)
+    return cdf[:total], start, length, first
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

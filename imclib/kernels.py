@@ -907,9 +907,14 @@ def _feed(values, heap, smallest, count):  # pragma: no cover - compiled
                             _sift_down(heap[j], position, heap[j, position])
                         smallest[j] = heap[j, 0]
                 continue
+            larger = 0
+            for j in range(p):  # most rows hold no value for the heaps: checked in a loop that vectorises
+                larger += abs(row[j]) > smallest[j]
+            if larger == 0:
+                continue
             for j in range(p):
                 magnitude = abs(row[j])
-                if magnitude > smallest[j]:  # contiguous: most values fail this test
+                if magnitude > smallest[j]:
                     _sift_down(heap[j], 0, magnitude)
                     smallest[j] = heap[j, 0]
     return count

@@ -100,8 +100,8 @@ def _ziggurat_tables(layers: int = 256, r: str = "3.6541528853610088", area: str
     return width, accept.astype(np.float64), height
 
 
-_ZIGGURAT_R = 3.6541528853610088
 _ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT = _ziggurat_tables()
+_ZIGGURAT_R = float(_ZIGGURAT_WIDTH[1] * 2.0**23)  # where the tail starts, x_1 = r
 _SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
 

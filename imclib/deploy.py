@@ -95,20 +95,38 @@ def calibrate(layer: ProgrammedLayer, x, input_range: float | None = None,
 
 
 def _calibrated(layer: ProgrammedLayer, x: np.ndarray, input_range: float | None,
-                adc_samples: int) -> tuple[ProgrammedLayer, np.ndarray]:
-    """:func:`calibrate` on checked inputs, with the noise-free ``I'`` (batch, blocks,
-    physical columns) of the subsampled inputs through the calibrated DAC (the ADC range
-    does not change them)."""
+                adc_samples: int) -> tuple[ProgrammedLayer, np.ndarray | kernels.Largest]:
+    """:func:`calibrate` on checked inputs, with the noise-free ``I'`` of the subsampled
+    inputs through the calibrated DAC (the ADC range does not change them), for
+    :func:`_report`: with a signal-calibrated ADC, only the largest magnitudes per column
+    that the percentile needs (:meth:`~imclib.layer.ProgrammedLayer.signal_largest`, the
+    currents never stored; they count the saturated ones above the range it sets), else
+    the currents (batch, blocks, physical columns)."""
     config = layer.config
     x_max = input_full_scale(x, config.input_percentile) if input_range is None else input_range
     layer = with_ranges(layer, x_max, bool(np.any(x < 0)))
     _, voltages, _ = layer.row_voltages(_subsample(x, adc_samples))
-    currents = layer.signal_currents(voltages, layer.row_blocks)
     if config.adc_calibration != "signal" or config.periphery.adc_range is not None:
-        return layer, currents
-    in_memory_order = currents if currents.flags.c_contiguous else currents.transpose(1, 0, 2)
-    full_scale = percentile_rows(in_memory_order, config.adc_percentile)
-    return with_ranges(layer, x_max, layer.input_signed, np.where(full_scale > 0, full_scale, layer.adc_range)), currents
+        return layer, layer.signal_currents(voltages, layer.row_blocks)
+    lo, gamma = _percentile_order(voltages.shape[0] * layer.row_blocks, config.adc_percentile)
+    largest = layer.signal_largest(voltages, voltages.shape[0] * layer.row_blocks - lo)
+    full_scale = _interpolate(*largest.order_statistics(), gamma)
+    return with_ranges(layer, x_max, layer.input_signed, np.where(full_scale > 0, full_scale, layer.adc_range)), largest
+
+
+def _percentile_order(n: int, q: float) -> tuple[int, float]:
+    """``(lo, g)`` of ``np.percentile`` (linear interpolation) of ``n`` values at ``q``:
+    ``h = (q / 100) (n - 1)``, ``lo = floor(h)``, ``g = h - lo`` (0 at the top)."""
+    virtual = np.true_divide(q, 100) * (n - 1)
+    lo = min(int(np.floor(virtual)), n - 1)
+    return lo, (virtual - lo if lo < n - 1 else 0.0)
+
+
+def _interpolate(x: np.ndarray, y: np.ndarray, gamma: float) -> np.ndarray:
+    """numpy's percentile between the ``lo``-th and ``(lo + 1)``-th smallest values ``x`` and
+    ``y``: ``x + g (y - x)`` for ``g < 0.5``, else ``y - (1 - g)(y - x)``."""
+    diff = y - x
+    return y - diff * (1 - gamma) if gamma >= 0.5 else x + diff * gamma
 
 
 def percentile_rows(values: np.ndarray, q: float) -> np.ndarray:
@@ -123,12 +141,8 @@ def percentile_rows(values: np.ndarray, q: float) -> np.ndarray:
     """
     values = values if values.ndim == 3 else values[None]
     n = values.shape[0] * values.shape[1]
-    virtual = np.true_divide(q, 100) * (n - 1)
-    lo = min(int(np.floor(virtual)), n - 1)
-    gamma = virtual - lo if lo < n - 1 else 0.0
-    x, y = kernels.largest(values, n - lo)
-    diff = y - x
-    return y - diff * (1 - gamma) if gamma >= 0.5 else x + diff * gamma
+    lo, gamma = _percentile_order(n, q)
+    return _interpolate(*kernels.largest(values, n - lo), gamma)
 
 
 def partial_signal(layer: ProgrammedLayer, x: np.ndarray) -> np.ndarray:
@@ -147,15 +161,17 @@ def range_report(layer: ProgrammedLayer, x: np.ndarray, adc_samples: int = ADC_S
     return _report(layer, x, partial_signal(layer, _subsample(x, adc_samples)))
 
 
-def _report(layer: ProgrammedLayer, x: np.ndarray, currents: np.ndarray) -> dict:
+def _report(layer: ProgrammedLayer, x: np.ndarray, currents: np.ndarray | kernels.Largest) -> dict:
     """:func:`range_report` with the inputs' noise-free ``I'`` (batch, blocks, physical
-    columns) already computed."""
+    columns) already computed, or their largest magnitudes per column (:func:`_calibrated`)."""
+    saturated = currents.count_above(layer.adc_range) if isinstance(currents, kernels.Largest) else \
+        kernels.count_above(currents, layer.adc_range)
     return {
         "input_range": layer.input_range,
         "input_signed": layer.input_signed,
         "input_clipped": layer.clipped_fraction(x),
         "adc_range_uA": float(np.median(layer.adc_range) * 1e6),
-        "adc_saturated": kernels.count_above(currents, layer.adc_range) / currents.size,
+        "adc_saturated": saturated / currents.size,
     }
 
 

@@ -38,6 +38,7 @@ a plain-numpy reference (``reference_*``) that ``tests/test_kernels.py`` compare
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import numba
@@ -64,9 +65,44 @@ _SQRT_HALF = math.sqrt(0.5)
 _LOG1P_SERIES = (1.0000000002581686, -0.5000000077820854, 0.33333327734293566, -0.24999900089840585,
                  0.20000288183647075, -0.16671424135218907, 0.14282201276102638, -0.12397888919881438,
                  0.11049219973050926, -0.10965993333408573, 0.10641818464966533, -0.057459178074605426)
-# cos and sin on |x| < pi/4: Taylor coefficients (-1)^n / (2n)! and (-1)^n / (2n + 1)!, n = 0..5 (1.2e-10)
-_COS_SERIES = tuple((-1) ** n / math.factorial(2 * n) for n in range(6))
-_SIN_SERIES = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(6))
+# exp(r) on |r| <= ln(2) / 2: Taylor coefficients 1 / n!, n = 0..13 (error below 1e-16)
+_EXP_SERIES = tuple(1.0 / math.factorial(n) for n in range(14))
+_LN2_HIGH = float.fromhex("0x1.62e42fefa3800p-1")  # ln 2 in two parts (Cody-Waite): k ln2_high exact
+_LN2_LOW = float.fromhex("0x1.ef35793c76730p-45")
+
+
+def _ziggurat_tables(layers: int = 256, r: str = "3.6541528853610088", area: str = "0.00492867323399") -> tuple:
+    """Marsaglia and Tsang's ziggurat of the standard normal's right half, ``f(x) =
+    exp(-x^2 / 2)`` (unnormalized), in 256 layers of equal area ``v``, computed in 40-digit
+    decimal arithmetic (the same float64 tables on every machine).
+
+    Edges ``x_1 = r`` (the tail's start), ``x_{i+1} = sqrt(-2 ln(v / x_i + f(x_i)))``,
+    ``x_256 = 0``, and ``x_0 = v / f(r)`` (the base strip, a rectangle of height ``f(r)``
+    plus the tail beyond ``r``); layer ``i`` spans heights ``f(x_i) .. f(x_{i+1})`` over
+    ``x`` in ``[0, x_i]`` (the top layer's area falls short of ``v`` by 1e-9 relative, the
+    rounding of the published ``r`` and ``v``). Returns ``(width, accept, height)``:
+    ``width_i = x_i 2^-23``, ``accept_i`` (float64) the 23-bit integers ``m`` below which
+    ``(m + 1/2) width_i < x_{i+1}`` (under the curve: accepted at once), ``height_i = f(x_i)``
+    (257 entries, ``height_256 = 1``).
+    """
+    context = decimal.Context(prec=40)
+    r, area = decimal.Decimal(r), decimal.Decimal(area)
+    f = lambda x: context.exp(-x * x / 2)  # noqa: E731
+    edges = [area / f(r), r]
+    for _ in range(layers - 2):
+        edges.append(context.sqrt(-2 * context.ln(area / edges[-1] + f(edges[-1]))))
+    edges.append(decimal.Decimal(0))
+    scale = decimal.Decimal(2) ** 23
+    width = np.array([float(x) for x in edges[:-1]]) * 2.0**-23
+    ratio = [edges[i + 1] * scale / edges[i] - decimal.Decimal("0.5") for i in range(layers)]  # m < ratio_i
+    accept = np.array([int(q.to_integral_value(decimal.ROUND_CEILING)) for q in ratio], dtype=np.int64)
+    height = np.array([float(f(x)) for x in edges])
+    return width, accept.astype(np.float64), height
+
+
+_ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT = _ziggurat_tables()
+_ZIGGURAT_R = float(_ZIGGURAT_WIDTH[1] * 2.0**23)  # where the tail starts, x_1 = r
+_SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
 
 @intrinsic
@@ -129,36 +165,94 @@ def _log(u):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _cos_sin(bits32):  # pragma: no cover - compiled
-    """``(cos 2 pi v, sin 2 pi v)``, ``v = (n + 1/2) 2^-32`` for a 32-bit integer ``n``:
-    quadrant from the top two bits, then the Taylor series about the middle of the
-    quadrant, ``x = 2 pi v - quadrant pi/2 - pi/4`` in (-pi/4, pi/4)."""
-    quadrant = bits32 >> np.uint64(30)
-    x = (_float((bits32 & np.uint64(0x3FFFFFFF)) | _EXPONENT_52) - 2.0**52 + 0.5) * (0.5 * math.pi * 2.0**-30) - 0.25 * math.pi
-    x2 = x * x
-    c, s = _COS_SERIES, _SIN_SERIES
-    cos_x = _fma(x2, _fma(x2, _fma(x2, _fma(x2, _fma(x2, c[5], c[4]), c[3]), c[2]), c[1]), c[0])
-    sin_x = x * _fma(x2, _fma(x2, _fma(x2, _fma(x2, _fma(x2, s[5], s[4]), s[3]), s[2]), s[1]), s[0])
-    cos_phi, sin_phi = _SQRT_HALF * (cos_x - sin_x), _SQRT_HALF * (cos_x + sin_x)  # phi = x + pi/4
-    odd, upper = (quadrant & np.uint64(1)) == 1, quadrant >= 2
-    cos_q = -sin_phi if odd else cos_phi  # rotate by quadrant pi/2
-    sin_q = cos_phi if odd else sin_phi
-    return (-cos_q if upper else cos_q), (-sin_q if upper else sin_q)
+def _exp(y):  # pragma: no cover - compiled
+    """``e^y`` for ``-700 < y <= 0``: ``y = k ln 2 + r``, ``|r| <= ln(2) / 2`` (``k ln 2`` in
+    two parts), ``e^y = 2^k exp(r)`` (polynomial :data:`_EXP_SERIES` with fused multiply-adds,
+    error below 1e-15 relative), ``2^k`` from its bits."""
+    k = np.rint(y * (1.0 / _LN2))
+    r = _fma(k, -_LN2_LOW, _fma(k, -_LN2_HIGH, y))
+    c, r2 = _EXP_SERIES, r * r  # Estrin's scheme: pairs in r, then in r^2 and r^4 (a short dependency chain)
+    r4 = r2 * r2
+    p01, p23, p45, p67 = _fma(r, c[1], c[0]), _fma(r, c[3], c[2]), _fma(r, c[5], c[4]), _fma(r, c[7], c[6])
+    p89, p1011, p1213 = _fma(r, c[9], c[8]), _fma(r, c[11], c[10]), _fma(r, c[13], c[12])
+    low = _fma(r4, _fma(r2, p67, p45), _fma(r2, p23, p01))
+    high = _fma(r4, p1213, _fma(r2, p1011, p89))
+    series = _fma(r4 * r4, high, low)
+    return series * _float(np.uint64(np.int64(k) + 1023) << np.uint64(52))
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _ziggurat_fast(bits32):  # pragma: no cover - compiled
+    """The ziggurat's first try from 32 random bits: layer ``i`` (low 8 bits), sign (bit 8)
+    and ``m`` (high 23 bits); ``+-(m + 1/2) width_i``, or NaN when ``m >= accept_i`` (the
+    point may lie outside the curve: :func:`_ziggurat_slow` decides). Integers to floats by
+    their bits, the sign as a bit and the tables as compile-time constants (loads that no
+    store can alias), so that the loop over numbers vectorises (with gathers)."""
+    i = np.int64(bits32 & np.uint64(255))
+    m = _float((bits32 >> np.uint64(9)) | _EXPONENT_52) - 2.0**52
+    x = _float(_bits((m + 0.5) * _ZIGGURAT_WIDTH[i]) | ((bits32 >> np.uint64(8)) << np.uint64(63)))
+    return x if m < _ZIGGURAT_ACCEPT[i] else np.nan
+@numba.njit(inline="always", error_model="numpy")
+def _ziggurat_slow(bits32, stream):  # pragma: no cover - compiled
+    """A standard normal from the ziggurat (:func:`_ziggurat_tables`) starting with the 32
+    bits of :func:`_ziggurat_fast`, drawing from the hashes ``mix(stream + n phi)``, n = 0, 1,
+    ... whenever it needs more: in the base layer beyond ``r``, Marsaglia's tail ``r + a``
+    with ``a = -ln(u) / r``, accepted when ``-2 ln(u') > a^2``; in layer ``i >= 1`` beyond
+    ``x_{i+1}``, ``x`` is accepted when ``f(x_i) + u (f(x_{i+1}) - f(x_i)) < exp(-x^2 / 2)``;
+    else a new first try from the next hash's high 32 bits."""
+    width, accept, height = _ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT
+    n = 0
+    while True:
+        i = bits32 & np.uint64(255)
+        m = bits32 >> np.uint64(9)
+        negative = (bits32 >> np.uint64(8)) & np.uint64(1)
+        x = (np.float64(m) + 0.5) * width[i]
+        if np.float64(m) < accept[i]:
+            break
+        h = _mix(stream + np.uint64(n) * _GOLDEN)
+        n += 1
+        if i == 0:
+            a = -_log(_unit(h >> np.uint64(32))) * (1.0 / _ZIGGURAT_R)
+            if -2.0 * _log(_unit(h & _LOW32)) > a * a:
+                x = _ZIGGURAT_R + a
+                break
+        elif height[i] + _unit(h >> np.uint64(32)) * (height[i + 1] - height[i]) < _exp(-0.5 * x * x):
+            break
+        bits32 = _mix(stream + np.uint64(n) * _GOLDEN) >> np.uint64(32)
+        n += 1
+    return -x if negative else x
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _noise(stream, variance, read_var, sense_var, out):  # pragma: no cover - compiled
+def _noise(stream, variance, read_var, sense_var, out, open_):  # pragma: no cover - compiled
     """``out[j] = sigma_j z_j``, ``sigma_j^2 = read_var variance_j + sense_var``, of one
-    conversion row with hash stream ``stream`` (:func:`read_normals`): the Box-Muller pair
-    ``sqrt(-2 ln u sigma^2) (cos 2 pi v, sin 2 pi v)``, one square root per number.
-    ``variance`` and ``out`` of even length ``2 H`` (the caller uses the first ``p``)."""
+    conversion row with hash stream ``stream`` (:func:`read_normals`): the two 32-bit halves
+    of ``mix(stream + t phi)`` give ``z_t`` and ``z_{H + t}`` by the ziggurat's first try
+    (:func:`_ziggurat_fast`, a loop that vectorises); the 1.5 % that it leaves open (NaN) are
+    listed in the work array ``open_`` without a branch and completed one after the other
+    (:func:`_ziggurat_slow`: independent, so the processor overlaps them). ``variance``,
+    ``out`` and ``open_`` of even length ``2 H`` (the caller uses the first ``p``)."""
     half = out.shape[0] // 2
+    n_open = 0
     for t in range(half):
         h = _mix(stream + np.uint64(t) * _GOLDEN)
-        radius2 = -2.0 * _log(_unit(h >> np.uint64(32)))
-        cos_v, sin_v = _cos_sin(h & _LOW32)
-        out[t] = math.sqrt(radius2 * (read_var * variance[t] + sense_var)) * cos_v
-        out[half + t] = math.sqrt(radius2 * (read_var * variance[half + t] + sense_var)) * sin_v
+        za, zb = _ziggurat_fast(h >> np.uint64(32)), _ziggurat_fast(h & _LOW32)
+        out[t] = math.sqrt(read_var * variance[t] + sense_var) * za
+        out[half + t] = math.sqrt(read_var * variance[half + t] + sense_var) * zb
+        n_open += (za != za) | (zb != zb)
+    if n_open == 0:
+        return
+    n_open = 0
+    for j in range(out.shape[0]):
+        open_[n_open] = j
+        n_open += out[j] != out[j]
+    for index in range(n_open):
+        j = open_[index]
+        t = j - half if j >= half else j
+        h = _mix(stream + np.uint64(t) * _GOLDEN)
+        bits32 = h >> np.uint64(32) if j < half else h & _LOW32
+        z = _ziggurat_slow(bits32, _mix(h ^ (_SLOW + np.uint64(j >= half))))
+        out[j] = math.sqrt(read_var * variance[j] + sense_var) * z
 
 
 def stream_key(rng: np.random.Generator) -> np.uint64:
@@ -175,26 +269,29 @@ def _stream(key, row, blocks, r, p):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _read_normals(key, row0, out):  # pragma: no cover - compiled
     batch, blocks, p = out.shape
-    z, ones = np.empty(p + p % 2), np.ones(p + p % 2)
+    z, ones, open_ = np.empty(p + p % 2), np.ones(p + p % 2), np.empty(p + p % 2, dtype=np.int64)
     for b in range(batch):
         for r in range(blocks):
-            _noise(_stream(key, row0 + b, blocks, r, p), ones, 1.0, 0.0, z)
+            _noise(_stream(key, row0 + b, blocks, r, p), ones, 1.0, 0.0, z, open_)
             out[b, r] = z[:p]
 
 
 def read_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
     """The standard normals ``z_brj`` of a read (:func:`read`), shape (batch, blocks, p).
 
-    Counter-based Box-Muller: with ``H = ceil(p / 2)``, conversion ``(b, r, j)`` of input
+    Counter-based ziggurat: with ``H = ceil(p / 2)``, conversion ``(b, r, j)`` of input
     row ``n = row0 + b`` hashes the counter ``c = (n R + r) p + (j mod H)`` to
     ``h = mix(key + c phi)`` (SplitMix64: Weyl step ``phi = 0x9E3779B97F4A7C15``, then its
-    64-bit finalizer ``mix``); the high and low 32 bits give ``u, v = (bits + 1/2) 2^-32`` in
-    (0, 1) and ``z = sqrt(-2 ln u) cos(2 pi v)`` for ``j < H``, ``sqrt(-2 ln u) sin(2 pi v)``
-    otherwise: exactly normal but for the 32-bit grid of ``u`` (``|z| <= 6.8``, the normal
-    tail beyond has probability 1e-11). ``ln``, ``cos`` and ``sin`` are polynomials (error
-    below 1e-10)
-    (:func:`_log`, :func:`_cos_sin`), so the loop vectorises. Every number depends only on
-    (key, input row, block, column): not on threads or chunks.
+    64-bit finalizer ``mix``); the high 32 bits of ``h`` give ``z`` for ``j < H``, the low 32
+    bits otherwise, by the ziggurat of 256 layers (:func:`_ziggurat_tables`; Marsaglia and
+    Tsang 2000): layer from 8 bits, sign from 1, the abscissa ``(m + 1/2) x_i 2^-23`` from
+    23, accepted at once under the curve (98.5 % of the numbers); the others
+    (:func:`_ziggurat_slow`) draw further hashes ``mix(s + n phi)`` of their own stream
+    ``s = mix(h XOR (0xD1B54A32D192ED03 + [j >= H]))``. Exactly normal but for the 23-bit
+    grid of the abscissa within a layer and the 32-bit uniforms of the tail (``|z| <= 10``);
+    the tables are computed in decimal arithmetic and ``ln``, ``exp`` are polynomials with
+    fused multiply-adds (:func:`_log`, :func:`_exp`), so every CPU gives the same bits.
+    Every number depends only on (key, input row, block, column): not on threads or chunks.
     """
     out = np.empty((batch, blocks, p))
     _read_normals(np.uint64(key), int(row0), out)
@@ -220,24 +317,54 @@ def _reference_mix(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint64(31))
 
 
+def _reference_ziggurat(bits: int, stream: int) -> float:
+    """Plain-Python :func:`_ziggurat_slow` (numpy's ``log`` and ``exp``) of 32 bits and a
+    retry stream, both as Python integers."""
+    width, accept, height = _ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT
+    hashes = (int(_reference_mix(np.uint64((stream + n * int(_GOLDEN)) % 2**64))) for n in range(2**31))
+    unit = lambda bits: (bits + 0.5) * 2.0**-32  # noqa: E731
+    while True:
+        i, negative, m = bits & 255, (bits >> 8) & 1, bits >> 9
+        x = (m + 0.5) * width[i]
+        if m < accept[i]:
+            break
+        h = next(hashes)
+        if i == 0:
+            a = -np.log(unit(h >> 32)) / _ZIGGURAT_R
+            if -2.0 * np.log(unit(h & 0xFFFFFFFF)) > a * a:
+                x = _ZIGGURAT_R + a
+                break
+        elif height[i] + unit(h >> 32) * (height[i + 1] - height[i]) < np.exp(-0.5 * x * x):
+            break
+        bits = next(hashes) >> 32
+    return -x if negative else x
+
+
 def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndarray:
-    """Plain-numpy :func:`read_normals` (numpy's ``log``, ``cos`` and ``sin``)."""
+    """Plain-numpy :func:`read_normals` (numpy's ``log`` and ``exp`` where the ziggurat's
+    first try does not decide)."""
     hi, lo, first = _reference_hashes(key, batch, blocks, p, row0)
-    u, v = ((bits.astype(np.float64) + 0.5) * 2.0**-32 for bits in (hi, lo))
-    angle = 2 * np.pi * v
-    return np.sqrt(-2 * np.log(u)) * np.where(first, np.cos(angle), np.sin(angle))
+    with np.errstate(over="ignore"):
+        h = (hi << np.uint64(32)) | lo
+    bits = np.where(first, hi, lo).astype(np.int64)
+    layer, m = bits & 255, bits >> 9
+    z = (m + 0.5) * _ZIGGURAT_WIDTH[layer] * np.where((bits >> 8) & 1, -1.0, 1.0)
+    for index in zip(*np.nonzero(m >= _ZIGGURAT_ACCEPT[layer])):
+        stream = _reference_mix(h[index] ^ (_SLOW + np.uint64(not first[index[-1]])))
+        z[index] = _reference_ziggurat(int(bits[index]), int(stream))
+    return z
 
 
 # ---- noise, ADC and digital sum of one conversion row -----------------------------------
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out):  # pragma: no cover
+def _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
     (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions.
-    ``variance`` and the work array ``z`` of even length (:func:`_noise`)."""
+    ``variance`` and the work arrays ``z``, ``open_`` of even length (:func:`_noise`)."""
     noisy = read_var > 0.0 or sense_var > 0.0
     if noisy:
-        _noise(stream, variance, read_var, sense_var, z)
+        _noise(stream, variance, read_var, sense_var, z, open_)
     over = 0
     for j in range(current.shape[0]):  # loop-invariant branches: unswitched by the compiler
         value = current[j] + z[j] if noisy else current[j]
@@ -339,6 +466,7 @@ def _read(voltages, segments, per_volt, masks, masks2, cells, read_var, sense_va
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
         current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.empty(p + p % 2), np.empty(width)
+        open_ = np.empty(p + p % 2, dtype=np.int64)
         silent = np.zeros(GROUP, dtype=np.int64)
         rows, weights = np.empty(k * width, dtype=np.int64), np.empty(k * width)
         rows2, weights2 = np.empty(k * noisy_width, dtype=np.int64), np.empty(k * noisy_width)
@@ -372,7 +500,7 @@ def _read(voltages, segments, per_volt, masks, masks2, cells, read_var, sense_va
                 if noisy_cells and not one_pass:
                     _accumulate(masks2[r], rows2, weights2, n2, variance)
                 stream = _stream(key, row0 + b, blocks, r, p)
-                over += _convert_row(current, variance, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
+                over += _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out[b])
         for b in range(first, last):
             if silent[b - first]:
                 _add_silent_sums(key, row0 + b, silent[b - first], silent_cdf, silent_start, silent_length, silent_first, out[b])
@@ -383,7 +511,7 @@ def _read(voltages, segments, per_volt, masks, masks2, cells, read_var, sense_va
 def _convert(currents, variance, read_var, sense_var, key, row0, fs, low, per_ampere, top, out, saturated):  # pragma: no cover
     batch, blocks, p = currents.shape
     for group in numba.prange((batch + GROUP - 1) // GROUP):
-        z, row = np.empty(p + p % 2), np.zeros(p + p % 2)
+        z, row, open_ = np.empty(p + p % 2), np.zeros(p + p % 2), np.empty(p + p % 2, dtype=np.int64)
         over = 0
         for b in range(group * GROUP, min(group * GROUP + GROUP, batch)):
             out[b, :] = 0.0
@@ -391,7 +519,7 @@ def _convert(currents, variance, read_var, sense_var, key, row0, fs, low, per_am
                 stream = _stream(key, row0 + b, blocks, r, p)
                 if read_var > 0.0:
                     row[:p] = variance[b, r]
-                over += _convert_row(currents[b, r], row, read_var, sense_var, stream, z, fs, low, per_ampere, top, out[b])
+                over += _convert_row(currents[b, r], row, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out[b])
         saturated[group] = over
 
 
@@ -486,11 +614,11 @@ def _trim(dist, n, tail, mass):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma: no cover - compiled
-    """The tables of :func:`silent_tables`: fills ``cdf``, ``start``, ``length`` and ``first``
-    (with an empty ``cdf``, only counts the entries); returns the number of entries. Every
-    column at once (the inner loops run over columns), the tails trimmed where they are
-    negligible in every column."""
+def _silent_tables(c0, pmf, needed, tail, start, length, first):  # pragma: no cover - compiled
+    """The tables of :func:`silent_tables` in one pass: fills ``start``, ``length`` and
+    ``first``; returns the CDF entries in a buffer that grows by doubling and their number.
+    Every column at once (the inner loops run over columns), the tails trimmed where they
+    are negligible in every column."""
     w, p = pmf.shape
     top_m = needed.shape[0] - 1
     single, mass = pmf.copy(), np.empty(p)
@@ -498,7 +626,7 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma:
     work, step = np.zeros((top_m * (w1 - 1) + 1, p)), np.empty((top_m * (w1 - 1) + 1, p))
     n, low = w1, low1 - w // 2  # the distribution of one code: offsets low .. low + n - 1 from c0
     work[:n] = single[:n]
-    total, running = 0, np.empty(p)
+    total, running, cdf = 0, np.empty(p), np.empty(64 * p)
     for m in range(1, top_m + 1):
         if m > 1:  # one more conversion: convolve with the single code's distribution
             step[: n + w1 - 1] = 0.0
@@ -511,9 +639,10 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma:
             work[:n] = step[:n]
         if not needed[m]:
             continue
-        if cdf.shape[0] == 0:
-            total += n * p
-            continue
+        if total + n * p > cdf.shape[0]:
+            grown = np.empty(max(2 * cdf.shape[0], total + n * p))
+            grown[:total] = cdf[:total]
+            cdf = grown
         running[:] = 0.0
         for t in range(n):  # column j's CDF at total + t p + j
             for j in range(p):
@@ -526,7 +655,7 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, cdf):  # pragma:
             for j in range(p):
                 cdf[total + t * p + j] *= running[j]
         total += n * p
-    return total
+    return cdf, total
 
 
 def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
@@ -556,9 +685,8 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     start, length = np.zeros((2, needed.size, c0.size), dtype=np.int64)
     first = np.zeros((needed.size, c0.size))
     pmf = np.ascontiguousarray(pmf.T)
-    cdf = np.empty(_silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, np.zeros(0)))
-    _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, cdf)
-    return cdf, start, length, first
+    cdf, total = _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first)
+    return cdf[:total], start, length, first
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -659,12 +787,13 @@ def read(voltages, masks, masks2, adc, *, segments=LINEAR, per_volt=0.0, read_va
     return out, int(saturated.sum())
 
 
-def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0) -> np.ndarray:
+def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0, out=None) -> np.ndarray:
     """Step 1 of the module docstring alone: the noise-free partial currents ``I_brj``
-    (amperes), shape (batch, blocks, p), with the arguments of :func:`read`."""
+    (amperes), shape (batch, blocks, p), with the arguments of :func:`read`; into ``out``
+    (C-contiguous float64 of that shape) if given."""
     voltages = np.ascontiguousarray(voltages, dtype=np.float64)
     batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
-    partials = np.empty((batch, blocks, p))
+    partials = np.empty((batch, blocks, p)) if out is None else out
     _read(voltages, segments, float(per_volt), *_rows_of_levels(masks, masks[:, :, :0]), False, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
           np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_SILENT)
     return partials
@@ -760,10 +889,12 @@ def _sift_down(heap, position, value):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _largest(values, m, out):  # pragma: no cover - compiled
+def _feed(values, heap, smallest, count):  # pragma: no cover - compiled
+    """Feed the magnitudes of ``values`` (a, b, p) to the per-column min-heaps ``heap``
+    (p, m) of the m largest so far (``count`` values per column fed before; ``smallest``
+    the heaps' roots once full); returns the new count."""
     a, b, p = values.shape
-    heap, smallest = np.empty((p, m)), np.empty(p)
-    count = 0
+    m = heap.shape[1]
     for i in range(a):
         for r in range(b):
             row = values[i, r]
@@ -776,26 +907,61 @@ def _largest(values, m, out):  # pragma: no cover - compiled
                             _sift_down(heap[j], position, heap[j, position])
                         smallest[j] = heap[j, 0]
                 continue
+            larger = 0
+            for j in range(p):  # most rows hold no value for the heaps: checked in a loop that vectorises
+                larger += abs(row[j]) > smallest[j]
+            if larger == 0:
+                continue
             for j in range(p):
                 magnitude = abs(row[j])
-                if magnitude > smallest[j]:  # contiguous: most values fail this test
+                if magnitude > smallest[j]:
                     _sift_down(heap[j], 0, magnitude)
                     smallest[j] = heap[j, 0]
-    for j in range(p):
-        out[j, 0] = heap[j, 0]
-        out[j, 1] = heap[j, 0] if m == 1 else (heap[j, 1] if m == 2 else min(heap[j, 1], heap[j, 2]))
+    return count
+
+
+class Largest:
+    """The ``m`` largest magnitudes ``|value|`` of every column of a stream of blocks of
+    values (a, b, p), kept in one min-heap of ``m`` values per column (``O(n log m)`` for
+    n values, the values themselves not kept): :meth:`add` feeds a block,
+    :meth:`order_statistics` gives the ``m``-th and ``(m - 1)``-th largest, :meth:`count_above`
+    counts the values above a bound that is at least the ``m``-th largest. The result does
+    not depend on how the values are cut into blocks."""
+
+    def __init__(self, p: int, m: int):
+        self.heap, self.smallest, self.count, self.size = np.empty((p, m)), np.empty(p), 0, 0
+
+    def add(self, values: np.ndarray) -> "Largest":
+        """Feed ``values`` (a, b, p); returns self."""
+        self.count = _feed(values, self.heap, self.smallest, self.count)
+        self.size += values.size
+        return self
+
+    def order_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m``-th and ``(m - 1)``-th largest magnitude per column (the first twice when
+        ``m = 1``); at least ``m`` values per column must have been fed."""
+        m = self.heap.shape[1]
+        if self.count < m:
+            raise ValueError(f"m must be in [1, {self.count}] (the values per column fed), got {m}")
+        second = self.heap[:, 0] if m == 1 else (self.heap[:, 1] if m == 2 else np.minimum(self.heap[:, 1], self.heap[:, 2]))
+        return self.heap[:, 0].copy(), second.copy()
+
+    def count_above(self, bound: np.ndarray) -> int:
+        """Values with ``|value| > bound_j`` in their column ``j``, exact for ``bound_j`` at
+        least the ``m``-th largest (every other value is at most that)."""
+        if np.any(bound < self.heap[:, 0]):
+            raise ValueError("bound must be at least the m-th largest magnitude of every column")
+        return int(np.count_nonzero(self.heap > np.asarray(bound)[:, None]))
 
 
 def largest(values: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``m``-th and ``(m - 1)``-th largest magnitude ``|value|`` of every column (last
-    axis) of ``values`` (a, b, p), over its first two axes, in one streaming pass with a
-    min-heap of ``m`` values per column (``O(n log m)``, n = a b); the second is the first
-    when ``m = 1``. Reference: ``np.sort(np.abs(values).reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
+    axis) of ``values`` (a, b, p), over its first two axes, in one streaming pass
+    (:class:`Largest`); the second is the first when ``m = 1``. Reference:
+    ``np.sort(np.abs(values).reshape(-1, p), axis=0)[[n - m, n - m + 1]]``."""
     if not 1 <= m <= values.shape[0] * values.shape[1]:
         raise ValueError(f"m must be in [1, {values.shape[0] * values.shape[1]}], got {m}")
-    out = np.empty((values.shape[2], 2))
-    _largest(values, int(m), out)
-    return out[:, 0], out[:, 1]
+    return Largest(values.shape[2], int(m)).add(values).order_statistics()
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -80,6 +80,9 @@ _SOLVE_WORK = 16  # float64 work arrays per cell of one nonlinear solve (peak me
 # Calibrated ADC ranges saturate on purpose (1 - adc_percentile of the calibration reads);
 # warn only when far more reads saturate than calibration allowed for.
 _SATURATION_WARNING = 0.01
+# Inputs per pass of the ADC calibration's streaming order statistics (ProgrammedLayer.signal_largest):
+# two groups of the read kernel (one per thread of two), 13 MB of partial currents for 196 x 256 arrays.
+_LARGEST_INPUTS = 2 * kernels.GROUP
 
 
 def _to_tiles(matrix: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -322,6 +325,25 @@ class ProgrammedLayer:
             return kernels.partial_currents(voltages.reshape(voltages.shape[0], blocks, -1), masks,
                                             segments=segments, per_volt=per_volt)
         return self._block_currents(voltages, blocks)
+
+    def signal_largest(self, voltages: np.ndarray, m: int) -> kernels.Largest:
+        """The ``m`` largest ``|I'|`` per physical column over the row blocks and inputs of
+        :meth:`signal_currents` (row voltages ``voltages``, one row per input), as a
+        :class:`imclib.kernels.Largest`: per array (the read kernel's first step) a group of
+        :data:`_LARGEST_INPUTS` inputs at a time into one reused buffer, so that the
+        (batch, blocks, physical columns) currents are never stored; the same values as
+        :meth:`signal_currents`, so the same order statistics."""
+        blocks, p = self.row_blocks, self.layout.n_physical
+        largest = kernels.Largest(p, m)
+        if self.solves_circuit or blocks == 1:
+            return largest.add(self.signal_currents(voltages, blocks))
+        segments, per_volt, masks, _ = self._read_matrices
+        v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
+        buffer = np.empty((min(_LARGEST_INPUTS, voltages.shape[0]), blocks, p))
+        for start in range(0, voltages.shape[0], _LARGEST_INPUTS):
+            part = v_blocks[start : start + _LARGEST_INPUTS]
+            largest.add(kernels.partial_currents(part, masks, segments=segments, per_volt=per_volt, out=buffer[: part.shape[0]]))
+        return largest
 
     @property
     def _reads_in_one_pass(self) -> bool:

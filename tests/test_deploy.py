@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, nrmse, program_layer
+import imclib.layer
+from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, deploy, kernels, nrmse, program_layer
 from imclib.circuit import WireParasitics
 from imclib.deploy import calibrate, column_correction, deploy_network, fit_columns, input_full_scale, partial_signal
 from imclib.mapping import fit_affine_map, map_weights, quantize_weights
@@ -127,6 +128,27 @@ def test_adc_full_scale_is_the_percentile_of_the_signal_per_column():
     worst = calibrate(program_layer(weights, config.with_(adc_calibration="worst_case"), 0), x)
     assert np.all(worst.adc_range == config.rows * config.v_read * layer.weight_map.levels[-1])
     assert np.all(layer.adc_range < 0.5 * worst.adc_range)
+
+
+@pytest.mark.parametrize("config", [
+    CrossbarConfig(),
+    CrossbarConfig.quantization_only().with_(periphery=Periphery(adc_bits=8)),
+    CrossbarConfig().with_(rows=8, cols=8),
+], ids=["default", "linear cells", "8x8 arrays"])
+def test_streamed_adc_calibration_equals_the_percentile_of_the_stored_currents(config):
+    """The ADC ranges and the saturated fraction of the deployment report, from the largest
+    partial currents streamed in groups of inputs (never stored), equal those of the stored
+    currents (numpy's percentile and count), on more inputs than one group."""
+    rng = np.random.default_rng(7)
+    weights, x = rng.normal(size=(40, 12)), rng.uniform(size=(150, 40)) * (rng.uniform(size=(150, 40)) < 0.6)
+    layer, summary = deploy._calibrated(program_layer(weights, config, 3), x, None, 100)
+    assert isinstance(summary, kernels.Largest) and x[::2].shape[0] > imclib.layer._LARGEST_INPUTS
+    stored = np.abs(partial_signal(layer, x[::2])).reshape(-1, layer.layout.n_physical)  # the same 75 inputs
+    expected = np.percentile(stored, config.adc_percentile, axis=0)
+    np.testing.assert_array_equal(layer.adc_range, np.where(expected > 0, expected, layer.adc_range))
+    report = deploy._report(layer, x, summary)
+    assert report["adc_saturated"] == np.count_nonzero(stored > layer.adc_range) / stored.size > 0
+    assert report == deploy.range_report(layer, x, 100)
 
 
 def test_calibrated_adc_range_beats_the_worst_case_at_six_bits():

@@ -25,9 +25,39 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("p", [1, 7, 256])
 def test_read_normals_equal_the_numpy_reference(p):
     compiled = kernels.read_normals(2**63 + 12345, 5, 3, p, row0=11)
-    # the kernel's ln, cos and sin are polynomials with errors below 1e-10
-    np.testing.assert_allclose(compiled, kernels.reference_normals(2**63 + 12345, 5, 3, p, row0=11),
-                               rtol=1e-9, atol=1e-9)
+    expected = kernels.reference_normals(2**63 + 12345, 5, 3, p, row0=11)
+    # the ziggurat's first try: the same operations; its slow path (tail and wedges) uses
+    # polynomial exp and ln (errors below 1e-10)
+    np.testing.assert_allclose(compiled, expected, rtol=1e-10, atol=0)
+
+
+def test_the_ziggurat_slow_path_equals_the_numpy_reference():
+    """Numbers of every kind of the slow path: the tail beyond r (base layer), the wedges
+    of the layers between, the top layer (always the slow path), in both halves of a hash."""
+    z = kernels.read_normals(99, 200, 4, 256)
+    expected = kernels.reference_normals(99, 200, 4, 256)
+    np.testing.assert_allclose(z, expected, rtol=1e-10, atol=0)
+    hi, lo, first = kernels._reference_hashes(99, 200, 4, 256, 0)
+    bits = np.where(first, hi, lo).astype(np.int64)
+    layer, left_open = bits & 255, (bits >> 9) >= kernels._ZIGGURAT_ACCEPT[bits & 255]
+    for kind in (layer == 0, (layer > 0) & (layer < 255), layer == 255):  # tail, wedges, top layer
+        assert np.count_nonzero(kind & left_open & first) > 0 and np.count_nonzero(kind & left_open & ~first) > 0
+    assert np.count_nonzero(np.abs(z) > kernels._ZIGGURAT_R) > 0  # the tail drawn
+
+
+def test_ziggurat_tables_have_layers_of_equal_area_under_the_normal():
+    """Every layer ``x_i (f(x_{i+1}) - f(x_i))`` and the base strip ``x_0 f(r)`` have the
+    area ``v`` (the top layer to 1e-9 relative); the first try accepts only under the curve,
+    and the polynomial exp matches numpy's."""
+    width, accept, height = kernels._ZIGGURAT_WIDTH, kernels._ZIGGURAT_ACCEPT, kernels._ZIGGURAT_HEIGHT
+    edges = np.append(width * 2.0**23, 0.0)
+    areas = edges[1:-1] * (height[2:] - height[1:-1])
+    np.testing.assert_allclose(areas, 0.00492867323399, rtol=1e-9)
+    np.testing.assert_allclose(edges[0] * height[1], 0.00492867323399, rtol=1e-12)
+    np.testing.assert_allclose(height, np.exp(-0.5 * edges**2), rtol=1e-14)
+    assert np.all((accept - 0.5) * width < edges[1:]) and np.all((accept + 0.5) * width >= edges[1:])
+    y = -np.linspace(0, 60, 10001)
+    np.testing.assert_allclose([kernels._exp(v) for v in y[::50]], np.exp(y[::50]), rtol=2e-15)
 
 
 def test_read_normals_are_standard_normal_and_independent():
@@ -37,9 +67,13 @@ def test_read_normals_are_standard_normal_and_independent():
     assert abs(z.var() - 1) < 4 * np.sqrt(2 / n)
     # the distribution: Kolmogorov-Smirnov at the 0.1 % level (critical value 1.95 / sqrt(n))
     assert stats.kstest(z.ravel(), "norm").statistic < 1.95 / np.sqrt(n)
-    # the tails: fraction beyond 3 sigma within 4 binomial standard errors
-    tail = 2 * stats.norm.sf(3)
-    assert abs(np.mean(np.abs(z) > 3) - tail) < 4 * np.sqrt(tail * (1 - tail) / n)
+    # the tails: fractions beyond 3 and 4 sigma within 4 binomial standard errors
+    for sigmas in (3, 4):
+        tail = 2 * stats.norm.sf(sigmas)
+        assert abs(np.mean(np.abs(z) > sigmas) - tail) < 4 * np.sqrt(tail * (1 - tail) / n)
+    # binned chi-square against the normal over 100 equiprobable bins (0.1 % level)
+    counts = np.bincount(np.minimum((stats.norm.cdf(z.ravel()) * 100).astype(int), 99), minlength=100)
+    assert stats.chisquare(counts).pvalue > 1e-3
     # no correlation between the two numbers of one hash, nor between neighbouring blocks
     for a, b in [(z[..., :62], z[..., 63:]), (z[:, :-1], z[:, 1:])]:
         assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 4 / np.sqrt(a.size)
@@ -277,3 +311,26 @@ def test_percentile_and_count_of_magnitudes_equal_numpy_on_signed_values():
     assert kernels.count_above(values, bound) == np.count_nonzero(magnitudes > bound) > 0
     strided = values.transpose(1, 0, 2)  # a view in another memory order
     assert kernels.count_above(strided, bound) == np.count_nonzero(magnitudes > bound)
+
+
+def test_streamed_largest_magnitudes_do_not_depend_on_the_blocks_fed():
+    """:class:`kernels.Largest` fed block by block (the first blocks shorter than m, ties)
+    gives numpy's order statistics and counts above any bound at least the m-th largest."""
+    rng = np.random.default_rng(9)
+    values = rng.standard_normal((90, 7, 5)) * rng.uniform(1, 10, size=5)
+    values[:20, :, 1] = 3.0  # ties
+    magnitudes = np.sort(np.abs(values).reshape(-1, 5), axis=0)
+    for m in (1, 2, 3, 40, 630):
+        largest = kernels.Largest(5, m)
+        for a, b in [(0, 1), (1, 33), (33, 90)]:
+            largest.add(values[a:b])
+        first, second = largest.order_statistics()
+        np.testing.assert_array_equal(first, magnitudes[-m])
+        np.testing.assert_array_equal(second, magnitudes[-max(m - 1, 1)])
+        assert largest.size == values.size
+        for bound in (first, (first + second) / 2, second * 1.5):
+            assert largest.count_above(bound) == np.count_nonzero(magnitudes > bound)
+    with pytest.raises(ValueError, match="bound"):
+        largest.count_above(first / 2)
+    with pytest.raises(ValueError, match="m must be"):
+        kernels.Largest(5, 8).add(values[:1]).order_statistics()

@@ -70,8 +70,26 @@ def _subsample(x: np.ndarray, n: int) -> np.ndarray:
 
 def input_full_scale(x: np.ndarray, percentile: float) -> float:
     """DAC full scale ``x_max`` (input units): the ``percentile`` of ``|x|`` over every
-    entry of the calibration inputs; 1 if that is 0."""
-    x_max = float(np.percentile(np.abs(x), percentile)) if x.size else 0.0
+    entry of the calibration inputs, identical to ``np.percentile`` (linear interpolation,
+    :func:`_interpolate`); 1 if that is 0.
+
+    It needs the ``m``-th and ``(m - 1)``-th largest ``|x|`` only: they are selected among the
+    entries at least ``t``, the value of a strided sample above which about ``2 m`` entries
+    are expected, when at least ``m`` entries are (else among all entries)."""
+    if not x.size:
+        return 1.0
+    magnitudes = np.abs(x).ravel()
+    lo, gamma = _percentile_order(magnitudes.size, percentile)
+    m = magnitudes.size - lo
+    candidates = magnitudes
+    if 8 * m < magnitudes.size:
+        sample = magnitudes[:: max(1, magnitudes.size // 65536)]
+        rank = sample.size - 1 - min(sample.size - 1, 2 * m * sample.size // magnitudes.size)
+        above = magnitudes[magnitudes >= np.partition(sample, rank)[rank]]
+        if above.size >= m:
+            candidates = above
+    ranks = [candidates.size - m, min(candidates.size - m + 1, candidates.size - 1)]
+    x_max = float(_interpolate(*np.partition(candidates, ranks)[ranks], gamma))
     return x_max if x_max > 0 else 1.0
 
 
@@ -340,7 +358,7 @@ def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, r
     of :meth:`Sequential.from_mlp` gets the same programmed layers).
 
     Weight layer ``i`` is programmed from ``rng`` (static deviations, layer by layer) and
-    calibrated (:func:`calibrate`) on its input rows from the calibration
+    calibrated (:func:`calibrate`, each calibration pass once) on its input rows from the calibration
     inputs: the inputs themselves for a dense layer, their im2col rows for a conv2d layer,
     as the programmed layers before it produce them (read with a generator spawned from
     ``rng``, then the digital layers). Each layer is calibrated on all its rows at once, so
@@ -365,8 +383,8 @@ def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, r
     layers, records = [], []
 
     def program(index: int, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        layer = calibrate(program_layer(weights, config, rng), rows)
-        record = {"layer": index, **range_report(layer, rows)}
+        layer, currents = _calibrated(program_layer(weights, config, rng), rows, None, ADC_SAMPLES)
+        record = {"layer": index, **_report(layer, rows, currents)}
         last = len(layers) == len(model.weights) - 1
         y = layer.mvm(rows, read_rng) if column_calibration or not last else np.zeros((len(rows), layer.n_out))
         if column_calibration:

@@ -117,6 +117,16 @@ def test_dac_full_scale_is_a_percentile_of_the_calibration_inputs():
     assert calibrate(layer, x, input_range=5.0).input_range == 5.0
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (1000, 784), (40000, 25)])
+@pytest.mark.parametrize("percentile", [0.0, 50.0, 99.9, 99.99, 100.0])
+def test_dac_full_scale_equals_numpy_percentile_exactly(shape, percentile):
+    # the large shapes take the sampled bound; ties (the zeros, repeated values) and signs included
+    rng = np.random.default_rng(hash((shape, percentile)) % 2**32)
+    x = np.round(rng.standard_normal(shape), 2) * (rng.random(shape) < 0.6)
+    expected = float(np.percentile(np.abs(x), percentile))
+    assert input_full_scale(x, percentile) == (expected if expected > 0 else 1.0)
+
+
 def test_adc_full_scale_is_the_percentile_of_the_signal_per_column():
     rng = np.random.default_rng(4)
     weights, x = rng.normal(size=(16, 6)), rng.uniform(size=(100, 16))

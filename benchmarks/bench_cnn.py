@@ -13,8 +13,8 @@ read. the default device, ``CrossbarConfig()`` (bias-dependent 4-state MTJ cells
    arrays, programming variation, read and sense noise, 8-bit DAC and ADC), deployed once
    for device seed 0, then every call reads all images (fresh read noise);
 deploy. :func:`imclib.deploy.deploy_network` for one device seed: programming and
-   converter ranges calibrated on 1,000 training images (each layer calibrated on all its
-   rows, then read to calibrate the next).
+   converter ranges calibrated on the CNN's training images (``cnn.CNN_CALIBRATION``, 500;
+   each layer calibrated on all its rows, then read to calibrate the next).
 
 Method: in every round the float forward is timed, then each case right after it; a case's
 paired ratio is its time over the float time of the same round, so a change of machine load
@@ -65,7 +65,7 @@ def main(argv=None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     model, _ = cnn.cnn_model(0)
     x = mnist.split()["x_test"][: args.images].astype(np.float64)
-    config, calibration = imclib.CrossbarConfig(), mnist.calibration_inputs()
+    config, calibration = imclib.CrossbarConfig(), cnn.cnn_calibration_inputs()
     layers, _ = deploy_network(model, config, calibration, 0)
     read_rng = np.random.default_rng(1)
     cases = {

@@ -304,6 +304,47 @@ def test_c6_findings_are_generated_from_the_tables():
     assert "not powers of two" not in error_optimum and "Every one of them is at a power of two" in error_optimum
 
 
+def test_accuracy_steps_pairs_training_seeds():
+    # seed s at N: 0.90 + 0.01 N + 0.002 s, except a step of +0.05 at N = 4 that seed 2 lacks
+    rows = [{"scheme": "offset/digital", "states": n, "seed": s,
+             "accuracy": 0.90 + 0.01 * n + 0.002 * s + (0.05 if n >= 4 and s < 2 else 0.0)}
+            for n in (2, 3, 4) for s in (0, 1, 2)]
+    validation = pd.DataFrame(rows + [{**row, "scheme": "differential", "accuracy": 0.5} for row in rows])
+    table, significant = states.accuracy_steps(validation)
+    assert list(table.columns) == [3, 4]
+    np.testing.assert_allclose(table.loc["HWA change"], [0.01, 0.01 + 0.05 * 2 / 3], rtol=1e-12)
+    # N = 3: the same change for every seed, CI 0; N = 4: changes 0.06, 0.06, 0.01
+    sd = np.std([0.06, 0.06, 0.01], ddof=1)
+    np.testing.assert_allclose(table.loc["95 % CI (training seeds)"], [0.0, 4.302652729911275 * sd / np.sqrt(3)],
+                               rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(table.loc["sd over training seeds at N", 3], 0.002, rtol=1e-9)
+    assert significant == [3]  # 0.043 +- 0.124 at N = 4 is not
+    with pytest.raises(ValueError, match="validation must hold >= 2 training seeds"):
+        states.accuracy_steps(validation[validation.seed == 0])
+
+
+def test_accuracy_curve_finding_and_artifact_summary_are_generated_from_the_tables():
+    cells, _, _, _, validation, ptq, artifact, _ = _findings_inputs()
+    ptq = pd.concat([ptq, pd.DataFrame({"states": [3], "seed": [0], "accuracy": [0.91]})])
+    text = states.accuracy_curve_finding(validation, ptq, artifact)
+    assert "Across 3 training seeds (offset/digital, validation images)" in text
+    # the seeds agree exactly: every step (0.1 point per N) beyond its CI of 0
+    assert "at N = 3, 4, 5, 6, 8, 12, 16;" in text and "sd is up to 0.00 points" in text
+    assert "reach only 72.3% and 91.0%" in text and "error is 0.40 and 0.35" in text
+    assert "recovers 96.2% and 96.3%" in text
+    windows = {2: 40.0, 3: 20.0, 5: 10.0, 9: 8.0}
+    cells = cells.assign(r_min_kohm=cells.n_states * 1.0, window_uS=cells.n_states.map(windows).fillna(1.0))
+    artifact = artifact.assign(quantization_differential=[0.45, 0.40, 0.2])
+    sweep = pd.DataFrame({"component": "resolution", "states": list(range(3, 17)), "error": 0.01})
+    sweep.loc[sweep.states == 4, "error"] = 0.0125  # 25 % above N = 3 in the 3-junction group
+    lines = states.artifact_summary(artifact, sweep, cells).splitlines()
+    assert lines[0] == ("N = 3, naive maps: w = 0 is stored as -0.60 w_max; quantization error offset 0.90 vs "
+                        "differential 0.40; calibrated offset map 0.35")
+    assert lines[1] == ("all-parallel stack resistance at N = 2: 2 kΩ, 3: 3 kΩ, 5: 5 kΩ, 9: 9 kΩ; "
+                        "the window shrinks 2.0×, 2.0×, 1.2× at N = 3, 5, 9")
+    assert lines[2] == "resolution error varies by up to 25.0% within one junction count (calibrated map: one gain per N)"
+
+
 def test_record_c6_writes_the_criterion_verdict_parts_and_measured(tmp_path, monkeypatch):
     import json
 

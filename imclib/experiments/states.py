@@ -755,3 +755,72 @@ def c6_findings(cells: pd.DataFrame, column_noise_nA: dict, errors: dict, select
            " No interior optimum appears in any case computed."),
     ]
     return "\n".join(lines) + "\n"
+
+
+JUNCTION_JUMPS = (2, 3, 5, 9)
+"""N at which the binary-weighted stack has one more junction than at N - 1."""
+JUNCTION_GROUPS = {3: (3, 4), 4: (5, 8), 5: (9, 16)}
+"""Junctions per stack -> the N that share that count (N >= 3)."""
+
+
+def artifact_summary(artifact: pd.DataFrame, sweep: pd.DataFrame, cells: pd.DataFrame) -> str:
+    """Three lines on the N = 3 artifact and the stack's junction jumps, every number from the
+    arguments: where the naive maps store ``w = 0`` at N = 3 and the layer-1 quantization error
+    of the three maps there (``artifact``, :func:`artifact_table`); the all-parallel stack
+    resistance at each :data:`JUNCTION_JUMPS` N and the factor by which the conductance window
+    shrinks from one to the next (equal-RA writable stacks of ``cells``, :func:`cell_table`);
+    the largest relative spread ``max/min - 1`` of the mean resolution error within one
+    junction count (:data:`JUNCTION_GROUPS`; ``sweep``, :func:`sweep_table`)."""
+    at_3 = artifact.set_index("states").loc[3]
+    writable = cells[(cells.kind == "writable") & (cells.design == "equal RA")].set_index("n_states")
+    resolution = sweep[sweep.component == "resolution"].groupby("states").error.mean()
+    spread = max(resolution.loc[a:b].max() / resolution.loc[a:b].min() - 1 for a, b in JUNCTION_GROUPS.values())
+    jumps = JUNCTION_JUMPS
+    return "\n".join([
+        f"N = 3, naive maps: w = 0 is stored as {at_3.zero_maps_to:+.2f} w_max; quantization error offset "
+        f"{at_3.quantization_offset:.2f} vs differential {at_3.quantization_differential:.2f}; "
+        f"calibrated offset map {at_3.quantization_offset_calibrated:.2f}",
+        "all-parallel stack resistance at N = " + ", ".join(f"{n}: {writable.r_min_kohm[n]:.0f} kΩ" for n in jumps)
+        + "; the window shrinks " + ", ".join(f"{writable.window_uS[a] / writable.window_uS[b]:.1f}×"
+                                              for a, b in zip(jumps, jumps[1:]))
+        + " at N = " + ", ".join(map(str, jumps[1:])),
+        f"resolution error varies by up to {spread:.1%} within one junction count (calibrated map: one gain per N)"])
+
+
+def accuracy_steps(validation: pd.DataFrame, scheme: str = "offset/digital") -> tuple[pd.DataFrame, list[int]]:
+    """The HWA validation accuracy's change between neighbouring grid points of ``scheme``,
+    paired per training seed: ``d_s(N) = a_s(N) - a_s(N_prev)`` over the ``S`` training seeds
+    of ``validation`` (:func:`per_training_seed` tables with a ``scheme`` column).
+
+    Returns ``(table, significant)``: ``table`` (fractions; columns the N after each step)
+    has rows ``HWA change`` (mean of ``d_s``), ``95 % CI`` (``t_{0.975, S-1} sd(d_s) /
+    sqrt(S)``) and ``sd over training seeds at N``; ``significant`` lists the N whose mean
+    change exceeds its CI."""
+    per_seed = validation[validation.scheme == scheme].pivot_table(index="seed", columns="states", values="accuracy")
+    if len(per_seed) < 2 or per_seed.shape[1] < 2:
+        raise ValueError(f"validation must hold >= 2 training seeds and >= 2 N for scheme {scheme!r}, "
+                         f"got {per_seed.shape[0]} seeds and {per_seed.shape[1]} N")
+    step = per_seed.diff(axis=1).iloc[:, 1:]
+    ci = stats.t.ppf(0.975, len(per_seed) - 1) * step.std(ddof=1) / np.sqrt(len(per_seed))
+    table = pd.DataFrame({"HWA change": step.mean(), "95 % CI (training seeds)": ci,
+                          "sd over training seeds at N": per_seed.std(ddof=1)[step.columns]}).T
+    return table, [int(n) for n in step.columns if abs(step[n].mean()) > ci[n]]
+
+
+def accuracy_curve_finding(validation: pd.DataFrame, ptq: pd.DataFrame, artifact: pd.DataFrame,
+                           scheme: str = "offset/digital") -> str:
+    """"What the accuracy curve shows" (markdown), every number from the arguments: where the
+    HWA accuracy steps significantly (:func:`accuracy_steps`), the largest training-seed sd,
+    and at N = 2 and 3 the expert-PTQ accuracy (``ptq``, :func:`accuracy_table`), the
+    calibrated map's layer-1 quantization error (``artifact``) and the HWA accuracy."""
+    _, significant = accuracy_steps(validation, scheme)
+    per_seed = validation[validation.scheme == scheme].pivot_table(index="seed", columns="states", values="accuracy")
+    hwa, ptq_means = per_seed.mean(), ptq.groupby("states").accuracy.mean()
+    quantization = artifact.set_index("states").quantization_offset_calibrated
+    return (f"**What the accuracy curve shows.** Across {len(per_seed)} training seeds ({scheme}, validation "
+            f"images), the HWA accuracy changes between neighbouring grid points beyond the 95 % CI of the paired "
+            f"per-training-seed change at N = {_n_list(significant) or 'no N'}; the training-seed sd is up to "
+            f"{100 * per_seed.std(ddof=1).max():.2f} points. Without retraining (expert PTQ) N = 2 and 3 reach only "
+            f"{ptq_means[2]:.1%} and {ptq_means[3]:.1%}: the calibrated map's layer-1 quantization error is "
+            f"{quantization[2]:.2f} and {quantization[3]:.2f} there (table above), and hardware-aware training "
+            f"recovers {hwa[2]:.1%} and {hwa[3]:.1%}.")

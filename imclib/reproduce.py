@@ -2,8 +2,9 @@
 
 ``python -m imclib.reproduce [NOTEBOOK ...] [--output DIR] [--retrain] [--jobs N]`` executes
 ``notebooks/NN_*.ipynb`` with nbclient (a per-cell and an overall timeout), in order, or
-``N`` at a time, each in its own kernel (every notebook only reads the trained models and
-tables it needs, training them if missing; concurrent runs store cache entries atomically).
+``N`` at a time, the longest first (:data:`COLD_SECONDS`), each in its own kernel (every
+notebook only reads the trained models and tables it needs, training them if missing;
+concurrent runs store cache entries atomically).
 
 Without ``--output`` it regenerates the repository in place: the executed notebooks replace
 ``notebooks/*.ipynb`` (so a reader sees outputs without a kernel), the figures and
@@ -68,6 +69,11 @@ TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
+COLD_SECONDS = {"09_cnn": 1346, "05_states_sweep": 540, "06_circuit_effects": 471, "02_mnist": 455,
+                "04_error_decomposition": 297, "03_pca": 279, "07_cost": 235}
+"""Seconds each long notebook took with every table recomputed (``--jobs 2``, 2026-12-06).
+With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so the longest
+does not start last; the order changes no output."""
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 """What JupyterLab writes for the default kernel: stored as is, opening a notebook does not dirty it."""
 WIDGET_NOTE = "Run this cell to get the interactive controls (ipywidgets)."
@@ -431,10 +437,18 @@ class _Run:
         self.halt()
 
 
+def start_order(paths: list[Path], jobs: int) -> list[Path]:
+    """``paths`` in the order they start: as given with one job; with more, by
+    :data:`COLD_SECONDS` (largest first, the others after them in the given order)."""
+    if jobs == 1:
+        return list(paths)
+    return sorted(paths, key=lambda path: -COLD_SECONDS.get(path.stem, 0))
+
+
 def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, total_timeout: int, jobs: int,
              run: _Run) -> tuple[int, str]:
-    """Execute ``paths`` (in order, or ``jobs`` at a time), each notebook's client in a thread of
-    this process; return the exit status and, unless 0, why the run stopped: 124 when the
+    """Execute ``paths`` (in order, or ``jobs`` at a time, longest first: :func:`start_order`),
+    each notebook's client in a thread of this process; return the exit status and, unless 0, why the run stopped: 124 when the
     total timeout passes, 1 when a notebook fails, 128 + n on signal n."""
     deadline = time.perf_counter() + total_timeout
 
@@ -447,7 +461,7 @@ def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, t
 
     status, reason = 0, ""
     with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="notebook") as pool:
-        futures = {pool.submit(task, path): path for path in paths}
+        futures = {pool.submit(task, path): path for path in start_order(paths, jobs)}
         pending = set(futures)
         while pending and not status:
             done, pending = concurrent.futures.wait(pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)

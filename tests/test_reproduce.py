@@ -63,6 +63,15 @@ def test_jobs_run_notebooks_side_by_side_with_the_same_outputs(tmp_path, monkeyp
         assert executed.cells[0].outputs[0]["text"] == "ran\n"
 
 
+def test_side_by_side_runs_start_the_longest_notebook_first():
+    paths = [Path(f"notebooks/{name}.ipynb") for name in ("00_crossbar_basics", "02_mnist", "09_cnn", "10_new")]
+    assert reproduce.start_order(paths, 1) == paths  # one job: in order
+    assert [p.stem for p in reproduce.start_order(paths, 2)] == ["09_cnn", "02_mnist", "00_crossbar_basics", "10_new"]
+    # every long notebook of the repository has its measured time
+    shipped = {p.stem for p in reproduce.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
+    assert set(reproduce.COLD_SECONDS) <= shipped
+
+
 def _code_notebook(path: Path, *sources: str) -> Path:
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                  "language": "python"}})

@@ -56,7 +56,7 @@ from . import _validate, kernels
 from .config import CrossbarConfig
 from .layer import ProgrammedLayer, _replace, program_layer, with_ranges
 from .mapping import quantize_weights
-from .mlp import ACTIVATIONS, MLP, TRAINED_FOR
+from .mlp import MLP, TRAINED_FOR
 from .sequential import Sequential
 
 ADC_SAMPLES = 256
@@ -325,37 +325,18 @@ def deploy_network(model, config: CrossbarConfig, calibration, rng=None,
         return _deploy_sequential(model, config, calibration, rng, column_calibration, column_target)
     if not isinstance(model, MLP):
         raise ValueError(f"model must be an MLP or a Sequential network, got {type(model).__name__}")
-    x = _validate.features("calibration", calibration, model.layer_sizes[0])
+    _validate.features("calibration", calibration, model.layer_sizes[0])
     if input_ranges is not None:
         input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
-    column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
-    column_target = resolve_column_target(model, column_target)
-    rng = _validate.generator(rng)
-    read_rng = rng.spawn(1)[0]
-    layers, records = [], []
-    last = len(model.weights) - 1
-    for index, (weights, bias) in enumerate(zip(model.weights, model.biases)):
-        layer, currents = _calibrated(program_layer(weights, config, rng), x,
-                                      None if input_ranges is None else input_ranges[index], ADC_SAMPLES)
-        record = {"layer": index, **_report(layer, x, currents)}
-        if column_calibration or index < last:
-            y = layer.mvm(x, read_rng)
-        if column_calibration:
-            layer, y = _fit_columns(layer, x, y, weights, column_target)
-        record["columns_uncorrected"] = uncorrected_columns(layer)
-        layers.append(layer)
-        records.append(record)
-        if index < last:
-            x = ACTIVATIONS[model.activations[index]](y + bias)
-    return layers, pd.DataFrame(records)
+    return _deploy_sequential(Sequential.from_mlp(model), config, calibration, rng, column_calibration, column_target,
+                              input_ranges)
 
 
 def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, rng=None,
-                      column_calibration: bool | None = None, column_target: str | None = None
-                      ) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
-    """:func:`deploy_network` of a :class:`~imclib.sequential.Sequential` network: every
-    weight layer programmed and calibrated as for an MLP (same order of draws, so a network
-    of :meth:`Sequential.from_mlp` gets the same programmed layers).
+                      column_calibration: bool | None = None, column_target: str | None = None,
+                      input_ranges: list[float] | None = None) -> tuple[list[ProgrammedLayer], pd.DataFrame]:
+    """:func:`deploy_network` of a :class:`~imclib.sequential.Sequential` network, and of an
+    MLP as :meth:`Sequential.from_mlp` (the same layers, the same order of draws).
 
     Weight layer ``i`` is programmed from ``rng`` (static deviations, layer by layer) and
     calibrated (:func:`calibrate`, each calibration pass once) on its input rows from the calibration
@@ -364,8 +345,9 @@ def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, r
     ``rng``, then the digital layers). Each layer is calibrated on all its rows at once, so
     they must fit in memory (1,000 MNIST images: 115 MB of im2col rows for a 5x5 kernel).
 
-    The parameters are those of :func:`deploy_network` but ``input_ranges`` (a conv layer
-    fits its column calibration on every output channel, over its im2col rows).
+    The parameters are those of :func:`deploy_network` (a conv layer fits its column
+    calibration on every output channel, over its im2col rows); ``input_ranges``, one DAC
+    full scale per weight layer or None (calibrated), only come from an MLP.
 
     Returns
     -------
@@ -383,7 +365,8 @@ def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, r
     layers, records = [], []
 
     def program(index: int, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        layer, currents = _calibrated(program_layer(weights, config, rng), rows, None, ADC_SAMPLES)
+        layer, currents = _calibrated(program_layer(weights, config, rng), rows,
+                                      None if input_ranges is None else input_ranges[index], ADC_SAMPLES)
         record = {"layer": index, **_report(layer, rows, currents)}
         last = len(layers) == len(model.weights) - 1
         y = layer.mvm(rows, read_rng) if column_calibration or not last else np.zeros((len(rows), layer.n_out))

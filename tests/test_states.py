@@ -326,7 +326,7 @@ def test_accuracy_steps_pairs_training_seeds():
 def test_accuracy_curve_finding_and_artifact_summary_are_generated_from_the_tables():
     cells, _, _, _, validation, ptq, artifact, _ = _findings_inputs()
     ptq = pd.concat([ptq, pd.DataFrame({"states": [3], "seed": [0], "accuracy": [0.91]})])
-    text = states.accuracy_curve_finding(validation, ptq, artifact)
+    text = states.accuracy_curve_finding(validation, states.accuracy_steps(validation)[1], ptq, artifact)
     assert "Across 3 training seeds (offset/digital, validation images)" in text
     # the seeds agree exactly: every step (0.1 point per N) beyond its CI of 0
     assert "at N = 3, 4, 5, 6, 8, 12, 16;" in text and "sd is up to 0.00 points" in text

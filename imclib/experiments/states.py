@@ -807,13 +807,13 @@ def accuracy_steps(validation: pd.DataFrame, scheme: str = "offset/digital") -> 
     return table, [int(n) for n in step.columns if abs(step[n].mean()) > ci[n]]
 
 
-def accuracy_curve_finding(validation: pd.DataFrame, ptq: pd.DataFrame, artifact: pd.DataFrame,
-                           scheme: str = "offset/digital") -> str:
-    """"What the accuracy curve shows" (markdown), every number from the arguments: where the
-    HWA accuracy steps significantly (:func:`accuracy_steps`), the largest training-seed sd,
-    and at N = 2 and 3 the expert-PTQ accuracy (``ptq``, :func:`accuracy_table`), the
-    calibrated map's layer-1 quantization error (``artifact``) and the HWA accuracy."""
-    _, significant = accuracy_steps(validation, scheme)
+def accuracy_curve_finding(validation: pd.DataFrame, significant: list[int], ptq: pd.DataFrame,
+                           artifact: pd.DataFrame, scheme: str = "offset/digital") -> str:
+    """"What the accuracy curve shows" (markdown), every number from the arguments: the N
+    where the HWA accuracy steps significantly (``significant``, :func:`accuracy_steps` of
+    ``validation``), the largest training-seed sd, and at N = 2 and 3 the expert-PTQ accuracy
+    (``ptq``, :func:`accuracy_table`), the calibrated map's layer-1 quantization error
+    (``artifact``) and the HWA accuracy."""
     per_seed = validation[validation.scheme == scheme].pivot_table(index="seed", columns="states", values="accuracy")
     hwa, ptq_means = per_seed.mean(), ptq.groupby("states").accuracy.mean()
     quantization = artifact.set_index("states").quantization_offset_calibrated

@@ -125,8 +125,9 @@ def choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
-def finite_array(name: str, value, ndim: int) -> np.ndarray:
-    """Return ``value`` as a float64 array of ``ndim`` dimensions with only finite entries.
+def finite_array(name: str, value, ndim: int, keep_float32: bool = False) -> np.ndarray:
+    """Return ``value`` as a float64 array of ``ndim`` dimensions with only finite entries
+    (a float32 array as it is with ``keep_float32``, for callers that convert it themselves).
 
     Refused, with a message naming ``name``: masked arrays (the mask would be dropped),
     complex values (the imaginary part would be dropped), strings, objects and ragged
@@ -149,10 +150,20 @@ def finite_array(name: str, value, ndim: int) -> np.ndarray:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {raw.shape}")
     if raw.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {raw.shape}")
-    array = raw.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
+    array = raw if keep_float32 and raw.dtype == np.float32 else raw.astype(np.float64, copy=False)
+    if not all_finite(array):
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
     return array
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """Whether every entry of the float array is finite: their sum is finite unless one is
+    NaN or infinite or the sum overflows, so a finite sum decides in one pass without a
+    temporary; otherwise the entries are checked one by one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(array, axis=None)):
+            return True
+    return bool(np.all(np.isfinite(array)))
 
 
 def features(name: str, value, n_in: int) -> np.ndarray:

@@ -194,16 +194,18 @@ class ProgrammedLayer:
         return self.row_blocks * self.layout.n_physical // self.config.cols
 
     def applied_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Inputs as the DAC applies them (input units): clipped to its full scale
+        """Inputs as the DAC applies them (input units, float64): clipped to its full scale
         ``[0, x_max]`` or ``[-x_max, x_max]``, then rounded to its codes when
-        ``dac_bits`` is set; ``x`` itself when ``config.clips_inputs`` is False."""
-        if not self.config.clips_inputs:
-            return x
-        low = -self.input_range if self.input_signed else 0.0
+        ``dac_bits`` is set; ``x`` itself (as float64) when ``config.clips_inputs`` is False
+        or no entry lies beyond the full scale. ``x`` float64, or float32 (converted once,
+        exactly)."""
         bits = self.config.periphery.dac_bits
-        if bits is None:
-            return np.clip(x, low, self.input_range)
-        return dac(x, bits, self.input_range, self.input_signed)
+        if self.config.clips_inputs and bits is not None:
+            return dac(x, bits, self.input_range, self.input_signed)
+        low = -self.input_range if self.input_signed else 0.0
+        if not self.config.clips_inputs or not x.size or (float(x.min()) >= low and float(x.max()) <= self.input_range):
+            return x.astype(np.float64, copy=False)  # within the full scale (compared in float64): nothing to clip
+        return np.clip(x.astype(np.float64, copy=False), low, self.input_range)
 
     def clipped_fraction(self, x: np.ndarray) -> float:
         """Fraction of the entries of ``x`` beyond the DAC full scale (clipped)."""
@@ -223,12 +225,16 @@ class ProgrammedLayer:
         """DAC-applied inputs, padded row voltages ``V = s x`` (volts) and ``s`` (volts per
         input unit, ``v_read / x_max``)."""
         applied = self.applied_inputs(x)
-        volts_per_unit = self.volts_per_unit
+        return applied, self.padded(applied) * self.volts_per_unit, self.volts_per_unit
+
+    def padded(self, inputs: np.ndarray) -> np.ndarray:
+        """``inputs`` (batch, n_in) with zero columns up to the arrays' rows (itself when none
+        are missing)."""
         if self.conductance.shape[0] == self.n_in:
-            return applied, applied * volts_per_unit, volts_per_unit
-        padded = np.zeros((x.shape[0], self.conductance.shape[0]))
-        padded[:, : self.n_in] = applied * volts_per_unit
-        return applied, padded, volts_per_unit
+            return inputs
+        padded = np.zeros((inputs.shape[0], self.conductance.shape[0]))
+        padded[:, : self.n_in] = inputs
+        return padded
 
     def subtract_common_mode(self, currents: np.ndarray, v_blocks: np.ndarray) -> np.ndarray:
         """``I'_j = I_j - common_mode_j sum_i V_i - mirror_j I_ref(j)`` per block, in place:
@@ -350,21 +356,22 @@ class ProgrammedLayer:
         """Whether reads go through :func:`imclib.kernels.read` (an ADC, no circuit solve)."""
         return self.config.periphery.adc_bits is not None and not self.solves_circuit
 
-    def _chunked_read(self, voltages, blocks, adc, noise) -> tuple[np.ndarray, int]:
+    def _chunked_read(self, applied, volts_per_unit, blocks, adc, noise) -> tuple[np.ndarray, int]:
         """Column currents summed over ``blocks``, chunk by chunk of inputs (bounded memory):
-        noise-free partial currents (:meth:`signal_currents`) and the read-noise variance
-        kernel, then noise, ADC and sum (:func:`imclib.kernels.convert`)."""
+        the chunk's row voltages ``s x`` (``applied`` the DAC-applied inputs, ``s`` volts per
+        unit), noise-free partial currents (:meth:`signal_currents`) and the read-noise
+        variance kernel, then noise, ADC and sum (:func:`imclib.kernels.convert`)."""
         # live float64 arrays per input: about four of the partial currents, four of the inputs
-        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + voltages.shape[1])
+        row_bytes = 8 * 4 * (blocks * self.layout.n_physical + self.conductance.shape[0])
         budget = _CHUNK_BYTES
         if self.solves_circuit:  # the solver works on every cell of at least one array
             row_bytes += 8 * _SOLVE_WORK * self.config.rows * self.config.cols
             budget = _SOLVE_BYTES
         chunk = max(1, budget // row_bytes)
-        totals = np.empty((voltages.shape[0], self.layout.n_physical))
+        totals = np.empty((applied.shape[0], self.layout.n_physical))
         saturated = 0
-        for start in range(0, voltages.shape[0], chunk):
-            part = voltages[start : start + chunk]
+        for start in range(0, applied.shape[0], chunk):
+            part = self.padded(applied[start : start + chunk]) * volts_per_unit
             currents = self.signal_currents(part, blocks)
             if adc is None and not noise:
                 totals[start : start + chunk] = currents[:, 0]
@@ -388,26 +395,28 @@ class ProgrammedLayer:
         if adc_bits is None and not noise and self.levels is None:  # one GEMM, s folded into the read matrix
             applied = self.applied_inputs(x)
             return _linear_currents(applied, self.transfer[: self.n_in] * self.volts_per_unit), applied, self.volts_per_unit
-        applied, voltages, volts_per_unit = self.row_voltages(x)
+        applied, volts_per_unit = self.applied_inputs(x), self.volts_per_unit
         adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
-        if self._reads_in_one_pass:  # one compiled pass, no partial sums stored
+        if self._reads_in_one_pass:  # one compiled pass, no partial sums stored, inputs scaled to volts there
             segments, per_volt, masks, masks2 = self._read_matrices
-            totals, saturated = kernels.read(voltages.reshape(x.shape[0], blocks, -1), masks, masks2, adc,
-                                             segments=segments, per_volt=per_volt, **noise)
+            totals, saturated = kernels.read(self.padded(applied).reshape(x.shape[0], blocks, -1), masks, masks2, adc,
+                                             volts_per_unit=volts_per_unit, segments=segments, per_volt=per_volt, **noise)
         else:
-            totals, saturated = self._chunked_read(voltages, blocks, adc, noise)
+            totals, saturated = self._chunked_read(applied, volts_per_unit, blocks, adc, noise)
         if adc is not None:
             totals = scale_codes(totals, blocks, adc)
         if saturated > _SATURATION_WARNING * x.shape[0] * blocks * p:
             warn_saturation(saturated, x.shape[0] * blocks * p, float(np.max(self.adc_range)))
         return totals, applied, volts_per_unit
 
-    def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float) -> np.ndarray:
+    def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float,
+               input_sum: np.ndarray | None = None) -> np.ndarray:
         """Weight-unit outputs from physical column currents with the nominal map.
 
         ``y_j = (a_j/s) I'_j + c_j sum(x)`` with ``c_j = b_j + a_j G0_j`` for the ``G0_j``
         subtracted before the ADC (so ``c_j = 0`` for the offset mapping with subtraction,
-        ``c_j = b_j`` without); ``sum(x)`` is digital, or read from the reference column
+        ``c_j = b_j`` without); ``sum(x)`` is digital (``input_sum``, the row sums of
+        ``applied``, computed here if not given), or read from the reference column
         (``I_ref / (s G_max)``); differential: ``y_j = (a_j/s)(I'+_j - I'-_j) + b_j sum(x)``.
         """
         weight_map = self.weight_map
@@ -422,7 +431,7 @@ class ProgrammedLayer:
             y = currents[:, plus]
             y -= currents[:, minus]
             y *= gain
-            return _add_input_sum(y, applied, weight_map.offset)
+            return _add_input_sum(y, applied, weight_map.offset, input_sum)
         columns = self.layout.weight
         # every physical column holds an output (offset, digital sum): no gather needed
         if columns.size != currents.shape[1]:
@@ -438,7 +447,7 @@ class ProgrammedLayer:
         subtracted = self.common_mode[columns]
         # c_j = b_j + a_j G0_j is exactly 0 where the subtracted G0_j is the zero conductance -b_j/a_j
         coefficient = np.where(subtracted == weight_map.zero_conductance, 0.0, weight_map.offset + weight_map.gain * subtracted)
-        return _add_input_sum(y, applied, coefficient)
+        return _add_input_sum(y, applied, coefficient, input_sum)
 
     def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """Simulated ``x @ W`` in weight units, shape (batch, n_out).
@@ -450,21 +459,24 @@ class ProgrammedLayer:
         rng : numpy.random.Generator or seed, optional
             Source of per-read noise.
         """
-        x = _validate.finite_array("x", x, 2)
+        x = _validate.finite_array("x", x, 2, keep_float32=True)  # the DAC converts it
         if x.shape[1] != self.n_in:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
         currents, applied, volts_per_unit = self.column_currents(x, rng)
-        return self.corrected(self.decode(currents, applied, volts_per_unit), applied)
+        input_sum = applied.sum(axis=1)
+        return self.corrected(self.decode(currents, applied, volts_per_unit, input_sum), applied, input_sum)
 
-    def corrected(self, y: np.ndarray, applied: np.ndarray) -> np.ndarray:
-        """Decoded outputs ``y`` (batch, n_out) after the column calibration,
-        ``(y_j - o_j - c_j sum(x)) / g_j`` with ``applied`` the DAC-applied inputs; ``y``
-        itself (unchanged) without a ``correction``. Overwrites ``y``."""
+    def corrected(self, y: np.ndarray, applied: np.ndarray, input_sum: np.ndarray | None = None) -> np.ndarray:
+        """Decoded outputs ``y`` (batch, n_out, float64) after the column
+        calibration, ``(y_j - o_j - c_j sum(x)) / g_j`` with ``applied`` the DAC-applied inputs
+        (``input_sum`` their row sums, computed here if not given); ``y`` itself (unchanged)
+        without a ``correction``. Overwrites ``y``."""
         if self.correction is None:
             return y
         gain, offset, per_input = self.correction
+        if np.any(per_input):
+            return kernels.affine_rows(y, _input_sum(applied, input_sum), offset, -per_input, gain)
         y -= offset
-        y = _add_input_sum(y, applied, -per_input)
         y /= gain
         return y
 
@@ -509,11 +521,18 @@ def _linear_currents(applied: np.ndarray, scaled_transfer: np.ndarray) -> np.nda
     return applied @ scaled_transfer
 
 
-def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
-    """``y + sum(x) c`` in place in ``y`` (batch, n): the digital input-sum term with the
-    inputs ``applied`` (batch, n_in) and ``c`` (n,); skipped when ``c`` is all zero."""
+def _input_sum(applied: np.ndarray, input_sum: np.ndarray | None) -> np.ndarray:
+    """``sum(x)`` per input row: ``input_sum`` if given, else the row sums of ``applied``."""
+    return applied.sum(axis=1) if input_sum is None else input_sum
+
+
+def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray,
+                   input_sum: np.ndarray | None = None) -> np.ndarray:
+    """``y + sum(x) c`` in place in ``y`` (batch, n, float64): the digital
+    input-sum term with the inputs ``applied`` (batch, n_in; ``input_sum`` their row sums,
+    if computed) and ``c`` (n,); skipped when ``c`` is all zero."""
     if np.any(coefficient):
-        y += applied.sum(axis=1, keepdims=True) * coefficient
+        kernels.affine_rows(y, _input_sum(applied, input_sum), 0.0, coefficient, 1.0)
     return y
 
 

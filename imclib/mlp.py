@@ -194,7 +194,7 @@ def _check_features(x: np.ndarray, n_in: int, name: str = "x") -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != n_in:
         raise ValueError(f"{name} must have shape (batch, {n_in}), got {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+    if not np.issubdtype(x.dtype, np.number) or not _validate.all_finite(x):
         raise ValueError(f"{name} must contain only finite numbers")
     return x
 

@@ -59,12 +59,13 @@ def uniform_quantize(values: np.ndarray, bits: int, low, high) -> np.ndarray:
     ``step = (high - low) / (2^bits - 1)``; the division is a multiplication by the inverse
     step (:func:`_codes_per_ampere`), exactly as in the fused kernels. Values outside the
     range saturate at its ends. ``low`` and ``high`` are scalars or broadcast against
-    ``values`` (e.g. one range per column, shape ``(p,)``); float64 arrays with scalar ends
-    take one compiled pass (:func:`imclib.kernels.quantize`, the same operations).
+    ``values`` (e.g. one range per column, shape ``(p,)``); float64 and float32 arrays with
+    scalar ends take one compiled pass (:func:`imclib.kernels.quantize`, the same operations
+    in float64), with a float64 result.
     """
     top = 2**bits - 1
     per_unit, step = _codes_per_ampere(bits, low, high), (high - np.asarray(low, dtype=np.float64)) / top
-    if np.ndim(low) == np.ndim(high) == 0 and isinstance(values, np.ndarray) and values.dtype == np.float64:
+    if np.ndim(low) == np.ndim(high) == 0 and isinstance(values, np.ndarray) and values.dtype in (np.float32, np.float64):
         return kernels.quantize(values, low, per_unit, step, top)
     codes = np.clip(np.rint((values - low) * per_unit), 0, top)
     return low + codes * step

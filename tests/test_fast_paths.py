@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import imclib.layer
-from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, program_layer
+from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, _validate, kernels, program_layer
 from imclib.array import LevelTable, bias_dependent_currents, column_currents
 from imclib.periphery import adc, digitized_sum
 
@@ -123,3 +123,67 @@ def test_all_zero_inputs_read_zero_currents():
     layer = program_layer(np.ones((8, 3)), CrossbarConfig.quantization_only().with_(nonideal=Nonidealities(bias_dependence=True)))
     currents, applied, s = layer.column_currents(np.zeros((2, 8)))
     assert s == layer.config.v_read and np.all(currents == 0) and np.all(applied == 0)
+
+
+def test_affine_rows_equals_the_numpy_steps_bit_for_bit():
+    rng = np.random.default_rng(4)
+    y, s = rng.normal(size=(40, 7)) * 1e3, rng.normal(size=40) * 50
+    offset, coefficient, divisor = rng.normal(size=7), rng.normal(size=7), rng.uniform(0.5, 2, size=7)
+    expected = y.copy()
+    expected -= offset
+    expected += s[:, None] * coefficient
+    expected /= divisor
+    strided = np.asfortranarray(y)  # any memory layout
+    for target in (y.copy(), strided):
+        np.testing.assert_array_equal(kernels.affine_rows(target, s, offset, coefficient, divisor), expected)
+    with pytest.raises(ValueError, match="y must be a 2-D float64 array"):
+        kernels.affine_rows(y.astype(np.float32), s, offset, coefficient, divisor)
+
+
+@pytest.mark.parametrize("values, finite", [
+    ([1.0, -2.0, 3.5], True),
+    ([1e308, 1e308, -1e308], True),  # the sum overflows: decided entry by entry
+    ([1.0, np.nan], False), ([np.inf, 1.0], False), ([-np.inf, np.inf], False),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_all_finite_matches_isfinite(values, finite, dtype):
+    with np.errstate(over="ignore"):
+        array = np.array(values, dtype=dtype)
+    assert _validate.all_finite(array) is bool(np.all(np.isfinite(array)))
+    assert _validate.all_finite(array) is (finite and bool(np.all(np.isfinite(array))))
+
+
+@pytest.mark.parametrize("dac_bits", [None, 8])
+def test_float32_inputs_read_exactly_as_their_float64_values(dac_bits):
+    """mvm converts float32 inputs itself (in the DAC kernel, or once after the range
+    check): the same outputs, bit for bit, as for the same values in float64; a value
+    between the full scale and its float32 rounding is clipped as in float64."""
+    rng = np.random.default_rng(5)
+    config = CrossbarConfig(periphery=Periphery(dac_bits=dac_bits, adc_bits=None), nonideal=Nonidealities(programming_sigma=0.03))
+    layer = imclib.layer.with_ranges(program_layer(rng.normal(size=(10, 3)), config, 0), 0.1, False)
+    assert float(np.float32(0.1)) > 0.1  # the float32 nearest 0.1 lies above it: float32 comparisons would not clip it
+    x = rng.uniform(0, 0.1, size=(25, 10)).astype(np.float32)
+    x[0, 0] = np.float32(0.1)
+    np.testing.assert_array_equal(layer.applied_inputs(x), layer.applied_inputs(x.astype(np.float64)))
+    assert layer.applied_inputs(x).dtype == np.float64 and layer.applied_inputs(x)[0, 0] <= 0.1
+    np.testing.assert_array_equal(layer.mvm(x, 1), layer.mvm(x.astype(np.float64), 1))
+
+
+def test_read_scales_its_inputs_to_volts_exactly():
+    rng = np.random.default_rng(6)
+    inputs = rng.uniform(0, 1, size=(20, 3, 4)) * (rng.uniform(size=(20, 3, 4)) < 0.6)
+    masks = rng.uniform(1e-6, 1e-4, size=(3, 4, 1, 5))
+    scale = 0.1 / 0.7
+    noise = {"read_var": 0.01**2, "sense_var": 1e-16, "key": np.uint64(9)}
+    scaled = kernels.read(inputs, masks, np.square(masks), None, volts_per_unit=scale, **noise)[0]
+    np.testing.assert_array_equal(scaled, kernels.read(inputs * scale, masks, np.square(masks), None, **noise)[0])
+
+
+def test_one_pass_read_refuses_masks_that_are_not_one_hot():
+    masks = np.zeros((1, 4, 4, 3))
+    masks[0, :, 0] = 1.0
+    masks[0, 2, 3, 1] = 2.0  # cell (2, 1) has two levels
+    table = LevelTable.build(lambda v: np.stack([np.full_like(v, g) for g in (1e-5, 2e-5, 3e-5, 4e-5)], axis=-1), 0.2)
+    with pytest.raises(ValueError, match="masks must be one-hot"):
+        kernels.read(np.full((2, 1, 4), 0.1), masks, None, None, segments=table.segments, per_volt=table.per_volt,
+                     read_var=1e-4, key=np.uint64(1))

@@ -225,16 +225,7 @@ class ProgrammedLayer:
         """DAC-applied inputs, padded row voltages ``V = s x`` (volts) and ``s`` (volts per
         input unit, ``v_read / x_max``)."""
         applied = self.applied_inputs(x)
-        return applied, self.padded(applied) * self.volts_per_unit, self.volts_per_unit
-
-    def padded(self, inputs: np.ndarray) -> np.ndarray:
-        """``inputs`` (batch, n_in) with zero columns up to the arrays' rows (itself when none
-        are missing)."""
-        if self.conductance.shape[0] == self.n_in:
-            return inputs
-        padded = np.zeros((inputs.shape[0], self.conductance.shape[0]))
-        padded[:, : self.n_in] = inputs
-        return padded
+        return applied, _padded(applied, self.conductance.shape[0]) * self.volts_per_unit, self.volts_per_unit
 
     def subtract_common_mode(self, currents: np.ndarray, v_blocks: np.ndarray) -> np.ndarray:
         """``I'_j = I_j - common_mode_j sum_i V_i - mirror_j I_ref(j)`` per block, in place:
@@ -371,7 +362,7 @@ class ProgrammedLayer:
         totals = np.empty((applied.shape[0], self.layout.n_physical))
         saturated = 0
         for start in range(0, applied.shape[0], chunk):
-            part = self.padded(applied[start : start + chunk]) * volts_per_unit
+            part = _padded(applied[start : start + chunk], self.conductance.shape[0]) * volts_per_unit
             currents = self.signal_currents(part, blocks)
             if adc is None and not noise:
                 totals[start : start + chunk] = currents[:, 0]
@@ -392,14 +383,14 @@ class ProgrammedLayer:
         adc_bits, p = self.config.periphery.adc_bits, self.layout.n_physical
         blocks = self.row_blocks if adc_bits is not None else 1
         noise = _read_noise(self, blocks, rng)
-        if adc_bits is None and not noise and self.levels is None:  # one GEMM, s folded into the read matrix
-            applied = self.applied_inputs(x)
-            return _linear_currents(applied, self.transfer[: self.n_in] * self.volts_per_unit), applied, self.volts_per_unit
         applied, volts_per_unit = self.applied_inputs(x), self.volts_per_unit
+        if adc_bits is None and not noise and self.levels is None:  # one GEMM, s folded into the read matrix
+            return _linear_currents(applied, self.transfer[: self.n_in] * volts_per_unit), applied, volts_per_unit
         adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
         if self._reads_in_one_pass:  # one compiled pass, no partial sums stored, inputs scaled to volts there
             segments, per_volt, masks, masks2 = self._read_matrices
-            totals, saturated = kernels.read(self.padded(applied).reshape(x.shape[0], blocks, -1), masks, masks2, adc,
+            inputs = _padded(applied, self.conductance.shape[0]).reshape(x.shape[0], blocks, -1)
+            totals, saturated = kernels.read(inputs, masks, masks2, adc,
                                              volts_per_unit=volts_per_unit, segments=segments, per_volt=per_volt, **noise)
         else:
             totals, saturated = self._chunked_read(applied, volts_per_unit, blocks, adc, noise)
@@ -519,6 +510,16 @@ def _linear_currents(applied: np.ndarray, scaled_transfer: np.ndarray) -> np.nda
     if applied.shape[0] == 1:
         return (np.repeat(applied, 2, axis=0) @ scaled_transfer)[:1]
     return applied @ scaled_transfer
+
+
+def _padded(inputs: np.ndarray, rows: int) -> np.ndarray:
+    """``inputs`` (batch, n_in) with zero columns up to ``rows``, the arrays' rows (itself
+    when none are missing)."""
+    if inputs.shape[1] == rows:
+        return inputs
+    padded = np.zeros((inputs.shape[0], rows))
+    padded[:, : inputs.shape[1]] = inputs
+    return padded
 
 
 def _input_sum(applied: np.ndarray, input_sum: np.ndarray | None) -> np.ndarray:

@@ -664,8 +664,7 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
     transfer, levels = conductance, None
     if nonideal.bias_dependence:
         span = 1 if config.wires.is_ideal else 2  # cell voltages up to v_read, or 2 v_read behind wires
-        actual = functools.partial(config.cell.conductances, mtj=config.actual_mtj)
-        levels = LevelTable.build(actual, span * config.v_read, span * 4096 + 1)
+        levels = _level_table(config.cell, config.actual_mtj, span * config.v_read, span * 4096 + 1)
     elif not config.wires.is_ideal:
         tiles = _to_tiles(conductance, config.rows, config.cols)
         transfer = _from_tiles(transfer_matrix(tiles, config.wires))
@@ -675,6 +674,29 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
     layer = ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer,
                             levels, common_mode, mirror, 1.0, True, np.ones(layout.n_physical), True)
     return with_ranges(layer, input_range, input_signed)
+
+
+def _level_table(cell, mtj, v_max: float, nodes: int) -> LevelTable:
+    """``LevelTable.build`` of the actual level curves of ``cell`` (with ``mtj``) on
+    ``[0, v_max]`` volts, memoised for hashable cells (the last :data:`_LEVEL_TABLES_KEPT`,
+    read-only): every layer of a deployment shares one table."""
+    key = (cell, mtj, v_max, nodes)
+    try:
+        table = _LEVEL_TABLES.get(key)
+    except TypeError:  # an unhashable cell model: built every time
+        return LevelTable.build(functools.partial(cell.conductances, mtj=mtj), v_max, nodes)
+    if table is None:
+        table = LevelTable.build(functools.partial(cell.conductances, mtj=mtj), v_max, nodes)
+        for array in (table.table, table.start, table.slope, table.segments):
+            array.setflags(write=False)
+        _LEVEL_TABLES[key] = table
+        while len(_LEVEL_TABLES) > _LEVEL_TABLES_KEPT:
+            _LEVEL_TABLES.pop(next(iter(_LEVEL_TABLES)))
+    return table
+
+
+_LEVEL_TABLES: dict = {}
+_LEVEL_TABLES_KEPT = 8
 
 
 def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None) -> np.ndarray:

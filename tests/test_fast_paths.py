@@ -187,3 +187,12 @@ def test_one_pass_read_refuses_masks_that_are_not_one_hot():
     with pytest.raises(ValueError, match="masks must be one-hot"):
         kernels.read(np.full((2, 1, 4), 0.1), masks, None, None, segments=table.segments, per_volt=table.per_volt,
                      read_var=1e-4, key=np.uint64(1))
+
+
+def test_layers_of_one_device_share_one_read_only_level_table():
+    config = CrossbarConfig()
+    first, second = (program_layer(np.full((8, 3), w), config, seed) for w, seed in ((0.1, 0), (-0.2, 1)))
+    assert first.levels is second.levels
+    assert not first.levels.segments.flags.writeable
+    fresh = LevelTable.build(lambda v: config.cell.conductances(v, config.actual_mtj), config.v_read, 4097)
+    np.testing.assert_array_equal(first.levels.segments, fresh.segments)

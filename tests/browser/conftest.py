@@ -530,7 +530,8 @@ _CALIBRATION: list[dict] = []
 
 @pytest.fixture(scope="session")
 def timings() -> dict[str, float]:
-    """Seconds per notebook (open, run all, widget checks), printed after the run."""
+    """Seconds per notebook (open, run all, widget checks) and per widget update, printed
+    after the run."""
     return _TIMINGS
 
 
@@ -540,8 +541,15 @@ def pytest_terminal_summary(terminalreporter):
         for measured in _CALIBRATION:
             terminalreporter.write_line(f"wall {measured['wall_s']:.2f} s, cpu {measured['cpu_s']:.2f} s, "
                                         f"factor {measured['factor']:.2f}")
-    if _TIMINGS:
+    notebooks = {name: seconds for name, seconds in _TIMINGS.items() if not name.endswith("widget update")}
+    if notebooks:
         terminalreporter.section("browser suite: seconds per notebook")
-        for name, seconds in _TIMINGS.items():
+        for name, seconds in notebooks.items():
             terminalreporter.write_line(f"{seconds:7.1f}  {name}")
-        terminalreporter.write_line(f"{sum(_TIMINGS.values()):7.1f}  total in notebooks")
+        terminalreporter.write_line(f"{sum(notebooks.values()):7.1f}  total in notebooks")
+    updates = {name: seconds for name, seconds in _TIMINGS.items() if name.endswith("widget update")}
+    if updates:
+        terminalreporter.section("browser suite: widget updates, seconds from the control's move to its new value "
+                                 "(polling included)")
+        for name, seconds in updates.items():
+            terminalreporter.write_line(f"{seconds:7.2f}  {name}")

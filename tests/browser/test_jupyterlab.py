@@ -479,6 +479,7 @@ def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, pag
             shot_before = ARTIFACTS / f"{notebook.stem}-cell{index}-before.png"
             screenshot(page, shot_before, index)
             moved = move_control(run, index)
+            moved_at = time.monotonic()
 
             def updated(s, before=before, index=index, busy_before=busy_before, moved=moved):
                 line = last_check(s, index)
@@ -499,6 +500,8 @@ def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, pag
             after = run.wait_for(updated, f"cell {index}'s WIDGET_CHECK line to change after moving "
                                           f"{moved['kind']} {moved['label']!r} {moved['before']} -> {moved['after']}",
                                  limit=budget.seconds(QUIET_WIDGET_UPDATE_S))
+            update_s = round(time.monotonic() - moved_at, 2)  # control moved -> new value shown (polling included)
+            timings[f"{notebook.name} cell {index}: widget update"] = update_s
             time.sleep(0.5)  # let a clear_output(wait=True) re-render settle, then re-read
             state = run.wait_for(lambda s: s["kernel"] == "idle" and s, "the kernel to become idle",
                                  limit=budget.seconds(QUIET_IDLE_S))
@@ -547,7 +550,7 @@ def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, pag
                 "cell": index, "control": moved, "kwarg": shown_by[0], "function": function,
                 "kwargs_before": old_kwargs, "kwargs_after": kwargs,
                 "value_before": before.get("value"), "value_after": reported, "recomputed": expected,
-                "recompute_s": round(recompute_s, 2),
+                "recompute_s": round(recompute_s, 2), "update_s": update_s,
                 "figure_changed": bool(images_before) and images_before != images_after,
                 "images": len(images_after),
             })

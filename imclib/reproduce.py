@@ -69,10 +69,10 @@ TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
-COLD_SECONDS = {"09_cnn": 1936, "05_states_sweep": 692, "02_mnist": 425, "06_circuit_effects": 361,
-                "04_error_decomposition": 280, "03_pca": 235, "07_cost": 170}
+COLD_SECONDS = {"09_cnn": 1484, "05_states_sweep": 666, "02_mnist": 403, "06_circuit_effects": 328,
+                "04_error_decomposition": 253, "03_pca": 207, "07_cost": 154}
 """Seconds each long notebook took with every table recomputed (``--jobs 2``, two side by side,
-2026-12-06). With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so
+2026-12-07). With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so
 the longest does not start last; the order changes no output."""
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 """What JupyterLab writes for the default kernel: stored as is, opening a notebook does not dirty it."""

@@ -378,7 +378,7 @@ def screenshot(page, path: Path, index: int | None = None) -> None:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, page, timings, budget):
+def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, page, timings, widget_updates, budget):
     ARTIFACTS.mkdir(exist_ok=True)
     original = nbformat.read(notebook, as_version=4)
     is_study = notebook.parent == ROOT / "notebooks"
@@ -501,7 +501,7 @@ def test_notebook_runs_and_widgets_work(notebook: Path, browser, lab_server, pag
                                           f"{moved['kind']} {moved['label']!r} {moved['before']} -> {moved['after']}",
                                  limit=budget.seconds(QUIET_WIDGET_UPDATE_S))
             update_s = round(time.monotonic() - moved_at, 2)  # control moved -> new value shown (polling included)
-            timings[f"{notebook.name} cell {index}: widget update"] = update_s
+            widget_updates[f"{notebook.name} cell {index}"] = update_s
             time.sleep(0.5)  # let a clear_output(wait=True) re-render settle, then re-read
             state = run.wait_for(lambda s: s["kernel"] == "idle" and s, "the kernel to become idle",
                                  limit=budget.seconds(QUIET_IDLE_S))

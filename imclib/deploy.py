@@ -325,7 +325,6 @@ def deploy_network(model, config: CrossbarConfig, calibration, rng=None,
         return _deploy_sequential(model, config, calibration, rng, column_calibration, column_target)
     if not isinstance(model, MLP):
         raise ValueError(f"model must be an MLP or a Sequential network, got {type(model).__name__}")
-    _validate.features("calibration", calibration, model.layer_sizes[0])
     if input_ranges is not None:
         input_ranges = _validate.positive_sequence("input_ranges", input_ranges, len(model.weights), "layer")
     return _deploy_sequential(Sequential.from_mlp(model), config, calibration, rng, column_calibration, column_target,
@@ -357,7 +356,7 @@ def _deploy_sequential(model: Sequential, config: CrossbarConfig, calibration, r
         One row per weight layer: ``layer``, :func:`range_report` and
         ``columns_uncorrected``.
     """
-    x = model._check(calibration)
+    x = model._check(calibration, "calibration")
     column_calibration = resolve_column_calibration(config, column_calibration, x.shape[0])
     column_target = resolve_column_target(model, column_target)
     rng = _validate.generator(rng)

@@ -223,7 +223,7 @@ def _ziggurat_slow(bits32, stream):  # pragma: no cover - compiled
     return -x if negative else x
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(inline="always", error_model="numpy")
 def _noise(stream, variance, read_var, sense_var, out, open_):  # pragma: no cover - compiled
     """``out[j] = sigma_j z_j``, ``sigma_j^2 = read_var variance_j + sense_var``, of one
     conversion row with hash stream ``stream`` (:func:`read_normals`): the two 32-bit halves
@@ -357,7 +357,7 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
 
 # ---- noise, ADC and digital sum of one conversion row -----------------------------------
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(inline="always", error_model="numpy")
 def _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
     (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions.
@@ -406,7 +406,7 @@ def _add_silent_sums(key, row, m, cdf, start, length, first, out):  # pragma: no
         out[j] += first[m, j] + low
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(inline="always", error_model="numpy")
 def _accumulate(matrix, rows, weights, n, out):  # pragma: no cover - compiled
     """``out[j] = sum_{t < n} weights[t] matrix[rows[t], j]``: four rows per pass over ``out``
     (one load and store of ``out`` per four products), then the remainder; entries of
@@ -426,11 +426,11 @@ def _accumulate(matrix, rows, weights, n, out):  # pragma: no cover - compiled
             out[j] += w * row[j]
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(inline="always", error_model="numpy")
 def _accumulate_cells(state, deviation, common, rows, drives, n, current, variance):  # pragma: no cover - compiled
     """Both sums of one array in one pass, for 4-level cells with one-hot masks (each cell's
     drive meets one level), from the cells' states ``q_ij`` and deviations ``D_ij`` (the
-    one nonzero mask entry, :func:`_one_hot_cells`): per driven cell row ``i = rows[t]``
+    one nonzero mask entry, :func:`one_hot_cells`): per driven cell row ``i = rows[t]``
     (drives ``drives[t] = (d_i0 .. d_i3, v_i)``), ``c_ij = d_(i, q_ij) D_ij``, the current of
     cell (i, j), then ``current_j = sum_i (c_ij + v_i E_ij)`` (``E = -G0_j``, the
     common-mode level; 0 without one) and ``variance_j = sum_i c_ij^2``, the
@@ -452,7 +452,7 @@ def _accumulate_cells(state, deviation, common, rows, drives, n, current, varian
             variance[j] += cell * cell
 
 
-def _one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(q, D, E)`` (blocks, k, p) of one-hot 4-level masks (blocks, k, 4 or 5, p): the
     level of each cell's nonzero entry (int8), that entry (0 where none) and the fifth,
     common-mode level (zeros without it)."""
@@ -462,6 +462,18 @@ def _one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     deviation = np.ascontiguousarray(masks[:, :, :4].sum(axis=2), dtype=np.float64)
     common = masks[:, :, 4] if masks.shape[2] == 5 else np.zeros_like(deviation)
     return state, deviation, np.ascontiguousarray(common, dtype=np.float64)
+
+
+def _one_pass(masks, masks2, segments) -> bool:
+    """Whether :func:`read` sums the current and variance of ``masks`` in one pass
+    (:func:`_accumulate_cells`): one-hot masks (``masks2`` None) of 4-level cells."""
+    return masks2 is None and segments.shape[2] == 4 and masks.shape[2] in (4, 5)
+
+
+def one_pass_cells(masks, masks2, segments):
+    """:func:`one_hot_cells` of read matrices that :func:`read` reads in one pass; None for
+    the others."""
+    return one_hot_cells(masks) if _one_pass(masks, masks2, segments) else None
 
 
 # Inputs per group: their sums (group x p) stay in cache while one array's read matrices
@@ -573,7 +585,7 @@ about 8 sigma sqrt(m) codes per (m, column): for a layer of 196 row blocks and 2
 with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code."""
 SILENT_TAIL = 2.0**-50
 """Probability dropped from each tail of a silent-sum distribution at each convolution step."""
-_NO_CELLS = (np.zeros((0, 0, 0), dtype=np.int8), np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))  # no one-pass read (:func:`_one_hot_cells`)
+_NO_CELLS = (np.zeros((0, 0, 0), dtype=np.int8), np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))  # no one-pass read (:func:`one_hot_cells`)
 _NO_SILENT = (np.zeros(0), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0)))
 
 
@@ -762,7 +774,7 @@ LINEAR = np.zeros((1, 2, 0))
 
 
 def read(voltages, masks, masks2, adc, *, volts_per_unit=1.0, segments=LINEAR, per_volt=0.0, read_var=0.0,
-         sense_var=0.0, key=np.uint64(0), row0=0) -> tuple[np.ndarray, int]:
+         sense_var=0.0, key=np.uint64(0), row0=0, cells=None) -> tuple[np.ndarray, int]:
     """Steps 1-4 of the module docstring in one compiled pass: ``sum_r ADC(I_brj + sigma_brj z_brj)``.
 
     Parameters
@@ -793,6 +805,9 @@ def read(voltages, masks, masks2, adc, *, volts_per_unit=1.0, segments=LINEAR, p
         Sense noise variance per conversion (A^2).
     key, row0
         Stream key (:func:`stream_key`) and index of the first input row in the read.
+    cells : tuple, optional
+        :func:`one_hot_cells` of ``masks`` if already at hand (a layer keeps them beside its
+        read matrices); derived from ``masks`` here otherwise. Used by one-pass reads only.
 
     Returns
     -------
@@ -805,12 +820,14 @@ def read(voltages, masks, masks2, adc, *, volts_per_unit=1.0, segments=LINEAR, p
     adc = _no_adc(masks.shape[3]) if adc is None else adc
     out = np.empty((voltages.shape[0], masks.shape[3]))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
-    levels = segments.shape[2]
-    cells = masks2 is None and levels == 4 and masks.shape[2] in (4, 5)
+    one_pass = _one_pass(masks, masks2, segments)
     if masks2 is None:
-        masks2 = masks[:, :, :0] if cells else np.square(masks[:, :, :levels])
-    one_hot = _one_hot_cells(masks) if cells and read_var > 0 else _NO_CELLS
-    _read(voltages, float(volts_per_unit), segments, float(per_volt), *_rows_of_levels(masks, masks2), one_hot, float(read_var), float(sense_var),
+        masks2 = masks[:, :, :0] if one_pass else np.square(masks[:, :, :segments.shape[2]])
+    if not (one_pass and read_var > 0):
+        cells = _NO_CELLS
+    elif cells is None:
+        cells = one_hot_cells(masks)
+    _read(voltages, float(volts_per_unit), segments, float(per_volt), *_rows_of_levels(masks, masks2), cells, float(read_var), float(sense_var),
           np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)),
           *silent_tables(adc, sense_var, silent_arrays(voltages)))
     return out, int(saturated.sum())

@@ -60,6 +60,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -277,7 +278,7 @@ class ProgrammedLayer:
         return np.square(self.conductance, dtype=np.float32)
 
     @functools.cached_property
-    def _read_matrices(self) -> tuple:
+    def _read_matrices(self) -> ReadMatrices:
         """:func:`read_matrices` of this layer, computed once."""
         return read_matrices(self)
 
@@ -318,7 +319,7 @@ class ProgrammedLayer:
         if self.solves_circuit:
             return self._solved_currents(voltages, blocks)
         if blocks == self.row_blocks > 1:  # per array: the read kernel's first step
-            segments, per_volt, masks, _ = self._read_matrices
+            segments, per_volt, masks, _, _ = self._read_matrices
             return kernels.partial_currents(voltages.reshape(voltages.shape[0], blocks, -1), masks,
                                             segments=segments, per_volt=per_volt)
         return self._block_currents(voltages, blocks)
@@ -334,7 +335,7 @@ class ProgrammedLayer:
         largest = kernels.Largest(p, m)
         if self.solves_circuit or blocks == 1:
             return largest.add(self.signal_currents(voltages, blocks))
-        segments, per_volt, masks, _ = self._read_matrices
+        segments, per_volt, masks, _, _ = self._read_matrices
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         buffer = np.empty((min(_LARGEST_INPUTS, voltages.shape[0]), blocks, p))
         for start in range(0, voltages.shape[0], _LARGEST_INPUTS):
@@ -388,10 +389,10 @@ class ProgrammedLayer:
             return _linear_currents(applied, self.transfer[: self.n_in] * volts_per_unit), applied, volts_per_unit
         adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
         if self._reads_in_one_pass:  # one compiled pass, no partial sums stored, inputs scaled to volts there
-            segments, per_volt, masks, masks2 = self._read_matrices
+            matrices = self._read_matrices
             inputs = _padded(applied, self.conductance.shape[0]).reshape(x.shape[0], blocks, -1)
-            totals, saturated = kernels.read(inputs, masks, masks2, adc,
-                                             volts_per_unit=volts_per_unit, segments=segments, per_volt=per_volt, **noise)
+            totals, saturated = kernels.read(inputs, matrices.masks, matrices.masks2, adc, volts_per_unit=volts_per_unit,
+                                             segments=matrices.segments, per_volt=matrices.per_volt, cells=matrices.cells, **noise)
         else:
             totals, saturated = self._chunked_read(applied, volts_per_unit, blocks, adc, noise)
         if adc is not None:
@@ -400,16 +401,19 @@ class ProgrammedLayer:
             warn_saturation(saturated, x.shape[0] * blocks * p, float(np.max(self.adc_range)))
         return totals, applied, volts_per_unit
 
-    def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float,
-               input_sum: np.ndarray | None = None) -> np.ndarray:
+    def decode(self, currents: np.ndarray, applied: np.ndarray, volts_per_unit: float) -> np.ndarray:
         """Weight-unit outputs from physical column currents with the nominal map.
 
         ``y_j = (a_j/s) I'_j + c_j sum(x)`` with ``c_j = b_j + a_j G0_j`` for the ``G0_j``
         subtracted before the ADC (so ``c_j = 0`` for the offset mapping with subtraction,
-        ``c_j = b_j`` without); ``sum(x)`` is digital (``input_sum``, the row sums of
-        ``applied``, computed here if not given), or read from the reference column
-        (``I_ref / (s G_max)``); differential: ``y_j = (a_j/s)(I'+_j - I'-_j) + b_j sum(x)``.
+        ``c_j = b_j`` without); ``sum(x)`` is digital (the row sums of ``applied``), or read
+        from the reference column (``I_ref / (s G_max)``); differential:
+        ``y_j = (a_j/s)(I'+_j - I'-_j) + b_j sum(x)``.
         """
+        return self._decode(currents, _RowSums(applied), volts_per_unit)
+
+    def _decode(self, currents: np.ndarray, sums: _RowSums, volts_per_unit: float) -> np.ndarray:
+        """:meth:`decode` with the inputs' row sums ``sums``."""
         weight_map = self.weight_map
         with np.errstate(over="ignore"):
             gain = weight_map.gain / volts_per_unit
@@ -422,7 +426,7 @@ class ProgrammedLayer:
             y = currents[:, plus]
             y -= currents[:, minus]
             y *= gain
-            return _add_input_sum(y, applied, weight_map.offset, input_sum)
+            return _add_input_sum(y, sums, weight_map.offset)
         columns = self.layout.weight
         # every physical column holds an output (offset, digital sum): no gather needed
         if columns.size != currents.shape[1]:
@@ -438,9 +442,9 @@ class ProgrammedLayer:
         subtracted = self.common_mode[columns]
         # c_j = b_j + a_j G0_j is exactly 0 where the subtracted G0_j is the zero conductance -b_j/a_j
         coefficient = np.where(subtracted == weight_map.zero_conductance, 0.0, weight_map.offset + weight_map.gain * subtracted)
-        return _add_input_sum(y, applied, coefficient, input_sum)
+        return _add_input_sum(y, sums, coefficient)
 
-    def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def mvm(self, x, rng: np.random.Generator | int | None = None, *, checked: bool = False) -> np.ndarray:
         """Simulated ``x @ W`` in weight units, shape (batch, n_out).
 
         Parameters
@@ -449,39 +453,57 @@ class ProgrammedLayer:
             Finite inputs; ``input_range`` maps to ``v_read``, larger inputs clip.
         rng : numpy.random.Generator or seed, optional
             Source of per-read noise.
+        checked : bool
+            ``x`` is already a float32 or float64 array with finite entries (a network's
+            forward pass checked it): its entries are not checked again.
         """
-        x = _validate.finite_array("x", x, 2, keep_float32=True)  # the DAC converts it
-        if x.shape[1] != self.n_in:
+        if not checked or x.dtype not in (np.float32, np.float64):
+            x = _validate.finite_array("x", x, 2, keep_float32=True)  # the DAC converts it
+        if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
         currents, applied, volts_per_unit = self.column_currents(x, rng)
-        input_sum = applied.sum(axis=1)
-        return self.corrected(self.decode(currents, applied, volts_per_unit, input_sum), applied, input_sum)
+        sums = _RowSums(applied)
+        return self._corrected(self._decode(currents, sums, volts_per_unit), sums)
 
-    def corrected(self, y: np.ndarray, applied: np.ndarray, input_sum: np.ndarray | None = None) -> np.ndarray:
+    def corrected(self, y: np.ndarray, applied: np.ndarray) -> np.ndarray:
         """Decoded outputs ``y`` (batch, n_out, float64) after the column
-        calibration, ``(y_j - o_j - c_j sum(x)) / g_j`` with ``applied`` the DAC-applied inputs
-        (``input_sum`` their row sums, computed here if not given); ``y`` itself (unchanged)
-        without a ``correction``. Overwrites ``y``."""
+        calibration, ``(y_j - o_j - c_j sum(x)) / g_j`` with ``applied`` the DAC-applied inputs;
+        ``y`` itself (unchanged) without a ``correction``. Overwrites ``y``."""
+        return self._corrected(y, _RowSums(applied))
+
+    def _corrected(self, y: np.ndarray, sums: _RowSums) -> np.ndarray:
+        """:meth:`corrected` with the inputs' row sums ``sums``."""
         if self.correction is None:
             return y
         gain, offset, per_input = self.correction
         if np.any(per_input):
-            return kernels.affine_rows(y, _input_sum(applied, input_sum), offset, -per_input, gain)
+            return kernels.affine_rows(y, sums.values, offset, -per_input, gain)
         y -= offset
         y /= gain
         return y
 
 
-def read_matrices(layer: ProgrammedLayer) -> tuple:
-    """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
+class ReadMatrices(NamedTuple):
+    """The arguments of :func:`imclib.kernels.read` that a layer fixes (:func:`read_matrices`)."""
+
+    segments: np.ndarray
+    per_volt: float
+    masks: np.ndarray
+    masks2: np.ndarray | None
+    cells: tuple | None
+
+
+def read_matrices(layer: ProgrammedLayer) -> ReadMatrices:
+    """``(segments, per_volt, M, M2, cells)`` of :func:`imclib.kernels.read`, M and M2 shaped
     (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
     level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
     ``-G0_j`` driven by the voltage itself when a common mode is subtracted (in M only: it
     carries no read noise); M2 is None (the kernel squares each cell's current) when no
-    mirror is folded in, as the masks are then one-hot."""
+    mirror is folded in, as the masks are then one-hot. ``cells``: the masks' one-hot form
+    for one-pass reads (:func:`imclib.kernels.one_pass_cells`), else None."""
     shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
     if layer.levels is None:
-        return kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape)
+        return ReadMatrices(kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape), None)
     state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
     masks = level_masks(state, variation, layer.levels.table.shape[1], 1)
     masks2 = level_masks(state, variation, layer.levels.table.shape[1], 2) if np.any(layer.mirror) else None
@@ -489,7 +511,8 @@ def read_matrices(layer: ProgrammedLayer) -> tuple:
                               layer.config.cols).reshape(masks.shape)
     if np.any(layer.common_mode):
         masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
-    return layer.levels.segments, layer.levels.per_volt, masks, masks2
+    segments = layer.levels.segments
+    return ReadMatrices(segments, layer.levels.per_volt, masks, masks2, kernels.one_pass_cells(masks, masks2, segments))
 
 
 def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:
@@ -522,18 +545,23 @@ def _padded(inputs: np.ndarray, rows: int) -> np.ndarray:
     return padded
 
 
-def _input_sum(applied: np.ndarray, input_sum: np.ndarray | None) -> np.ndarray:
-    """``sum(x)`` per input row: ``input_sum`` if given, else the row sums of ``applied``."""
-    return applied.sum(axis=1) if input_sum is None else input_sum
+class _RowSums:
+    """``sum(x)`` per row of the DAC-applied inputs ``applied`` (batch, n_in), computed on
+    first use, once (decode and column calibration share it)."""
+
+    def __init__(self, applied: np.ndarray):
+        self.applied = applied
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return self.applied.sum(axis=1)
 
 
-def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray,
-                   input_sum: np.ndarray | None = None) -> np.ndarray:
-    """``y + sum(x) c`` in place in ``y`` (batch, n, float64): the digital
-    input-sum term with the inputs ``applied`` (batch, n_in; ``input_sum`` their row sums,
-    if computed) and ``c`` (n,); skipped when ``c`` is all zero."""
+def _add_input_sum(y: np.ndarray, sums: _RowSums, coefficient: np.ndarray) -> np.ndarray:
+    """``y + sum(x) c`` in place in ``y`` (batch, n, float64): the digital input-sum term
+    with the inputs' row sums ``sums`` and ``c`` (n,); skipped when ``c`` is all zero."""
     if np.any(coefficient):
-        kernels.affine_rows(y, _input_sum(applied, input_sum), 0.0, coefficient, 1.0)
+        kernels.affine_rows(y, sums.values, 0.0, coefficient, 1.0)
     return y
 
 
@@ -678,25 +706,21 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
 
 def _level_table(cell, mtj, v_max: float, nodes: int) -> LevelTable:
     """``LevelTable.build`` of the actual level curves of ``cell`` (with ``mtj``) on
-    ``[0, v_max]`` volts, memoised for hashable cells (the last :data:`_LEVEL_TABLES_KEPT`,
-    read-only): every layer of a deployment shares one table."""
-    key = (cell, mtj, v_max, nodes)
+    ``[0, v_max]`` volts, shared for hashable cells (:func:`_shared_level_table`): every
+    layer of a deployment reads one table."""
     try:
-        table = _LEVEL_TABLES.get(key)
+        return _shared_level_table(cell, mtj, v_max, nodes)
     except TypeError:  # an unhashable cell model: built every time
         return LevelTable.build(functools.partial(cell.conductances, mtj=mtj), v_max, nodes)
-    if table is None:
-        table = LevelTable.build(functools.partial(cell.conductances, mtj=mtj), v_max, nodes)
-        for array in (table.table, table.start, table.slope, table.segments):
-            array.setflags(write=False)
-        _LEVEL_TABLES[key] = table
-        while len(_LEVEL_TABLES) > _LEVEL_TABLES_KEPT:
-            _LEVEL_TABLES.pop(next(iter(_LEVEL_TABLES)))
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_level_table(cell, mtj, v_max: float, nodes: int) -> LevelTable:
+    """:func:`_level_table` of a hashable cell, read-only, the last 8 kept."""
+    table = LevelTable.build(functools.partial(cell.conductances, mtj=mtj), v_max, nodes)
+    for array in (table.table, table.start, table.slope, table.segments):
+        array.setflags(write=False)
     return table
-
-
-_LEVEL_TABLES: dict = {}
-_LEVEL_TABLES_KEPT = 8
 
 
 def simulate_mvm(weights, inputs, config: CrossbarConfig | None = None, rng=None) -> np.ndarray:

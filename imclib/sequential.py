@@ -443,8 +443,8 @@ class Sequential:
 
     # ------------------------------------------------------------------ inference
 
-    def _check(self, x) -> np.ndarray:
-        return _validate.features("x", x, self.n_in)
+    def _check(self, x, name: str = "x") -> np.ndarray:
+        return _validate.features(name, x, self.n_in)
 
     def _chunk(self) -> int:
         """Inputs per forward chunk: the largest matmul input of one input (rows times row

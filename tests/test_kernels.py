@@ -279,14 +279,15 @@ def test_a_read_of_some_rows_is_independent_of_the_chunks_it_is_cut_into():
     weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(100, 30)) * (rng.uniform(size=(100, 30)) < 0.3)
     layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
     _, voltages, _ = layer.row_voltages(x)
-    segments, per_volt, masks, masks2 = layer._read_matrices
+    segments, per_volt, masks, masks2, cells = layer._read_matrices
+    assert cells is not None  # the layer's one-hot cells (whole) and the kernel's own (parts)
     adc = adc_constants(8, layer.adc_range, layer.adc_signed, layer.layout.n_physical)
     arguments = {"segments": segments, "per_volt": per_volt, "read_var": 1e-4, "sense_var": 1e-16, "key": 77}
     v = voltages.reshape(100, layer.row_blocks, -1)
     # silent arrays (their codes summed by table) in rows of every part
     assert kernels.silent_tables(adc, 1e-16, kernels.silent_arrays(v))[0].size > 0
     assert all(np.any(kernels.silent_arrays(v[a:b])) for a, b in [(0, 17), (17, 18), (18, 100)])
-    whole = kernels.read(v, masks, masks2, adc, **arguments)[0]
+    whole = kernels.read(v, masks, masks2, adc, cells=cells, **arguments)[0]
     parts = [kernels.read(v[a:b], masks, masks2, adc, row0=a, **arguments)[0] for a, b in [(0, 17), (17, 18), (18, 100)]]
     np.testing.assert_array_equal(np.vstack(parts), whole)
 

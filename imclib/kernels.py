@@ -192,7 +192,7 @@ def _ziggurat_fast(bits32):  # pragma: no cover - compiled
     m = _float((bits32 >> np.uint64(9)) | _EXPONENT_52) - 2.0**52
     x = _float(_bits((m + 0.5) * _ZIGGURAT_WIDTH[i]) | ((bits32 >> np.uint64(8)) << np.uint64(63)))
     return x if m < _ZIGGURAT_ACCEPT[i] else np.nan
-@numba.njit(inline="always", error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _ziggurat_slow(bits32, stream):  # pragma: no cover - compiled
     """A standard normal from the ziggurat (:func:`_ziggurat_tables`) starting with the 32
     bits of :func:`_ziggurat_fast`, drawing from the hashes ``mix(stream + n phi)``, n = 0, 1,
@@ -915,6 +915,25 @@ def quantize(values: np.ndarray, low: float, per_unit: float, step: float, top: 
     out = np.empty(values.shape)
     _quantize(values, float(low), float(per_unit), float(step), float(top), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _widened(values, low, high, out):  # pragma: no cover - compiled
+    flat, result = values.ravel(), out.ravel()
+    beyond = 0
+    for t in range(flat.shape[0]):
+        value = np.float64(flat[t])
+        result[t] = value
+        beyond += (value < low) | (value > high)
+    return beyond
+
+
+def widened(values: np.ndarray, low: float, high: float) -> tuple[np.ndarray, int]:
+    """``(values as float64, entries outside [low, high])`` of float32 ``values`` in one
+    compiled pass (a new array; each entry converted exactly, compared in float64).
+    Reference: ``values.astype(np.float64)`` and ``np.count_nonzero((v < low) | (v > high))``."""
+    out = np.empty(values.shape)
+    return out, int(_widened(np.ascontiguousarray(values), float(low), float(high), out))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -203,10 +203,17 @@ class ProgrammedLayer:
         bits = self.config.periphery.dac_bits
         if self.config.clips_inputs and bits is not None:
             return dac(x, bits, self.input_range, self.input_signed)
+        if not self.config.clips_inputs or not x.size:
+            return x.astype(np.float64, copy=False)
         low = -self.input_range if self.input_signed else 0.0
-        if not self.config.clips_inputs or not x.size or (float(x.min()) >= low and float(x.max()) <= self.input_range):
-            return x.astype(np.float64, copy=False)  # within the full scale (compared in float64): nothing to clip
-        return np.clip(x.astype(np.float64, copy=False), low, self.input_range)
+        if x.dtype == np.float32:  # converted and range-checked in one pass
+            applied, beyond = kernels.widened(x, low, self.input_range)
+        else:
+            applied = x.astype(np.float64, copy=False)
+            beyond = float(x.min()) < low or float(x.max()) > self.input_range
+        if not beyond:  # compared in float64: nothing to clip
+            return applied
+        return np.clip(applied, low, self.input_range, out=None if applied is x else applied)
 
     def clipped_fraction(self, x: np.ndarray) -> float:
         """Fraction of the entries of ``x`` beyond the DAC full scale (clipped)."""

@@ -169,6 +169,21 @@ def test_float32_inputs_read_exactly_as_their_float64_values(dac_bits):
     np.testing.assert_array_equal(layer.mvm(x, 1), layer.mvm(x.astype(np.float64), 1))
 
 
+def test_widened_float32_equals_numpy_conversion_and_extremes():
+    rng = np.random.default_rng(8)
+    x = (rng.normal(size=(37, 13)) * 1e3).astype(np.float32)
+    x[3, 4], x[5, 6] = np.finfo(np.float32).max, -np.finfo(np.float32).tiny
+    for low, high in [(-1e3, 1e3), (-np.inf, np.inf), (float(x.min()), float(x.max())), (0.0, 0.0)]:
+        widened, beyond = kernels.widened(x, low, high)
+        np.testing.assert_array_equal(widened, x.astype(np.float64))
+        assert widened.dtype == np.float64 and beyond == np.count_nonzero((x < low) | (x > high))
+    # a float32 input that clips: the clipped float64 copy, x itself untouched
+    layer = imclib.layer.with_ranges(program_layer(rng.normal(size=(13, 3)), CrossbarConfig(periphery=Periphery(dac_bits=None, adc_bits=None)), 0), 100.0, True)
+    before = x.copy()
+    np.testing.assert_array_equal(layer.applied_inputs(x), np.clip(x.astype(np.float64), -100.0, 100.0))
+    np.testing.assert_array_equal(x, before)
+
+
 def test_read_scales_its_inputs_to_volts_exactly():
     rng = np.random.default_rng(6)
     inputs = rng.uniform(0, 1, size=(20, 3, 4)) * (rng.uniform(size=(20, 3, 4)) < 0.6)

@@ -289,6 +289,13 @@ class ProgrammedLayer:
         """:func:`read_matrices` of this layer, computed once."""
         return read_matrices(self)
 
+    @functools.cached_property
+    def _one_pass_cells(self) -> tuple | None:
+        """:func:`imclib.kernels.one_pass_cells` of the read matrices, computed once, when a
+        noisy read first needs them."""
+        segments, _, masks, masks2 = self._read_matrices
+        return kernels.one_pass_cells(masks, masks2, segments)
+
     @property
     def solves_circuit(self) -> bool:
         """Whether reads solve the nonlinear network (bias-dependent cells, resistive wires)."""
@@ -326,7 +333,7 @@ class ProgrammedLayer:
         if self.solves_circuit:
             return self._solved_currents(voltages, blocks)
         if blocks == self.row_blocks > 1:  # per array: the read kernel's first step
-            segments, per_volt, masks, _, _ = self._read_matrices
+            segments, per_volt, masks, _ = self._read_matrices
             return kernels.partial_currents(voltages.reshape(voltages.shape[0], blocks, -1), masks,
                                             segments=segments, per_volt=per_volt)
         return self._block_currents(voltages, blocks)
@@ -342,7 +349,7 @@ class ProgrammedLayer:
         largest = kernels.Largest(p, m)
         if self.solves_circuit or blocks == 1:
             return largest.add(self.signal_currents(voltages, blocks))
-        segments, per_volt, masks, _, _ = self._read_matrices
+        segments, per_volt, masks, _ = self._read_matrices
         v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         buffer = np.empty((min(_LARGEST_INPUTS, voltages.shape[0]), blocks, p))
         for start in range(0, voltages.shape[0], _LARGEST_INPUTS):
@@ -398,8 +405,9 @@ class ProgrammedLayer:
         if self._reads_in_one_pass:  # one compiled pass, no partial sums stored, inputs scaled to volts there
             matrices = self._read_matrices
             inputs = _padded(applied, self.conductance.shape[0]).reshape(x.shape[0], blocks, -1)
+            cells = self._one_pass_cells if noise.get("read_var") else None
             totals, saturated = kernels.read(inputs, matrices.masks, matrices.masks2, adc, volts_per_unit=volts_per_unit,
-                                             segments=matrices.segments, per_volt=matrices.per_volt, cells=matrices.cells, **noise)
+                                             segments=matrices.segments, per_volt=matrices.per_volt, cells=cells, **noise)
         else:
             totals, saturated = self._chunked_read(applied, volts_per_unit, blocks, adc, noise)
         if adc is not None:
@@ -497,20 +505,18 @@ class ReadMatrices(NamedTuple):
     per_volt: float
     masks: np.ndarray
     masks2: np.ndarray | None
-    cells: tuple | None
 
 
 def read_matrices(layer: ProgrammedLayer) -> ReadMatrices:
-    """``(segments, per_volt, M, M2, cells)`` of :func:`imclib.kernels.read`, M and M2 shaped
+    """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
     (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
     level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
     ``-G0_j`` driven by the voltage itself when a common mode is subtracted (in M only: it
     carries no read noise); M2 is None (the kernel squares each cell's current) when no
-    mirror is folded in, as the masks are then one-hot. ``cells``: the masks' one-hot form
-    for one-pass reads (:func:`imclib.kernels.one_pass_cells`), else None."""
+    mirror is folded in, as the masks are then one-hot."""
     shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
     if layer.levels is None:
-        return ReadMatrices(kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape), None)
+        return ReadMatrices(kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape))
     state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
     masks = level_masks(state, variation, layer.levels.table.shape[1], 1)
     masks2 = level_masks(state, variation, layer.levels.table.shape[1], 2) if np.any(layer.mirror) else None
@@ -518,8 +524,7 @@ def read_matrices(layer: ProgrammedLayer) -> ReadMatrices:
                               layer.config.cols).reshape(masks.shape)
     if np.any(layer.common_mode):
         masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
-    segments = layer.levels.segments
-    return ReadMatrices(segments, layer.levels.per_volt, masks, masks2, kernels.one_pass_cells(masks, masks2, segments))
+    return ReadMatrices(layer.levels.segments, layer.levels.per_volt, masks, masks2)
 
 
 def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:

@@ -279,7 +279,8 @@ def test_a_read_of_some_rows_is_independent_of_the_chunks_it_is_cut_into():
     weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(100, 30)) * (rng.uniform(size=(100, 30)) < 0.3)
     layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
     _, voltages, _ = layer.row_voltages(x)
-    segments, per_volt, masks, masks2, cells = layer._read_matrices
+    segments, per_volt, masks, masks2 = layer._read_matrices
+    cells = layer._one_pass_cells
     assert cells is not None  # the layer's one-hot cells (whole) and the kernel's own (parts)
     adc = adc_constants(8, layer.adc_range, layer.adc_signed, layer.layout.n_physical)
     arguments = {"segments": segments, "per_volt": per_volt, "read_var": 1e-4, "sense_var": 1e-16, "key": 77}

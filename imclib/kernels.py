@@ -38,7 +38,9 @@ a plain-numpy reference (``reference_*``) that ``tests/test_kernels.py`` compare
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
+import functools
 import math
 
 import numba
@@ -464,16 +466,58 @@ def one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return state, deviation, np.ascontiguousarray(common, dtype=np.float64)
 
 
-def _one_pass(masks, masks2, segments) -> bool:
-    """Whether :func:`read` sums the current and variance of ``masks`` in one pass
-    (:func:`_accumulate_cells`): one-hot masks (``masks2`` None) of 4-level cells."""
-    return masks2 is None and segments.shape[2] == 4 and masks.shape[2] in (4, 5)
+LINEAR = np.zeros((1, 2, 0))
+"""``segments`` of linear cells: no level table, the voltage is the only drive."""
+LINEAR.flags.writeable = False
 
 
-def one_pass_cells(masks, masks2, segments):
-    """:func:`one_hot_cells` of read matrices that :func:`read` reads in one pass; None for
-    the others."""
-    return one_hot_cells(masks) if _one_pass(masks, masks2, segments) else None
+@dataclasses.dataclass(frozen=True, eq=False)
+class ReadMatrices:
+    """What a read (:func:`read`) of one tiled layer takes from its cells (module docstring).
+
+    ``masks`` (blocks, k, L, p): read matrices ``M`` (siemens, or dimensionless masks),
+    ``L = N`` levels of ``segments`` plus one if the voltage itself is a drive. ``masks2``
+    (blocks, k, L2, p) or None: variance kernels ``M2`` of the first ``L2 <= L`` levels (the
+    others carry no read noise: the common mode); None for one-hot masks (at most one
+    nonzero level per cell, ``M2 = M^2`` over the ``N >= 1`` levels of ``segments``).
+    ``segments``, ``per_volt``: the level table of bias-dependent cells (:func:`level_drives`),
+    :data:`LINEAR` otherwise.
+    """
+
+    masks: np.ndarray
+    masks2: np.ndarray | None
+    segments: np.ndarray = dataclasses.field(default_factory=lambda: LINEAR)
+    per_volt: float = 0.0
+
+    def __post_init__(self):
+        shape, shape2 = self.masks.shape, None if self.masks2 is None else self.masks2.shape
+        if len(shape) != 4 or shape2 is not None and (len(shape2) != 4 or shape2[:2] + shape2[3:] != shape[:2] + shape[3:]):
+            raise ValueError(f"masks and masks2 must have shapes (blocks, k, L, p) and (blocks, k, L2, p), got {shape} and {shape2}")
+
+    @property
+    def one_pass(self) -> bool:
+        """Whether a noisy read sums each array's current and variance in one pass
+        (:func:`_accumulate_cells`): one-hot masks (``masks2`` None) of 4-level cells."""
+        return self.masks2 is None and self.segments.shape[2] == 4 and self.masks.shape[2] in (4, 5)
+
+    @functools.cached_property
+    def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`one_hot_cells` of ``masks`` (one-pass reads only), derived on first use."""
+        if not self.one_pass:
+            raise ValueError("cells exist for one-hot masks of 4-level cells only (masks2 None, 4 levels)")
+        return one_hot_cells(self.masks)
+
+    def kernel_rows(self, noisy: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``M`` and ``M2`` as the kernel reads them: one row per (cell row, level), shape
+        (blocks, k L, p), C-contiguous float64. ``M2`` is empty unless a ``noisy`` read needs
+        it (one-pass reads square each cell's current instead), ``M^2`` of the levels of
+        ``segments`` for one-hot masks."""
+        masks, masks2 = self.masks, self.masks2
+        if not noisy or self.one_pass:
+            masks2 = masks[:, :, :0]
+        elif masks2 is None:
+            masks2 = np.square(masks[:, :, : self.segments.shape[2]])
+        return tuple(np.ascontiguousarray(m.reshape(m.shape[0], -1, m.shape[3]), dtype=np.float64) for m in (masks, masks2))
 
 
 # Inputs per group: their sums (group x p) stay in cache while one array's read matrices
@@ -483,10 +527,10 @@ GROUP = 16
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _read(voltages, scale, segments, per_volt, masks, masks2, cells, read_var, sense_var, key, row0,
+def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var, sense_var, key, row0,
           fs, low, per_ampere, top, out, saturated, partials, silent_cdf, silent_start, silent_length, silent_first):  # pragma: no cover
-    batch, blocks, k = voltages.shape
-    width, noisy_width, p = masks.shape[1] // k, masks2.shape[1] // k, masks.shape[2]
+    batch, n_rows = voltages.shape
+    blocks, width, noisy_width, p = masks.shape[0], masks.shape[1] // k, masks2.shape[1] // k, masks.shape[2]
     noisy_cells = read_var > 0.0
     state, deviation, common = cells
     one_pass = state.shape[0] > 0 and noisy_cells  # current and variance of one-hot 4-level cells together
@@ -504,13 +548,14 @@ def _read(voltages, scale, segments, per_volt, masks, masks2, cells, read_var, s
         for b in range(first, last):
             out[b, :] = 0.0
         for r in range(blocks):
+            top_row = min(k, n_rows - r * k)  # rows of array r that are driven: the last array may have fewer
             for b in range(first, last):
-                if silent_sums and not np.any(voltages[b, r]):  # no current: counted, summed below
+                if silent_sums and not np.any(voltages[b, r * k : r * k + top_row]):  # no current: counted, summed below
                     silent[b - first] += 1
                     continue
                 n = n2 = 0  # the nonzero drives: rows of M and M2 and their weights
-                for i in range(k):
-                    v = voltages[b, r, i] * scale
+                for i in range(top_row):
+                    v = voltages[b, r * k + i] * scale
                     if v == 0.0:  # no drive: nothing to add
                         continue
                     level_drives(v, segments, per_volt, drive)
@@ -727,23 +772,30 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _silent_arrays(voltages, counts):  # pragma: no cover - compiled
-    batch, blocks, k = voltages.shape
+def _silent_arrays(voltages, k, counts):  # pragma: no cover - compiled
+    batch, n_rows = voltages.shape
+    full = n_rows // k  # arrays with all k rows driven; then the last one's rows, if it has fewer
     for b in range(batch):
+        row = voltages[b]
         count = 0
-        for r in range(blocks):
+        for r in range(full):
+            block = row[r * k : r * k + k]
             total = 0.0  # 0 only if every voltage is 0: a sum of magnitudes (a form that vectorises)
             for i in range(k):
-                total += abs(voltages[b, r, i])
+                total += abs(block[i])
             count += total == 0.0
+        if full * k < n_rows:
+            count += not np.any(row[full * k :])
         counts[b] = count
 
 
-def silent_arrays(voltages: np.ndarray) -> np.ndarray:
-    """Silent arrays (every row voltage 0) per input row of ``voltages`` (batch, blocks, k),
-    in one compiled pass. Reference: ``np.count_nonzero(~np.any(voltages, axis=2), axis=1)``."""
+def silent_arrays(voltages: np.ndarray, k: int) -> np.ndarray:
+    """Silent arrays (every row voltage 0) per input row of ``voltages`` (batch, n): arrays
+    of ``k`` rows in order, the last one's rows past ``n`` at 0 V; one compiled pass.
+    Reference: ``np.count_nonzero(~np.any(v, axis=2), axis=1)`` of ``voltages`` padded with
+    zero columns to ``v`` (batch, ceil(n / k), k)."""
     counts = np.empty(voltages.shape[0], dtype=np.int64)
-    _silent_arrays(voltages, counts)
+    _silent_arrays(np.ascontiguousarray(voltages, dtype=np.float64), int(k), counts)
     return counts
 
 
@@ -763,33 +815,33 @@ def _no_adc(p: int) -> tuple:
     return np.ones(p), np.zeros(p), np.ones(p), 0.0
 
 
-def _rows_of_levels(masks, masks2) -> tuple[np.ndarray, np.ndarray]:
-    """``M`` and ``M2`` (blocks, k, L, p) as the kernel reads them: one row per (cell row, level),
-    shape (blocks, k L, p), C-contiguous."""
-    return tuple(np.ascontiguousarray(m.reshape(m.shape[0], -1, m.shape[3]), dtype=np.float64) for m in (masks, masks2))
+def _driven_rows(voltages, matrices: ReadMatrices) -> np.ndarray:
+    """``voltages`` as the kernels read them: (batch, n) C-contiguous float64, the rows of
+    the ``blocks`` arrays of ``k`` rows in order (a (batch, blocks, k) array flattened), ``n``
+    past the last array's first row and at most ``blocks k`` (rows past ``n`` at 0 V)."""
+    voltages = np.asarray(voltages)
+    voltages = np.ascontiguousarray(voltages.reshape(voltages.shape[0], -1), dtype=np.float64)
+    blocks, k = matrices.masks.shape[:2]
+    if not (blocks - 1) * k < voltages.shape[1] <= blocks * k:
+        raise ValueError(f"voltages must drive {(blocks - 1) * k + 1}..{blocks * k} rows of the {blocks} arrays of {k} rows, "
+                         f"got {voltages.shape[1]}")
+    return voltages
 
 
-LINEAR = np.zeros((1, 2, 0))
-"""``segments`` of linear cells: no level table, the voltage is the only drive."""
-
-
-def read(voltages, masks, masks2, adc, *, volts_per_unit=1.0, segments=LINEAR, per_volt=0.0, read_var=0.0,
-         sense_var=0.0, key=np.uint64(0), row0=0, cells=None) -> tuple[np.ndarray, int]:
+def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=0.0, sense_var=0.0, key=np.uint64(0),
+         row0=0) -> tuple[np.ndarray, int]:
     """Steps 1-4 of the module docstring in one compiled pass: ``sum_r ADC(I_brj + sigma_brj z_brj)``.
 
     Parameters
     ----------
-    voltages : ndarray, shape (batch, blocks, k)
-        Row voltages (volts) of each array, or inputs that ``volts_per_unit`` scales to them.
-    masks : ndarray, shape (blocks, k, L, p)
-        Read matrices ``M`` (siemens, or dimensionless masks), ``L = N`` levels of
-        ``segments`` plus one if the voltage itself is a drive.
-    masks2 : ndarray, shape (blocks, k, L2, p), or None
-        Variance kernels ``M2`` (their squares' counterparts; unused without read noise) of
-        the first ``L2 <= L`` levels: the others carry no read noise (the common mode).
-        None for one-hot masks (at most one nonzero level per cell, ``M2 = M^2`` over the
-        ``N >= 1`` levels of ``segments``): with 4 levels the variance is then summed in the
-        same pass as the current (:func:`_accumulate_cells`), else from ``M^2``.
+    voltages : ndarray, shape (batch, blocks, k) or (batch, n)
+        Row voltages (volts) of each array, or inputs that ``volts_per_unit`` scales to them;
+        (batch, n): the arrays' rows in order, those past ``n`` (the last array's) at 0 V.
+    matrices : ReadMatrices
+        Read matrices and level table of the arrays (``blocks`` arrays of ``k`` rows, ``p``
+        columns); with read noise and one-hot masks of 4-level cells the variance is summed
+        in the same pass as the current (:func:`_accumulate_cells`, from
+        :attr:`ReadMatrices.cells`), else from ``M2``.
     adc : tuple or None
         ``(fs, low, per_ampere, top)``: per-column full scale, lower end, codes per ampere
         (amperes, shape (p,)) and ``2^bits - 1`` (:func:`imclib.periphery.adc_constants`);
@@ -797,17 +849,12 @@ def read(voltages, masks, masks2, adc, *, volts_per_unit=1.0, segments=LINEAR, p
     volts_per_unit : float
         ``s``: the row voltage is ``s`` times ``voltages`` (multiplied in the kernel: no
         scaled copy of the inputs).
-    segments, per_volt
-        Level table of bias-dependent cells (:func:`level_drives`); :data:`LINEAR` otherwise.
     read_var : float
         ``s_read^2`` (relative read noise variance, dimensionless).
     sense_var : float
         Sense noise variance per conversion (A^2).
     key, row0
         Stream key (:func:`stream_key`) and index of the first input row in the read.
-    cells : tuple, optional
-        :func:`one_hot_cells` of ``masks`` if already at hand (a layer keeps them beside its
-        read matrices); derived from ``masks`` here otherwise. Used by one-pass reads only.
 
     Returns
     -------
@@ -816,32 +863,29 @@ def read(voltages, masks, masks2, adc, *, volts_per_unit=1.0, segments=LINEAR, p
     saturated : int
         Saturated conversions.
     """
-    voltages = np.ascontiguousarray(voltages, dtype=np.float64)
-    adc = _no_adc(masks.shape[3]) if adc is None else adc
-    out = np.empty((voltages.shape[0], masks.shape[3]))
+    voltages = _driven_rows(voltages, matrices)
+    blocks, k, _, p = matrices.masks.shape
+    adc = _no_adc(p) if adc is None else adc
+    out = np.empty((voltages.shape[0], p))
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
-    one_pass = _one_pass(masks, masks2, segments)
-    if masks2 is None:
-        masks2 = masks[:, :, :0] if one_pass else np.square(masks[:, :, :segments.shape[2]])
-    if not (one_pass and read_var > 0):
-        cells = _NO_CELLS
-    elif cells is None:
-        cells = one_hot_cells(masks)
-    _read(voltages, float(volts_per_unit), segments, float(per_volt), *_rows_of_levels(masks, masks2), cells, float(read_var), float(sense_var),
-          np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)),
-          *silent_tables(adc, sense_var, silent_arrays(voltages)))
+    noisy_cells = read_var > 0
+    cells = matrices.cells if noisy_cells and matrices.one_pass else _NO_CELLS
+    _read(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(noisy_cells), cells,
+          float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)),
+          *silent_tables(adc, sense_var, silent_arrays(voltages, k)))
     return out, int(saturated.sum())
 
 
-def partial_currents(voltages, masks, *, segments=LINEAR, per_volt=0.0, out=None) -> np.ndarray:
+def partial_currents(voltages, matrices: ReadMatrices, *, out=None) -> np.ndarray:
     """Step 1 of the module docstring alone: the noise-free partial currents ``I_brj``
     (amperes), shape (batch, blocks, p), with the arguments of :func:`read`; into ``out``
     (C-contiguous float64 of that shape) if given."""
-    voltages = np.ascontiguousarray(voltages, dtype=np.float64)
-    batch, blocks, p = voltages.shape[0], voltages.shape[1], masks.shape[3]
+    voltages = _driven_rows(voltages, matrices)
+    blocks, k, _, p = matrices.masks.shape
+    batch = voltages.shape[0]
     partials = np.empty((batch, blocks, p)) if out is None else out
-    _read(voltages, 1.0, segments, float(per_volt), *_rows_of_levels(masks, masks[:, :, :0]), _NO_CELLS, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p),
-          np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_SILENT)
+    _read(voltages, k, 1.0, matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(False), _NO_CELLS, 0.0, 0.0,
+          np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_SILENT)
     return partials
 
 
@@ -918,9 +962,14 @@ def quantize(values: np.ndarray, low: float, per_unit: float, step: float, top: 
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _widened(values, low, high, out):  # pragma: no cover - compiled
-    flat, result = values.ravel(), out.ravel()
+def _beyond(values, low, high, out):  # pragma: no cover - compiled
+    flat = values.ravel()
     beyond = 0
+    if out is None:
+        for t in range(flat.shape[0]):
+            beyond += (flat[t] < low) | (flat[t] > high)
+        return beyond
+    result = out.ravel()
     for t in range(flat.shape[0]):
         value = np.float64(flat[t])
         result[t] = value
@@ -928,12 +977,17 @@ def _widened(values, low, high, out):  # pragma: no cover - compiled
     return beyond
 
 
-def widened(values: np.ndarray, low: float, high: float) -> tuple[np.ndarray, int]:
-    """``(values as float64, entries outside [low, high])`` of float32 ``values`` in one
-    compiled pass (a new array; each entry converted exactly, compared in float64).
-    Reference: ``values.astype(np.float64)`` and ``np.count_nonzero((v < low) | (v > high))``."""
-    out = np.empty(values.shape)
-    return out, int(_widened(np.ascontiguousarray(values), float(low), float(high), out))
+def in_float64(values: np.ndarray, low: float, high: float) -> tuple[np.ndarray, int]:
+    """``(values as float64, entries outside [low, high])`` in one compiled pass: float64
+    ``values`` themselves (not copied), float32 ones converted (a new array; each entry
+    converted exactly, compared in float64). NaN is not counted. Reference:
+    ``values.astype(np.float64)`` and ``np.count_nonzero((v < low) | (v > high))``."""
+    values = np.ascontiguousarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        raise ValueError(f"values must be float32 or float64, got {values.dtype}")
+    out = None if values.dtype == np.float64 else np.empty(values.shape)
+    count = int(_beyond(values, float(low), float(high), out))
+    return (values if out is None else out), count
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

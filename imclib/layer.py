@@ -60,7 +60,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -206,11 +205,7 @@ class ProgrammedLayer:
         if not self.config.clips_inputs or not x.size:
             return x.astype(np.float64, copy=False)
         low = -self.input_range if self.input_signed else 0.0
-        if x.dtype == np.float32:  # converted and range-checked in one pass
-            applied, beyond = kernels.widened(x, low, self.input_range)
-        else:
-            applied = x.astype(np.float64, copy=False)
-            beyond = float(x.min()) < low or float(x.max()) > self.input_range
+        applied, beyond = kernels.in_float64(x, low, self.input_range)  # converted and range-checked in one pass
         if not beyond:  # compared in float64: nothing to clip
             return applied
         return np.clip(applied, low, self.input_range, out=None if applied is x else applied)
@@ -285,16 +280,9 @@ class ProgrammedLayer:
         return np.square(self.conductance, dtype=np.float32)
 
     @functools.cached_property
-    def _read_matrices(self) -> ReadMatrices:
+    def _read_matrices(self) -> kernels.ReadMatrices:
         """:func:`read_matrices` of this layer, computed once."""
         return read_matrices(self)
-
-    @functools.cached_property
-    def _one_pass_cells(self) -> tuple | None:
-        """:func:`imclib.kernels.one_pass_cells` of the read matrices, computed once, when a
-        noisy read first needs them."""
-        segments, _, masks, masks2 = self._read_matrices
-        return kernels.one_pass_cells(masks, masks2, segments)
 
     @property
     def solves_circuit(self) -> bool:
@@ -333,9 +321,7 @@ class ProgrammedLayer:
         if self.solves_circuit:
             return self._solved_currents(voltages, blocks)
         if blocks == self.row_blocks > 1:  # per array: the read kernel's first step
-            segments, per_volt, masks, _ = self._read_matrices
-            return kernels.partial_currents(voltages.reshape(voltages.shape[0], blocks, -1), masks,
-                                            segments=segments, per_volt=per_volt)
+            return kernels.partial_currents(voltages, self._read_matrices)
         return self._block_currents(voltages, blocks)
 
     def signal_largest(self, voltages: np.ndarray, m: int) -> kernels.Largest:
@@ -349,12 +335,10 @@ class ProgrammedLayer:
         largest = kernels.Largest(p, m)
         if self.solves_circuit or blocks == 1:
             return largest.add(self.signal_currents(voltages, blocks))
-        segments, per_volt, masks, _ = self._read_matrices
-        v_blocks = voltages.reshape(voltages.shape[0], blocks, -1)
         buffer = np.empty((min(_LARGEST_INPUTS, voltages.shape[0]), blocks, p))
         for start in range(0, voltages.shape[0], _LARGEST_INPUTS):
-            part = v_blocks[start : start + _LARGEST_INPUTS]
-            largest.add(kernels.partial_currents(part, masks, segments=segments, per_volt=per_volt, out=buffer[: part.shape[0]]))
+            part = voltages[start : start + _LARGEST_INPUTS]
+            largest.add(kernels.partial_currents(part, self._read_matrices, out=buffer[: part.shape[0]]))
         return largest
 
     @property
@@ -403,11 +387,7 @@ class ProgrammedLayer:
             return _linear_currents(applied, self.transfer[: self.n_in] * volts_per_unit), applied, volts_per_unit
         adc = None if adc_bits is None else adc_constants(adc_bits, self.adc_range, self.adc_signed, p)
         if self._reads_in_one_pass:  # one compiled pass, no partial sums stored, inputs scaled to volts there
-            matrices = self._read_matrices
-            inputs = _padded(applied, self.conductance.shape[0]).reshape(x.shape[0], blocks, -1)
-            cells = self._one_pass_cells if noise.get("read_var") else None
-            totals, saturated = kernels.read(inputs, matrices.masks, matrices.masks2, adc, volts_per_unit=volts_per_unit,
-                                             segments=matrices.segments, per_volt=matrices.per_volt, cells=cells, **noise)
+            totals, saturated = kernels.read(applied, self._read_matrices, adc, volts_per_unit=volts_per_unit, **noise)
         else:
             totals, saturated = self._chunked_read(applied, volts_per_unit, blocks, adc, noise)
         if adc is not None:
@@ -425,10 +405,6 @@ class ProgrammedLayer:
         from the reference column (``I_ref / (s G_max)``); differential:
         ``y_j = (a_j/s)(I'+_j - I'-_j) + b_j sum(x)``.
         """
-        return self._decode(currents, _RowSums(applied), volts_per_unit)
-
-    def _decode(self, currents: np.ndarray, sums: _RowSums, volts_per_unit: float) -> np.ndarray:
-        """:meth:`decode` with the inputs' row sums ``sums``."""
         weight_map = self.weight_map
         with np.errstate(over="ignore"):
             gain = weight_map.gain / volts_per_unit
@@ -441,7 +417,7 @@ class ProgrammedLayer:
             y = currents[:, plus]
             y -= currents[:, minus]
             y *= gain
-            return _add_input_sum(y, sums, weight_map.offset)
+            return _add_input_sum(y, applied, weight_map.offset)
         columns = self.layout.weight
         # every physical column holds an output (offset, digital sum): no gather needed
         if columns.size != currents.shape[1]:
@@ -457,9 +433,9 @@ class ProgrammedLayer:
         subtracted = self.common_mode[columns]
         # c_j = b_j + a_j G0_j is exactly 0 where the subtracted G0_j is the zero conductance -b_j/a_j
         coefficient = np.where(subtracted == weight_map.zero_conductance, 0.0, weight_map.offset + weight_map.gain * subtracted)
-        return _add_input_sum(y, sums, coefficient)
+        return _add_input_sum(y, applied, coefficient)
 
-    def mvm(self, x, rng: np.random.Generator | int | None = None, *, checked: bool = False) -> np.ndarray:
+    def mvm(self, x, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """Simulated ``x @ W`` in weight units, shape (batch, n_out).
 
         Parameters
@@ -468,47 +444,34 @@ class ProgrammedLayer:
             Finite inputs; ``input_range`` maps to ``v_read``, larger inputs clip.
         rng : numpy.random.Generator or seed, optional
             Source of per-read noise.
-        checked : bool
-            ``x`` is already a float32 or float64 array with finite entries (a network's
-            forward pass checked it): its entries are not checked again.
         """
-        if not checked or x.dtype not in (np.float32, np.float64):
-            x = _validate.finite_array("x", x, 2, keep_float32=True)  # the DAC converts it
-        if x.ndim != 2 or x.shape[1] != self.n_in:
+        x = _validate.finite_array("x", x, 2, keep_float32=True)  # the DAC converts it
+        if x.shape[1] != self.n_in:
             raise ValueError(f"x must have shape (batch, {self.n_in}), got {x.shape}")
+        return self.read_checked(x, rng)
+
+    def read_checked(self, x: np.ndarray, rng) -> np.ndarray:
+        """:meth:`mvm` of inputs already checked: ``x`` a float32 or float64 array (batch,
+        n_in) of finite entries (a network's forward pass checked its input)."""
         currents, applied, volts_per_unit = self.column_currents(x, rng)
-        sums = _RowSums(applied)
-        return self._corrected(self._decode(currents, sums, volts_per_unit), sums)
+        return self.corrected(self.decode(currents, applied, volts_per_unit), applied)
 
     def corrected(self, y: np.ndarray, applied: np.ndarray) -> np.ndarray:
         """Decoded outputs ``y`` (batch, n_out, float64) after the column
         calibration, ``(y_j - o_j - c_j sum(x)) / g_j`` with ``applied`` the DAC-applied inputs;
         ``y`` itself (unchanged) without a ``correction``. Overwrites ``y``."""
-        return self._corrected(y, _RowSums(applied))
-
-    def _corrected(self, y: np.ndarray, sums: _RowSums) -> np.ndarray:
-        """:meth:`corrected` with the inputs' row sums ``sums``."""
         if self.correction is None:
             return y
         gain, offset, per_input = self.correction
         if np.any(per_input):
-            return kernels.affine_rows(y, sums.values, offset, -per_input, gain)
+            return kernels.affine_rows(y, applied.sum(axis=1), offset, -per_input, gain)
         y -= offset
         y /= gain
         return y
 
 
-class ReadMatrices(NamedTuple):
-    """The arguments of :func:`imclib.kernels.read` that a layer fixes (:func:`read_matrices`)."""
-
-    segments: np.ndarray
-    per_volt: float
-    masks: np.ndarray
-    masks2: np.ndarray | None
-
-
-def read_matrices(layer: ProgrammedLayer) -> ReadMatrices:
-    """``(segments, per_volt, M, M2)`` of :func:`imclib.kernels.read`, M and M2 shaped
+def read_matrices(layer: ProgrammedLayer) -> kernels.ReadMatrices:
+    """The :class:`imclib.kernels.ReadMatrices` of ``layer``, M and M2 shaped
     (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
     level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
     ``-G0_j`` driven by the voltage itself when a common mode is subtracted (in M only: it
@@ -516,7 +479,7 @@ def read_matrices(layer: ProgrammedLayer) -> ReadMatrices:
     mirror is folded in, as the masks are then one-hot."""
     shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
     if layer.levels is None:
-        return ReadMatrices(kernels.LINEAR, 0.0, layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape))
+        return kernels.ReadMatrices(layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape))
     state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
     masks = level_masks(state, variation, layer.levels.table.shape[1], 1)
     masks2 = level_masks(state, variation, layer.levels.table.shape[1], 2) if np.any(layer.mirror) else None
@@ -524,7 +487,7 @@ def read_matrices(layer: ProgrammedLayer) -> ReadMatrices:
                               layer.config.cols).reshape(masks.shape)
     if np.any(layer.common_mode):
         masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
-    return ReadMatrices(layer.levels.segments, layer.levels.per_volt, masks, masks2)
+    return kernels.ReadMatrices(masks, masks2, layer.levels.segments, layer.levels.per_volt)
 
 
 def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:
@@ -557,23 +520,12 @@ def _padded(inputs: np.ndarray, rows: int) -> np.ndarray:
     return padded
 
 
-class _RowSums:
-    """``sum(x)`` per row of the DAC-applied inputs ``applied`` (batch, n_in), computed on
-    first use, once (decode and column calibration share it)."""
-
-    def __init__(self, applied: np.ndarray):
-        self.applied = applied
-
-    @functools.cached_property
-    def values(self) -> np.ndarray:
-        return self.applied.sum(axis=1)
-
-
-def _add_input_sum(y: np.ndarray, sums: _RowSums, coefficient: np.ndarray) -> np.ndarray:
+def _add_input_sum(y: np.ndarray, applied: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
     """``y + sum(x) c`` in place in ``y`` (batch, n, float64): the digital input-sum term
-    with the inputs' row sums ``sums`` and ``c`` (n,); skipped when ``c`` is all zero."""
+    with the row sums of the DAC-applied inputs ``applied`` and ``c`` (n,); skipped when ``c``
+    is all zero."""
     if np.any(coefficient):
-        kernels.affine_rows(y, sums.values, 0.0, coefficient, 1.0)
+        kernels.affine_rows(y, applied.sum(axis=1), 0.0, coefficient, 1.0)
     return y
 
 

@@ -25,8 +25,10 @@ from .sequential import Sequential
 
 def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
     """A ``matmul(i, x, W)`` hook for :meth:`MLP.forward` and :meth:`Sequential.forward` that
-    reads programmed layer ``i`` (:meth:`ProgrammedLayer.mvm`); the forward pass has checked
-    that the network's input is finite, so the hook does not check float inputs again."""
+    reads programmed layer ``i`` (:meth:`ProgrammedLayer.mvm`). The forward pass has checked
+    the network's input, so the first layer's rows (that input, or copies of its entries:
+    im2col, flattening, max pooling) are read without a second check
+    (:meth:`ProgrammedLayer.read_checked`); the later layers' activations are checked."""
     rng = _validate.generator(rng)
     if not isinstance(layers, (list, tuple)) or not all(isinstance(layer, ProgrammedLayer) for layer in layers):
         raise ValueError(f"layers must be a list of ProgrammedLayer (deploy_network), got {type(layers).__name__}")
@@ -39,7 +41,7 @@ def hardware_matmul(layers: list[ProgrammedLayer], rng) -> Callable:
                 f"layer {index} was programmed with shape {(layers[index].n_in, layers[index].n_out)}, "
                 f"the model has {weights.shape}"
             )
-        return layers[index].mvm(x, rng, checked=True)  # the forward pass checked the network's input
+        return layers[index].read_checked(x, rng) if index == 0 else layers[index].mvm(x, rng)
 
     return matmul
 

@@ -176,7 +176,7 @@ def digitized_matmul(voltages: np.ndarray, conductances: np.ndarray, bits: int, 
         raise ValueError(f"conductances must have shape ({blocks}, {k}, p), got {conductances.shape}")
     constants = adc_constants(bits, full_scale, signed, conductances.shape[2])
     matrices = conductances[:, :, None, :]
-    codes, saturated = kernels.read(voltages, matrices, matrices, constants)
+    codes, saturated = kernels.read(voltages, kernels.ReadMatrices(matrices, matrices), constants)
     return scale_codes(codes, blocks, constants), saturated
 
 

@@ -81,6 +81,10 @@ REFUSED = [
      r"layers holds 1 programmed layers, the model has more \(layer 1\)"),
     ("layers that are not programmed layers", lambda: hardware_matmul(MODEL.weights, 0),
      "layers must be a list of ProgrammedLayer"),
+    ("a hidden activation that overflowed", lambda: hardware_matmul(deploy_network(MODEL, QUANTIZED, X, 0)[0], 0)(
+        1, np.full((2, 9), np.inf), MODEL.weights[1]), "x must contain only finite values"),
+    ("a layer's NaN input", lambda: deploy_network(MODEL, QUANTIZED, X, 0)[0][0].mvm(X * np.nan, 0),
+     "x must contain only finite values"),
     # configs: sizes that hung or asked for terabytes
     ("1024-state binary cells read with bias dependence", lambda: CrossbarConfig(cell=CellLevels(1024, "binary")),
      r"cell.n_states must be <= 256 for kind='binary' with bias_dependence=True"),

@@ -169,14 +169,18 @@ def test_float32_inputs_read_exactly_as_their_float64_values(dac_bits):
     np.testing.assert_array_equal(layer.mvm(x, 1), layer.mvm(x.astype(np.float64), 1))
 
 
-def test_widened_float32_equals_numpy_conversion_and_extremes():
+def test_in_float64_equals_numpy_conversion_and_range_count():
     rng = np.random.default_rng(8)
     x = (rng.normal(size=(37, 13)) * 1e3).astype(np.float32)
     x[3, 4], x[5, 6] = np.finfo(np.float32).max, -np.finfo(np.float32).tiny
-    for low, high in [(-1e3, 1e3), (-np.inf, np.inf), (float(x.min()), float(x.max())), (0.0, 0.0)]:
-        widened, beyond = kernels.widened(x, low, high)
-        np.testing.assert_array_equal(widened, x.astype(np.float64))
-        assert widened.dtype == np.float64 and beyond == np.count_nonzero((x < low) | (x > high))
+    for values in (x, x.astype(np.float64), x.astype(np.float64)[:, ::2]):
+        for low, high in [(-1e3, 1e3), (-np.inf, np.inf), (float(x.min()), float(x.max())), (0.0, 0.0)]:
+            converted, beyond = kernels.in_float64(values, low, high)
+            np.testing.assert_array_equal(converted, values.astype(np.float64))
+            assert converted.dtype == np.float64 and beyond == np.count_nonzero((values < low) | (values > high))
+            assert (converted is values) == (values.dtype == np.float64 and values.flags.c_contiguous)  # no copy of float64
+    with pytest.raises(ValueError, match="values must be float32 or float64"):
+        kernels.in_float64(np.arange(6).reshape(2, 3), 0.0, 1.0)
     # a float32 input that clips: the clipped float64 copy, x itself untouched
     layer = imclib.layer.with_ranges(program_layer(rng.normal(size=(13, 3)), CrossbarConfig(periphery=Periphery(dac_bits=None, adc_bits=None)), 0), 100.0, True)
     before = x.copy()
@@ -190,8 +194,9 @@ def test_read_scales_its_inputs_to_volts_exactly():
     masks = rng.uniform(1e-6, 1e-4, size=(3, 4, 1, 5))
     scale = 0.1 / 0.7
     noise = {"read_var": 0.01**2, "sense_var": 1e-16, "key": np.uint64(9)}
-    scaled = kernels.read(inputs, masks, np.square(masks), None, volts_per_unit=scale, **noise)[0]
-    np.testing.assert_array_equal(scaled, kernels.read(inputs * scale, masks, np.square(masks), None, **noise)[0])
+    matrices = kernels.ReadMatrices(masks, np.square(masks))
+    scaled = kernels.read(inputs, matrices, None, volts_per_unit=scale, **noise)[0]
+    np.testing.assert_array_equal(scaled, kernels.read(inputs * scale, matrices, None, **noise)[0])
 
 
 def test_one_pass_read_refuses_masks_that_are_not_one_hot():
@@ -200,7 +205,7 @@ def test_one_pass_read_refuses_masks_that_are_not_one_hot():
     masks[0, 2, 3, 1] = 2.0  # cell (2, 1) has two levels
     table = LevelTable.build(lambda v: np.stack([np.full_like(v, g) for g in (1e-5, 2e-5, 3e-5, 4e-5)], axis=-1), 0.2)
     with pytest.raises(ValueError, match="masks must be one-hot"):
-        kernels.read(np.full((2, 1, 4), 0.1), masks, None, None, segments=table.segments, per_volt=table.per_volt,
+        kernels.read(np.full((2, 1, 4), 0.1), kernels.ReadMatrices(masks, None, table.segments, table.per_volt), None,
                      read_var=1e-4, key=np.uint64(1))
 
 
@@ -211,3 +216,36 @@ def test_layers_of_one_device_share_one_read_only_level_table():
     assert not first.levels.segments.flags.writeable
     fresh = LevelTable.build(lambda v: config.cell.conductances(v, config.actual_mtj), config.v_read, 4097)
     np.testing.assert_array_equal(first.levels.segments, fresh.segments)
+
+
+def test_a_read_of_unpadded_rows_equals_the_read_of_zero_padded_arrays():
+    """25 inputs on arrays of 4 rows: the last array's 3 missing rows read as 0 V, the same
+    sums and saturations as an explicit zero-padded (batch, 7, 4) read, silent arrays included."""
+    rng = np.random.default_rng(11)
+    layer = program_layer(rng.normal(size=(25, 6)), CrossbarConfig(), 0)
+    matrices = layer._read_matrices
+    x = rng.uniform(0, 0.2, size=(40, 25)) * (rng.uniform(size=(40, 25)) < 0.3)
+    padded = np.zeros((40, 28))
+    padded[:, :25] = x
+    full_scale = np.quantile(np.abs(kernels.partial_currents(x, matrices)), 0.9, axis=(0, 1))  # some conversions saturate
+    adc = imclib.periphery.adc_constants(6, full_scale, True, layer.layout.n_physical)
+    noise = {"read_var": 1e-4, "sense_var": (0.2 * full_scale.min() / 32) ** 2, "key": np.uint64(3)}
+    assert kernels.silent_tables(adc, noise["sense_var"], kernels.silent_arrays(x, 4))[0].size > 0
+    unpadded = kernels.read(x, matrices, adc, **noise)
+    explicit = kernels.read(padded.reshape(40, 7, 4), matrices, adc, **noise)
+    np.testing.assert_array_equal(unpadded[0], explicit[0])
+    assert unpadded[1] == explicit[1] > 0
+    np.testing.assert_array_equal(kernels.partial_currents(x, matrices), kernels.partial_currents(padded, matrices))
+    for width in (24, 29):
+        with pytest.raises(ValueError, match="voltages must drive 25..28 rows of the 7 arrays of 4 rows, got " + str(width)):
+            kernels.read(np.zeros((40, width)), matrices, adc, **noise)
+
+
+def test_read_matrices_refuse_mismatched_shapes_and_derive_cells_only_for_one_pass_reads():
+    masks = np.zeros((2, 4, 5, 3))
+    with pytest.raises(ValueError, match=r"masks and masks2 must have shapes .* got \(2, 4, 5, 3\) and \(2, 4, 4, 2\)"):
+        kernels.ReadMatrices(masks, np.zeros((2, 4, 4, 2)))
+    with pytest.raises(ValueError, match=r"got \(2, 4, 3\) and None"):
+        kernels.ReadMatrices(masks[:, :, 0], None)
+    with pytest.raises(ValueError, match="cells exist for one-hot masks of 4-level cells only"):
+        kernels.ReadMatrices(masks, np.zeros((2, 4, 1, 3))).cells

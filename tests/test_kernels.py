@@ -129,8 +129,8 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     assert (kernels.zero_current_pmf(adc, noise["sense_var"]) is not None) == (bits == 4)
     assert np.max(np.sum(~np.any(voltages, axis=-1), axis=1)) > 1
     # one-hot level masks: the kernel squares each cell's current (masks2=None), the reference takes M2
-    sums, saturated = kernels.read(voltages, masks, None if cells != "linear" else masks2, adc, **extra, **noise,
-                                   key=key, row0=3)
+    matrices = kernels.ReadMatrices(masks, None if cells != "linear" else masks2, **extra)
+    sums, saturated = kernels.read(voltages, matrices, adc, **noise, key=key, row0=3)
     normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
     uniform = kernels.silent_uniforms(key, batch, p, row0=3)
     expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives,
@@ -207,10 +207,10 @@ def test_conversion_noise_statistics_match_the_numpy_path(case):
     adc = None if full_scale is None else adc_constants(8, full_scale, True, p)
     # the ADC sees the noise: it spans codes, or (zero current) decides between two codes
     assert adc is None or np.all(sigma * adc[2] > (0.01 if case.startswith("zero") else 1))
-    silent = kernels.silent_arrays(row)
+    silent = kernels.silent_arrays(row.reshape(1, -1), k)
     np.testing.assert_array_equal(silent, np.count_nonzero(~np.any(row, axis=-1), axis=1))
     assert (kernels.silent_tables(adc, noise["sense_var"], silent)[0].size > 0) == case.startswith("zero")
-    fused = kernels.read(voltages, masks, masks2, adc, **noise, key=kernels.stream_key(rng))[0]
+    fused = kernels.read(voltages, kernels.ReadMatrices(masks, masks2), adc, **noise, key=kernels.stream_key(rng))[0]
     numpy_path = kernels.reference_read(voltages, masks, masks2, adc, rng.standard_normal((n, blocks, p)), **noise)[0]
     for column in range(p):
         a, b = fused[:, column], numpy_path[:, column]
@@ -279,17 +279,17 @@ def test_a_read_of_some_rows_is_independent_of_the_chunks_it_is_cut_into():
     weights, x = rng.normal(size=(30, 11)), rng.uniform(size=(100, 30)) * (rng.uniform(size=(100, 30)) < 0.3)
     layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
     _, voltages, _ = layer.row_voltages(x)
-    segments, per_volt, masks, masks2 = layer._read_matrices
-    cells = layer._one_pass_cells
-    assert cells is not None  # the layer's one-hot cells (whole) and the kernel's own (parts)
+    matrices = layer._read_matrices
+    assert matrices.one_pass  # the layer's one-hot cells, derived once (whole), and fresh ones (parts)
     adc = adc_constants(8, layer.adc_range, layer.adc_signed, layer.layout.n_physical)
-    arguments = {"segments": segments, "per_volt": per_volt, "read_var": 1e-4, "sense_var": 1e-16, "key": 77}
-    v = voltages.reshape(100, layer.row_blocks, -1)
+    arguments = {"read_var": 1e-4, "sense_var": 1e-16, "key": 77}
+    k = layer.config.rows
     # silent arrays (their codes summed by table) in rows of every part
-    assert kernels.silent_tables(adc, 1e-16, kernels.silent_arrays(v))[0].size > 0
-    assert all(np.any(kernels.silent_arrays(v[a:b])) for a, b in [(0, 17), (17, 18), (18, 100)])
-    whole = kernels.read(v, masks, masks2, adc, cells=cells, **arguments)[0]
-    parts = [kernels.read(v[a:b], masks, masks2, adc, row0=a, **arguments)[0] for a, b in [(0, 17), (17, 18), (18, 100)]]
+    assert kernels.silent_tables(adc, 1e-16, kernels.silent_arrays(voltages, k))[0].size > 0
+    assert all(np.any(kernels.silent_arrays(voltages[a:b], k)) for a, b in [(0, 17), (17, 18), (18, 100)])
+    whole = kernels.read(voltages, matrices, adc, **arguments)[0]
+    fresh = [kernels.ReadMatrices(matrices.masks, None, matrices.segments, matrices.per_volt) for _ in range(3)]
+    parts = [kernels.read(voltages[a:b], m, adc, row0=a, **arguments)[0] for m, (a, b) in zip(fresh, [(0, 17), (17, 18), (18, 100)])]
     np.testing.assert_array_equal(np.vstack(parts), whole)
 
 

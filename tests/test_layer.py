@@ -17,6 +17,7 @@ from imclib import (
     simulate_mvm,
 )
 from imclib.array import bias_dependent_currents, column_currents
+from imclib.deploy import calibrate
 from imclib.mapping import quantize_weights
 
 
@@ -278,3 +279,15 @@ def test_interpolated_level_conductances_match_the_cell_model():
     np.testing.assert_allclose(table.levels(voltages), levels.conductances(voltages), rtol=1e-9)
     at_zero = LevelTable.build(levels.conductances, 0.0)
     np.testing.assert_array_equal(at_zero.levels(np.zeros(3)), [levels.conductances()] * 3)
+
+
+def test_mvm_reads_nested_lists_and_float32_as_it_reads_float64_arrays():
+    weights, x = _problem(n_in=10, n_out=5, batch=6)
+    x = np.abs(x)
+    layer = calibrate(program_layer(weights, CrossbarConfig(), 0), x)
+    expected = layer.mvm(x, 4)
+    np.testing.assert_array_equal(layer.mvm(x.tolist(), 4), expected)
+    x32 = x.astype(np.float32)
+    np.testing.assert_array_equal(layer.mvm(x32, 4), layer.mvm(x32.astype(np.float64), 4))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 10\), got \(6, 9\)"):
+        layer.mvm(x[:, :9], 4)

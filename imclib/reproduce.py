@@ -141,8 +141,9 @@ def _clean_outputs(output: dict, state: dict, tables: list) -> list[dict]:
 
 def clean_for_storage(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Normalise an executed notebook for the repository, so that executing it again stores
-    the same bytes: outputs cleaned (:func:`_clean_outputs`), the saved widget state and the
-    cells' execution timestamps dropped, and the kernelspec JupyterLab writes given, so that
+    the same bytes: outputs cleaned (:func:`_clean_outputs`), consecutive stream outputs of
+    one stream merged (:func:`_merged_streams`), the saved widget state and the cells'
+    execution timestamps dropped, and the kernelspec JupyterLab writes given, so that
     opening it does not mark it modified."""
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
     state = notebook.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
@@ -150,8 +151,23 @@ def clean_for_storage(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
-            cell.outputs = [kept for output in cell.outputs for kept in _clean_outputs(output, state, tables)]
+            cell.outputs = _merged_streams([kept for output in cell.outputs for kept in _clean_outputs(output, state, tables)])
     return notebook
+
+
+def _merged_streams(outputs: list) -> list:
+    """``outputs`` with each run of consecutive ``stream`` outputs of one name (stdout,
+    stderr) joined into one: how a print arrives in messages depends on the kernel's timing
+    (a busy machine may send one line in two), not on what the notebook printed."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")):
+            previous["text"] += output["text"]
+        else:
+            merged.append(output)
+    return merged
 
 
 LOST_REPLY_GRACE_S = 10.0

@@ -296,6 +296,22 @@ def test_clean_for_storage_stores_two_runs_identically_without_ids_addresses_or_
     assert cells[1].outputs[1].data["image/png"] == "iVBORw0KGgo="
 
 
+def test_clean_for_storage_stores_a_print_split_into_two_messages_as_one_output():
+    """A busy kernel sent the verdict line of 04 in two stream messages; stored, the cell is
+    the same as when it arrived in one. Streams of another name, or separated by a display,
+    stay apart."""
+    new = nbformat.v4.new_output
+    split = [new("stream", name="stdout", text="C4 (10 device seeds): partly"), new("stream", name="stdout", text="\n  holds\n"),
+             new("stream", name="stderr", text="warning\n"), new("display_data", data={"text/plain": "table"}),
+             new("stream", name="stdout", text="after\n")]
+    whole = [new("stream", name="stdout", text="C4 (10 device seeds): partly\n  holds\n"), *[nbformat.from_dict(o) for o in split[2:]]]
+    stored = [nbformat.writes(reproduce.clean_for_storage(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("run()", id="c0", outputs=outputs)])))
+              for outputs in (split, whole)]
+    assert stored[0] == stored[1]
+    assert [o.get("name", o.output_type) for o in nbformat.reads(stored[0], as_version=4).cells[0].outputs] == [
+        "stdout", "stderr", "display_data", "stdout"]
+
+
 def test_results_table_shows_verdict_per_scheme():
     from imclib.reproduce import results_table
 

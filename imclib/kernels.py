@@ -73,19 +73,27 @@ _LN2_HIGH = float.fromhex("0x1.62e42fefa3800p-1")  # ln 2 in two parts (Cody-Wai
 _LN2_LOW = float.fromhex("0x1.ef35793c76730p-45")
 
 
-def _ziggurat_tables(layers: int = 256, r: str = "3.6541528853610088", area: str = "0.00492867323399") -> tuple:
+_LAYER_BITS = 10
+_LAYERS = 1 << _LAYER_BITS
+_ABSCISSA_BITS = 31 - _LAYER_BITS  # of the 32 bits of a first try: layer, sign, abscissa
+_ACCEPT_MASK = np.uint64((1 << _ABSCISSA_BITS) - 1)
+
+
+def _ziggurat_tables(layers: int = _LAYERS, r: str = "4.038849846109504563", area: str = "0.001226324646353088") -> tuple:
     """Marsaglia and Tsang's ziggurat of the standard normal's right half, ``f(x) =
-    exp(-x^2 / 2)`` (unnormalized), in 256 layers of equal area ``v``, computed in 40-digit
+    exp(-x^2 / 2)`` (unnormalized), in 1024 layers of equal area ``v``, computed in 40-digit
     decimal arithmetic (the same float64 tables on every machine).
 
     Edges ``x_1 = r`` (the tail's start), ``x_{i+1} = sqrt(-2 ln(v / x_i + f(x_i)))``,
-    ``x_256 = 0``, and ``x_0 = v / f(r)`` (the base strip, a rectangle of height ``f(r)``
-    plus the tail beyond ``r``); layer ``i`` spans heights ``f(x_i) .. f(x_{i+1})`` over
-    ``x`` in ``[0, x_i]`` (the top layer's area falls short of ``v`` by 1e-9 relative, the
-    rounding of the published ``r`` and ``v``). Returns ``(width, accept, height)``:
-    ``width_i = x_i 2^-23``, ``accept_i`` (float64) the 23-bit integers ``m`` below which
-    ``(m + 1/2) width_i < x_{i+1}`` (under the curve: accepted at once), ``height_i = f(x_i)``
-    (257 entries, ``height_256 = 1``).
+    ``x_1024 = 0``, and ``x_0 = v / f(r)`` (the base strip, a rectangle of height ``f(r)``
+    plus the tail beyond ``r``, ``v = r f(r) + int_r^inf f``); layer ``i`` spans heights
+    ``f(x_i) .. f(x_{i+1})`` over ``x`` in ``[0, x_i]``. ``r`` and ``v`` solve the recursion
+    to 19 digits (the top layer's area equals ``v`` to 1e-18 relative). Returns
+    ``(width, height)``. ``width`` is one packed float64 per layer, so that a first try
+    reads one table entry: ``x_i 2^-21`` with the low 21 bits of its mantissa replaced by
+    ``accept_i``, the 21-bit integer ``m`` below which ``(m + 1/2) x_i 2^-21 < x_{i+1}``
+    (under the curve: accepted at once); the entry is ``x_i 2^-21`` to 2^-31 relative, the
+    abscissas' scale. ``height_i = f(x_i)`` (1025 entries, ``height_1024 = 1``).
     """
     context = decimal.Context(prec=40)
     r, area = decimal.Decimal(r), decimal.Decimal(area)
@@ -94,16 +102,17 @@ def _ziggurat_tables(layers: int = 256, r: str = "3.6541528853610088", area: str
     for _ in range(layers - 2):
         edges.append(context.sqrt(-2 * context.ln(area / edges[-1] + f(edges[-1]))))
     edges.append(decimal.Decimal(0))
-    scale = decimal.Decimal(2) ** 23
-    width = np.array([float(x) for x in edges[:-1]]) * 2.0**-23
+    scale = decimal.Decimal(2) ** _ABSCISSA_BITS
     ratio = [edges[i + 1] * scale / edges[i] - decimal.Decimal("0.5") for i in range(layers)]  # m < ratio_i
-    accept = np.array([int(q.to_integral_value(decimal.ROUND_CEILING)) for q in ratio], dtype=np.int64)
+    accept = np.array([int(q.to_integral_value(decimal.ROUND_CEILING)) for q in ratio], dtype=np.uint64)
+    width = np.array([float(x / scale) for x in edges[:-1]])
+    packed = (width.view(np.uint64) & ~_ACCEPT_MASK) | accept
     height = np.array([float(f(x)) for x in edges])
-    return width, accept.astype(np.float64), height
+    return packed.view(np.float64), height
 
 
-_ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT = _ziggurat_tables()
-_ZIGGURAT_R = float(_ZIGGURAT_WIDTH[1] * 2.0**23)  # where the tail starts, x_1 = r
+_ZIGGURAT_WIDTH, _ZIGGURAT_HEIGHT = _ziggurat_tables()
+_ZIGGURAT_R = float(decimal.Decimal("4.038849846109504563"))  # where the tail starts, x_1 = r
 _SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
 
@@ -185,15 +194,18 @@ def _exp(y):  # pragma: no cover - compiled
 
 @numba.njit(inline="always", error_model="numpy")
 def _ziggurat_fast(bits32):  # pragma: no cover - compiled
-    """The ziggurat's first try from 32 random bits: layer ``i`` (low 8 bits), sign (bit 8)
-    and ``m`` (high 23 bits); ``+-(m + 1/2) width_i``, or NaN when ``m >= accept_i`` (the
-    point may lie outside the curve: :func:`_ziggurat_slow` decides). Integers to floats by
-    their bits, the sign as a bit and the tables as compile-time constants (loads that no
-    store can alias), so that the loop over numbers vectorises (with gathers)."""
-    i = np.int64(bits32 & np.uint64(255))
-    m = _float((bits32 >> np.uint64(9)) | _EXPONENT_52) - 2.0**52
-    x = _float(_bits((m + 0.5) * _ZIGGURAT_WIDTH[i]) | ((bits32 >> np.uint64(8)) << np.uint64(63)))
-    return x if m < _ZIGGURAT_ACCEPT[i] else np.nan
+    """The ziggurat's first try from 32 random bits: layer ``i`` (low 10 bits), sign (bit
+    10) and ``m`` (high 21 bits); ``+-(m + 1/2) width_i``, or NaN when ``m >= accept_i`` (the
+    point may lie outside the curve: :func:`_ziggurat_slow` decides). One table entry per
+    number (``width_i`` holds ``accept_i``), integers to floats by their bits, the sign as a
+    bit and the table a compile-time constant (loads that no store can alias), so that the
+    loop over numbers vectorises (with one gather)."""
+    width = _ZIGGURAT_WIDTH[np.int64(bits32 & np.uint64(_LAYERS - 1))]
+    m = bits32 >> np.uint64(_LAYER_BITS + 1)
+    x = _float(_bits((_float(m | _EXPONENT_52) - 2.0**52 + 0.5) * width) | ((bits32 >> np.uint64(_LAYER_BITS)) << np.uint64(63)))
+    return x if m < (_bits(width) & _ACCEPT_MASK) else np.nan
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _ziggurat_slow(bits32, stream):  # pragma: no cover - compiled
     """A standard normal from the ziggurat (:func:`_ziggurat_tables`) starting with the 32
@@ -202,14 +214,14 @@ def _ziggurat_slow(bits32, stream):  # pragma: no cover - compiled
     with ``a = -ln(u) / r``, accepted when ``-2 ln(u') > a^2``; in layer ``i >= 1`` beyond
     ``x_{i+1}``, ``x`` is accepted when ``f(x_i) + u (f(x_{i+1}) - f(x_i)) < exp(-x^2 / 2)``;
     else a new first try from the next hash's high 32 bits."""
-    width, accept, height = _ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT
+    width, height = _ZIGGURAT_WIDTH, _ZIGGURAT_HEIGHT
     n = 0
     while True:
-        i = bits32 & np.uint64(255)
-        m = bits32 >> np.uint64(9)
-        negative = (bits32 >> np.uint64(8)) & np.uint64(1)
+        i = bits32 & np.uint64(_LAYERS - 1)
+        m = bits32 >> np.uint64(_LAYER_BITS + 1)
+        negative = (bits32 >> np.uint64(_LAYER_BITS)) & np.uint64(1)
         x = (np.float64(m) + 0.5) * width[i]
-        if np.float64(m) < accept[i]:
+        if m < (_bits(width[i]) & _ACCEPT_MASK):
             break
         h = _mix(stream + np.uint64(n) * _GOLDEN)
         n += 1
@@ -230,7 +242,7 @@ def _noise(stream, variance, read_var, sense_var, out, open_):  # pragma: no cov
     """``out[j] = sigma_j z_j``, ``sigma_j^2 = read_var variance_j + sense_var``, of one
     conversion row with hash stream ``stream`` (:func:`read_normals`): the two 32-bit halves
     of ``mix(stream + t phi)`` give ``z_t`` and ``z_{H + t}`` by the ziggurat's first try
-    (:func:`_ziggurat_fast`, a loop that vectorises); the 1.5 % that it leaves open (NaN) are
+    (:func:`_ziggurat_fast`, a loop that vectorises); the 0.43 % that it leaves open (NaN) are
     listed in the work array ``open_`` without a branch and completed one after the other
     (:func:`_ziggurat_slow`: independent, so the processor overlaps them). ``variance``,
     ``out`` and ``open_`` of even length ``2 H`` (the caller uses the first ``p``)."""
@@ -285,11 +297,11 @@ def read_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np.ndar
     row ``n = row0 + b`` hashes the counter ``c = (n R + r) p + (j mod H)`` to
     ``h = mix(key + c phi)`` (SplitMix64: Weyl step ``phi = 0x9E3779B97F4A7C15``, then its
     64-bit finalizer ``mix``); the high 32 bits of ``h`` give ``z`` for ``j < H``, the low 32
-    bits otherwise, by the ziggurat of 256 layers (:func:`_ziggurat_tables`; Marsaglia and
-    Tsang 2000): layer from 8 bits, sign from 1, the abscissa ``(m + 1/2) x_i 2^-23`` from
-    23, accepted at once under the curve (98.5 % of the numbers); the others
+    bits otherwise, by the ziggurat of 1024 layers (:func:`_ziggurat_tables`; Marsaglia and
+    Tsang 2000): layer from 10 bits, sign from 1, the abscissa ``(m + 1/2) x_i 2^-21`` from
+    21, accepted at once under the curve (99.57 % of the numbers); the others
     (:func:`_ziggurat_slow`) draw further hashes ``mix(s + n phi)`` of their own stream
-    ``s = mix(h XOR (0xD1B54A32D192ED03 + [j >= H]))``. Exactly normal but for the 23-bit
+    ``s = mix(h XOR (0xD1B54A32D192ED03 + [j >= H]))``. Exactly normal but for the 21-bit
     grid of the abscissa within a layer and the 32-bit uniforms of the tail (``|z| <= 10``);
     the tables are computed in decimal arithmetic and ``ln``, ``exp`` are polynomials with
     fused multiply-adds (:func:`_log`, :func:`_exp`), so every CPU gives the same bits.
@@ -322,11 +334,11 @@ def _reference_mix(h: np.ndarray) -> np.ndarray:
 def _reference_ziggurat(bits: int, stream: int) -> float:
     """Plain-Python :func:`_ziggurat_slow` (numpy's ``log`` and ``exp``) of 32 bits and a
     retry stream, both as Python integers."""
-    width, accept, height = _ZIGGURAT_WIDTH, _ZIGGURAT_ACCEPT, _ZIGGURAT_HEIGHT
+    width, accept, height = _ZIGGURAT_WIDTH, _ZIGGURAT_WIDTH.view(np.uint64) & _ACCEPT_MASK, _ZIGGURAT_HEIGHT
     hashes = (int(_reference_mix(np.uint64((stream + n * int(_GOLDEN)) % 2**64))) for n in range(2**31))
     unit = lambda bits: (bits + 0.5) * 2.0**-32  # noqa: E731
     while True:
-        i, negative, m = bits & 255, (bits >> 8) & 1, bits >> 9
+        i, negative, m = bits & (_LAYERS - 1), (bits >> _LAYER_BITS) & 1, bits >> (_LAYER_BITS + 1)
         x = (m + 0.5) * width[i]
         if m < accept[i]:
             break
@@ -349,9 +361,9 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
     with np.errstate(over="ignore"):
         h = (hi << np.uint64(32)) | lo
     bits = np.where(first, hi, lo).astype(np.int64)
-    layer, m = bits & 255, bits >> 9
-    z = (m + 0.5) * _ZIGGURAT_WIDTH[layer] * np.where((bits >> 8) & 1, -1.0, 1.0)
-    for index in zip(*np.nonzero(m >= _ZIGGURAT_ACCEPT[layer])):
+    layer, m = bits & (_LAYERS - 1), bits >> (_LAYER_BITS + 1)
+    z = (m + 0.5) * _ZIGGURAT_WIDTH[layer] * np.where((bits >> _LAYER_BITS) & 1, -1.0, 1.0)
+    for index in zip(*np.nonzero(m >= (_ZIGGURAT_WIDTH.view(np.uint64)[layer] & _ACCEPT_MASK).astype(np.int64))):
         stream = _reference_mix(h[index] ^ (_SLOW + np.uint64(not first[index[-1]])))
         z[index] = _reference_ziggurat(int(bits[index]), int(stream))
     return z
@@ -434,35 +446,41 @@ def _accumulate_cells(state, deviation, common, rows, drives, n, current, varian
     drive meets one level), from the cells' states ``q_ij`` and deviations ``D_ij`` (the
     one nonzero mask entry, :func:`one_hot_cells`): per driven cell row ``i = rows[t]``
     (drives ``drives[t] = (d_i0 .. d_i3, v_i)``), ``c_ij = d_(i, q_ij) D_ij``, the current of
-    cell (i, j), then ``current_j = sum_i (c_ij + v_i E_ij)`` (``E = -G0_j``, the
-    common-mode level; 0 without one) and ``variance_j = sum_i c_ij^2``, the
+    cell (i, j), then ``current_j = sum_i c_ij + (sum_i v_i) E_j`` (``E = -G0_j``, the
+    common-mode level of every row; 0 without one) and ``variance_j = sum_i c_ij^2``, the
     ``sum_{i,q} d_iq^2 M2_(i,q)j`` of the module docstring with ``M2 = M^2``. A select
-    instead of four products: 17 bytes per cell read instead of 40, the same sums bit for
-    bit as the four-level products ``(d_0 M_0 + d_1 M_1) + (d_2 M_2 + d_3 M_3)`` (three of
-    them exact zeros)."""
+    instead of four products: 9 bytes per cell read instead of 40, the same cell currents
+    bit for bit as the four-level products ``(d_0 M_0 + d_1 M_1) + (d_2 M_2 + d_3 M_3)``
+    (three of them exact zeros)."""
     p = state.shape[1]
     current[:] = 0.0
     variance[:p] = 0.0
+    total = 0.0
     for t in range(n):
         i = rows[t]
-        d0, d1, d2, d3, v = drives[t, 0], drives[t, 1], drives[t, 2], drives[t, 3], drives[t, 4]
-        q, dev, e = state[i], deviation[i], common[i]
+        d0, d1, d2, d3 = drives[t, 0], drives[t, 1], drives[t, 2], drives[t, 3]
+        total += drives[t, 4]
+        q, dev = state[i], deviation[i]
         for j in range(p):
             level = q[j]
             cell = (d0 if level == 0 else d1 if level == 1 else d2 if level == 2 else d3) * dev[j]
-            current[j] += cell + v * e[j]
+            current[j] += cell
             variance[j] += cell * cell
+    for j in range(p):
+        current[j] += total * common[j]
 
 
 def one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(q, D, E)`` (blocks, k, p) of one-hot 4-level masks (blocks, k, 4 or 5, p): the
-    level of each cell's nonzero entry (int8), that entry (0 where none) and the fifth,
-    common-mode level (zeros without it)."""
+    """``(q, D, E)`` of one-hot 4-level masks (blocks, k, 4 or 5, p): the level of each
+    cell's nonzero entry (int8) and that entry (0 where none), (blocks, k, p), and the fifth,
+    common-mode level (blocks, p; zeros without it), the same in every row of an array."""
     if np.any(np.count_nonzero(masks[:, :, :4], axis=2) > 1):
         raise ValueError("masks must be one-hot over their 4 levels (at most one nonzero entry per cell)")
     state = np.argmax(masks[:, :, :4] != 0, axis=2).astype(np.int8)
     deviation = np.ascontiguousarray(masks[:, :, :4].sum(axis=2), dtype=np.float64)
-    common = masks[:, :, 4] if masks.shape[2] == 5 else np.zeros_like(deviation)
+    if masks.shape[2] == 5 and np.any(masks[:, 1:, 4] != masks[:, :1, 4]):
+        raise ValueError("masks' common-mode level (the fifth) must be the same in every row of an array")
+    common = masks[:, 0, 4] if masks.shape[2] == 5 else np.zeros((masks.shape[0], masks.shape[3]))
     return state, deviation, np.ascontiguousarray(common, dtype=np.float64)
 
 
@@ -494,11 +512,14 @@ class ReadMatrices:
         if len(shape) != 4 or shape2 is not None and (len(shape2) != 4 or shape2[:2] + shape2[3:] != shape[:2] + shape[3:]):
             raise ValueError(f"masks and masks2 must have shapes (blocks, k, L, p) and (blocks, k, L2, p), got {shape} and {shape2}")
 
-    @property
+    @functools.cached_property
     def one_pass(self) -> bool:
         """Whether a noisy read sums each array's current and variance in one pass
-        (:func:`_accumulate_cells`): one-hot masks (``masks2`` None) of 4-level cells."""
-        return self.masks2 is None and self.segments.shape[2] == 4 and self.masks.shape[2] in (4, 5)
+        (:func:`_accumulate_cells`): one-hot masks (``masks2`` None) of 4-level cells, with
+        the common-mode level, if any, the same in every row of an array."""
+        masks = self.masks
+        return (self.masks2 is None and self.segments.shape[2] == 4 and masks.shape[2] in (4, 5)
+                and (masks.shape[2] == 4 or not np.any(masks[:, 1:, 4] != masks[:, :1, 4])))
 
     @functools.cached_property
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -630,7 +651,7 @@ about 8 sigma sqrt(m) codes per (m, column): for a layer of 196 row blocks and 2
 with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code."""
 SILENT_TAIL = 2.0**-50
 """Probability dropped from each tail of a silent-sum distribution at each convolution step."""
-_NO_CELLS = (np.zeros((0, 0, 0), dtype=np.int8), np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))  # no one-pass read (:func:`one_hot_cells`)
+_NO_CELLS = (np.zeros((0, 0, 0), dtype=np.int8), np.zeros((0, 0, 0)), np.zeros((0, 0)))  # no one-pass read (:func:`one_hot_cells`)
 _NO_SILENT = (np.zeros(0), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0)))
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 import imclib.layer
 from imclib import CellLevels, CrossbarConfig, Nonidealities, Periphery, kernels, program_layer
@@ -39,23 +39,34 @@ def test_the_ziggurat_slow_path_equals_the_numpy_reference():
     np.testing.assert_allclose(z, expected, rtol=1e-10, atol=0)
     hi, lo, first = kernels._reference_hashes(99, 200, 4, 256, 0)
     bits = np.where(first, hi, lo).astype(np.int64)
-    layer, left_open = bits & 255, (bits >> 9) >= kernels._ZIGGURAT_ACCEPT[bits & 255]
-    for kind in (layer == 0, (layer > 0) & (layer < 255), layer == 255):  # tail, wedges, top layer
+    top = kernels._LAYERS - 1
+    accept = (kernels._ZIGGURAT_WIDTH.view(np.uint64) & kernels._ACCEPT_MASK).astype(np.int64)
+    layer, left_open = bits & top, (bits >> (kernels._LAYER_BITS + 1)) >= accept[bits & top]
+    for kind in (layer == 0, (layer > 0) & (layer < top), layer == top):  # tail, wedges, top layer
         assert np.count_nonzero(kind & left_open & first) > 0 and np.count_nonzero(kind & left_open & ~first) > 0
     assert np.count_nonzero(np.abs(z) > kernels._ZIGGURAT_R) > 0  # the tail drawn
 
 
 def test_ziggurat_tables_have_layers_of_equal_area_under_the_normal():
-    """Every layer ``x_i (f(x_{i+1}) - f(x_i))`` and the base strip ``x_0 f(r)`` have the
-    area ``v`` (the top layer to 1e-9 relative); the first try accepts only under the curve,
-    and the polynomial exp matches numpy's."""
-    width, accept, height = kernels._ZIGGURAT_WIDTH, kernels._ZIGGURAT_ACCEPT, kernels._ZIGGURAT_HEIGHT
-    edges = np.append(width * 2.0**23, 0.0)
-    areas = edges[1:-1] * (height[2:] - height[1:-1])
-    np.testing.assert_allclose(areas, 0.00492867323399, rtol=1e-9)
-    np.testing.assert_allclose(edges[0] * height[1], 0.00492867323399, rtol=1e-12)
-    np.testing.assert_allclose(height, np.exp(-0.5 * edges**2), rtol=1e-14)
-    assert np.all((accept - 0.5) * width < edges[1:]) and np.all((accept + 0.5) * width >= edges[1:])
+    """Every layer ``x_i (f(x_{i+1}) - f(x_i))``, the top one included, and the base strip
+    ``x_0 f(r)`` have the area ``v`` (``r`` and ``v`` solve the recursion); ``v`` is the base
+    strip's rectangle plus the tail beyond ``r``; the packed widths are ``x_i 2^-21`` to 2^-31
+    relative and their acceptance bounds lie under the curve; the polynomial exp matches numpy's."""
+    width, height = kernels._ZIGGURAT_WIDTH, kernels._ZIGGURAT_HEIGHT
+    assert width.size == 1024 and height.size == 1025
+    bits = kernels._ABSCISSA_BITS
+    edges = np.sqrt(-2 * np.log(height[1:]))  # x_1 .. x_1024 from their heights
+    edges = np.concatenate([[width[0] * 2.0**bits], edges])
+    np.testing.assert_allclose(edges[:-1], width * 2.0**bits, rtol=2.0**-30)
+    area = 0.001226324646353088
+    np.testing.assert_allclose(edges[1:-1] * (height[2:] - height[1:-1]), area, rtol=1e-9)
+    r = kernels._ZIGGURAT_R
+    np.testing.assert_allclose(edges[0] * height[1], area, rtol=2.0**-30)  # x_0 from its packed width
+    np.testing.assert_allclose(r * np.exp(-r * r / 2) + np.sqrt(np.pi / 2) * special.erfc(r / np.sqrt(2)), area, rtol=1e-12)
+    accept = (width.view(np.uint64) & kernels._ACCEPT_MASK).astype(np.float64)
+    tolerance = 2.0**-30  # the packed widths' precision
+    assert np.all((accept - 0.5) * width < edges[1:] * (1 + tolerance)) and np.all((accept + 0.5) * width >= edges[1:] * (1 - tolerance))
+    assert 0.9957 < np.sum(accept) / 2.0**bits / 1024 < 0.9958  # the first try accepts 99.57 %
     y = -np.linspace(0, 60, 10001)
     np.testing.assert_allclose([kernels._exp(v) for v in y[::50]], np.exp(y[::50]), rtol=2e-15)
 
@@ -140,6 +151,26 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     else:  # code sums: integers, equal unless a rounding error meets a code boundary (~1e-12)
         np.testing.assert_array_equal(sums, expected)
         assert saturated == expected_saturated > 0
+
+
+def test_a_common_mode_that_differs_between_rows_is_read_by_the_general_path():
+    """The one-pass read adds the common mode once per conversion, ``(sum_i v_i) E_j``: only
+    for a common-mode level equal in every row of an array. Masks whose fifth level differs
+    between rows are read through ``M`` and ``M2`` instead, and give the reference's sums."""
+    rng = np.random.default_rng(5)
+    voltages, table, masks, masks2, drives = _bias_dependent_operands(rng, 20, 3, 4, 5)
+    extra = {"segments": table.segments, "per_volt": table.per_volt}
+    assert kernels.ReadMatrices(masks, None, **extra).one_pass
+    masks[:, 2, 4] *= 1.5
+    matrices = kernels.ReadMatrices(masks, None, **extra)
+    assert not matrices.one_pass
+    with pytest.raises(ValueError, match="common-mode level .* must be the same in every row"):
+        kernels.one_hot_cells(masks)
+    noise = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2}
+    sums, _ = kernels.read(voltages, matrices, None, **noise, key=np.uint64(8))
+    expected, _ = kernels.reference_read(voltages, masks, masks2, None, kernels.reference_normals(8, 20, 3, 5), drives=drives,
+                                         **noise)
+    np.testing.assert_allclose(sums, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
 
 
 def test_convert_equals_the_numpy_reference_and_the_adc_semantics():

@@ -77,9 +77,10 @@ _LAYER_BITS = 10
 _LAYERS = 1 << _LAYER_BITS
 _ABSCISSA_BITS = 31 - _LAYER_BITS  # of the 32 bits of a first try: layer, sign, abscissa
 _ACCEPT_MASK = np.uint64((1 << _ABSCISSA_BITS) - 1)
+_R, _AREA = "4.038849846109504563", "0.001226324646353088"  # r and v of 1024 layers, 19 digits
 
 
-def _ziggurat_tables(layers: int = _LAYERS, r: str = "4.038849846109504563", area: str = "0.001226324646353088") -> tuple:
+def _ziggurat_tables() -> tuple:
     """Marsaglia and Tsang's ziggurat of the standard normal's right half, ``f(x) =
     exp(-x^2 / 2)`` (unnormalized), in 1024 layers of equal area ``v``, computed in 40-digit
     decimal arithmetic (the same float64 tables on every machine).
@@ -87,23 +88,23 @@ def _ziggurat_tables(layers: int = _LAYERS, r: str = "4.038849846109504563", are
     Edges ``x_1 = r`` (the tail's start), ``x_{i+1} = sqrt(-2 ln(v / x_i + f(x_i)))``,
     ``x_1024 = 0``, and ``x_0 = v / f(r)`` (the base strip, a rectangle of height ``f(r)``
     plus the tail beyond ``r``, ``v = r f(r) + int_r^inf f``); layer ``i`` spans heights
-    ``f(x_i) .. f(x_{i+1})`` over ``x`` in ``[0, x_i]``. ``r`` and ``v`` solve the recursion
-    to 19 digits (the top layer's area equals ``v`` to 1e-18 relative). Returns
-    ``(width, height)``. ``width`` is one packed float64 per layer, so that a first try
+    ``f(x_i) .. f(x_{i+1})`` over ``x`` in ``[0, x_i]``. ``r`` and ``v`` (:data:`_R`,
+    :data:`_AREA`) solve the recursion, given to 19 digits: the top layer's area equals ``v``
+    to 1e-13 relative. Returns ``(width, height)``. ``width`` is one packed float64 per layer, so that a first try
     reads one table entry: ``x_i 2^-21`` with the low 21 bits of its mantissa replaced by
     ``accept_i``, the 21-bit integer ``m`` below which ``(m + 1/2) x_i 2^-21 < x_{i+1}``
     (under the curve: accepted at once); the entry is ``x_i 2^-21`` to 2^-31 relative, the
     abscissas' scale. ``height_i = f(x_i)`` (1025 entries, ``height_1024 = 1``).
     """
     context = decimal.Context(prec=40)
-    r, area = decimal.Decimal(r), decimal.Decimal(area)
+    r, area = decimal.Decimal(_R), decimal.Decimal(_AREA)
     f = lambda x: context.exp(-x * x / 2)  # noqa: E731
     edges = [area / f(r), r]
-    for _ in range(layers - 2):
+    for _ in range(_LAYERS - 2):
         edges.append(context.sqrt(-2 * context.ln(area / edges[-1] + f(edges[-1]))))
     edges.append(decimal.Decimal(0))
     scale = decimal.Decimal(2) ** _ABSCISSA_BITS
-    ratio = [edges[i + 1] * scale / edges[i] - decimal.Decimal("0.5") for i in range(layers)]  # m < ratio_i
+    ratio = [edges[i + 1] * scale / edges[i] - decimal.Decimal("0.5") for i in range(_LAYERS)]  # m < ratio_i
     accept = np.array([int(q.to_integral_value(decimal.ROUND_CEILING)) for q in ratio], dtype=np.uint64)
     width = np.array([float(x / scale) for x in edges[:-1]])
     packed = (width.view(np.uint64) & ~_ACCEPT_MASK) | accept
@@ -112,7 +113,7 @@ def _ziggurat_tables(layers: int = _LAYERS, r: str = "4.038849846109504563", are
 
 
 _ZIGGURAT_WIDTH, _ZIGGURAT_HEIGHT = _ziggurat_tables()
-_ZIGGURAT_R = float(decimal.Decimal("4.038849846109504563"))  # where the tail starts, x_1 = r
+_ZIGGURAT_R = float(_R)  # where the tail starts, x_1 = r
 _SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
 

@@ -24,8 +24,9 @@ with numba, ``numba.set_num_threads``), never storing a partial current; the per
 work skips rows whose voltage is 0, and a conversion whose array sees no voltage at all
 (a "silent" one) carries only sense noise: its code is iid per column
 (:func:`zero_current_pmf`), so the ``m`` silent conversions of one input row and column are
-not converted one by one: their sum is drawn in one step from one uniform number, by the
-m-fold convolution of that code distribution (:func:`silent_tables`).
+not converted one by one: the read counts them, then draws their sum in one step from one
+uniform number, by the m-fold convolution of that code distribution (:func:`silent_tables`,
+:func:`_silent_sums`).
 The sums over (row, level) go four matrix rows per pass (:func:`_accumulate`); for one-hot
 4-level cells the read-noise variance is the sum of the squared cell currents, summed in the
 same pass as the current (:func:`_accumulate_cells`). :func:`convert` does 2-4 on
@@ -404,21 +405,44 @@ def _unit53(h):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _add_silent_sums(key, row, m, cdf, start, length, first, out):  # pragma: no cover - compiled
+def _add_silent_sums(key, row, m, cdf, start, length, first, u, below, out):  # pragma: no cover - compiled
     """``out[j] += S_j``: the sum of the codes of the ``m`` silent conversions of input row
     ``row`` in column ``j``, by inverse CDF of the m-fold table (:func:`silent_tables`) at
-    the uniform of (row, j) (:func:`silent_uniforms`)."""
-    stream = _silent_key(key) + np.uint64(row * out.shape[0]) * _GOLDEN
-    for j in range(out.shape[0]):
-        u = _unit53(_mix(stream + np.uint64(j) * _GOLDEN))
-        base, low, high = start[m, j], 0, length[m, j] - 1
-        while low < high:  # the first entry with CDF > u (else the last)
-            middle = (low + high) // 2
-            if cdf[base + middle * out.shape[0]] > u:
-                high = middle
-            else:
-                low = middle + 1
-        out[j] += first[m, j] + low
+    the uniform ``u_j`` of (row, j) (:func:`silent_uniforms`): the first entry ``t`` with
+    ``C_tj > u_j``, else the last, is ``min(#{t : C_tj <= u_j}, n - 1)`` of the
+    nondecreasing CDF ``C`` of ``n`` entries. The count goes by binary lifting, every column
+    at once: ``below_j += s`` if ``C_(below_j + s - 1)j <= u_j``, for ``s`` the powers of two
+    from the largest ``<= n`` down to 1 (entries past ``n`` read as the last, which changes
+    nothing but counts beyond ``n - 1``): no branch on the data, so the loop over columns
+    vectorises (a gather per step). ``u`` and ``below`` are work arrays (p)."""
+    p = out.shape[0]
+    stream = _silent_key(key) + np.uint64(row * p) * _GOLDEN
+    for j in range(p):
+        u[j] = _unit53(_mix(stream + np.uint64(j) * _GOLDEN))
+        below[j] = 0
+    base, n = start[m], length[m]
+    step = 1
+    while 2 * step <= n:
+        step *= 2
+    while step:
+        for j in range(p):
+            below[j] += step if cdf[base + (min(below[j] + step, n) - 1) * p + j] <= u[j] else 0
+        step //= 2
+    for j in range(p):
+        out[j] += first[m, j] + min(below[j], n - 1)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _silent_sums(key, row0, counts, order, cdf, start, length, first, out):  # pragma: no cover - compiled
+    """``out[b] += S_b`` (:func:`_add_silent_sums`) for the input rows ``b`` with
+    ``counts[b] > 0`` silent arrays, in ``order`` (sorted by count, so that one count's
+    table serves consecutive rows from cache; the sums do not depend on the order)."""
+    p = out.shape[1]
+    for group in numba.prange((order.shape[0] + GROUP - 1) // GROUP):
+        u, below = np.empty(p), np.empty(p, dtype=np.int64)
+        for b in order[group * GROUP : group * GROUP + GROUP]:
+            if counts[b]:
+                _add_silent_sums(key, row0 + b, counts[b], cdf, start, length, first, u, below, out[b])
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -550,30 +574,31 @@ GROUP = 16
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var, sense_var, key, row0,
-          fs, low, per_ampere, top, out, saturated, partials, silent_cdf, silent_start, silent_length, silent_first):  # pragma: no cover
+          fs, low, per_ampere, top, out, saturated, partials, silent):  # pragma: no cover
     batch, n_rows = voltages.shape
     blocks, width, noisy_width, p = masks.shape[0], masks.shape[1] // k, masks2.shape[1] // k, masks.shape[2]
     noisy_cells = read_var > 0.0
     state, deviation, common = cells
     one_pass = state.shape[0] > 0 and noisy_cells  # current and variance of one-hot 4-level cells together
     store = partials.shape[0] > 0  # keep the partial currents, no conversion
-    silent_sums = silent_start.shape[0] > 0
+    skip_silent = silent.shape[0] > 0  # count the silent arrays per input row instead of converting them
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
         current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.empty(p + p % 2), np.empty(width)
         open_ = np.empty(p + p % 2, dtype=np.int64)
-        silent = np.zeros(GROUP, dtype=np.int64)
         rows, weights = np.empty(k * width, dtype=np.int64), np.empty(k * width)
         rows2, weights2 = np.empty(k * noisy_width, dtype=np.int64), np.empty(k * noisy_width)
         cell_drives = np.zeros((k, 5))  # one-pass reads: a row's 4 level drives and its voltage (0 without common mode)
         over = 0
         for b in range(first, last):
             out[b, :] = 0.0
+            if skip_silent:
+                silent[b] = 0
         for r in range(blocks):
             top_row = min(k, n_rows - r * k)  # rows of array r that are driven: the last array may have fewer
             for b in range(first, last):
-                if silent_sums and not np.any(voltages[b, r * k : r * k + top_row]):  # no current: counted, summed below
-                    silent[b - first] += 1
+                if skip_silent and not np.any(voltages[b, r * k : r * k + top_row]):  # no current: counted, summed by table
+                    silent[b] += 1
                     continue
                 n = n2 = 0  # the nonzero drives: rows of M and M2 and their weights
                 for i in range(top_row):
@@ -602,9 +627,6 @@ def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var
                     _accumulate(masks2[r], rows2, weights2, n2, variance)
                 stream = _stream(key, row0 + b, blocks, r, p)
                 over += _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out[b])
-        for b in range(first, last):
-            if silent[b - first]:
-                _add_silent_sums(key, row0 + b, silent[b - first], silent_cdf, silent_start, silent_length, silent_first, out[b])
         saturated[group] = over
 
 
@@ -653,7 +675,8 @@ with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code.""
 SILENT_TAIL = 2.0**-50
 """Probability dropped from each tail of a silent-sum distribution at each convolution step."""
 _NO_CELLS = (np.zeros((0, 0, 0), dtype=np.int8), np.zeros((0, 0, 0)), np.zeros((0, 0)))  # no one-pass read (:func:`one_hot_cells`)
-_NO_SILENT = (np.zeros(0), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0)))
+_NO_SILENT = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
+_NO_COUNTS = np.zeros(0, dtype=np.int64)  # silent arrays converted one by one (not counted)
 
 
 def zero_current_pmf(adc, sense_var: float):
@@ -687,7 +710,7 @@ def zero_current_pmf(adc, sense_var: float):
     below = lambda k: np.where(k >= top, 1.0, np.where(k < 0, 0.0, ndtr((k + 0.5 - center[:, None]) / spread[:, None])))  # noqa: E731
     above = lambda k: np.where(k <= 0, 1.0, np.where(k > top, 0.0, ndtr((center[:, None] - k + 0.5) / spread[:, None])))  # noqa: E731
     pmf = np.where(k <= center[:, None], below(k) - below(k - 1), above(k) - above(k + 1))
-    return c0, np.where((k >= 0) & (k <= top), pmf, 0.0)
+    return c0, np.where((k >= 0) & (k <= top), np.maximum(pmf, 0.0), 0.0)  # >= 0 despite rounding
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -752,8 +775,9 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first):  # pragma: no c
             for j in range(p):
                 running[j] += work[t, j]
                 cdf[total + t * p + j] = running[j]
+        start[m], length[m] = total, n
         for j in range(p):
-            start[m, j], length[m, j], first[m, j] = total + j, n, m * c0[j] + low
+            first[m, j] = m * c0[j] + low
             running[j] = 1.0 / running[j]
         for t in range(n):
             for j in range(p):
@@ -772,9 +796,11 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     distribution's CDF, built by repeated convolution; at every step each tail of total
     probability at most :data:`SILENT_TAIL` (2^-50) is dropped and the CDF is renormalized,
     so the sum is exact but for tails of total probability below ``2 m 2^-50`` (below 2^-41
-    for 196 arrays). Returns ``(cdf, start, length, first)``: ``cdf[start[m, j] + t p]`` is
-    ``P(S <= first[m, j] + t)`` for ``t < length[m, j]`` (shapes (max m + 1, p); the last
-    entry 1 up to rounding: the draw takes the last code for any uniform above it); or empty
+    for 196 arrays). Returns ``(cdf, start, length, first)``: ``cdf[start[m] + t p + j]`` is
+    ``P(S_j <= first[m, j] + t)`` for ``t < length[m]`` (``start``, ``length`` of shape
+    (max m + 1,), ``first`` (max m + 1, p)); nondecreasing in ``t`` (running sums of
+    nonnegative probabilities), the last entry 1 up to rounding: the draw takes the last
+    code for any uniform above it. Or empty
     tables (silent conversions converted one by one) when :func:`zero_current_pmf` is None or
     no row has a silent array.
     """
@@ -786,39 +812,11 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     needed = np.zeros(int(counts.max()) + 1, dtype=np.bool_)
     needed[counts] = True
     needed[0] = False
-    start, length = np.zeros((2, needed.size, c0.size), dtype=np.int64)
+    start, length = np.zeros((2, needed.size), dtype=np.int64)
     first = np.zeros((needed.size, c0.size))
     pmf = np.ascontiguousarray(pmf.T)
     cdf, total = _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first)
     return cdf[:total], start, length, first
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _silent_arrays(voltages, k, counts):  # pragma: no cover - compiled
-    batch, n_rows = voltages.shape
-    full = n_rows // k  # arrays with all k rows driven; then the last one's rows, if it has fewer
-    for b in range(batch):
-        row = voltages[b]
-        count = 0
-        for r in range(full):
-            block = row[r * k : r * k + k]
-            total = 0.0  # 0 only if every voltage is 0: a sum of magnitudes (a form that vectorises)
-            for i in range(k):
-                total += abs(block[i])
-            count += total == 0.0
-        if full * k < n_rows:
-            count += not np.any(row[full * k :])
-        counts[b] = count
-
-
-def silent_arrays(voltages: np.ndarray, k: int) -> np.ndarray:
-    """Silent arrays (every row voltage 0) per input row of ``voltages`` (batch, n): arrays
-    of ``k`` rows in order, the last one's rows past ``n`` at 0 V; one compiled pass.
-    Reference: ``np.count_nonzero(~np.any(v, axis=2), axis=1)`` of ``voltages`` padded with
-    zero columns to ``v`` (batch, ceil(n / k), k)."""
-    counts = np.empty(voltages.shape[0], dtype=np.int64)
-    _silent_arrays(np.ascontiguousarray(voltages, dtype=np.float64), int(k), counts)
-    return counts
 
 
 def silent_uniforms(key, batch: int, p: int, row0: int = 0) -> np.ndarray:
@@ -892,9 +890,11 @@ def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=
     saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
     noisy_cells = read_var > 0
     cells = matrices.cells if noisy_cells and matrices.one_pass else _NO_CELLS
+    silent = np.empty(voltages.shape[0] if zero_current_pmf(adc, sense_var) is not None else 0, dtype=np.int64)
     _read(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(noisy_cells), cells,
-          float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)),
-          *silent_tables(adc, sense_var, silent_arrays(voltages, k)))
+          float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)), silent)
+    if np.any(silent):
+        _silent_sums(np.uint64(key), int(row0), silent, np.argsort(silent, kind="stable"), *silent_tables(adc, sense_var, silent), out)
     return out, int(saturated.sum())
 
 
@@ -907,7 +907,7 @@ def partial_currents(voltages, matrices: ReadMatrices, *, out=None) -> np.ndarra
     batch = voltages.shape[0]
     partials = np.empty((batch, blocks, p)) if out is None else out
     _read(voltages, k, 1.0, matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(False), _NO_CELLS, 0.0, 0.0,
-          np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, *_NO_SILENT)
+          np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, _NO_COUNTS)
     return partials
 
 

@@ -114,6 +114,11 @@ def _ziggurat_tables() -> tuple:
 
 
 _ZIGGURAT_WIDTH, _ZIGGURAT_HEIGHT = _ziggurat_tables()
+
+
+def _ziggurat_accept() -> np.ndarray:
+    """The acceptance bounds ``accept_i`` held in the packed widths (int64, numpy side)."""
+    return (_ZIGGURAT_WIDTH.view(np.uint64) & _ACCEPT_MASK).astype(np.int64)
 _ZIGGURAT_R = float(_R)  # where the tail starts, x_1 = r
 _SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
@@ -336,7 +341,7 @@ def _reference_mix(h: np.ndarray) -> np.ndarray:
 def _reference_ziggurat(bits: int, stream: int) -> float:
     """Plain-Python :func:`_ziggurat_slow` (numpy's ``log`` and ``exp``) of 32 bits and a
     retry stream, both as Python integers."""
-    width, accept, height = _ZIGGURAT_WIDTH, _ZIGGURAT_WIDTH.view(np.uint64) & _ACCEPT_MASK, _ZIGGURAT_HEIGHT
+    width, accept, height = _ZIGGURAT_WIDTH, _ziggurat_accept(), _ZIGGURAT_HEIGHT
     hashes = (int(_reference_mix(np.uint64((stream + n * int(_GOLDEN)) % 2**64))) for n in range(2**31))
     unit = lambda bits: (bits + 0.5) * 2.0**-32  # noqa: E731
     while True:
@@ -365,7 +370,7 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
     bits = np.where(first, hi, lo).astype(np.int64)
     layer, m = bits & (_LAYERS - 1), bits >> (_LAYER_BITS + 1)
     z = (m + 0.5) * _ZIGGURAT_WIDTH[layer] * np.where((bits >> _LAYER_BITS) & 1, -1.0, 1.0)
-    for index in zip(*np.nonzero(m >= (_ZIGGURAT_WIDTH.view(np.uint64)[layer] & _ACCEPT_MASK).astype(np.int64))):
+    for index in zip(*np.nonzero(m >= _ziggurat_accept()[layer])):
         stream = _reference_mix(h[index] ^ (_SLOW + np.uint64(not first[index[-1]])))
         z[index] = _reference_ziggurat(int(bits[index]), int(stream))
     return z
@@ -495,6 +500,12 @@ def _accumulate_cells(state, deviation, common, rows, drives, n, current, varian
         current[j] += total * common[j]
 
 
+def _common_mode_uniform(masks: np.ndarray) -> bool:
+    """Whether the fifth (common-mode) level of masks (blocks, k, 5, p) is the same in every
+    row of an array; True for 4-level masks (no common mode)."""
+    return masks.shape[2] == 4 or not np.any(masks[:, 1:, 4] != masks[:, :1, 4])
+
+
 def one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(q, D, E)`` of one-hot 4-level masks (blocks, k, 4 or 5, p): the level of each
     cell's nonzero entry (int8) and that entry (0 where none), (blocks, k, p), and the fifth,
@@ -503,7 +514,7 @@ def one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         raise ValueError("masks must be one-hot over their 4 levels (at most one nonzero entry per cell)")
     state = np.argmax(masks[:, :, :4] != 0, axis=2).astype(np.int8)
     deviation = np.ascontiguousarray(masks[:, :, :4].sum(axis=2), dtype=np.float64)
-    if masks.shape[2] == 5 and np.any(masks[:, 1:, 4] != masks[:, :1, 4]):
+    if not _common_mode_uniform(masks):
         raise ValueError("masks' common-mode level (the fifth) must be the same in every row of an array")
     common = masks[:, 0, 4] if masks.shape[2] == 5 else np.zeros((masks.shape[0], masks.shape[3]))
     return state, deviation, np.ascontiguousarray(common, dtype=np.float64)
@@ -542,9 +553,8 @@ class ReadMatrices:
         """Whether a noisy read sums each array's current and variance in one pass
         (:func:`_accumulate_cells`): one-hot masks (``masks2`` None) of 4-level cells, with
         the common-mode level, if any, the same in every row of an array."""
-        masks = self.masks
-        return (self.masks2 is None and self.segments.shape[2] == 4 and masks.shape[2] in (4, 5)
-                and (masks.shape[2] == 4 or not np.any(masks[:, 1:, 4] != masks[:, :1, 4])))
+        return (self.masks2 is None and self.segments.shape[2] == 4 and self.masks.shape[2] in (4, 5)
+                and _common_mode_uniform(self.masks))
 
     @functools.cached_property
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

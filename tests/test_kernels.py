@@ -40,7 +40,7 @@ def test_the_ziggurat_slow_path_equals_the_numpy_reference():
     hi, lo, first = kernels._reference_hashes(99, 200, 4, 256, 0)
     bits = np.where(first, hi, lo).astype(np.int64)
     top = kernels._LAYERS - 1
-    accept = (kernels._ZIGGURAT_WIDTH.view(np.uint64) & kernels._ACCEPT_MASK).astype(np.int64)
+    accept = kernels._ziggurat_accept()
     layer, left_open = bits & top, (bits >> (kernels._LAYER_BITS + 1)) >= accept[bits & top]
     for kind in (layer == 0, (layer > 0) & (layer < top), layer == top):  # tail, wedges, top layer
         assert np.count_nonzero(kind & left_open & first) > 0 and np.count_nonzero(kind & left_open & ~first) > 0
@@ -63,7 +63,7 @@ def test_ziggurat_tables_have_layers_of_equal_area_under_the_normal():
     r = kernels._ZIGGURAT_R
     np.testing.assert_allclose(edges[0] * height[1], area, rtol=2.0**-30)  # x_0 from its packed width
     np.testing.assert_allclose(r * np.exp(-r * r / 2) + np.sqrt(np.pi / 2) * special.erfc(r / np.sqrt(2)), area, rtol=1e-12)
-    accept = (width.view(np.uint64) & kernels._ACCEPT_MASK).astype(np.float64)
+    accept = kernels._ziggurat_accept().astype(np.float64)
     tolerance = 2.0**-30  # the packed widths' precision
     assert np.all((accept - 0.5) * width < edges[1:] * (1 + tolerance)) and np.all((accept + 0.5) * width >= edges[1:] * (1 - tolerance))
     assert 0.9957 < np.sum(accept) / 2.0**bits / 1024 < 0.9958  # the first try accepts 99.57 %

@@ -607,25 +607,26 @@ def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var
         for r in range(blocks):
             top_row = min(k, n_rows - r * k)  # rows of array r that are driven: the last array may have fewer
             for b in range(first, last):
-                if skip_silent and not np.any(voltages[b, r * k : r * k + top_row]):  # no current: counted, summed by table
-                    silent[b] += 1
-                    continue
                 n = n2 = 0  # the nonzero drives: rows of M and M2 and their weights
                 for i in range(top_row):
                     v = voltages[b, r * k + i] * scale
                     if v == 0.0:  # no drive: nothing to add
                         continue
-                    level_drives(v, segments, per_volt, drive)
                     if one_pass:
-                        rows[n], cell_drives[n, :width] = i, drive
+                        level_drives(v, segments, per_volt, cell_drives[n, :width])
+                        rows[n] = i
                         n += 1
                         continue
+                    level_drives(v, segments, per_volt, drive)
                     for q in range(width):
                         rows[n], weights[n] = i * width + q, drive[q]
                         n += 1
                     for q in range(noisy_width):
                         rows2[n2], weights2[n2] = i * noisy_width + q, drive[q] * drive[q]
                         n2 += 1
+                if skip_silent and n == 0:  # no current: counted, summed by table
+                    silent[b] += 1
+                    continue
                 if one_pass:
                     _accumulate_cells(state[r], deviation[r], common[r], rows, cell_drives, n, current, variance)
                 else:

@@ -410,44 +410,34 @@ def _unit53(h):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _add_silent_sums(key, row, m, cdf, start, length, first, u, below, out):  # pragma: no cover - compiled
+def _add_silent_sums(key, row, m, cdf, start, length, first, guide, out):  # pragma: no cover - compiled
     """``out[j] += S_j``: the sum of the codes of the ``m`` silent conversions of input row
     ``row`` in column ``j``, by inverse CDF of the m-fold table (:func:`silent_tables`) at
-    the uniform ``u_j`` of (row, j) (:func:`silent_uniforms`): the first entry ``t`` with
-    ``C_tj > u_j``, else the last, is ``min(#{t : C_tj <= u_j}, n - 1)`` of the
-    nondecreasing CDF ``C`` of ``n`` entries. The count goes by binary lifting, every column
-    at once: ``below_j += s`` if ``C_(below_j + s - 1)j <= u_j``, for ``s`` the powers of two
-    from the largest ``<= n`` down to 1 (entries past ``n`` read as the last, which changes
-    nothing but counts beyond ``n - 1``): no branch on the data, so the loop over columns
-    vectorises (a gather per step). ``u`` and ``below`` are work arrays (p)."""
+    the uniform ``u_j`` of (row, j) (:func:`silent_uniforms`): the first entry ``t`` of the
+    nondecreasing CDF ``C`` (``n`` entries) with ``C_t > u_j``, else the last. The search
+    starts at the guide entry of ``u_j``'s bucket, ``t_g = min(#{t : C_t <= g / G}, n - 1)``
+    for ``g = floor(u_j G)`` (at or below the answer), and steps forward while ``C_t <= u_j``:
+    about one step per draw."""
     p = out.shape[0]
     stream = _silent_key(key) + np.uint64(row * p) * _GOLDEN
+    base, last, buckets = start[m], length[m] - 1, guide.shape[1]
     for j in range(p):
-        u[j] = _unit53(_mix(stream + np.uint64(j) * _GOLDEN))
-        below[j] = 0
-    base, n = start[m], length[m]
-    step = 1
-    while 2 * step <= n:
-        step *= 2
-    while step:
-        for j in range(p):
-            below[j] += step if cdf[base + (min(below[j] + step, n) - 1) * p + j] <= u[j] else 0
-        step //= 2
-    for j in range(p):
-        out[j] += first[m, j] + min(below[j], n - 1)
+        u = _unit53(_mix(stream + np.uint64(j) * _GOLDEN))
+        t = guide[m, int(u * buckets), j]
+        while t < last and cdf[base + t * p + j] <= u:
+            t += 1
+        out[j] += first[m, j] + t
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _silent_sums(key, row0, counts, order, cdf, start, length, first, out):  # pragma: no cover - compiled
+def _silent_sums(key, row0, counts, order, cdf, start, length, first, guide, out):  # pragma: no cover - compiled
     """``out[b] += S_b`` (:func:`_add_silent_sums`) for the input rows ``b`` with
     ``counts[b] > 0`` silent arrays, in ``order`` (sorted by count, so that one count's
     table serves consecutive rows from cache; the sums do not depend on the order)."""
-    p = out.shape[1]
     for group in numba.prange((order.shape[0] + GROUP - 1) // GROUP):
-        u, below = np.empty(p), np.empty(p, dtype=np.int64)
         for b in order[group * GROUP : group * GROUP + GROUP]:
             if counts[b]:
-                _add_silent_sums(key, row0 + b, counts[b], cdf, start, length, first, u, below, out[b])
+                _add_silent_sums(key, row0 + b, counts[b], cdf, start, length, first, guide, out[b])
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -683,10 +673,12 @@ SILENT_SIGMA_MAX = 1.0
 (:func:`silent_tables`; 0.15-0.7 codes in the default device): it bounds the tables' width,
 about 8 sigma sqrt(m) codes per (m, column): for a layer of 196 row blocks and 256 columns
 with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code."""
+SILENT_BUCKETS = 64
+"""Buckets ``G`` of the uniform in the silent sums' guide tables (:func:`silent_tables`)."""
 SILENT_TAIL = 2.0**-50
 """Probability dropped from each tail of a silent-sum distribution at each convolution step."""
 _NO_CELLS = (np.zeros((0, 0, 0), dtype=np.int8), np.zeros((0, 0, 0)), np.zeros((0, 0)))  # no one-pass read (:func:`one_hot_cells`)
-_NO_SILENT = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
+_NO_SILENT = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.int32))
 _NO_COUNTS = np.zeros(0, dtype=np.int64)  # silent arrays converted one by one (not counted)
 
 
@@ -752,9 +744,9 @@ def _trim(dist, n, tail, mass):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _silent_tables(c0, pmf, needed, tail, start, length, first):  # pragma: no cover - compiled
-    """The tables of :func:`silent_tables` in one pass: fills ``start``, ``length`` and
-    ``first``; returns the CDF entries in a buffer that grows by doubling and their number.
+def _silent_tables(c0, pmf, needed, tail, start, length, first, guide):  # pragma: no cover - compiled
+    """The tables of :func:`silent_tables` in one pass: fills ``start``, ``length``,
+    ``first`` and ``guide``; returns the CDF entries in a buffer that grows by doubling and their number.
     Every column at once (the inner loops run over columns), the tails trimmed where they
     are negligible in every column."""
     w, p = pmf.shape
@@ -793,6 +785,18 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first):  # pragma: no c
         for t in range(n):
             for j in range(p):
                 cdf[total + t * p + j] *= running[j]
+        buckets = guide.shape[1]  # guide[m, g, j] = min(#{t : C_t <= g / G}, n - 1) = min(#{t : ceil(C_t G) <= g}, n - 1)
+        for t in range(n):
+            for j in range(p):
+                g = int(math.ceil(cdf[total + t * p + j] * buckets))
+                if g < buckets:
+                    guide[m, g, j] += 1
+        for g in range(1, buckets):
+            for j in range(p):
+                guide[m, g, j] += guide[m, g - 1, j]
+        for g in range(buckets):
+            for j in range(p):
+                guide[m, g, j] = min(guide[m, g, j], n - 1)
         total += n * p
     return cdf, total
 
@@ -807,11 +811,12 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     distribution's CDF, built by repeated convolution; at every step each tail of total
     probability at most :data:`SILENT_TAIL` (2^-50) is dropped and the CDF is renormalized,
     so the sum is exact but for tails of total probability below ``2 m 2^-50`` (below 2^-41
-    for 196 arrays). Returns ``(cdf, start, length, first)``: ``cdf[start[m] + t p + j]`` is
-    ``P(S_j <= first[m, j] + t)`` for ``t < length[m]`` (``start``, ``length`` of shape
-    (max m + 1,), ``first`` (max m + 1, p)); nondecreasing in ``t`` (running sums of
+    for 196 arrays). Returns ``(cdf, start, length, first, guide)``: ``cdf[start[m] + t p +
+    j]`` is ``P(S_j <= first[m, j] + t)`` for ``t < length[m]`` (``start``, ``length`` of
+    shape (max m + 1,), ``first`` (max m + 1, p)); nondecreasing in ``t`` (running sums of
     nonnegative probabilities), the last entry 1 up to rounding: the draw takes the last
-    code for any uniform above it. Or empty
+    code for any uniform above it. ``guide[m, g, j]`` (max m + 1, :data:`SILENT_BUCKETS`, p)
+    is where a draw with a uniform in ``[g / G, (g + 1) / G)`` starts its search. Or empty
     tables (silent conversions converted one by one) when :func:`zero_current_pmf` is None or
     no row has a silent array.
     """
@@ -825,9 +830,10 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     needed[0] = False
     start, length = np.zeros((2, needed.size), dtype=np.int64)
     first = np.zeros((needed.size, c0.size))
+    guide = np.zeros((needed.size, SILENT_BUCKETS, c0.size), dtype=np.int32)  # pages of unneeded m: never touched
     pmf = np.ascontiguousarray(pmf.T)
-    cdf, total = _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first)
-    return cdf[:total], start, length, first
+    cdf, total = _silent_tables(c0, pmf, needed, SILENT_TAIL, start, length, first, guide)
+    return cdf[:total], start, length, first, guide
 
 
 def silent_uniforms(key, batch: int, p: int, row0: int = 0) -> np.ndarray:

@@ -201,9 +201,14 @@ def test_silent_sum_tables_equal_repeated_convolution(signed, sense_codes):
     np.testing.assert_allclose(pmf.sum(axis=1), 1.0, rtol=1e-14)
     width = pmf.shape[1] // 2
     counts = np.array([0, 1, 2, 7, 196, 7])
-    cdf, start, length, first = kernels.silent_tables(adc, sense_var, counts)
+    cdf, start, length, first, guide = kernels.silent_tables(adc, sense_var, counts)
+    buckets = np.arange(kernels.SILENT_BUCKETS) / kernels.SILENT_BUCKETS
     for m in (1, 2, 7, 196):
         for j in range(p):
+            column = cdf[start[m] + j + p * np.arange(length[m])]
+            assert np.all(np.diff(column) >= 0)
+            # where a draw starts: at or below its answer, the first entry above u (else the last)
+            np.testing.assert_array_equal(guide[m, :, j], np.minimum(np.searchsorted(column, buckets, side="right"), length[m] - 1))
             exact = np.ones(1)
             for _ in range(m):
                 exact = np.convolve(exact, pmf[j])

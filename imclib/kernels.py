@@ -382,18 +382,19 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
 def _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
     (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions.
-    ``variance`` and the work arrays ``z``, ``open_`` of even length (:func:`_noise`)."""
-    noisy = read_var > 0.0 or sense_var > 0.0
-    if noisy:
+    ``variance`` and the work arrays ``z``, ``open_`` of even length (:func:`_noise`); ``z``
+    all 0 in a read without noise (``sigma = 0``), which leaves it so."""
+    if read_var > 0.0 or sense_var > 0.0:
         _noise(stream, variance, read_var, sense_var, z, open_)
+    if top == 0.0:  # two loops, not one with a branch: the compiler would run both sides, masked
+        for j in range(current.shape[0]):
+            out[j] += current[j] + z[j]
+        return 0
     over = 0
-    for j in range(current.shape[0]):  # loop-invariant branches: unswitched by the compiler
-        value = current[j] + z[j] if noisy else current[j]
-        if top == 0.0:
-            out[j] += value
-        else:
-            over += (value > fs[j]) | (value < -fs[j])
-            out[j] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
+    for j in range(current.shape[0]):
+        value = current[j] + z[j]
+        over += (value > fs[j]) | (value < -fs[j])
+        out[j] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
     return over
 
 
@@ -584,7 +585,7 @@ def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var
     skip_silent = silent.shape[0] > 0  # count the silent arrays per input row instead of converting them
     for group in numba.prange((batch + GROUP - 1) // GROUP):
         first, last = group * GROUP, min(group * GROUP + GROUP, batch)
-        current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.empty(p + p % 2), np.empty(width)
+        current, variance, z, drive = np.empty(p), np.zeros(p + p % 2), np.zeros(p + p % 2), np.empty(width)
         open_ = np.empty(p + p % 2, dtype=np.int64)
         rows, weights = np.empty(k * width, dtype=np.int64), np.empty(k * width)
         rows2, weights2 = np.empty(k * noisy_width, dtype=np.int64), np.empty(k * noisy_width)
@@ -637,7 +638,7 @@ def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var
 def _convert(currents, variance, read_var, sense_var, key, row0, fs, low, per_ampere, top, out, saturated):  # pragma: no cover
     batch, blocks, p = currents.shape
     for group in range((batch + GROUP - 1) // GROUP):
-        z, row, open_ = np.empty(p + p % 2), np.zeros(p + p % 2), np.empty(p + p % 2, dtype=np.int64)
+        z, row, open_ = np.zeros(p + p % 2), np.zeros(p + p % 2), np.empty(p + p % 2, dtype=np.int64)
         over = 0
         for b in range(group * GROUP, min(group * GROUP + GROUP, batch)):
             out[b, :] = 0.0

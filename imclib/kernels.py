@@ -474,14 +474,21 @@ def _accumulate_cells(state, deviation, common, rows, drives, n, current, varian
     bit for bit as the four-level products ``(d_0 M_0 + d_1 M_1) + (d_2 M_2 + d_3 M_3)``
     (three of them exact zeros)."""
     p = state.shape[1]
-    current[:] = 0.0
-    variance[:p] = 0.0
+    if n == 0:
+        current[:] = 0.0
+        variance[:p] = 0.0
     total = 0.0
     for t in range(n):
         i = rows[t]
         d0, d1, d2, d3 = drives[t, 0], drives[t, 1], drives[t, 2], drives[t, 3]
         total += drives[t, 4]
         q, dev = state[i], deviation[i]
+        if t == 0:  # the first row starts both sums from 0: no pass to clear them
+            for j in range(p):
+                level = q[j]
+                cell = (d0 if level == 0 else d1 if level == 1 else d2 if level == 2 else d3) * dev[j]
+                current[j], variance[j] = 0.0 + cell, 0.0 + cell * cell
+            continue
         for j in range(p):
             level = q[j]
             cell = (d0 if level == 0 else d1 if level == 1 else d2 if level == 2 else d3) * dev[j]

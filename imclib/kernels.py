@@ -114,13 +114,13 @@ def _ziggurat_tables() -> tuple:
 
 
 _ZIGGURAT_WIDTH, _ZIGGURAT_HEIGHT = _ziggurat_tables()
+_ZIGGURAT_R = float(_R)  # where the tail starts, x_1 = r
+_SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
 
 def _ziggurat_accept() -> np.ndarray:
     """The acceptance bounds ``accept_i`` held in the packed widths (int64, numpy side)."""
     return (_ZIGGURAT_WIDTH.view(np.uint64) & _ACCEPT_MASK).astype(np.int64)
-_ZIGGURAT_R = float(_R)  # where the tail starts, x_1 = r
-_SLOW = np.uint64(0xD1B54A32D192ED03)  # keys a number's own stream for the ziggurat's rare retries
 
 
 @intrinsic
@@ -680,7 +680,8 @@ SILENT_SIGMA_MAX = 1.0
 """Largest sense noise (codes rms) for which silent conversions are summed by table
 (:func:`silent_tables`; 0.15-0.7 codes in the default device): it bounds the tables' width,
 about 8 sigma sqrt(m) codes per (m, column): for a layer of 196 row blocks and 256 columns
-with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code."""
+with every m present, 45 MB and 50 ms at 0.7 codes, 61 MB and 80 ms at 1 code, plus 13 MB
+of guides (:data:`SILENT_BUCKETS` int32 per (m, column))."""
 SILENT_BUCKETS = 64
 """Buckets ``G`` of the uniform in the silent sums' guide tables (:func:`silent_tables`)."""
 SILENT_TAIL = 2.0**-50
@@ -754,8 +755,8 @@ def _trim(dist, n, tail, mass):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _silent_tables(c0, pmf, needed, tail, start, length, first, guide):  # pragma: no cover - compiled
     """The tables of :func:`silent_tables` in one pass: fills ``start``, ``length``,
-    ``first`` and ``guide``; returns the CDF entries in a buffer that grows by doubling and their number.
-    Every column at once (the inner loops run over columns), the tails trimmed where they
+    ``first`` and ``guide``; returns the CDF entries in a buffer that grows by doubling and
+    their number. Every column at once (the inner loops run over columns), the tails trimmed where they
     are negligible in every column."""
     w, p = pmf.shape
     top_m = needed.shape[0] - 1
@@ -793,7 +794,7 @@ def _silent_tables(c0, pmf, needed, tail, start, length, first, guide):  # pragm
         for t in range(n):
             for j in range(p):
                 cdf[total + t * p + j] *= running[j]
-        buckets = guide.shape[1]  # guide[m, g, j] = min(#{t : C_t <= g / G}, n - 1) = min(#{t : ceil(C_t G) <= g}, n - 1)
+        buckets = guide.shape[1]  # guide[m, g, j] = min(#{t : C_t <= g / G}, n - 1): #{t : ceil(C_t G) <= g} by counts
         for t in range(n):
             for j in range(p):
                 g = int(math.ceil(cdf[total + t * p + j] * buckets))

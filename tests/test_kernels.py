@@ -116,9 +116,10 @@ def _bias_dependent_operands(rng, batch, blocks, k, p):
 
 @pytest.mark.parametrize("bits", [None, 4, 8])
 @pytest.mark.parametrize("cells", ["linear", "bias-dependent", "bias-dependent, no common mode"])
-def test_fused_read_equals_the_numpy_reference(bits, cells):
+@pytest.mark.parametrize("p", [9, kernels.ACROSS_WIDTH + 6])  # one-hot cells: read across inputs, or array by array
+def test_fused_read_equals_the_numpy_reference(bits, cells, p):
     rng = np.random.default_rng(0 if bits is None else bits)
-    batch, blocks, k, p = 37, 5, 4, 9  # input groups: 16, 16 and 5
+    batch, blocks, k = 37, 5, 4  # input groups: 16, 16 and 5
     if cells == "linear":
         voltages = rng.uniform(-0.1, 0.1, size=(batch, blocks, k)) * (rng.uniform(size=(batch, blocks, k)) < 0.5)
         transfer = rng.uniform(-1e-4, 1e-4, size=(blocks, k, 1, p))
@@ -151,6 +152,33 @@ def test_fused_read_equals_the_numpy_reference(bits, cells):
     else:  # code sums: integers, equal unless a rounding error meets a code boundary (~1e-12)
         np.testing.assert_array_equal(sums, expected)
         assert saturated == expected_saturated > 0
+
+
+@pytest.mark.parametrize("bits", [None, 4, 8])
+@pytest.mark.parametrize("p", [9, 12, kernels.ACROSS_WIDTH + 6])
+def test_reads_across_inputs_equal_reads_array_by_array(monkeypatch, bits, p):
+    """Noisy reads of one-hot cells go across inputs (:func:`imclib.kernels._read_across`)
+    for narrow arrays and array by array (:func:`imclib.kernels._read`) for wide ones: both
+    give the same sums and saturation counts bit for bit, silent arrays (summed by table
+    with 4 bits, converted with 8) and a last array with fewer rows included."""
+    rng = np.random.default_rng(p)
+    batch, blocks, k = 150, 6, 4  # 3 groups of inputs across, 10 array by array
+    voltages, table, masks, _, _ = _bias_dependent_operands(rng, batch, blocks, k, p)
+    voltages = voltages.reshape(batch, -1)[:, :-1]
+    voltages[:70, 4:12] = 0.0  # arrays 1 and 2 silent in a whole group of inputs
+    matrices = kernels.ReadMatrices(masks, None, table.segments, table.per_volt)
+    full_scale = np.quantile(np.abs(kernels.partial_currents(voltages, matrices)), 0.9, axis=(0, 1))
+    adc = None if bits is None else adc_constants(bits, full_scale, True, p)
+    arguments = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2, "key": np.uint64(2**63 + 11), "row0": 5}
+    assert (kernels.zero_current_pmf(adc, arguments["sense_var"]) is not None) == (bits == 4)
+    reads = []
+    for width in (0, 10**6):  # every array read array by array, then every one across inputs
+        monkeypatch.setattr(kernels, "ACROSS_WIDTH", width)
+        reads.append(kernels.read(voltages, matrices, adc, **arguments))
+    (by_array, saturated_by_array), (across, saturated_across) = reads
+    np.testing.assert_array_equal(across, by_array)
+    assert saturated_across == saturated_by_array
+    assert bits is None or saturated_across > 0
 
 
 def test_a_common_mode_that_differs_between_rows_is_read_by_the_general_path():

@@ -668,19 +668,24 @@ INPUT_LANES = 64
 """Inputs read side by side by :func:`_read_across` (the length of its inner loops)."""
 ACROSS_WIDTH = 64
 """Noisy one-pass reads of arrays with at most this many columns go through
-:func:`_read_across`; wider ones through :func:`_read` (measured on the small CNN's layers
-of 8, 16 and 64 columns and the MLP's output layer of 12: 1.0-1.7x faster across inputs)."""
+:func:`_read_across`; wider ones through :func:`_read` (CPU time on the captured layers of
+the default device: the small CNN's layers of 8, 16 and 64 columns and the MLP's output
+layer of 12 columns 1.3-2x faster across inputs; the MLP's first layer, 256 columns, 1.4x
+slower)."""
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_var, key, row0,
                  fs, low, per_ampere, top, out, saturated, silent):  # pragma: no cover - compiled
     """:func:`_read` of one-hot 4-level cells (:func:`_accumulate_cells`) with the inputs
-    as the inner dimension: for each array, :data:`INPUT_LANES` inputs side by side, so that
-    the loops vectorise however few columns the array has. The same numbers as :func:`_read`:
-    each sum gets the same terms in the same order (a row at 0 V adds exact zeros, where
-    :func:`_read` skips it), each conversion the same hash and normal, and a silent array
-    (its row voltages all 0) adds nothing and is counted (with ``silent``), as there."""
+    as the inner dimension: per array, a group of :data:`INPUT_LANES` inputs side by side,
+    so that the loops vectorise however few columns the array has. Where more than a
+    quarter of the group leaves the array silent (its row voltages all 0, the sum drawn by
+    table), only the inputs that drive it take lanes (``live``); else every input does and a
+    silent one's codes are multiplied by 0. The same numbers as :func:`_read`: each sum gets
+    the same terms in the same order (a row at 0 V adds exact zeros, where :func:`_read`
+    skips it), each conversion the same hash and normal, and each silent array is counted
+    (``silent``) and adds nothing, as there."""
     batch, n_rows = voltages.shape
     state, deviation, common = cells
     blocks, _, p = state.shape
@@ -691,84 +696,111 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
     for group in numba.prange((batch + lanes - 1) // lanes):
         b0 = group * lanes
         nb = min(lanes, batch - b0)
-        drive = np.zeros((k, levels + 1, lanes))  # per row: the level drives and the voltage, across inputs
-        nodes, fractions = np.empty(lanes, dtype=np.int64), np.empty(lanes)
-        total, kept = np.empty(lanes), np.empty(lanes)
+        drive = np.zeros((k, levels + 1, lanes))  # per row: the level drives and the voltage, per lane
+        nodes, fractions, total, kept = np.empty(lanes, dtype=np.int64), np.empty(lanes), np.empty(lanes), np.empty(lanes)
+        live, streams = np.arange(lanes), np.empty(lanes, dtype=np.uint64)  # each lane's input (in the group), its hash stream
+        volts_in = np.empty((k, lanes))  # the row voltages of the array, per lane
         current, variance, z = np.zeros((2 * half, lanes)), np.zeros((2 * half, lanes)), np.zeros((2 * half, lanes))
         sums, counts = np.zeros((p, lanes)), np.zeros(lanes, dtype=np.int64)
         open_ = np.empty(2 * half * lanes, dtype=np.int64)
         over = 0
         for r in range(blocks):
-            total[:] = 0.0
-            kept[:] = 0.0  # driven rows, then 1.0 for an array converted, 0.0 for a silent one
+            rows = min(k, n_rows - r * k)  # the last array may have fewer driven rows
+            kept[:nb] = 0.0  # rows at a nonzero voltage
+            for i in range(rows):
+                v_row = volts_in[i]
+                for u in range(nb):
+                    v_row[u] = voltages[b0 + u, r * k + i] * scale
+                    kept[u] += v_row[u] != 0.0
+            n = nb
+            for u in range(nb):
+                live[u] = u
+            if skip_silent:  # silent arrays counted, not converted (kept 0.0, else 1.0)
+                quiet = 0
+                for u in range(nb):
+                    silent_here = kept[u] == 0.0
+                    counts[u] += silent_here
+                    quiet += silent_here
+                    kept[u] = 0.0 if silent_here else 1.0
+                if quiet == nb:
+                    continue
+                if 4 * quiet > nb:  # many silent: the inputs that drive the array take the first lanes
+                    n = 0
+                    for u in range(nb):
+                        live[n] = u
+                        n += kept[u] != 0.0
+                    for i in range(rows):
+                        for w in range(n):
+                            volts_in[i, w] = volts_in[i, live[w]]
+                    kept[:n] = 1.0
+            else:
+                kept[:nb] = 1.0
+            total[:n] = 0.0
             for i in range(k):
                 volts = drive[i, levels]
-                if r * k + i >= n_rows:  # the last array may have fewer driven rows
+                if i >= rows:
                     drive[i] = 0.0
                     continue
-                for u in range(nb):
-                    v = voltages[b0 + u, r * k + i] * scale
-                    nodes[u], fractions[u] = _segment(v, segments, per_volt)
-                    volts[u] = v
-                    total[u] += v
-                    kept[u] += v != 0.0
+                for w in range(n):
+                    v = volts_in[i, w]
+                    nodes[w], fractions[w] = _segment(v, segments, per_volt)
+                    volts[w] = v
+                    total[w] += v
                 for q in range(levels):
                     row = drive[i, q]
-                    for u in range(nb):
-                        row[u] = volts[u] * (segments[nodes[u], 0, q] + fractions[u] * segments[nodes[u], 1, q])
-            converted = nb
-            if skip_silent:
-                converted = 0
-                for u in range(nb):
-                    quiet = kept[u] == 0.0
-                    counts[u] += quiet
-                    kept[u] = 0.0 if quiet else 1.0
-                    converted += not quiet
-                if converted == 0:
-                    continue
-            else:
-                kept[:] = 1.0
+                    for w in range(n):
+                        row[w] = volts[w] * (segments[nodes[w], 0, q] + fractions[w] * segments[nodes[w], 1, q])
             for j in range(p):
                 c_row, v_row = current[j], variance[j]
                 src, dev = drive[0, state[r, 0, j]], deviation[r, 0, j]
-                for u in range(nb):
-                    cell = src[u] * dev
-                    c_row[u], v_row[u] = 0.0 + cell, 0.0 + cell * cell
+                for w in range(n):
+                    cell = src[w] * dev
+                    c_row[w], v_row[w] = 0.0 + cell, 0.0 + cell * cell
                 for i in range(1, k):
                     src, dev = drive[i, state[r, i, j]], deviation[r, i, j]
-                    for u in range(nb):
-                        cell = src[u] * dev
-                        c_row[u] += cell
-                        v_row[u] += cell * cell
-                for u in range(nb):
-                    c_row[u] += total[u] * common[r, j]
+                    for w in range(n):
+                        cell = src[w] * dev
+                        c_row[w] += cell
+                        v_row[w] += cell * cell
+                for w in range(n):
+                    c_row[w] += total[w] * common[r, j]
+            first, step = _stream(key, row0 + b0, blocks, r, p), np.uint64(blocks * p) * _GOLDEN
+            for w in range(n):  # _stream of the lane's input
+                streams[w] = first + np.uint64(live[w]) * step
             n_open = 0
             for t in range(half):  # the normals of columns t and half + t from one hash (:func:`_noise`)
                 za_row, zb_row, va_row, vb_row = z[t], z[half + t], variance[t], variance[half + t]
-                for u in range(nb):
-                    h = _mix(_stream(key, row0 + b0 + u, blocks, r, p) + np.uint64(t) * _GOLDEN)
+                for w in range(n):
+                    h = _mix(streams[w] + np.uint64(t) * _GOLDEN)
                     za, zb = _ziggurat_fast(h >> np.uint64(32)), _ziggurat_fast(h & _LOW32)
-                    za_row[u] = math.sqrt(read_var * va_row[u] + sense_var) * za
-                    zb_row[u] = math.sqrt(read_var * vb_row[u] + sense_var) * zb
+                    za_row[w] = math.sqrt(read_var * va_row[w] + sense_var) * za
+                    zb_row[w] = math.sqrt(read_var * vb_row[w] + sense_var) * zb
                     n_open += (za != za) | (zb != zb)
             if n_open:
                 n_open = 0
                 for j in range(2 * half):
-                    n_open = _list_open(z[j], nb, j * lanes, open_, n_open)
+                    n_open = _list_open(z[j], n, j * lanes, open_, n_open)
                 for index in range(n_open):
-                    j, u = open_[index] // lanes, open_[index] % lanes
-                    h = _mix(_stream(key, row0 + b0 + u, blocks, r, p) + np.uint64(j - half if j >= half else j) * _GOLDEN)
-                    z[j, u] = math.sqrt(read_var * variance[j, u] + sense_var) * _completed(h, j >= half)
+                    j, w = open_[index] // lanes, open_[index] % lanes
+                    h = _mix(streams[w] + np.uint64(j - half if j >= half else j) * _GOLDEN)
+                    z[j, w] = math.sqrt(read_var * variance[j, w] + sense_var) * _completed(h, j >= half)
             for j in range(p):
-                s_row, c_row, z_row = sums[j], current[j], z[j]
+                c_row, z_row, s_row = current[j], z[j], sums[j]
                 if top == 0.0:
-                    for u in range(nb):
-                        s_row[u] += c_row[u] + z_row[u]
-                    continue
-                for u in range(nb):
-                    value = c_row[u] + z_row[u]
-                    over += ((value > fs[j]) | (value < -fs[j])) & (kept[u] != 0.0)
-                    s_row[u] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top)) * kept[u]
+                    for w in range(n):
+                        s_row[w] += c_row[w] + z_row[w]
+                elif n == nb:  # every lane its own input: codes of silent arrays times 0
+                    for w in range(n):
+                        value = c_row[w] + z_row[w]
+                        over += ((value > fs[j]) | (value < -fs[j])) & (kept[w] != 0.0)
+                        s_row[w] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top)) * kept[w]
+                else:  # the inputs that drive the array in the first lanes
+                    for w in range(n):
+                        value = c_row[w] + z_row[w]
+                        over += (value > fs[j]) | (value < -fs[j])
+                        c_row[w] = np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
+                    for w in range(n):
+                        s_row[live[w]] += c_row[w]
         for u in range(nb):
             out[b0 + u] = sums[:, u]
             if skip_silent:
@@ -1069,7 +1101,8 @@ def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=
         _read(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(noisy_cells),
               cells, float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)), silent)
     if np.any(silent):
-        _silent_sums(np.uint64(key), int(row0), silent, np.argsort(silent, kind="stable"), *silent_tables(adc, sense_var, silent), out)
+        order = np.argsort(silent.astype(np.min_scalar_type(blocks)), kind="stable")  # radix sort for counts of 8 or 16 bits
+        _silent_sums(np.uint64(key), int(row0), silent, order, *silent_tables(adc, sense_var, silent), out)
     return out, int(saturated.sum())
 
 

@@ -160,12 +160,14 @@ def test_reads_across_inputs_equal_reads_array_by_array(monkeypatch, bits, p):
     """Noisy reads of one-hot cells go across inputs (:func:`imclib.kernels._read_across`)
     for narrow arrays and array by array (:func:`imclib.kernels._read`) for wide ones: both
     give the same sums and saturation counts bit for bit, silent arrays (summed by table
-    with 4 bits, converted with 8) and a last array with fewer rows included."""
+    with 4 bits, converted with 8; in a whole group of inputs, in most of one, in a few)
+    and a last array with fewer rows included."""
     rng = np.random.default_rng(p)
     batch, blocks, k = 150, 6, 4  # 3 groups of inputs across, 10 array by array
     voltages, table, masks, _, _ = _bias_dependent_operands(rng, batch, blocks, k, p)
     voltages = voltages.reshape(batch, -1)[:, :-1]
-    voltages[:70, 4:12] = 0.0  # arrays 1 and 2 silent in a whole group of inputs
+    voltages[:70, 4:12] = 0.0  # arrays 1 and 2 silent in a whole group of inputs (0-63)
+    voltages[64:110, 12:16] = 0.0  # array 3 silent for 46 of the 64 inputs 64-127: the others take the first lanes
     matrices = kernels.ReadMatrices(masks, None, table.segments, table.per_volt)
     full_scale = np.quantile(np.abs(kernels.partial_currents(voltages, matrices)), 0.9, axis=(0, 1))
     adc = None if bits is None else adc_constants(bits, full_scale, True, p)

@@ -119,7 +119,7 @@ def _bias_dependent_operands(rng, batch, blocks, k, p):
 @pytest.mark.parametrize("p", [9, kernels.ACROSS_WIDTH + 6])  # one-hot cells: read across inputs, or array by array
 def test_fused_read_equals_the_numpy_reference(bits, cells, p):
     rng = np.random.default_rng(0 if bits is None else bits)
-    batch, blocks, k = 37, 5, 4  # input groups: 16, 16 and 5
+    batch, blocks, k = 37, 5, 4  # inputs: groups of 16, 16 and 5 array by array, one group of 37 across inputs
     if cells == "linear":
         voltages = rng.uniform(-0.1, 0.1, size=(batch, blocks, k)) * (rng.uniform(size=(batch, blocks, k)) < 0.5)
         transfer = rng.uniform(-1e-4, 1e-4, size=(blocks, k, 1, p))

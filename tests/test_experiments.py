@@ -38,6 +38,33 @@ def test_xor_on_ideal_array_reproduces_software_logits():
         xor.xor_on_one_array(model, CrossbarConfig.ideal(8, 8), 0)
 
 
+def test_xor_seed_search_is_cached_with_its_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMCLIB_MODEL_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("IMCLIB_CACHE", str(tmp_path / "user"))
+    monkeypatch.delenv("IMCLIB_RETRAIN", raising=False)
+    model, seed = xor.train_xor(max_seed=5, min_margin=-1.0)
+    assert 0 <= seed < 5 and np.min(xor.xor_on_one_array(model, CrossbarConfig.ideal(), 0).float_margin) >= -1.0
+    monkeypatch.setattr(xor, "_search_xor", lambda *args: pytest.fail("the cached search was run again"))
+    again, again_seed = xor.train_xor(max_seed=5, min_margin=-1.0)
+    assert again_seed == seed and all(np.array_equal(a, b) for a, b in zip(again.weights, model.weights))
+    with pytest.raises(pytest.fail.Exception, match="run again"):  # another search is another entry
+        xor.train_xor(max_seed=5, min_margin=-0.9)
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="no seed below 2"):
+        xor._search_xor(2, 100.0)
+
+
+def test_the_studys_xor_network_is_shipped(tmp_path, monkeypatch):
+    """Notebook 01 loads its network from the shipped store on any machine: training
+    depends on the CPU's BLAS kernel, so a retrained network could change its results."""
+    monkeypatch.setenv("IMCLIB_CACHE", str(tmp_path / "user"))
+    monkeypatch.delenv("IMCLIB_MODEL_STORE", raising=False)
+    monkeypatch.delenv("IMCLIB_RETRAIN", raising=False)
+    monkeypatch.setattr(xor, "_search_xor", lambda *args: pytest.fail("the XOR network was trained, not loaded"))
+    model, seed = xor.train_xor()
+    assert model.layer_sizes == (2, 2, 2) and seed >= 0
+
+
 @pytest.mark.parametrize(
     "changes",
     [{}, {"input_sum": "reference"}, {"mapping": "differential"}, {"rows": 8, "cols": 3}],

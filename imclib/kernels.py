@@ -275,6 +275,12 @@ def _list_open(values, n, offset, open_, n_open):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", error_model="numpy")
+def _sigma(read_var, variance, sense_var):  # pragma: no cover - compiled
+    """Noise of one conversion (amperes): ``sigma = sqrt(read_var variance + sense_var)``."""
+    return math.sqrt(read_var * variance + sense_var)
+
+
+@numba.njit(inline="always", error_model="numpy")
 def _noise(stream, variance, read_var, sense_var, out, open_):  # pragma: no cover - compiled
     """``out[j] = sigma_j z_j``, ``sigma_j^2 = read_var variance_j + sense_var``, of one
     conversion row with hash stream ``stream`` (:func:`read_normals`): the two 32-bit halves
@@ -288,8 +294,8 @@ def _noise(stream, variance, read_var, sense_var, out, open_):  # pragma: no cov
     for t in range(half):
         h = _mix(stream + np.uint64(t) * _GOLDEN)
         za, zb = _ziggurat_fast(h >> np.uint64(32)), _ziggurat_fast(h & _LOW32)
-        out[t] = math.sqrt(read_var * variance[t] + sense_var) * za
-        out[half + t] = math.sqrt(read_var * variance[half + t] + sense_var) * zb
+        out[t] = _sigma(read_var, variance[t], sense_var) * za
+        out[half + t] = _sigma(read_var, variance[half + t], sense_var) * zb
         n_open += (za != za) | (zb != zb)
     if n_open == 0:
         return
@@ -297,7 +303,7 @@ def _noise(stream, variance, read_var, sense_var, out, open_):  # pragma: no cov
     for index in range(n_open):
         j = open_[index]
         t = j - half if j >= half else j
-        out[j] = math.sqrt(read_var * variance[j] + sense_var) * _completed(_mix(stream + np.uint64(t) * _GOLDEN), j >= half)
+        out[j] = _sigma(read_var, variance[j], sense_var) * _completed(_mix(stream + np.uint64(t) * _GOLDEN), j >= half)
 
 
 def stream_key(rng: np.random.Generator) -> np.uint64:
@@ -403,6 +409,18 @@ def reference_normals(key, batch: int, blocks: int, p: int, row0: int = 0) -> np
 # ---- noise, ADC and digital sum of one conversion row -----------------------------------
 
 @numba.njit(inline="always", error_model="numpy")
+def _saturates(value, fs):  # pragma: no cover - compiled
+    """Whether a conversion of ``value`` (amperes) lies beyond the full scale ``+-fs``."""
+    return (value > fs) | (value < -fs)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _code(value, low, per_ampere, top):  # pragma: no cover - compiled
+    """ADC code of ``value`` (amperes): ``rint(clip((value - low) K, 0, top))``."""
+    return np.rint(min(max((value - low) * per_ampere, 0.0), top))
+
+
+@numba.njit(inline="always", error_model="numpy")
 def _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, low, per_ampere, top, out):  # pragma: no cover
     """Steps 2-4 of the module docstring for one (input, block): ``out += ADC(I + sigma z)``
     (``top = 0``: no ADC, ``out += I + sigma z``); returns the saturated conversions.
@@ -417,8 +435,8 @@ def _convert_row(current, variance, read_var, sense_var, stream, z, open_, fs, l
     over = 0
     for j in range(current.shape[0]):
         value = current[j] + z[j]
-        over += (value > fs[j]) | (value < -fs[j])
-        out[j] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
+        over += _saturates(value, fs[j])
+        out[j] += _code(value, low[j], per_ampere[j], top)
     return over
 
 
@@ -698,7 +716,7 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
         nb = min(lanes, batch - b0)
         drive = np.zeros((k, levels + 1, lanes))  # per row: the level drives and the voltage, per lane
         nodes, fractions, total, kept = np.empty(lanes, dtype=np.int64), np.empty(lanes), np.empty(lanes), np.empty(lanes)
-        live, streams = np.arange(lanes), np.empty(lanes, dtype=np.uint64)  # each lane's input (in the group), its hash stream
+        live, streams = np.empty(lanes, dtype=np.int64), np.empty(lanes, dtype=np.uint64)  # compacted lanes' inputs; hash streams
         volts_in = np.empty((k, lanes))  # the row voltages of the array, per lane
         current, variance, z = np.zeros((2 * half, lanes)), np.zeros((2 * half, lanes)), np.zeros((2 * half, lanes))
         sums, counts = np.zeros((p, lanes)), np.zeros(lanes, dtype=np.int64)
@@ -713,8 +731,6 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
                     v_row[u] = voltages[b0 + u, r * k + i] * scale
                     kept[u] += v_row[u] != 0.0
             n = nb
-            for u in range(nb):
-                live[u] = u
             if skip_silent:  # silent arrays counted, not converted (kept 0.0, else 1.0)
                 quiet = 0
                 for u in range(nb):
@@ -749,7 +765,7 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
                 for q in range(levels):
                     row = drive[i, q]
                     for w in range(n):
-                        row[w] = volts[w] * (segments[nodes[w], 0, q] + fractions[w] * segments[nodes[w], 1, q])
+                        row[w] = _level_drive(volts[w], segments, nodes[w], fractions[w], q)
             for j in range(p):
                 c_row, v_row = current[j], variance[j]
                 src, dev = drive[0, state[r, 0, j]], deviation[r, 0, j]
@@ -766,15 +782,15 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
                     c_row[w] += total[w] * common[r, j]
             first, step = _stream(key, row0 + b0, blocks, r, p), np.uint64(blocks * p) * _GOLDEN
             for w in range(n):  # _stream of the lane's input
-                streams[w] = first + np.uint64(live[w]) * step
+                streams[w] = first + np.uint64(w if n == nb else live[w]) * step
             n_open = 0
             for t in range(half):  # the normals of columns t and half + t from one hash (:func:`_noise`)
                 za_row, zb_row, va_row, vb_row = z[t], z[half + t], variance[t], variance[half + t]
                 for w in range(n):
                     h = _mix(streams[w] + np.uint64(t) * _GOLDEN)
                     za, zb = _ziggurat_fast(h >> np.uint64(32)), _ziggurat_fast(h & _LOW32)
-                    za_row[w] = math.sqrt(read_var * va_row[w] + sense_var) * za
-                    zb_row[w] = math.sqrt(read_var * vb_row[w] + sense_var) * zb
+                    za_row[w] = _sigma(read_var, va_row[w], sense_var) * za
+                    zb_row[w] = _sigma(read_var, vb_row[w], sense_var) * zb
                     n_open += (za != za) | (zb != zb)
             if n_open:
                 n_open = 0
@@ -783,7 +799,7 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
                 for index in range(n_open):
                     j, w = open_[index] // lanes, open_[index] % lanes
                     h = _mix(streams[w] + np.uint64(j - half if j >= half else j) * _GOLDEN)
-                    z[j, w] = math.sqrt(read_var * variance[j, w] + sense_var) * _completed(h, j >= half)
+                    z[j, w] = _sigma(read_var, variance[j, w], sense_var) * _completed(h, j >= half)
             for j in range(p):
                 c_row, z_row, s_row = current[j], z[j], sums[j]
                 if top == 0.0:
@@ -792,13 +808,13 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
                 elif n == nb:  # every lane its own input: codes of silent arrays times 0
                     for w in range(n):
                         value = c_row[w] + z_row[w]
-                        over += ((value > fs[j]) | (value < -fs[j])) & (kept[w] != 0.0)
-                        s_row[w] += np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top)) * kept[w]
+                        over += _saturates(value, fs[j]) & (kept[w] != 0.0)
+                        s_row[w] += _code(value, low[j], per_ampere[j], top) * kept[w]
                 else:  # the inputs that drive the array in the first lanes
                     for w in range(n):
                         value = c_row[w] + z_row[w]
-                        over += (value > fs[j]) | (value < -fs[j])
-                        c_row[w] = np.rint(min(max((value - low[j]) * per_ampere[j], 0.0), top))
+                        over += _saturates(value, fs[j])
+                        c_row[w] = _code(value, low[j], per_ampere[j], top)
                     for w in range(n):
                         s_row[live[w]] += c_row[w]
         for u in range(nb):
@@ -836,9 +852,15 @@ def level_drives(v, segments, per_volt, drive):  # pragma: no cover - compiled
     if levels:
         node, fraction = _segment(v, segments, per_volt)
         for q in range(levels):
-            drive[q] = v * (segments[node, 0, q] + fraction * segments[node, 1, q])
+            drive[q] = _level_drive(v, segments, node, fraction, q)
     if drive.shape[0] > levels:
         drive[levels] = v
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _level_drive(v, segments, node, fraction, q):  # pragma: no cover - compiled
+    """``v G_q(|v|)`` with ``G_q`` interpolated in segment ``node`` (:func:`_segment`)."""
+    return v * (segments[node, 0, q] + fraction * segments[node, 1, q])
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -1005,7 +1027,11 @@ def silent_tables(adc, sense_var: float, counts: np.ndarray) -> tuple:
     tables (silent conversions converted one by one) when :func:`zero_current_pmf` is None or
     no row has a silent array.
     """
-    pmf = zero_current_pmf(adc, sense_var)
+    return _silent_tables_of(zero_current_pmf(adc, sense_var), counts)
+
+
+def _silent_tables_of(pmf, counts: np.ndarray) -> tuple:
+    """:func:`silent_tables` from the :func:`zero_current_pmf` ``pmf`` (None: empty tables)."""
     counts = np.asarray(counts)
     if pmf is None or not np.any(counts):
         return _NO_SILENT
@@ -1089,12 +1115,13 @@ def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=
     blocks, k, _, p = matrices.masks.shape
     adc = _no_adc(p) if adc is None else adc
     out = np.empty((voltages.shape[0], p))
-    saturated = np.zeros(-(-voltages.shape[0] // GROUP), dtype=np.int64)
     noisy_cells = read_var > 0
     cells = matrices.cells if noisy_cells and matrices.one_pass else _NO_CELLS
-    silent = np.empty(voltages.shape[0] if zero_current_pmf(adc, sense_var) is not None else 0, dtype=np.int64)
-    if cells is not _NO_CELLS and p <= ACROSS_WIDTH:
-        saturated = np.zeros(-(-voltages.shape[0] // INPUT_LANES), dtype=np.int64)
+    pmf = zero_current_pmf(adc, sense_var)
+    silent = np.empty(voltages.shape[0] if pmf is not None else 0, dtype=np.int64)
+    across = cells is not _NO_CELLS and p <= ACROSS_WIDTH
+    saturated = np.zeros(-(-voltages.shape[0] // (INPUT_LANES if across else GROUP)), dtype=np.int64)  # per group of inputs
+    if across:
         _read_across(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), cells, float(read_var),
                      float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, silent)
     else:
@@ -1102,7 +1129,7 @@ def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=
               cells, float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)), silent)
     if np.any(silent):
         order = np.argsort(silent.astype(np.min_scalar_type(blocks)), kind="stable")  # radix sort for counts of 8 or 16 bits
-        _silent_sums(np.uint64(key), int(row0), silent, order, *silent_tables(adc, sense_var, silent), out)
+        _silent_sums(np.uint64(key), int(row0), silent, order, *_silent_tables_of(pmf, silent), out)
     return out, int(saturated.sum())
 
 

@@ -453,6 +453,25 @@ class _Run:
         self.halt()
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+"""Thread counts of the kernels' BLAS and numba (the read kernels) that :func:`share_cores` sets."""
+
+
+def share_cores(jobs: int, cpus: int | None = None, environ=os.environ) -> int:
+    """Give each of ``jobs`` kernels ``max(1, cpus // jobs)`` threads (``cpus``: this
+    machine's, by default) through :data:`THREAD_VARIABLES` in ``environ``, which the
+    kernels inherit; a variable the user set is kept. Returns the threads per kernel.
+
+    Two kernels of two threads each on two cores spin and preempt one another: on a 2-core
+    AMD EPYC, two CNN evaluations side by side (4,000 test images, two device seeds each)
+    took 9.5-9.9 s each with the default threads and 7.6-8.0 s with one thread each, the
+    same accuracies."""
+    threads = max(1, (cpus or os.cpu_count() or 1) // max(jobs, 1))
+    for variable in THREAD_VARIABLES:
+        environ.setdefault(variable, str(threads))
+    return threads
+
+
 def start_order(paths: list[Path], jobs: int) -> list[Path]:
     """``paths`` in the order they start: as given with one job; with more, by
     :data:`COLD_SECONDS` (largest first, the others after them in the given order)."""
@@ -570,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["IMCLIB_MODEL_LOG"] = str(log)
     if args.retrain:
         os.environ["IMCLIB_RETRAIN"] = "1"
+    if args.jobs > 1:
+        share_cores(args.jobs)
     run = _Run()
     handlers = {signum: signal.signal(signum, run.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

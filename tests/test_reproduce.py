@@ -63,6 +63,25 @@ def test_jobs_run_notebooks_side_by_side_with_the_same_outputs(tmp_path, monkeyp
         assert executed.cells[0].outputs[0]["text"] == "ran\n"
 
 
+def test_side_by_side_kernels_share_the_cores_unless_the_user_set_threads(tmp_path, monkeypatch):
+    environ = {"OPENBLAS_NUM_THREADS": "3"}
+    assert reproduce.share_cores(2, cpus=4, environ=environ) == 2
+    assert environ == {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "3", "MKL_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    assert reproduce.share_cores(4, cpus=2, environ={}) == 1  # never 0
+    # the kernels of a run inherit it
+    for variable in reproduce.THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
+    monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 2)
+    sources = [_code_notebook(tmp_path / "src" / f"9{i}_test.ipynb", "import os\nfrom imclib.results import record_claim\n"
+                              "record_claim('C0', 'a test claim', {'x': 1}, True)\nprint(os.environ['NUMBA_NUM_THREADS'])")
+               for i in range(2)]
+    out = tmp_path / "out"
+    assert reproduce.main([*map(str, sources), "--output", str(out), "--jobs", "2", "--cell-timeout", "300"]) == 0
+    for source in sources:
+        assert nbformat.read(out / "notebooks" / source.name, as_version=4).cells[1].outputs[0]["text"] == "1\n"
+
+
 def test_side_by_side_runs_start_the_longest_notebook_first():
     paths = [Path(f"notebooks/{name}.ipynb") for name in ("00_crossbar_basics", "02_mnist", "09_cnn", "10_new")]
     assert reproduce.start_order(paths, 1) == paths  # one job: in order

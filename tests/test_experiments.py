@@ -243,3 +243,16 @@ def test_your_network_effects_and_findings_from_a_summary():
     assert found["loss_sem"] == pytest.approx(np.sqrt(2 * (0.1 / np.sqrt(3)) ** 2) / 2)
     text = yn.findings(summary, 1e-16, 0.0, yn.rram_milo(4), 597)
     assert "0.9-1.9 points" in text and "+0.2" in text and "not resolved" not in text
+
+
+def test_your_network_fine_tune_does_not_depend_on_the_blas_threads():
+    """Notebook 08 fine-tunes on every run: one BLAS thread or several, the same weights."""
+    from threadpoolctl import threadpool_limits
+
+    from imclib.experiments import your_network as yn
+
+    tuned = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            tuned.append(yn.fine_tune(yn.relu_network(), yn.device_config(yn.DEVICES[0])))
+    assert all(np.array_equal(a, b) for a, b in zip(tuned[0].weights, tuned[1].weights))

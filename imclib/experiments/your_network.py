@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .. import defaults
 from ..cells import CellLevels
@@ -106,9 +107,14 @@ def device_config(device: str, n_states: int = 4) -> CrossbarConfig:
 
 
 def fine_tune(model: MLP, config: CrossbarConfig) -> MLP:
-    """``model`` after the hardware-aware fine-tune :data:`FINE_TUNE` for ``config``."""
+    """``model`` after the hardware-aware fine-tune :data:`FINE_TUNE` for ``config``, with one
+    BLAS thread: OpenBLAS rounds some products differently with two threads than with one, and
+    the fine-tune is trained on every run (not stored), so its result must not depend on the
+    thread count (one thread and two gave different weights and a 0.1-point different mean
+    HWA accuracy in notebook 08 on a 2-core machine)."""
     x, y, _, _ = digits()
-    return train_hwa(x, y, config, FINE_TUNE, model, n_calibration=300, refit_every=24, progress=False)[0]
+    with threadpool_limits(limits=1, user_api="blas"):
+        return train_hwa(x, y, config, FINE_TUNE, model, n_calibration=300, refit_every=24, progress=False)[0]
 
 
 def study(networks: dict[str, MLP], seeds=range(5), n_states: int = 4) -> pd.DataFrame:

@@ -69,10 +69,10 @@ TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
-COLD_SECONDS = {"09_cnn": 1484, "05_states_sweep": 666, "02_mnist": 403, "06_circuit_effects": 328,
-                "04_error_decomposition": 253, "03_pca": 207, "07_cost": 154}
+COLD_SECONDS = {"09_cnn": 1222, "06_circuit_effects": 388, "05_states_sweep": 323, "02_mnist": 260,
+                "07_cost": 164, "04_error_decomposition": 110, "03_pca": 109}
 """Seconds each long notebook took with every table recomputed (``--jobs 2``, two side by side,
-2026-12-07). With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so
+one thread each, 2026-12-07 on a 2-core AMD EPYC). With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so
 the longest does not start last; the order changes no output."""
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 """What JupyterLab writes for the default kernel: stored as is, opening a notebook does not dirty it."""

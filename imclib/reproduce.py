@@ -281,14 +281,16 @@ def _write_notebook(notebook: nbformat.NotebookNode, destination: Path) -> None:
 
 
 def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, stop: threading.Event | None = None,
-            clients: set | None = None, grace: float = LOST_REPLY_GRACE_S, retries: int = RETRIES) -> float:
+            clients: set | None = None, grace: float = LOST_REPLY_GRACE_S, retries: int = RETRIES,
+            kernel_env: dict[str, str] | None = None) -> float:
     """Execute one notebook (working directory: its own folder) and write it, cleaned for
     storage (:func:`clean_for_storage`), to ``destination`` (default: in place), through a
     temporary file; return the seconds it took.
 
     A lost message runs the notebook again from the start, ``retries`` times at most.
     ``stop`` (set from another thread) ends the run at the next cell; the running client is
-    kept in ``clients`` meanwhile, so that its kernel can be killed.
+    kept in ``clients`` meanwhile, so that its kernel can be killed. ``kernel_env``: variables
+    added to this process's environment for the kernel (this process's is left unchanged).
 
     Raises
     ------
@@ -307,7 +309,7 @@ def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, s
                                 resources={"metadata": {"path": str(path.parent)}})
         clients.add(client)
         try:
-            client.execute()
+            client.execute(**({"env": {**os.environ, **kernel_env}} if kernel_env else {}))
             break
         except Exception as error:  # noqa: BLE001 - every cause is reported with the notebook and cell
             if stop.is_set():
@@ -454,22 +456,21 @@ class _Run:
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-"""Thread counts of the kernels' BLAS and numba (the read kernels) that :func:`share_cores` sets."""
+"""Thread counts of the kernels' BLAS and numba (the read kernels) that :func:`kernel_threads` sets."""
 
 
-def share_cores(jobs: int, cpus: int | None = None, environ=os.environ) -> int:
-    """Give each of ``jobs`` kernels ``max(1, cpus // jobs)`` threads (``cpus``: this
-    machine's, by default) through :data:`THREAD_VARIABLES` in ``environ``, which the
-    kernels inherit; a variable the user set is kept. Returns the threads per kernel.
+def kernel_threads(jobs: int, cpus: int | None = None, environ=os.environ) -> dict[str, str]:
+    """The thread settings each of ``jobs`` kernels gets: ``max(1, cpus // jobs)`` threads
+    (``cpus``: this machine's, by default) for every variable of :data:`THREAD_VARIABLES`
+    that ``environ`` does not set (a variable the user set is kept). Passed to the kernels'
+    environment only: this process's threads and environment do not change.
 
     Two kernels of two threads each on two cores spin and preempt one another: on a 2-core
     AMD EPYC, two CNN evaluations side by side (4,000 test images, two device seeds each)
     took 9.5-9.9 s each with the default threads and 7.6-8.0 s with one thread each, the
     same accuracies."""
     threads = max(1, (cpus or os.cpu_count() or 1) // max(jobs, 1))
-    for variable in THREAD_VARIABLES:
-        environ.setdefault(variable, str(threads))
-    return threads
+    return {variable: str(threads) for variable in THREAD_VARIABLES if variable not in environ}
 
 
 def start_order(paths: list[Path], jobs: int) -> list[Path]:
@@ -481,7 +482,7 @@ def start_order(paths: list[Path], jobs: int) -> list[Path]:
 
 
 def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, total_timeout: int, jobs: int,
-             run: _Run) -> tuple[int, str]:
+             run: _Run, kernel_env: dict[str, str] | None = None) -> tuple[int, str]:
     """Execute ``paths`` (in order, or ``jobs`` at a time, longest first: :func:`start_order`),
     each notebook's client in a thread of this process; return the exit status and, unless 0, why the run stopped: 124 when the
     total timeout passes, 1 when a notebook fails, 128 + n on signal n."""
@@ -492,7 +493,8 @@ def _run_all(paths: list[Path], notebooks_out: Path | None, cell_timeout: int, t
             raise Stopped(f"{path.name} not started")
         print(f"running {path.name} ...", flush=True)
         destination = None if notebooks_out is None else notebooks_out / path.name
-        return execute(path.resolve(), cell_timeout, destination, stop=run.stop, clients=run.clients)
+        return execute(path.resolve(), cell_timeout, destination, stop=run.stop, clients=run.clients,
+                       kernel_env=kernel_env)
 
     status, reason = 0, ""
     with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="notebook") as pool:
@@ -589,12 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["IMCLIB_MODEL_LOG"] = str(log)
     if args.retrain:
         os.environ["IMCLIB_RETRAIN"] = "1"
-    if args.jobs > 1:
-        share_cores(args.jobs)
     run = _Run()
     handlers = {signum: signal.signal(signum, run.on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        status, reason = _run_all(paths, notebooks_out, args.cell_timeout, args.total_timeout, args.jobs, run)
+        status, reason = _run_all(paths, notebooks_out, args.cell_timeout, args.total_timeout, args.jobs, run,
+                                  kernel_threads(args.jobs) if args.jobs > 1 else None)
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

@@ -64,11 +64,10 @@ def test_jobs_run_notebooks_side_by_side_with_the_same_outputs(tmp_path, monkeyp
 
 
 def test_side_by_side_kernels_share_the_cores_unless_the_user_set_threads(tmp_path, monkeypatch):
-    environ = {"OPENBLAS_NUM_THREADS": "3"}
-    assert reproduce.share_cores(2, cpus=4, environ=environ) == 2
-    assert environ == {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "3", "MKL_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
-    assert reproduce.share_cores(4, cpus=2, environ={}) == 1  # never 0
-    # the kernels of a run inherit it
+    threads = reproduce.kernel_threads(2, cpus=4, environ={"OPENBLAS_NUM_THREADS": "3"})
+    assert threads == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    assert reproduce.kernel_threads(4, cpus=2, environ={}) == dict.fromkeys(reproduce.THREAD_VARIABLES, "1")  # never 0
+    # the kernels of a run get it; this process's environment (and so its numba threads) stays as it was
     for variable in reproduce.THREAD_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
@@ -80,6 +79,7 @@ def test_side_by_side_kernels_share_the_cores_unless_the_user_set_threads(tmp_pa
     assert reproduce.main([*map(str, sources), "--output", str(out), "--jobs", "2", "--cell-timeout", "300"]) == 0
     for source in sources:
         assert nbformat.read(out / "notebooks" / source.name, as_version=4).cells[1].outputs[0]["text"] == "1\n"
+    assert not any(variable in os.environ for variable in reproduce.THREAD_VARIABLES)
 
 
 def test_side_by_side_runs_start_the_longest_notebook_first():

@@ -309,7 +309,7 @@ def execute(path: Path, cell_timeout: int, destination: Path | None = None, *, s
                                 resources={"metadata": {"path": str(path.parent)}})
         clients.add(client)
         try:
-            client.execute(**({"env": {**os.environ, **kernel_env}} if kernel_env else {}))
+            client.execute(env={**os.environ, **(kernel_env or {})})
             break
         except Exception as error:  # noqa: BLE001 - every cause is reported with the notebook and cell
             if stop.is_set():

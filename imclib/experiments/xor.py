@@ -24,7 +24,9 @@ XOR_TARGETS = np.array([0, 1, 1, 0])
 
 
 XOR_TRAINING = TrainConfig(hidden=(2,), epochs=60, batch_size=32, learning_rate=0.05)
-"""Training of the 2-2-2 network on the truth table, each row 64 times (the seed is searched)."""
+"""Training of the 2-2-2 network on the truth table, each row :data:`XOR_REPEATS` times (the seed is searched)."""
+XOR_REPEATS = 64
+"""Copies of each truth-table row in the training set."""
 
 
 def train_xor(max_seed: int = 50, min_margin: float = 2.0) -> tuple[MLP, int]:
@@ -37,7 +39,7 @@ def train_xor(max_seed: int = 50, min_margin: float = 2.0) -> tuple[MLP, int]:
     trajectories depend on the BLAS kernel of the CPU, so a network trained on another
     machine may differ in its last bits and, through the seed search, entirely.
     """
-    key = {"task": "xor", "training": XOR_TRAINING, "rows": "truth table, each row 64 times",
+    key = {"task": "xor", "training": XOR_TRAINING, "rows": f"truth table, each row {XOR_REPEATS} times",
            "seed_search": {"seeds": f"0..{max_seed - 1}", "first with min float margin >=": min_margin}}
     model, history = cached_train(key, lambda: _search_xor(max_seed, min_margin))
     return model, int(history.train_seed.iloc[0])
@@ -46,8 +48,8 @@ def train_xor(max_seed: int = 50, min_margin: float = 2.0) -> tuple[MLP, int]:
 def _search_xor(max_seed: int, min_margin: float) -> tuple[MLP, pd.DataFrame]:
     """``(model, history)`` of the first seed below ``max_seed`` that reaches ``min_margin``
     (the history with a column ``train_seed``)."""
-    x = np.repeat(XOR_INPUTS, 64, axis=0)
-    y = np.repeat(XOR_TARGETS, 64)
+    x = np.repeat(XOR_INPUTS, XOR_REPEATS, axis=0)
+    y = np.repeat(XOR_TARGETS, XOR_REPEATS)
     for seed in range(max_seed):
         model, history = train_mlp(x, y, dataclasses.replace(XOR_TRAINING, seed=seed), progress=False)
         if np.min(_margin(model.forward(XOR_INPUTS))) >= min_margin:

@@ -87,9 +87,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from threadpoolctl import ThreadpoolController
 
 from . import _validate
+from ._blas import one_blas_thread
 
 __all__ = [
     "DENSE_MAX_UNKNOWNS",
@@ -124,24 +124,6 @@ driver or sense resistance in ohms). Eliminating a cell of conductance ``G`` beh
 of conductance ``1/r`` cancels ``G`` against itself and leaves pivots of order ``1/r``, so
 the solve keeps a relative precision of about ``1e-16 G r``: 4e-10 at ``G r = 1e6`` (4 x 4
 arrays, against a pivoted sparse LU), 2e-4 at 1e12, and a zero pivot beyond about 1e16."""
-
-_BLAS = ThreadpoolController()
-
-
-def _serial_blas(function):
-    """Run ``function`` with single-threaded BLAS/LAPACK.
-
-    The solvers make batched calls on many small matrices, which gain nothing from threads;
-    on a loaded 2-core machine OpenBLAS's thread hand-offs made them about 10x slower
-    (3136 transfer matrices of 8 x 8 arrays: 5.9 s with 2 threads, 0.56 s with 1).
-    """
-
-    @functools.wraps(function)
-    def serial(*args, **kwargs):
-        with _BLAS.limit(limits=1, user_api="blas"):
-            return function(*args, **kwargs)
-
-    return serial
 
 
 @dataclass(frozen=True)
@@ -552,7 +534,7 @@ def _eliminate(A, B, starts, below):  # pragma: no cover - compiled
 # --------------------------------------------------------------------------- linear
 
 
-@_serial_blas
+@one_blas_thread  # 3136 transfer matrices of 8 x 8 arrays: 5.9 s with 2 threads, 0.56 s with 1
 def transfer_matrix(G, parasitics: WireParasitics, *, solver: str = "auto") -> np.ndarray:
     """Transfer matrix ``T`` of each programmed array: column currents ``I = V @ T``.
 
@@ -651,7 +633,7 @@ def linear_column_currents(G, V, parasitics: WireParasitics, *, solver: str = "a
     return _direct_currents(g, volts, _Topology(k, m, par), solver).reshape(V.shape[0], *tiles, m)
 
 
-@_serial_blas
+@one_blas_thread
 def _direct_currents(g: np.ndarray, V: np.ndarray, topo: _Topology, solver: str) -> np.ndarray:
     """Column currents (batch, P, m) of P arrays (conductances ``g`` (P, k*m)) for the
     inputs ``V`` (batch, P, k): one nodal solve per input, ``A x = B V``."""
@@ -703,7 +685,7 @@ def _call_conductance(conductance_at, v: np.ndarray, iterating: bool = False) ->
     return G
 
 
-@_serial_blas
+@one_blas_thread
 def nonlinear_column_currents(
     conductance_at: Callable[[np.ndarray], np.ndarray],
     V,

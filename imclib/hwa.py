@@ -38,6 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validate
+from ._blas import one_blas_thread
 from .config import CrossbarConfig
 from .deploy import ADC_SAMPLES, input_full_scale
 from .mapping import _pair_targets, level_set, map_weights, nearest_level, refine_affine_map
@@ -192,6 +193,7 @@ def hwa_accuracy(model: MLP, x: np.ndarray, y: np.ndarray, config: CrossbarConfi
     return float(np.mean(logits.argmax(axis=1) == y))
 
 
+@one_blas_thread
 def train_hwa(x: np.ndarray, y: np.ndarray, config: CrossbarConfig, training: TrainConfig, init: MLP, *,
               x_val: np.ndarray | None = None, y_val: np.ndarray | None = None, n_calibration: int = 1000,
               refit_every: int = 100, progress: bool = True) -> tuple[MLP, pd.DataFrame]:

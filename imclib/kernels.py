@@ -1285,29 +1285,25 @@ def _count_block(block, n, edges, counts):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _count_below(values, edges, out):  # pragma: no cover - compiled
-    flat, result = values.ravel(), out.ravel()
-    counts = np.empty(_BELOW_BLOCK, dtype=np.int64)
-    for start in range(0, flat.shape[0], _BELOW_BLOCK):
-        n = min(_BELOW_BLOCK, flat.shape[0] - start)
-        _count_block(flat[start : start + n], n, edges, counts)
-        result[start : start + n] = counts[:n]
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _count_below_affine(weights, offset, gain, edges, values, out, picked):  # pragma: no cover - compiled
+def _count_below(values, offset, gain, edges, levels, out, picked):  # pragma: no cover - compiled
+    """``out[i, j] = #{k : edges_k < (values_ij - offset_j) / gain_j}`` (``values_ij`` itself
+    when ``offset`` is empty), and ``picked[i, j] = levels[out[i, j]]`` when ``levels`` is not
+    empty; a block of :data:`_BELOW_BLOCK` columns of a row at a time."""
     position, counts = np.empty(_BELOW_BLOCK), np.empty(_BELOW_BLOCK, dtype=np.int64)
-    columns = weights.shape[1]
-    for i in range(weights.shape[0]):
+    columns, affine = values.shape[1], offset.shape[0] > 0
+    for i in range(values.shape[0]):
         for start in range(0, columns, _BELOW_BLOCK):
             n = min(_BELOW_BLOCK, columns - start)
-            for t in range(n):
-                position[t] = (weights[i, start + t] - offset[start + t]) / gain[start + t]
+            if affine:
+                for t in range(n):
+                    position[t] = (values[i, start + t] - offset[start + t]) / gain[start + t]
+            else:
+                position[:n] = values[i, start : start + n]
             _count_block(position, n, edges, counts)
             out[i, start : start + n] = counts[:n]
-            if values.shape[0]:
+            if levels.shape[0]:
                 for t in range(n):
-                    picked[i, start + t] = values[counts[t]]
+                    picked[i, start + t] = levels[counts[t]]
 
 
 def _edges(edges: np.ndarray) -> np.ndarray:
@@ -1317,6 +1313,9 @@ def _edges(edges: np.ndarray) -> np.ndarray:
     return edges
 
 
+_NONE = np.zeros(0)  # no offset and gain, no levels to pick (:func:`_count_below`)
+
+
 def count_below(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``#{k : edges_k < v}`` for every entry ``v`` of ``values`` (int64, the shape of
     ``values``), NaN counted above every edge: ``np.searchsorted(edges, values)`` for
@@ -1324,31 +1323,27 @@ def count_below(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     binary search per value (4-8x faster for the 3-31 edges of a level set)."""
     values = np.ascontiguousarray(values, dtype=np.float64)
     out = np.empty(values.shape, dtype=np.int64)
-    _count_below(values, _edges(edges), out)
+    _count_below(values.reshape(1, -1), _NONE, _NONE, _edges(edges), _NONE, out.reshape(1, -1), np.zeros((0, 0)))
     return out
 
 
 def count_below_affine(weights: np.ndarray, offset: np.ndarray, gain: np.ndarray, edges: np.ndarray,
-                       values: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                       levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`count_below` of ``(w_ij - b_j) / a_j`` for ``weights`` (n, C), ``offset`` ``b``
-    and ``gain`` ``a`` (C,), without storing the quotients: the same integers as
+    and ``gain`` ``a`` (C,), without storing the quotients: the same integers ``c`` as
     ``count_below((weights - offset) / gain, edges)`` (each quotient the same correctly
-    rounded float64). With ``values`` (``len(edges) + 1`` entries) also ``values[counts]``,
-    gathered in the same pass: returns ``(counts, values[counts])``."""
+    rounded float64), and ``levels[c]`` (``levels``: ``len(edges) + 1`` entries), gathered
+    in the same pass. Returns ``(c, levels[c])``."""
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     if weights.ndim != 2:
         raise ValueError(f"weights must be 2-D (n, C), got shape {weights.shape}")
     edges = _edges(edges)
     offset, gain = (np.ascontiguousarray(np.broadcast_to(v, weights.shape[1:]), dtype=np.float64) for v in (offset, gain))
-    out = np.empty(weights.shape, dtype=np.int64)
-    if values is None:
-        _count_below_affine(weights, offset, gain, edges, np.zeros(0), out, np.zeros((0, 0)))
-        return out
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    if values.shape != (edges.shape[0] + 1,):
-        raise ValueError(f"values must have len(edges) + 1 = {edges.shape[0] + 1} entries, got shape {values.shape}")
-    picked = np.empty(weights.shape)
-    _count_below_affine(weights, offset, gain, edges, values, out, picked)
+    levels = np.ascontiguousarray(levels, dtype=np.float64)
+    if levels.shape != (edges.shape[0] + 1,):
+        raise ValueError(f"levels must have len(edges) + 1 = {edges.shape[0] + 1} entries, got shape {levels.shape}")
+    out, picked = np.empty(weights.shape, dtype=np.int64), np.empty(weights.shape)
+    _count_below(weights, offset, gain, edges, levels, out, picked)
     return out, picked
 
 

@@ -108,8 +108,12 @@ def nearest_level(conductance: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Index of the nearest of the ascending ``levels`` for each target conductance: the
     number of midpoints ``(L_q + L_(q+1)) / 2`` below it (a tie goes to the lower level;
     :func:`imclib.kernels.count_below`, ``np.searchsorted`` of the midpoints)."""
-    midpoints = 0.5 * (levels[1:] + levels[:-1])
-    return kernels.count_below(conductance, midpoints)
+    return kernels.count_below(conductance, _midpoints(levels))
+
+
+def _midpoints(levels: np.ndarray) -> np.ndarray:
+    """``(L_q + L_(q+1)) / 2`` of ascending ``levels``: the edges between nearest levels."""
+    return 0.5 * (levels[1:] + levels[:-1])
 
 
 def level_set(levels: np.ndarray, mapping: str) -> np.ndarray:
@@ -121,12 +125,12 @@ def level_set(levels: np.ndarray, mapping: str) -> np.ndarray:
     return np.concatenate([-steps[:0:-1], steps])
 
 
-def _nearest(weights: np.ndarray, gain: np.ndarray, offset: np.ndarray, values: np.ndarray, picked: bool = False):
-    """Index into ``values`` of the nearest weight level ``a L_q + b`` for every weight;
-    ``weights`` (n, C), ``gain``/``offset`` (C,). The map is monotonic, so this is the
-    nearest level to ``(w - b) / a`` in ``L`` (:func:`nearest_level`, without storing the
-    quotients). With ``picked``: ``(index, values[index])``."""
-    return kernels.count_below_affine(weights, offset, gain, 0.5 * (values[1:] + values[:-1]), values if picked else None)
+def _nearest(weights: np.ndarray, gain: np.ndarray, offset: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, values[q])``: the index ``q`` into ``values`` of the nearest weight level ``a L_q + b``
+    for every weight; ``weights`` (n, C), ``gain``/``offset`` (C,). The map is monotonic, so
+    this is the nearest level to ``(w - b) / a`` in ``L`` (:func:`nearest_level`, without
+    storing the quotients)."""
+    return kernels.count_below_affine(weights, offset, gain, _midpoints(values), values)
 
 
 def _least_squares(w_mean: np.ndarray, w_centred: np.ndarray, x: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +192,7 @@ def fit_affine_map(weights: np.ndarray, values: np.ndarray,
             better = error < best_error
             best_error = np.where(better, error, best_error)
             best_gain, best_offset = np.where(better, gain, best_gain), np.where(better, offset, best_offset)
-    assignment = _nearest(weights, best_gain, best_offset, values)
+    assignment, _ = _nearest(weights, best_gain, best_offset, values)
     best_offset = best_offset + np.mean(weights - best_gain * values[assignment] - best_offset, axis=0)
     return best_gain, best_offset, assignment
 
@@ -199,12 +203,12 @@ def refine_affine_map(weights: np.ndarray, values: np.ndarray, gain: np.ndarray,
     ``weights`` (n, C) to its nearest level ``a L_q + b``, refit ``(a, b)`` by least
     squares, repeat until no assignment changes or ``iterations`` refits.
     Returns ``(gain, offset, assignment)``, the assignment nearest under the final map."""
-    assignment, level = _nearest(weights, gain, offset, values, picked=True)
+    assignment, level = _nearest(weights, gain, offset, values)
     w_mean = weights.mean(axis=0)
     w_centred = weights - w_mean
     for _ in range(iterations):
         gain, offset = _least_squares(w_mean, w_centred, level, gain)
-        previous, (assignment, level) = assignment, _nearest(weights, gain, offset, values, picked=True)
+        previous, (assignment, level) = assignment, _nearest(weights, gain, offset, values)
         if np.array_equal(previous, assignment):
             break
     return gain, offset, assignment

@@ -34,6 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validate
+from ._blas import one_blas_thread
 from ._files import atomic_write
 
 __all__ = [
@@ -602,6 +603,7 @@ def _initial_model(
     return init.copy()
 
 
+@one_blas_thread
 def train_mlp(
     x: np.ndarray,
     y: np.ndarray,

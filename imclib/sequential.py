@@ -39,6 +39,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _validate
+from ._blas import one_blas_thread
 from .conv import _convolve, col2im, conv_output_size, rows_per_chunk
 from .mlp import (ACTIVATIONS, MLP, TRAINED_FOR, MatmulFn, QuantizeFn, TrainConfig, _AdamW, _cosine_learning_rate, _forward_weights, _quantized_weights, activation_derivative,
                   softmax_cross_entropy)
@@ -556,6 +557,7 @@ def _product(matmul: MatmulFn | None, index: int, weight: np.ndarray, kept: list
     return product
 
 
+@one_blas_thread
 def train_sequential(x, y, config: TrainConfig, architecture, input_shape, *, quantize: QuantizeFn | None = None,
                      init: Sequential | None = None, x_val=None, y_val=None,
                      progress: bool = True) -> tuple[Sequential, pd.DataFrame]:

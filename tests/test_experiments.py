@@ -256,3 +256,49 @@ def test_your_network_fine_tune_does_not_depend_on_the_blas_threads():
         with threadpool_limits(limits=threads, user_api="blas"):
             tuned.append(yn.fine_tune(yn.relu_network(), yn.device_config(yn.DEVICES[0])))
     assert all(np.array_equal(a, b) for a, b in zip(tuned[0].weights, tuned[1].weights))
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("trainer", ["train_mlp", "train_sequential", "train_hwa"])
+def test_training_steps_run_with_one_blas_thread(trainer, monkeypatch):
+    """Training rounds differently with one BLAS thread than with several (OpenBLAS), so every
+    trainer runs its steps with one: a network does not depend on the machine's core count."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
+    from imclib import hwa, mlp, sequential
+    from imclib.mlp import TrainConfig
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: BLAS has one thread anyway")
+    seen = []
+    target = {"train_mlp": (mlp, "_loss_and_gradients"), "train_sequential": (sequential.Sequential, "loss_and_gradients"),
+              "train_hwa": (hwa, "_step")}[trainer]
+    original = getattr(*target)
+
+    def recording(*args, **kwargs):
+        seen.append(_blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(*target, recording)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (20, 784)), np.arange(20) % 10
+    training = TrainConfig(hidden=(8,), epochs=1, batch_size=10)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert _blas_threads() == 2
+        if trainer == "train_mlp":
+            mlp.train_mlp(x, y, training, progress=False)
+        elif trainer == "train_sequential":
+            sequential.train_sequential(x, y, TrainConfig(hidden=(), epochs=1, batch_size=10), sequential.SMALL_CNN,
+                                        (1, 28, 28), progress=False)
+        else:
+            init = MLP([rng.normal(size=(784, 8)) / 28, rng.normal(size=(8, 10)) / 3], [np.zeros(8), np.zeros(10)])
+            hwa.train_hwa(x, y, CrossbarConfig(), training, init, n_calibration=20, progress=False)
+        assert _blas_threads() == 2  # restored
+    assert seen and set(seen) == {1}

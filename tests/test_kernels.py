@@ -427,7 +427,6 @@ def test_counts_below_edges_equal_searchsorted(edges, values, columns):
     counts, picked = kernels.count_below_affine(weights, offset, gain, edges, levels)
     np.testing.assert_array_equal(counts, expected)
     np.testing.assert_array_equal(picked, levels[expected])
-    np.testing.assert_array_equal(kernels.count_below_affine(weights, offset, gain, edges), expected)
 
 
 def test_counts_below_refuse_unsorted_edges_and_bad_shapes():
@@ -436,6 +435,6 @@ def test_counts_below_refuse_unsorted_edges_and_bad_shapes():
     with pytest.raises(ValueError, match="edges must be a 1-D ascending array"):
         kernels.count_below(np.zeros(3), np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match="weights must be 2-D"):
-        kernels.count_below_affine(np.zeros(3), 0.0, 1.0, np.array([0.0]))
-    with pytest.raises(ValueError, match="values must have len"):
+        kernels.count_below_affine(np.zeros(3), 0.0, 1.0, np.array([0.0]), np.zeros(2))
+    with pytest.raises(ValueError, match="levels must have len"):
         kernels.count_below_affine(np.zeros((2, 2)), 0.0, 1.0, np.array([0.0]), np.zeros(3))

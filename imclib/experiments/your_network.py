@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from .. import defaults
+from .._blas import one_blas_thread
 from ..cells import CellLevels
 from ..config import CrossbarConfig
 from ..devices import rram_milo
@@ -56,9 +56,10 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=1)
+@one_blas_thread  # fitted on every run: the same weights whatever the thread count, as imclib's training
 def sklearn_classifier():
     """The fitted ``MLPClassifier(hidden_layer_sizes=(32,), activation="tanh",
-    learning_rate_init=0.01)`` (seed 0; it stops when the loss stalls)."""
+    learning_rate_init=0.01)`` (seed 0; it stops when the loss stalls), with one BLAS thread."""
     from sklearn.neural_network import MLPClassifier
 
     x, y, _, _ = digits()
@@ -107,14 +108,13 @@ def device_config(device: str, n_states: int = 4) -> CrossbarConfig:
 
 
 def fine_tune(model: MLP, config: CrossbarConfig) -> MLP:
-    """``model`` after the hardware-aware fine-tune :data:`FINE_TUNE` for ``config``, with one
-    BLAS thread: OpenBLAS rounds some products differently with two threads than with one, and
-    the fine-tune is trained on every run (not stored), so its result must not depend on the
-    thread count (one thread and two gave different weights and a 0.1-point different mean
-    HWA accuracy in notebook 08 on a 2-core machine)."""
+    """``model`` after the hardware-aware fine-tune :data:`FINE_TUNE` for ``config``. It is
+    trained on every run (not stored); :func:`imclib.hwa.train_hwa` trains with one BLAS
+    thread, so it does not depend on the thread count (one thread and two gave different
+    weights and a 0.1-point different mean HWA accuracy in notebook 08 on a 2-core machine
+    before)."""
     x, y, _, _ = digits()
-    with threadpool_limits(limits=1, user_api="blas"):
-        return train_hwa(x, y, config, FINE_TUNE, model, n_calibration=300, refit_every=24, progress=False)[0]
+    return train_hwa(x, y, config, FINE_TUNE, model, n_calibration=300, refit_every=24, progress=False)[0]
 
 
 def study(networks: dict[str, MLP], seeds=range(5), n_states: int = 4) -> pd.DataFrame:

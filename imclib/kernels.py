@@ -8,7 +8,8 @@ A read of a tiled layer, per input row ``b``, row block (array) ``r`` and physic
    (the transfer matrix, common mode folded in). Bias-dependent cells have one drive per
    level ``q``, ``d_briq = V_bri G_q(|V_bri|)`` (:class:`imclib.array.LevelTable`), and the
    masks ``M_riqj = (q_ij == q) D_ij``, plus a last level ``d = V``, ``M = -G0_j`` for the
-   common-mode current;
+   common-mode current; with a reference column's current mirror, then
+   ``I_brj -= m_j I_br,ref(j)`` (:func:`_mirrored`);
 2. noise: ``I_brj + sigma_brj z_brj`` with ``sigma^2 = R s_sense^2 + s_read^2 sum_{i,q}
    d_briq^2 M2_riqj`` (``M2 = G_ij^2`` or ``(q_ij == q) D_ij^2``, none for the common-mode
    level): Gaussian read noise per
@@ -484,6 +485,15 @@ def _silent_sums(key, row0, counts, order, cdf, start, length, first, guide, out
 
 
 @numba.njit(inline="always", error_model="numpy")
+def _mirrored(current, mirror, reference):  # pragma: no cover - compiled
+    """``I_j -= m_j I_ref(j)`` for the columns with a mirror ``m_j`` (none when ``mirror`` is
+    empty); a reference column has ``m = 0``, so every ``I_ref`` is read unchanged."""
+    for j in range(mirror.shape[0]):
+        if mirror[j] != 0.0:
+            current[j] -= mirror[j] * current[reference[j]]
+
+
+@numba.njit(inline="always", error_model="numpy")
 def _accumulate(matrix, rows, weights, n, out):  # pragma: no cover - compiled
     """``out[j] = sum_{t < n} weights[t] matrix[rows[t], j]``: four rows per pass over ``out``
     (one load and store of ``out`` per four products), then the remainder; entries of
@@ -560,6 +570,7 @@ def one_hot_cells(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return state, deviation, np.ascontiguousarray(common, dtype=np.float64)
 
 
+_NO_MIRROR, _NO_REFERENCE = np.zeros(0), np.zeros(0, dtype=np.int64)  # no current mirror (:class:`ReadMatrices`)
 LINEAR = np.zeros((1, 2, 0))
 """``segments`` of linear cells: no level table, the voltage is the only drive."""
 LINEAR.flags.writeable = False
@@ -575,18 +586,30 @@ class ReadMatrices:
     others carry no read noise: the common mode); None for one-hot masks (at most one
     nonzero level per cell, ``M2 = M^2`` over the ``N >= 1`` levels of ``segments``).
     ``segments``, ``per_volt``: the level table of bias-dependent cells (:func:`level_drives`),
-    :data:`LINEAR` otherwise.
+    :data:`LINEAR` otherwise. ``mirror`` (p,) and ``reference`` (p, int): a current mirror
+    subtracts ``mirror_j`` times the current of physical column ``reference_j`` of the same
+    array from column ``j``'s (:func:`_mirrored`; a reference column mirrors nothing), after
+    the sums of ``M`` and without noise of its own; empty (the default) for none.
     """
 
     masks: np.ndarray
     masks2: np.ndarray | None
     segments: np.ndarray = dataclasses.field(default_factory=lambda: LINEAR)
     per_volt: float = 0.0
+    mirror: np.ndarray = dataclasses.field(default_factory=lambda: _NO_MIRROR)
+    reference: np.ndarray = dataclasses.field(default_factory=lambda: _NO_REFERENCE)
 
     def __post_init__(self):
         shape, shape2 = self.masks.shape, None if self.masks2 is None else self.masks2.shape
         if len(shape) != 4 or shape2 is not None and (len(shape2) != 4 or shape2[:2] + shape2[3:] != shape[:2] + shape[3:]):
             raise ValueError(f"masks and masks2 must have shapes (blocks, k, L, p) and (blocks, k, L2, p), got {shape} and {shape2}")
+        if self.mirror.size:
+            p = shape[3]
+            if self.mirror.shape != (p,) or self.reference.shape != (p,) or not np.all((self.reference >= 0) & (self.reference < p)):
+                raise ValueError(f"mirror and reference must have shape ({p},), reference indices in [0, {p}), got shapes "
+                                 f"{self.mirror.shape} and {self.reference.shape}")
+            if np.any(self.mirror[self.reference] != 0):
+                raise ValueError("a reference column must not mirror another column (mirror[reference] must be 0)")
 
     @functools.cached_property
     def one_pass(self) -> bool:
@@ -623,7 +646,7 @@ GROUP = 16
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var, sense_var, key, row0,
+def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, mirror, reference, read_var, sense_var, key, row0,
           fs, low, per_ampere, top, out, saturated, partials, silent):  # pragma: no cover
     batch, n_rows = voltages.shape
     blocks, width, noisy_width, p = masks.shape[0], masks.shape[1] // k, masks2.shape[1] // k, masks.shape[2]
@@ -671,6 +694,7 @@ def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, read_var
                     _accumulate_cells(state[r], deviation[r], common[r], rows, cell_drives, n, current, variance)
                 else:
                     _accumulate(masks[r], rows, weights, n, current)
+                _mirrored(current, mirror, reference)
                 if store:
                     partials[b, r] = current
                     continue
@@ -693,7 +717,7 @@ slower)."""
 
 
 @numba.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_var, key, row0,
+def _read_across(voltages, k, scale, segments, per_volt, cells, mirror, reference, read_var, sense_var, key, row0,
                  fs, low, per_ampere, top, out, saturated, silent):  # pragma: no cover - compiled
     """:func:`_read` of one-hot 4-level cells (:func:`_accumulate_cells`) with the inputs
     as the inner dimension: per array, a group of :data:`INPUT_LANES` inputs side by side,
@@ -780,6 +804,11 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, read_var, sense_
                         v_row[w] += cell * cell
                 for w in range(n):
                     c_row[w] += total[w] * common[r, j]
+            for j in range(mirror.shape[0]):  # :func:`_mirrored`, lane by lane
+                if mirror[j] != 0.0:
+                    c_row, ref_row, m = current[j], current[reference[j]], mirror[j]
+                    for w in range(n):
+                        c_row[w] -= m * ref_row[w]
             first, step = _stream(key, row0 + b0, blocks, r, p), np.uint64(blocks * p) * _GOLDEN
             for w in range(n):  # _stream of the lane's input
                 streams[w] = first + np.uint64(w if n == nb else live[w]) * step
@@ -1063,6 +1092,11 @@ def _no_adc(p: int) -> tuple:
     return np.ones(p), np.zeros(p), np.ones(p), 0.0
 
 
+def _mirror_of(matrices: ReadMatrices) -> tuple[np.ndarray, np.ndarray]:
+    """``(mirror, reference)`` of ``matrices`` as the kernels take them (float64, int64)."""
+    return (np.ascontiguousarray(matrices.mirror, dtype=np.float64), np.ascontiguousarray(matrices.reference, dtype=np.int64))
+
+
 def _driven_rows(voltages, matrices: ReadMatrices) -> np.ndarray:
     """``voltages`` as the kernels read them: (batch, n) C-contiguous float64, the rows of
     the ``blocks`` arrays of ``k`` rows in order (a (batch, blocks, k) array flattened), ``n``
@@ -1122,11 +1156,12 @@ def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=
     across = cells is not _NO_CELLS and p <= ACROSS_WIDTH
     saturated = np.zeros(-(-voltages.shape[0] // (INPUT_LANES if across else GROUP)), dtype=np.int64)  # per group of inputs
     if across:
-        _read_across(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), cells, float(read_var),
-                     float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, silent)
+        _read_across(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), cells, *_mirror_of(matrices),
+                     float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, silent)
     else:
         _read(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(noisy_cells),
-              cells, float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, np.empty((0, 0, 0)), silent)
+              cells, *_mirror_of(matrices), float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated,
+              np.empty((0, 0, 0)), silent)
     if np.any(silent):
         order = np.argsort(silent.astype(np.min_scalar_type(blocks)), kind="stable")  # radix sort for counts of 8 or 16 bits
         _silent_sums(np.uint64(key), int(row0), silent, order, *_silent_tables_of(pmf, silent), out)
@@ -1141,8 +1176,9 @@ def partial_currents(voltages, matrices: ReadMatrices, *, out=None) -> np.ndarra
     blocks, k, _, p = matrices.masks.shape
     batch = voltages.shape[0]
     partials = np.empty((batch, blocks, p)) if out is None else out
-    _read(voltages, k, 1.0, matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(False), _NO_CELLS, 0.0, 0.0,
-          np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64), partials, _NO_COUNTS)
+    _read(voltages, k, 1.0, matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(False), _NO_CELLS,
+          *_mirror_of(matrices), 0.0, 0.0, np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64),
+          partials, _NO_COUNTS)
     return partials
 
 
@@ -1166,15 +1202,18 @@ def convert(currents, adc, *, variance=None, read_var=0.0, sense_var=0.0, key=np
 
 
 def reference_read(voltages, masks, masks2, adc, normals, *, drives=None, read_var=0.0, sense_var=0.0,
-                   silent_uniforms=None):
+                   silent_uniforms=None, mirror=None, reference=None):
     """Plain-numpy :func:`read` with the standard normals ``normals`` (batch, blocks, p)
     given (:func:`reference_normals` of the read, or any generator's); ``drives`` (batch,
     blocks, k, L) defaults to the voltages (linear cells). With ``silent_uniforms`` (batch,
     p; :func:`silent_uniforms`), the conversions of arrays whose row voltages are all 0 are
     summed as :func:`read` does where :func:`zero_current_pmf` applies, by inverse CDF of
-    the m-fold ``np.convolve`` of that code distribution (no tails dropped)."""
+    the m-fold ``np.convolve`` of that code distribution (no tails dropped). ``mirror`` and
+    ``reference`` as in :class:`ReadMatrices`."""
     drives = voltages[..., None] if drives is None else drives
     currents = np.einsum("brkl,rklp->brp", drives, masks)
+    if mirror is not None:
+        currents = currents - mirror * currents[..., reference]
     sigma = np.sqrt(read_var * np.einsum("brkl,rklp->brp", drives[..., : masks2.shape[2]] ** 2, masks2) + sense_var)
     noisy = currents + sigma * normals
     if adc is None:

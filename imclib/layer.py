@@ -414,22 +414,22 @@ class ProgrammedLayer:
                              "inputs (input_range) this large need a larger conductance window or v_read")
         if self.config.mapping == "differential":
             plus, minus = self.layout.weight[:, 0], self.layout.weight[:, 1]
-            y = currents[:, plus]
-            y -= currents[:, minus]
+            y = np.take(currents, plus, axis=1)  # the same copy as currents[:, plus], 10x faster on many rows
+            y -= np.take(currents, minus, axis=1)
             y *= gain
             return _add_input_sum(y, applied, weight_map.offset)
         columns = self.layout.weight
         # every physical column holds an output (offset, digital sum): no gather needed
         if columns.size != currents.shape[1]:
-            y = currents[:, columns]
+            y = np.take(currents, columns, axis=1)
             y *= gain
         else:
             y = currents * gain
         if self.config.input_sum == "reference":
             g_ref = weight_map.levels[-1]
             subtracted = self.mirror[columns] * g_ref
-            input_sum = currents[:, self.layout.reference] / (volts_per_unit * g_ref)
-            return y + (weight_map.offset + weight_map.gain * subtracted) * input_sum[:, self.layout.tile_of_output]
+            input_sum = np.take(currents, self.layout.reference, axis=1) / (volts_per_unit * g_ref)
+            return y + (weight_map.offset + weight_map.gain * subtracted) * np.take(input_sum, self.layout.tile_of_output, axis=1)
         subtracted = self.common_mode[columns]
         # c_j = b_j + a_j G0_j is exactly 0 where the subtracted G0_j is the zero conductance -b_j/a_j
         coefficient = np.where(subtracted == weight_map.zero_conductance, 0.0, weight_map.offset + weight_map.gain * subtracted)
@@ -472,22 +472,23 @@ class ProgrammedLayer:
 
 def read_matrices(layer: ProgrammedLayer) -> kernels.ReadMatrices:
     """The :class:`imclib.kernels.ReadMatrices` of ``layer``, M and M2 shaped
-    (blocks, k, L, p): ``T`` and ``G^2`` for linear cells; for bias-dependent cells the
-    level masks ``(q_ij == q) D_ij`` (mirror folded in) and their squares, plus the level
-    ``-G0_j`` driven by the voltage itself when a common mode is subtracted (in M only: it
-    carries no read noise); M2 is None (the kernel squares each cell's current) when no
-    mirror is folded in, as the masks are then one-hot."""
+    (blocks, k, L, p): ``T`` and ``G^2`` for linear cells (the mirror folded into ``T``); for
+    bias-dependent cells the one-hot level masks ``(q_ij == q) D_ij``, plus the level
+    ``-G0_j`` driven by the voltage itself when a common mode is subtracted (it carries no
+    read noise), M2 None (the kernel squares each cell's current), and the reference
+    column's mirror as the read's own step (``mirror``, ``reference``)."""
     shape = (layer.row_blocks, layer.config.rows, 1, layer.layout.n_physical)
     if layer.levels is None:
         return kernels.ReadMatrices(layer.transfer.reshape(shape), np.square(layer.conductance).reshape(shape))
     state, variation = (a.reshape(layer.row_blocks, layer.config.rows, -1) for a in (layer.state, layer.variation))
     masks = level_masks(state, variation, layer.levels.table.shape[1], 1)
-    masks2 = level_masks(state, variation, layer.levels.table.shape[1], 2) if np.any(layer.mirror) else None
-    masks = _fold_common_mode(masks.reshape(-1, shape[-1]), 0.0, layer.mirror, layer.layout,
-                              layer.config.cols).reshape(masks.shape)
     if np.any(layer.common_mode):
         masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
-    return kernels.ReadMatrices(masks, masks2, layer.levels.segments, layer.levels.per_volt)
+    mirror = {}
+    if np.any(layer.mirror):
+        mirror = {"mirror": layer.mirror,
+                  "reference": layer.layout.reference[np.arange(shape[-1]) // layer.config.cols].astype(np.int64)}
+    return kernels.ReadMatrices(masks, None, layer.levels.segments, layer.levels.per_volt, **mirror)
 
 
 def _read_noise(layer: ProgrammedLayer, blocks: int, rng: np.random.Generator) -> dict:

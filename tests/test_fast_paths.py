@@ -250,3 +250,24 @@ def test_read_matrices_refuse_mismatched_shapes_and_derive_cells_only_for_one_pa
         kernels.ReadMatrices(masks[:, :, 0], None)
     with pytest.raises(ValueError, match="cells exist for one-hot masks of 4-level cells only"):
         kernels.ReadMatrices(masks, np.zeros((2, 4, 1, 3))).cells
+    with pytest.raises(ValueError, match=r"mirror and reference must have shape \(3,\), reference indices in \[0, 3\)"):
+        kernels.ReadMatrices(masks, None, mirror=np.ones(3), reference=np.array([2, 2, 3]))
+    with pytest.raises(ValueError, match=r"a reference column must not mirror another column"):
+        kernels.ReadMatrices(masks, None, mirror=np.array([0.5, 0.5, 0.5]), reference=np.array([2, 2, 2]))
+
+
+def test_the_reference_columns_mirror_is_the_reads_own_step():
+    """With the input sum read from a reference column, bias-dependent layers keep one-hot
+    masks (the fast one-pass reads) and subtract the mirrored reference current after the sums:
+    the partial currents equal those of the numpy path, which subtracts ``m_j I_ref`` from
+    the summed column currents (:meth:`ProgrammedLayer.subtract_common_mode`)."""
+    rng = np.random.default_rng(12)
+    layer = program_layer(rng.normal(size=(25, 9)), CrossbarConfig().with_(input_sum="reference"), 0)
+    matrices = layer._read_matrices
+    assert matrices.one_pass and matrices.mirror.size and np.any(matrices.mirror)
+    volts = layer.config.v_read * rng.uniform(-1, 1, size=(30, 28)) * (rng.uniform(size=(30, 28)) < 0.5)
+    volts[:, 25:] = 0.0
+    fused = kernels.partial_currents(volts, matrices)
+    numpy_path = layer._block_currents(volts, layer.row_blocks)
+    np.testing.assert_allclose(fused, numpy_path, rtol=1e-12, atol=1e-12 * np.abs(numpy_path).max())
+    assert np.abs(numpy_path[..., layer.layout.weight]).max() > 0

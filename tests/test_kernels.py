@@ -116,8 +116,16 @@ def _bias_dependent_operands(rng, batch, blocks, k, p):
     return voltages, table, np.ascontiguousarray(masks), masks2, drives
 
 
+def _mirror(rng, p, cols=4):
+    """A reference column at the end of every array of ``cols`` columns (its own mirror 0) and
+    a mirror ratio for each of the others: ``(mirror, reference)`` of :class:`ReadMatrices`."""
+    reference = np.minimum(np.arange(p) // cols * cols + cols - 1, p - 1)
+    mirror = np.where(reference == np.arange(p), 0.0, rng.uniform(0.1, 0.6, p))
+    return mirror, reference
+
+
 @pytest.mark.parametrize("bits", [None, 4, 8])
-@pytest.mark.parametrize("cells", ["linear", "bias-dependent", "bias-dependent, no common mode"])
+@pytest.mark.parametrize("cells", ["linear", "bias-dependent", "bias-dependent, no common mode", "bias-dependent, mirrored"])
 @pytest.mark.parametrize("p", [9, kernels.ACROSS_WIDTH + 6])  # one-hot cells: read across inputs, or array by array
 def test_fused_read_equals_the_numpy_reference(bits, cells, p):
     rng = np.random.default_rng(0 if bits is None else bits)
@@ -130,9 +138,13 @@ def test_fused_read_equals_the_numpy_reference(bits, cells, p):
     else:
         voltages, table, masks, masks2, drives = _bias_dependent_operands(rng, batch, blocks, k, p)
         extra = {"segments": table.segments, "per_volt": table.per_volt}
-        if cells.endswith("no common mode"):
+        if cells.endswith("no common mode") or cells.endswith("mirrored"):
             masks, masks2, drives = np.ascontiguousarray(masks[:, :, :4]), masks2[:, :, :4], drives[..., :4]
+        if cells.endswith("mirrored"):  # a current mirror subtracts a scaled reference column (no noise of its own)
+            extra["mirror"], extra["reference"] = _mirror(rng, p)
     currents = np.einsum("brkl,rklp->brp", voltages[..., None] if drives is None else drives, masks)
+    if "mirror" in extra:
+        currents = currents - extra["mirror"] * currents[..., extra["reference"]]
     full_scale = np.quantile(np.abs(currents), 0.9, axis=(0, 1))  # some conversions saturate
     adc = None if bits is None else adc_constants(bits, full_scale, True, p)
     noise = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2}
@@ -148,7 +160,8 @@ def test_fused_read_equals_the_numpy_reference(bits, cells, p):
     normals = kernels.reference_normals(key, batch, blocks, p, row0=3)
     uniform = kernels.silent_uniforms(key, batch, p, row0=3)
     expected, expected_saturated = kernels.reference_read(voltages, masks, masks2, adc, normals, drives=drives,
-                                                          silent_uniforms=uniform, **noise)
+                                                          silent_uniforms=uniform, mirror=extra.get("mirror"),
+                                                          reference=extra.get("reference"), **noise)
     if bits is None:
         np.testing.assert_allclose(sums, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
     else:  # code sums: integers, equal unless a rounding error meets a code boundary (~1e-12)
@@ -158,7 +171,8 @@ def test_fused_read_equals_the_numpy_reference(bits, cells, p):
 
 @pytest.mark.parametrize("bits", [None, 4, 8])
 @pytest.mark.parametrize("p", [9, 12, kernels.ACROSS_WIDTH + 6])
-def test_reads_across_inputs_equal_reads_array_by_array(monkeypatch, bits, p):
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_reads_across_inputs_equal_reads_array_by_array(monkeypatch, bits, p, mirrored):
     """Noisy reads of one-hot cells go across inputs (:func:`imclib.kernels._read_across`)
     for narrow arrays and array by array (:func:`imclib.kernels._read`) for wide ones: both
     give the same sums and saturation counts bit for bit, silent arrays (summed by table
@@ -170,10 +184,12 @@ def test_reads_across_inputs_equal_reads_array_by_array(monkeypatch, bits, p):
     voltages = voltages.reshape(batch, -1)[:, :-1]
     voltages[:70, 4:12] = 0.0  # arrays 1 and 2 silent in a whole group of inputs (0-63)
     voltages[64:110, 12:16] = 0.0  # array 3 silent for 46 of the 64 inputs 64-127: the others take the first lanes
-    matrices = kernels.ReadMatrices(masks, None, table.segments, table.per_volt)
+    mirror = dict(zip(("mirror", "reference"), _mirror(rng, p))) if mirrored else {}
+    matrices = kernels.ReadMatrices(masks, None, table.segments, table.per_volt, **mirror)
     full_scale = np.quantile(np.abs(kernels.partial_currents(voltages, matrices)), 0.9, axis=(0, 1))
     adc = None if bits is None else adc_constants(bits, full_scale, True, p)
-    arguments = {"read_var": 0.05**2, "sense_var": (2e-7) ** 2, "key": np.uint64(2**63 + 11), "row0": 5}
+    sense = 1e-7 if mirrored else 2e-7  # mirrored currents span less: less sense noise, so that 4 bits sum silent ones by table
+    arguments = {"read_var": 0.05**2, "sense_var": sense**2, "key": np.uint64(2**63 + 11), "row0": 5}
     assert (kernels.zero_current_pmf(adc, arguments["sense_var"]) is not None) == (bits == 4)
     reads = []
     for width in (0, 10**6):  # every array read array by array, then every one across inputs

@@ -69,8 +69,8 @@ TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
-COLD_SECONDS = {"09_cnn": 1222, "06_circuit_effects": 388, "05_states_sweep": 323, "02_mnist": 260,
-                "07_cost": 164, "04_error_decomposition": 110, "03_pca": 109}
+COLD_SECONDS = {"09_cnn": 1030, "06_circuit_effects": 378, "05_states_sweep": 321, "02_mnist": 241,
+                "07_cost": 167, "03_pca": 93, "04_error_decomposition": 92}
 """Seconds each long notebook took with every table recomputed (``--jobs 2``, two side by side,
 one thread each, 2026-12-07 on a 2-core AMD EPYC). With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so
 the longest does not start last; the order changes no output."""

@@ -485,12 +485,15 @@ def _silent_sums(key, row0, counts, order, cdf, start, length, first, guide, out
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _mirrored(current, mirror, reference):  # pragma: no cover - compiled
-    """``I_j -= m_j I_ref(j)`` for the columns with a mirror ``m_j`` (none when ``mirror`` is
-    empty); a reference column has ``m = 0``, so every ``I_ref`` is read unchanged."""
+def _mirrored(current, mirror, reference, n):  # pragma: no cover - compiled
+    """``I_jw -= m_j I_ref(j)w`` for the columns ``j`` with a mirror ``m_j`` (none when
+    ``mirror`` is empty) and the first ``n`` inputs ``w`` of ``current`` (p, inputs); a
+    reference column has ``m = 0``, so every ``I_ref`` is read unchanged."""
     for j in range(mirror.shape[0]):
         if mirror[j] != 0.0:
-            current[j] -= mirror[j] * current[reference[j]]
+            row, ref_row, m = current[j], current[reference[j]], mirror[j]
+            for w in range(n):
+                row[w] -= m * ref_row[w]
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -603,6 +606,8 @@ class ReadMatrices:
         shape, shape2 = self.masks.shape, None if self.masks2 is None else self.masks2.shape
         if len(shape) != 4 or shape2 is not None and (len(shape2) != 4 or shape2[:2] + shape2[3:] != shape[:2] + shape[3:]):
             raise ValueError(f"masks and masks2 must have shapes (blocks, k, L, p) and (blocks, k, L2, p), got {shape} and {shape2}")
+        for name, dtype in (("mirror", np.float64), ("reference", np.int64)):  # as the kernels take them
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
         if self.mirror.size:
             p = shape[3]
             if self.mirror.shape != (p,) or self.reference.shape != (p,) or not np.all((self.reference >= 0) & (self.reference < p)):
@@ -694,7 +699,7 @@ def _read(voltages, k, scale, segments, per_volt, masks, masks2, cells, mirror, 
                     _accumulate_cells(state[r], deviation[r], common[r], rows, cell_drives, n, current, variance)
                 else:
                     _accumulate(masks[r], rows, weights, n, current)
-                _mirrored(current, mirror, reference)
+                _mirrored(current.reshape((p, 1)), mirror, reference, 1)
                 if store:
                     partials[b, r] = current
                     continue
@@ -804,11 +809,7 @@ def _read_across(voltages, k, scale, segments, per_volt, cells, mirror, referenc
                         v_row[w] += cell * cell
                 for w in range(n):
                     c_row[w] += total[w] * common[r, j]
-            for j in range(mirror.shape[0]):  # :func:`_mirrored`, lane by lane
-                if mirror[j] != 0.0:
-                    c_row, ref_row, m = current[j], current[reference[j]], mirror[j]
-                    for w in range(n):
-                        c_row[w] -= m * ref_row[w]
+            _mirrored(current, mirror, reference, n)
             first, step = _stream(key, row0 + b0, blocks, r, p), np.uint64(blocks * p) * _GOLDEN
             for w in range(n):  # _stream of the lane's input
                 streams[w] = first + np.uint64(w if n == nb else live[w]) * step
@@ -1092,11 +1093,6 @@ def _no_adc(p: int) -> tuple:
     return np.ones(p), np.zeros(p), np.ones(p), 0.0
 
 
-def _mirror_of(matrices: ReadMatrices) -> tuple[np.ndarray, np.ndarray]:
-    """``(mirror, reference)`` of ``matrices`` as the kernels take them (float64, int64)."""
-    return (np.ascontiguousarray(matrices.mirror, dtype=np.float64), np.ascontiguousarray(matrices.reference, dtype=np.int64))
-
-
 def _driven_rows(voltages, matrices: ReadMatrices) -> np.ndarray:
     """``voltages`` as the kernels read them: (batch, n) C-contiguous float64, the rows of
     the ``blocks`` arrays of ``k`` rows in order (a (batch, blocks, k) array flattened), ``n``
@@ -1156,11 +1152,11 @@ def read(voltages, matrices: ReadMatrices, adc, *, volts_per_unit=1.0, read_var=
     across = cells is not _NO_CELLS and p <= ACROSS_WIDTH
     saturated = np.zeros(-(-voltages.shape[0] // (INPUT_LANES if across else GROUP)), dtype=np.int64)  # per group of inputs
     if across:
-        _read_across(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), cells, *_mirror_of(matrices),
+        _read_across(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), cells, matrices.mirror, matrices.reference,
                      float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated, silent)
     else:
         _read(voltages, k, float(volts_per_unit), matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(noisy_cells),
-              cells, *_mirror_of(matrices), float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated,
+              cells, matrices.mirror, matrices.reference, float(read_var), float(sense_var), np.uint64(key), int(row0), *adc, out, saturated,
               np.empty((0, 0, 0)), silent)
     if np.any(silent):
         order = np.argsort(silent.astype(np.min_scalar_type(blocks)), kind="stable")  # radix sort for counts of 8 or 16 bits
@@ -1177,7 +1173,7 @@ def partial_currents(voltages, matrices: ReadMatrices, *, out=None) -> np.ndarra
     batch = voltages.shape[0]
     partials = np.empty((batch, blocks, p)) if out is None else out
     _read(voltages, k, 1.0, matrices.segments, float(matrices.per_volt), *matrices.kernel_rows(False), _NO_CELLS,
-          *_mirror_of(matrices), 0.0, 0.0, np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64),
+          matrices.mirror, matrices.reference, 0.0, 0.0, np.uint64(0), 0, *_no_adc(p), np.empty((batch, p)), np.zeros(-(-batch // GROUP), dtype=np.int64),
           partials, _NO_COUNTS)
     return partials
 

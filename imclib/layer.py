@@ -141,6 +141,11 @@ class ColumnLayout:
             reference = np.empty(0, dtype=int)
         return cls(n_tiles * m, weight, reference, tile)
 
+    def column_reference(self, cols: int) -> np.ndarray:
+        """The reference column of every physical column's array (int64, shape (n_physical,)),
+        for arrays of ``cols`` columns; only with ``input_sum="reference"``."""
+        return self.reference[np.arange(self.n_physical) // cols].astype(np.int64)
+
 
 @dataclass(frozen=True)
 class ProgrammedLayer:
@@ -237,8 +242,7 @@ class ProgrammedLayer:
         if np.any(self.common_mode):
             currents -= v_blocks.sum(axis=-1, keepdims=True) * self.common_mode
         if np.any(self.mirror):
-            reference = self.layout.reference[np.arange(self.layout.n_physical) // self.config.cols]
-            currents -= currents[..., reference] * self.mirror
+            currents -= currents[..., self.layout.column_reference(self.config.cols)] * self.mirror
         return currents
 
     def _block_currents(self, voltages: np.ndarray, blocks: int, power: int = 1) -> np.ndarray:
@@ -486,8 +490,7 @@ def read_matrices(layer: ProgrammedLayer) -> kernels.ReadMatrices:
         masks = np.concatenate([masks, np.broadcast_to(-layer.common_mode, shape)], axis=2)
     mirror = {}
     if np.any(layer.mirror):
-        mirror = {"mirror": layer.mirror,
-                  "reference": layer.layout.reference[np.arange(shape[-1]) // layer.config.cols].astype(np.int64)}
+        mirror = {"mirror": layer.mirror, "reference": layer.layout.column_reference(layer.config.cols)}
     return kernels.ReadMatrices(masks, None, layer.levels.segments, layer.levels.per_volt, **mirror)
 
 
@@ -556,7 +559,7 @@ def _common_mode(weight_map: WeightMap, layout: ColumnLayout, config: CrossbarCo
 def _fold_common_mode(transfer: np.ndarray, common_mode: np.ndarray, mirror: np.ndarray,
                       layout: ColumnLayout, cols: int) -> np.ndarray:
     """Read matrix with the subtraction folded in: ``T_ij - common_mode_j - mirror_j T_i,ref(j)``."""
-    reference = layout.reference[np.arange(layout.n_physical) // cols] if np.any(mirror) else None
+    reference = layout.column_reference(cols) if np.any(mirror) else None
     folded = transfer - common_mode
     if reference is not None:
         folded -= transfer[:, reference] * mirror

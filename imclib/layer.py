@@ -59,6 +59,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -662,14 +664,39 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
         span = 1 if config.wires.is_ideal else 2  # cell voltages up to v_read, or 2 v_read behind wires
         levels = _level_table(config.cell, config.actual_mtj, span * config.v_read, span * 4096 + 1)
     elif not config.wires.is_ideal:
-        tiles = _to_tiles(conductance, config.rows, config.cols)
-        transfer = _from_tiles(transfer_matrix(tiles, config.wires))
+        transfer = _wired_transfer(conductance, config)
     common_mode, mirror = _common_mode(weight_map, layout, config)
     if np.any(common_mode) or np.any(mirror):
         transfer = _fold_common_mode(transfer, common_mode, mirror, layout, config.cols)
     layer = ProgrammedLayer(config, n_in, n_out, weight_map, layout, state, variation, conductance, transfer,
                             levels, common_mode, mirror, 1.0, True, np.ones(layout.n_physical), True)
     return with_ranges(layer, input_range, input_signed)
+
+
+_TRANSFERS: OrderedDict = OrderedDict()
+_TRANSFER_BYTES = 256 * 2**20
+"""Bytes of recent transfer matrices kept by :func:`_wired_transfer`: a study that programs
+equal cells behind equal wires again (another decode, range calibration or device seed
+that draws nothing, as the wire studies do) solves each array once; 256 MiB hold every
+layer-1 matrix of notebook 06's scheme sweep (784 x 256 weights, 75 wired layers)."""
+
+
+def _wired_transfer(conductance: np.ndarray, config: CrossbarConfig) -> np.ndarray:
+    """Transfer matrices (siemens, laid out like ``conductance``) of the ``config.rows x
+    config.cols`` arrays of ``conductance`` behind ``config.wires``
+    (:func:`imclib.circuit.transfer_matrix`), memoised: the most recent results, up to
+    :data:`_TRANSFER_BYTES`, keyed by a digest of the conductances, the array size and the
+    wires, returned read-only."""
+    key = (hashlib.blake2b(np.ascontiguousarray(conductance).tobytes(), digest_size=16).digest(), conductance.shape,
+           config.rows, config.cols, config.wires)
+    if key not in _TRANSFERS:
+        transfer = _from_tiles(transfer_matrix(_to_tiles(conductance, config.rows, config.cols), config.wires))
+        transfer.setflags(write=False)
+        _TRANSFERS[key] = transfer
+        while len(_TRANSFERS) > 1 and sum(kept.nbytes for kept in _TRANSFERS.values()) > _TRANSFER_BYTES:
+            _TRANSFERS.popitem(last=False)
+    _TRANSFERS.move_to_end(key)
+    return _TRANSFERS[key]
 
 
 def _level_table(cell, mtj, v_max: float, nodes: int) -> LevelTable:

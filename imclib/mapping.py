@@ -240,14 +240,16 @@ def _naive(weights: np.ndarray, levels: np.ndarray, config: CrossbarConfig) -> t
 
 
 _MAPS: OrderedDict = OrderedDict()
-_MAPS_KEPT = 16
-"""Recent maps kept by :func:`map_weights`: a device-seed loop programs the same weights many
-times, and the calibrated fit (a Lloyd-Max alternation) costs about a second per layer."""
+_MAPS_BYTES = 128 * 2**20
+"""Bytes of recent maps kept by :func:`map_weights` (their targets): a device-seed loop
+programs the same weights many times, and the calibrated fit (a Lloyd-Max alternation)
+costs about a second per layer; notebook 05 maps 219 (layer, cell, scheme) pairs in 343
+calls, and 128 MiB (about 80 maps of a 784 x 256 layer) hold those it maps again."""
 
 
 def map_weights(weights: np.ndarray, config: CrossbarConfig) -> tuple[np.ndarray, WeightMap]:
     """Target conductances (siemens) for every weight, and the nominal map (memoised: the
-    last :data:`_MAPS_KEPT` results, keyed by a digest of the weights and the config fields
+    most recent results up to :data:`_MAPS_BYTES`, keyed by a digest of the weights and the config fields
     the map depends on, are returned read-only).
 
     Parameters
@@ -272,7 +274,7 @@ def map_weights(weights: np.ndarray, config: CrossbarConfig) -> tuple[np.ndarray
            config.nonideal.decode_as_uniform)
     if key not in _MAPS:
         _MAPS[key] = _frozen(_map_weights(weights, config))
-        while len(_MAPS) > _MAPS_KEPT:
+        while len(_MAPS) > 1 and sum(targets.nbytes for targets, _ in _MAPS.values()) > _MAPS_BYTES:
             _MAPS.popitem(last=False)
     _MAPS.move_to_end(key)
     return _MAPS[key]

@@ -166,3 +166,31 @@ def test_read_noise_with_wires_matches_per_read_resolves():
 def test_bad_wires_name_the_field(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+def test_transfer_matrices_of_equal_arrays_are_solved_once(monkeypatch):
+    """Programming equal cells behind equal wires again reuses the solved transfer matrices
+    (read-only); other wires or other cells are solved anew, and a reused layer reads the same."""
+    import imclib.layer as layer_module
+
+    solved = []
+    solve = layer_module.transfer_matrix
+    monkeypatch.setattr(layer_module, "transfer_matrix", lambda tiles, wires: solved.append(wires) or solve(tiles, wires))
+    monkeypatch.setattr(layer_module, "_TRANSFERS", layer_module.OrderedDict())
+    weights, x = _problem(10, 5)
+    config = CrossbarConfig(rows=4, cols=4, wires=WIRES, nonideal=Nonidealities(), periphery=Periphery())
+    first = program_layer(weights, config)
+    again = program_layer(weights.copy(), config)
+    assert len(solved) == 1
+    np.testing.assert_array_equal(again.transfer, first.transfer)
+    np.testing.assert_array_equal(again.mvm(x), first.mvm(x))
+    with pytest.raises(ValueError, match="read-only"):
+        layer_module._wired_transfer(first.conductance, config)[0, 0] = 0.0
+    program_layer(weights, config.with_(wires=WireParasitics(r_row=1.0, r_col=1.0)))
+    program_layer(weights, config.with_(nonideal=Nonidealities(programming_sigma=0.03)), 0)
+    assert len(solved) == 3
+    monkeypatch.setattr(layer_module, "_TRANSFER_BYTES", 0)  # nothing kept beyond the latest
+    program_layer(weights, config.with_(wires=WireParasitics(r_row=2.0, r_col=2.0)))
+    assert len(solved) == 4 and len(layer_module._TRANSFERS) == 1
+    program_layer(weights, config)  # evicted: solved again
+    assert len(solved) == 5

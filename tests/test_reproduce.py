@@ -72,14 +72,19 @@ def test_side_by_side_kernels_share_the_cores_unless_the_user_set_threads(tmp_pa
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.delenv("IMCLIB_FIGURES_DIR", raising=False)
     monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 2)
+    for variable in reproduce.ALLOCATOR_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
     sources = [_code_notebook(tmp_path / "src" / f"9{i}_test.ipynb", "import os\nfrom imclib.results import record_claim\n"
-                              "record_claim('C0', 'a test claim', {'x': 1}, True)\nprint(os.environ['NUMBA_NUM_THREADS'])")
+                              "record_claim('C0', 'a test claim', {'x': 1}, True)\n"
+                              "print(os.environ['NUMBA_NUM_THREADS'], os.environ['MALLOC_MMAP_MAX_'])")
                for i in range(2)]
     out = tmp_path / "out"
     assert reproduce.main([*map(str, sources), "--output", str(out), "--jobs", "2", "--cell-timeout", "300"]) == 0
     for source in sources:
-        assert nbformat.read(out / "notebooks" / source.name, as_version=4).cells[1].outputs[0]["text"] == "1\n"
-    assert not any(variable in os.environ for variable in reproduce.THREAD_VARIABLES)
+        assert nbformat.read(out / "notebooks" / source.name, as_version=4).cells[1].outputs[0]["text"] == "1 0\n"
+    assert not any(variable in os.environ for variable in (*reproduce.THREAD_VARIABLES, *reproduce.ALLOCATOR_VARIABLES))
+    # one job: no thread settings, the allocator's still; a variable the user set is kept
+    assert reproduce.kernel_env(1, environ={"MALLOC_MMAP_MAX_": "8"}) == {"MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
 
 def test_side_by_side_runs_start_the_longest_notebook_first():

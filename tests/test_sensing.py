@@ -160,3 +160,24 @@ def test_read_margin_without_noise_is_perfect_and_worsens_with_n():
 def test_bad_sense_circuit(kwargs, name):
     with pytest.raises(ValueError, match=name):
         SenseCircuit(**kwargs)
+
+
+def test_stack_column_variance_of_repeated_voltages_is_that_of_each_read_alone():
+    """The stack densities are kept per distinct |V| (:data:`imclib.sensing._EXCESS_SLOTS`
+    slots): a read's variance must not depend on the other reads of the batch, whether its
+    voltages repeat (8-bit pixels) or overflow the slots (3,000 distinct values)."""
+    sense = SenseCircuit()
+    cell = CellLevels(8, "writable")
+    shares = junction_shares(cell)
+    rng = np.random.default_rng(7)
+    state = rng.integers(0, 8, (40, 6))
+    g = cell.conductances()[state]
+    pixels = 0.1 * rng.integers(0, 256, (30, 40)) / 255  # few distinct values, many zeros
+    spread = rng.choice(rng.uniform(-0.1, 0.1, 3000), (30, 40))  # more values than slots: they collide
+    for v in (pixels, spread, np.concatenate([pixels, spread])):
+        together = sense.column_variance(v, g, 1, shares, state)
+        alone = np.concatenate([sense.column_variance(v[b : b + 1], g, 1, shares, state) for b in range(len(v))])
+        np.testing.assert_array_equal(together, alone)
+        reference = sum(np.where(state == q, g, 0.0).T @ sense.stack_noise_per_siemens(v[:, None, :], shares[q])[:, 0, :].T
+                        for q in range(8)).T
+        np.testing.assert_allclose(together, sense.bandwidth * (reference + sense.sense_density), rtol=1e-12)

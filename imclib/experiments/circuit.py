@@ -90,12 +90,15 @@ def with_ranges_of(layer: ProgrammedLayer, source: ProgrammedLayer) -> Programme
 
 
 def _calibrated_pair(weights: np.ndarray, calibration: np.ndarray, config: CrossbarConfig, size: int,
-                     r_wire: float, seed: int) -> dict[str, ProgrammedLayer]:
+                     r_wire: float, seed: int, nominal: ProgrammedLayer) -> dict[str, ProgrammedLayer]:
     """The wired layer (device seed ``seed``) with its ranges calibrated on ``calibration``
-    through the ideal-wire arrays and through the wired ones, by :data:`RANGES` name."""
-    ideal = calibrate(program_layer(weights, wired(config, size, 0.0), seed), calibration)
+    through the ideal-wire arrays (those of ``nominal``, the layer with ideal wires
+    calibrated on ``calibration``) and through the wired ones, by :data:`RANGES` name; both
+    are ``nominal`` itself when ``r_wire`` is 0."""
+    if r_wire == 0:
+        return dict.fromkeys(RANGES, nominal)
     layer = program_layer(weights, wired(config, size, r_wire), seed)
-    return {"ideal wires": with_ranges_of(layer, ideal), "wires on": calibrate(layer, calibration)}
+    return {"ideal wires": with_ranges_of(layer, nominal), "wires on": calibrate(layer, calibration)}
 
 
 @contextlib.contextmanager
@@ -125,9 +128,10 @@ def scheme_sweep(weights: np.ndarray, x: np.ndarray, calibration: np.ndarray, sc
     for scheme in tqdm(schemes, desc="schemes", disable=not progress):
         config = scheme_device(scheme)
         for size in sizes:
+            nominal = calibrate(program_layer(weights, wired(config, size, 0.0), seed), calibration)
             ideal = None
             for r_wire in sorted(resistances):
-                for ranges, layer in _calibrated_pair(weights, calibration, config, size, r_wire, seed).items():
+                for ranges, layer in _calibrated_pair(weights, calibration, config, size, r_wire, seed, nominal).items():
                     with saturation_recorded():
                         y = layer.mvm(x, seed)
                     ideal = y if r_wire == 0 else ideal
@@ -153,17 +157,18 @@ def scheme_accuracy(model: MLP, x_test: np.ndarray, y_test: np.ndarray, calibrat
     ``scheme``, ``ranges``, ``size``, ``r_wire``, ``accuracy``.
     """
     records = []
-    grid = [(scheme, size, r) for scheme in schemes for size in sizes for r in resistances]
-    for scheme, size, r_wire in tqdm(grid, desc="accuracy per scheme", disable=not progress):
+    grid = [(scheme, size) for scheme in schemes for size in sizes]
+    for scheme, size in tqdm(grid, desc="accuracy per scheme", disable=not progress):
         config = scheme_device(scheme)
         nominal, _ = deploy_network(model, wired(config, size, 0.0), calibration, seed)
-        actual, _ = deploy_network(model, wired(config, size, r_wire), calibration, seed)
-        for ranges, layers in (("ideal wires", [with_ranges_of(a, n) for a, n in zip(actual, nominal)]),
-                               ("wires on", actual)):
-            with saturation_recorded():
-                logits = model.forward(x_test, matmul=hardware_matmul(layers, seed))
-            records.append({"scheme": scheme, "ranges": ranges, "size": size, "r_wire": r_wire,
-                            "accuracy": float(np.mean(logits.argmax(axis=1) == y_test))})
+        for r_wire in resistances:
+            actual = nominal if r_wire == 0 else deploy_network(model, wired(config, size, r_wire), calibration, seed)[0]
+            for ranges, layers in (("ideal wires", [with_ranges_of(a, n) for a, n in zip(actual, nominal)]),
+                                   ("wires on", actual)):
+                with saturation_recorded():
+                    logits = model.forward(x_test, matmul=hardware_matmul(layers, seed))
+                records.append({"scheme": scheme, "ranges": ranges, "size": size, "r_wire": r_wire,
+                                "accuracy": float(np.mean(logits.argmax(axis=1) == y_test))})
     return pd.DataFrame(records)
 
 

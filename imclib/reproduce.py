@@ -69,8 +69,8 @@ TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
-COLD_SECONDS = {"09_cnn": 1030, "06_circuit_effects": 378, "05_states_sweep": 321, "02_mnist": 241,
-                "07_cost": 167, "03_pca": 93, "04_error_decomposition": 92}
+COLD_SECONDS = {"09_cnn": 1000, "02_mnist": 310, "06_circuit_effects": 304, "05_states_sweep": 246, "03_pca": 140,
+                "04_error_decomposition": 104, "07_cost": 93}
 """Seconds each long notebook took with every table recomputed (``--jobs 2``, two side by side,
 one thread each, 2026-12-07 on a 2-core AMD EPYC). With ``--jobs`` > 1 the notebooks start longest first (:func:`start_order`), so
 the longest does not start last; the order changes no output."""

@@ -157,10 +157,11 @@ class SenseCircuit:
         return np.sqrt(self.bandwidth * (self.stack_noise_per_siemens(v, shares) * np.asarray(g) + self.sense_density))
 
 
-_EXCESS_SLOTS = 1024
-"""Row voltages whose stack densities :func:`_stack_cells` keeps at once (a direct-mapped
-table by the voltage's bits): the inputs of a layer often take few distinct values (256
-for 8-bit pixels), so most rows reuse their densities rather than evaluate ``coth``."""
+_EXCESS_BITS = 10
+"""``2^10`` row voltages whose stack densities :func:`_stack_cells` keeps at once (a
+direct-mapped table indexed by the top bits of a hash of the voltage's bits): the inputs of
+a layer often take few distinct values (256 for 8-bit pixels), so most rows reuse their
+densities rather than evaluate ``coth``."""
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -173,14 +174,14 @@ def _stack_cells(voltages, conductance, state, shares, kt4, two_vt):
     Computed as the thermal part ``4 k T sum_i G_ij`` of every read (the shares sum to 1)
     plus, for each nonzero row voltage only, the bias excess
     ``4 k T sum_k r_qk (x_k coth x_k - 1)``; each row's N stack densities are computed once
-    per distinct ``|V|`` (kept in :data:`_EXCESS_SLOTS` slots) and gathered per cell, so the
+    per distinct ``|V|`` (in ``2^_EXCESS_BITS`` slots) and gathered per cell, so the
     cost is at most that of one matrix product, not N."""
     batch, rows = voltages.shape
     n_levels, n_junctions = shares.shape
     thermal = kt4 * conductance.sum(axis=0)
     out = np.empty((batch, conductance.shape[1]))
-    kept = np.full(_EXCESS_SLOTS, -1.0)  # the |V| each slot holds the densities of (-1: none)
-    excess = np.empty((_EXCESS_SLOTS, n_levels))
+    kept = np.full(1 << _EXCESS_BITS, -1.0)  # the |V| each slot holds the densities of (-1: none)
+    excess = np.empty((1 << _EXCESS_BITS, n_levels))
     bits = np.abs(voltages).view(np.uint64)
     for b in range(batch):
         out[b] = thermal
@@ -188,7 +189,7 @@ def _stack_cells(voltages, conductance, state, shares, kt4, two_vt):
             magnitude = abs(voltages[b, i])
             if magnitude == 0.0:
                 continue
-            slot = (bits[b, i] * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(54)  # top 10 bits: 1024 slots
+            slot = (bits[b, i] * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - _EXCESS_BITS)
             densities = excess[slot]
             if kept[slot] != magnitude:
                 v = magnitude / two_vt

@@ -163,7 +163,7 @@ def test_bad_sense_circuit(kwargs, name):
 
 
 def test_stack_column_variance_of_repeated_voltages_is_that_of_each_read_alone():
-    """The stack densities are kept per distinct |V| (:data:`imclib.sensing._EXCESS_SLOTS`
+    """The stack densities are kept per distinct |V| (``2^imclib.sensing._EXCESS_BITS``
     slots): a read's variance must not depend on the other reads of the batch, whether its
     voltages repeat (8-bit pixels) or overflow the slots (3,000 distinct values)."""
     sense = SenseCircuit()

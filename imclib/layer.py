@@ -59,13 +59,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate, kernels
+from . import _memo, _validate, kernels
 from .array import LevelTable, bias_dependent_currents, column_currents, level_masks
 from .circuit import nonlinear_column_currents, transfer_matrix
 from .config import CrossbarConfig
@@ -673,30 +671,24 @@ def program_layer(weights, config: CrossbarConfig | None = None, rng=None, *,
     return with_ranges(layer, input_range, input_signed)
 
 
-_TRANSFERS: OrderedDict = OrderedDict()
-_TRANSFER_BYTES = 256 * 2**20
-"""Bytes of recent transfer matrices kept by :func:`_wired_transfer`: a study that programs
-equal cells behind equal wires again (another decode, range calibration or device seed
-that draws nothing, as the wire studies do) solves each array once; 256 MiB hold every
-layer-1 matrix of notebook 06's scheme sweep (784 x 256 weights, 75 wired layers)."""
+_TRANSFERS = _memo.Recent(256 * 2**20, lambda transfer: transfer.nbytes)
+"""Recent transfer matrices kept by :func:`_wired_transfer`: a study that programs equal
+cells behind equal wires again (another decode, range calibration or device seed that
+draws nothing, as the wire studies do) solves each array once; 256 MiB hold every layer-1
+matrix of notebook 06's scheme sweep (784 x 256 weights, 75 wired layers)."""
 
 
 def _wired_transfer(conductance: np.ndarray, config: CrossbarConfig) -> np.ndarray:
     """Transfer matrices (siemens, laid out like ``conductance``) of the ``config.rows x
     config.cols`` arrays of ``conductance`` behind ``config.wires``
-    (:func:`imclib.circuit.transfer_matrix`), memoised: the most recent results, up to
-    :data:`_TRANSFER_BYTES`, keyed by a digest of the conductances, the array size and the
-    wires, returned read-only."""
-    key = (hashlib.blake2b(np.ascontiguousarray(conductance).tobytes(), digest_size=16).digest(), conductance.shape,
-           config.rows, config.cols, config.wires)
-    if key not in _TRANSFERS:
+    (:func:`imclib.circuit.transfer_matrix`), memoised (:data:`_TRANSFERS`, keyed by a digest
+    of the conductances, the array size and the wires), read-only."""
+    def solve() -> np.ndarray:
         transfer = _from_tiles(transfer_matrix(_to_tiles(conductance, config.rows, config.cols), config.wires))
         transfer.setflags(write=False)
-        _TRANSFERS[key] = transfer
-        while len(_TRANSFERS) > 1 and sum(kept.nbytes for kept in _TRANSFERS.values()) > _TRANSFER_BYTES:
-            _TRANSFERS.popitem(last=False)
-    _TRANSFERS.move_to_end(key)
-    return _TRANSFERS[key]
+        return transfer
+
+    return _TRANSFERS.get((_memo.digest(conductance), conductance.shape, config.rows, config.cols, config.wires), solve)
 
 
 def _level_table(cell, mtj, v_max: float, nodes: int) -> LevelTable:

@@ -34,13 +34,11 @@ fraction is reported in :class:`WeightMap`.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validate, kernels
+from . import _memo, _validate, kernels
 from .config import CrossbarConfig
 
 WEIGHT_LIMIT = 1e100
@@ -239,17 +237,16 @@ def _naive(weights: np.ndarray, levels: np.ndarray, config: CrossbarConfig) -> t
     return w_max / (levels[-1] - levels[0]), np.zeros_like(w_max)
 
 
-_MAPS: OrderedDict = OrderedDict()
-_MAPS_BYTES = 128 * 2**20
-"""Bytes of recent maps kept by :func:`map_weights` (their targets): a device-seed loop
-programs the same weights many times, and the calibrated fit (a Lloyd-Max alternation)
-costs about a second per layer; notebook 05 maps 219 (layer, cell, scheme) pairs in 343
-calls, and 128 MiB (about 80 maps of a 784 x 256 layer) hold those it maps again."""
+_MAPS = _memo.Recent(128 * 2**20, lambda result: result[0].nbytes)
+"""Recent maps kept by :func:`map_weights`, up to 128 MiB of targets (about 80 maps of a
+784 x 256 layer): a device-seed loop programs the same weights many times, and the
+calibrated fit (a Lloyd-Max alternation) costs about a second per layer; notebook 05 maps
+219 (layer, cell, scheme) pairs in 343 calls."""
 
 
 def map_weights(weights: np.ndarray, config: CrossbarConfig) -> tuple[np.ndarray, WeightMap]:
     """Target conductances (siemens) for every weight, and the nominal map (memoised: the
-    most recent results up to :data:`_MAPS_BYTES`, keyed by a digest of the weights and the config fields
+    most recent results (:data:`_MAPS`), keyed by a digest of the weights and the config fields
     the map depends on, are returned read-only).
 
     Parameters
@@ -269,15 +266,9 @@ def map_weights(weights: np.ndarray, config: CrossbarConfig) -> tuple[np.ndarray
     weights = _validate.finite_array("weights", weights, 2)
     _validate.magnitude_at_most("weights", weights, WEIGHT_LIMIT,
                                 "the weight map's squared errors and gains must stay finite")
-    key = (hashlib.blake2b(np.ascontiguousarray(weights).tobytes(), digest_size=16).digest(), weights.shape,
-           config.cell, config.quantize, config.mapping, config.scale, config.weight_map, config.weight_percentile,
-           config.nonideal.decode_as_uniform)
-    if key not in _MAPS:
-        _MAPS[key] = _frozen(_map_weights(weights, config))
-        while len(_MAPS) > 1 and sum(targets.nbytes for targets, _ in _MAPS.values()) > _MAPS_BYTES:
-            _MAPS.popitem(last=False)
-    _MAPS.move_to_end(key)
-    return _MAPS[key]
+    key = (_memo.digest(weights), weights.shape, config.cell, config.quantize, config.mapping, config.scale,
+           config.weight_map, config.weight_percentile, config.nonideal.decode_as_uniform)
+    return _MAPS.get(key, lambda: _frozen(_map_weights(weights, config)))
 
 
 def _frozen(result: tuple[np.ndarray, WeightMap]) -> tuple[np.ndarray, WeightMap]:

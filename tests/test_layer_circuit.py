@@ -176,7 +176,7 @@ def test_transfer_matrices_of_equal_arrays_are_solved_once(monkeypatch):
     solved = []
     solve = layer_module.transfer_matrix
     monkeypatch.setattr(layer_module, "transfer_matrix", lambda tiles, wires: solved.append(wires) or solve(tiles, wires))
-    monkeypatch.setattr(layer_module, "_TRANSFERS", layer_module.OrderedDict())
+    monkeypatch.setattr(layer_module, "_TRANSFERS", layer_module._memo.Recent(2**30, lambda t: t.nbytes))
     weights, x = _problem(10, 5)
     config = CrossbarConfig(rows=4, cols=4, wires=WIRES, nonideal=Nonidealities(), periphery=Periphery())
     first = program_layer(weights, config)
@@ -189,7 +189,7 @@ def test_transfer_matrices_of_equal_arrays_are_solved_once(monkeypatch):
     program_layer(weights, config.with_(wires=WireParasitics(r_row=1.0, r_col=1.0)))
     program_layer(weights, config.with_(nonideal=Nonidealities(programming_sigma=0.03)), 0)
     assert len(solved) == 3
-    monkeypatch.setattr(layer_module, "_TRANSFER_BYTES", 0)  # nothing kept beyond the latest
+    monkeypatch.setattr(layer_module._TRANSFERS, "max_bytes", 0)  # nothing kept beyond the latest
     program_layer(weights, config.with_(wires=WireParasitics(r_row=2.0, r_col=2.0)))
     assert len(solved) == 4 and len(layer_module._TRANSFERS) == 1
     program_layer(weights, config)  # evicted: solved again

@@ -52,15 +52,14 @@ def test_training_quantizer_starts_from_the_calibrated_map_and_tracks_it():
 def test_memo_keeps_recent_maps_up_to_its_byte_budget(monkeypatch):
     import imclib.mapping as mapping
 
-    monkeypatch.setattr(mapping, "_MAPS", mapping.OrderedDict())
+    monkeypatch.setattr(mapping, "_MAPS", mapping._memo.Recent(2 * 12 * 5 * 8, lambda result: result[0].nbytes))  # two maps' targets
     rng = np.random.default_rng(3)
     weights = [rng.normal(size=(12, 5)) for _ in range(3)]
-    monkeypatch.setattr(mapping, "_MAPS_BYTES", 2 * 12 * 5 * 8)  # two maps' targets
     first = map_weights(weights[0], CrossbarConfig())[0]
     map_weights(weights[1], CrossbarConfig())
     assert map_weights(weights[0], CrossbarConfig())[0] is first  # kept, and now the most recent
     map_weights(weights[2], CrossbarConfig())  # evicts weights[1], the least recent
     assert len(mapping._MAPS) == 2 and map_weights(weights[0], CrossbarConfig())[0] is first
-    monkeypatch.setattr(mapping, "_MAPS_BYTES", 0)  # only the latest map is kept
+    monkeypatch.setattr(mapping._MAPS, "max_bytes", 0)  # only the latest map is kept
     map_weights(weights[1], CrossbarConfig())
     assert len(mapping._MAPS) == 1 and map_weights(weights[0], CrossbarConfig())[0] is not first
